@@ -1,0 +1,41 @@
+//! One error type for everything that reads data from disk: every message names the file.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file was read but its contents are wrong (corrupt, malformed, out of range).
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl DataError {
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn invalid(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        DataError::Invalid {
+            path: path.as_ref().to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            DataError::Io { path, .. } | DataError::Invalid { path, .. } => path,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, DataError>;

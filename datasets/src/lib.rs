@@ -1,0 +1,10 @@
+//! Datasets for classification, detection and segmentation: formats, decoding, augmentation,
+//! and the parallel loader. Nothing here depends on libtorch: batches are plain buffers that
+//! the training engine turns into tensors.
+
+pub mod classify;
+pub mod error;
+pub mod image_io;
+pub mod resize;
+
+pub use error::{DataError, Result};
