@@ -6,5 +6,6 @@ pub mod classify;
 pub mod error;
 pub mod image_io;
 pub mod resize;
+pub mod rng;
 
 pub use error::{DataError, Result};
