@@ -1,1 +1,15 @@
+//! The ResNet family with the paper's tricks, checkpoints that move to and from PyTorch, and
+//! the training engine that detection and segmentation reuse.
 
+pub mod arch;
+pub mod checkpoint;
+pub mod classifier;
+pub mod device;
+pub mod interop;
+pub mod layers;
+pub mod resnet;
+
+pub use arch::{Arch, Variant};
+pub use checkpoint::{Checkpoint, CheckpointError, Metadata, Task};
+pub use classifier::Classifier;
+pub use resnet::{Features, ResNet, ResNetConfig};

@@ -1,0 +1,120 @@
+use crate::cli_error::BadInput;
+use backbones::checkpoint::{var_store_tensors, Checkpoint, Metadata, Task};
+use backbones::classifier::default_transform;
+use backbones::interop::imagenet_classes;
+use backbones::{Arch, ResNet, ResNetConfig};
+use clap::Args;
+use datasets::classify::{EvalTransform, Normalization};
+use std::path::PathBuf;
+use tch::{nn, Device};
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// Architecture, e.g. resnet50d, resnet50, resnet18, resnet101s.
+    #[arg(long)]
+    arch: Arch,
+    #[arg(long, default_value_t = 1000)]
+    num_classes: i64,
+    /// Square input side for counting multiply-accumulates.
+    #[arg(long, default_value_t = 224)]
+    input_size: i64,
+    /// Print one JSON object: {"arch", "params", "macs"}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_info(args: InfoArgs) -> anyhow::Result<()> {
+    if args.num_classes < 1 || args.input_size < 32 {
+        return Err(BadInput("--num-classes must be >= 1 and --input-size >= 32".into()).into());
+    }
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = ResNet::new(
+        &vs.root(),
+        &ResNetConfig::classifier(args.arch, args.num_classes),
+    );
+    let params: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
+    let macs = model.macs(args.input_size, args.input_size);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"arch": args.arch.to_string(), "params": params, "macs": macs})
+        );
+    } else {
+        println!(
+            "{}: {} parameters, {:.2} GMACs at {}x{}",
+            args.arch,
+            params,
+            macs as f64 / 1e9,
+            args.input_size,
+            args.input_size
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    #[arg(long)]
+    arch: Arch,
+    #[arg(long, default_value_t = 1000)]
+    num_classes: i64,
+    /// Start the last BN of every residual block at zero (the paper's zero-gamma).
+    #[arg(long)]
+    zero_gamma: bool,
+    /// Square input side the model will see (sets the evaluation resize and crop).
+    #[arg(long, default_value_t = 224)]
+    input_size: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+    out: PathBuf,
+}
+
+pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
+    if args.num_classes < 1 {
+        return Err(BadInput("--num-classes must be >= 1".into()).into());
+    }
+    tch::manual_seed(args.seed);
+    let mut config = ResNetConfig::classifier(args.arch, args.num_classes);
+    config.zero_gamma = args.zero_gamma;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _model = ResNet::new(&vs.root(), &config);
+    let transform = if args.input_size == 224 {
+        default_transform()
+    } else {
+        EvalTransform::for_input_size(args.input_size, Normalization::IMAGENET)
+    };
+    let classes = if args.num_classes == 1000 {
+        imagenet_classes()
+    } else {
+        (0..args.num_classes)
+            .map(|i| format!("class_{i}"))
+            .collect()
+    };
+    let ckpt = Checkpoint {
+        metadata: Metadata {
+            task: Task::Classification,
+            arch: args.arch.to_string(),
+            num_classes: args.num_classes,
+            classes,
+            model: serde_json::to_value(&config)?,
+            transform: Some(serde_json::to_value(&transform)?),
+            config: None,
+            epoch: None,
+            iter: None,
+            metrics: None,
+        },
+        tensors: var_store_tensors(&vs),
+    };
+    ckpt.write(&args.out)?;
+    eprintln!(
+        "wrote {} ({}, {} classes)",
+        args.out.display(),
+        args.arch,
+        args.num_classes
+    );
+    Ok(())
+}

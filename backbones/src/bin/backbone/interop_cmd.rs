@@ -1,0 +1,72 @@
+use crate::cli_error::BadInput;
+use anyhow::Context;
+use backbones::interop::{self, Framework};
+use backbones::{Arch, Checkpoint};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The library that wrote the state dict.
+    #[arg(long = "from", value_enum)]
+    from: Framework,
+    /// Its architecture, e.g. resnet50d (timm) or resnet50 (torchvision).
+    #[arg(long)]
+    arch: Arch,
+    /// Class names, one per line (default: ImageNet's for 1000 classes).
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// A state dict saved with safetensors (`safetensors.torch.save_file(model.state_dict(), ...)`).
+    input: PathBuf,
+    /// The checkpoint to write.
+    output: PathBuf,
+}
+
+pub fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    let classes = match &args.classes {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| BadInput(format!("{}: {e}", path.display())))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+        None => None,
+    };
+    let ckpt = interop::import(&args.input, args.from, args.arch, classes)?;
+    ckpt.write(&args.output)?;
+    eprintln!(
+        "imported {} ({}, {} classes) into {}",
+        args.input.display(),
+        args.arch,
+        ckpt.metadata.num_classes,
+        args.output.display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The library that will load the state dict.
+    #[arg(long = "to", value_enum)]
+    to: Framework,
+    /// A classification checkpoint of this project.
+    ckpt: PathBuf,
+    /// The state dict to write (.safetensors).
+    output: PathBuf,
+}
+
+pub fn run_export(args: ExportArgs) -> anyhow::Result<()> {
+    let ckpt = Checkpoint::read(&args.ckpt)?;
+    interop::export(&ckpt, &args.ckpt, args.to, &args.output)
+        .with_context(|| format!("exporting to {}", args.output.display()))?;
+    eprintln!(
+        "exported {} ({}) to {}",
+        args.ckpt.display(),
+        ckpt.metadata.arch,
+        args.output.display()
+    );
+    Ok(())
+}

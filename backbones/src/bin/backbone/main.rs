@@ -1,0 +1,48 @@
+//! `backbone`: ResNet classifiers — inspect, initialise, import from and export to PyTorch,
+//! predict.
+
+mod cli_error;
+mod info;
+mod interop_cmd;
+mod predict;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "backbone",
+    version,
+    about = "ResNet backbones with the tricks of He et al. (2018)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parameters and multiply-accumulates of an architecture, counted from the built model.
+    Info(info::InfoArgs),
+    /// Writes a freshly initialised classifier checkpoint (timm/torchvision initialisation).
+    Init(info::InitArgs),
+    /// Converts a timm or torchvision state dict (.safetensors) into a checkpoint.
+    Import(interop_cmd::ImportArgs),
+    /// Writes a checkpoint as a state dict that timm or torchvision loads strictly.
+    Export(interop_cmd::ExportArgs),
+    /// Top-k classes of one image.
+    Predict(predict::PredictArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(args) => info::run_info(args),
+        Command::Init(args) => info::run_init(args),
+        Command::Import(args) => interop_cmd::run_import(args),
+        Command::Export(args) => interop_cmd::run_export(args),
+        Command::Predict(args) => predict::run(args),
+    };
+    if let Err(err) = result {
+        std::process::exit(cli_error::report("backbone", &err));
+    }
+}

@@ -1,0 +1,62 @@
+use crate::cli_error::BadInput;
+use backbones::device::parse_device;
+use backbones::Classifier;
+use clap::Args;
+use std::path::PathBuf;
+use tch::{Kind, Tensor};
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A classification checkpoint.
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// A JPEG or PNG image.
+    #[arg(long)]
+    image: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    topk: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print one JSON object: {"image", "top": [{"class", "label", "prob"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: PredictArgs) -> anyhow::Result<()> {
+    let device = parse_device(&args.device).map_err(BadInput)?;
+    let classifier = Classifier::from_checkpoint(&args.ckpt, device)?;
+    let image = datasets::image_io::load_rgb(&args.image)?;
+    let pixels = classifier.transform.apply(&image);
+    let side = classifier.transform.crop as i64;
+    let batch = Tensor::from_slice(&pixels).view([1, side, side, 3]);
+    let probs = classifier
+        .probabilities(&batch)
+        .squeeze_dim(0)
+        .to_kind(Kind::Double);
+    let k = args.topk.clamp(1, classifier.classes.len());
+    let (values, indices) = probs.topk(k as i64, -1, true, true);
+    let values = Vec::<f64>::try_from(&values)?;
+    let indices = Vec::<i64>::try_from(&indices)?;
+    let top: Vec<(i64, &str, f64)> = indices
+        .iter()
+        .zip(&values)
+        .map(|(&i, &p)| (i, classifier.classes[i as usize].as_str(), p))
+        .collect();
+    if args.json {
+        let top: Vec<_> = top
+            .iter()
+            .map(|(i, label, p)| serde_json::json!({"class": i, "label": label, "prob": p}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"image": args.image.display().to_string(), "top": top})
+        );
+    } else {
+        println!("{}", args.image.display());
+        for (i, label, p) in top {
+            println!("  {p:.4}  {i:>4}  {label}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Moving ResNet weights between this project and PyTorch (timm, torchvision).
+//!
+//! Our parameter names are timm's (for a plain ResNet they are also torchvision's), so a
+//! state dict maps by name. What differs: PyTorch's BatchNorm2d carries a
+//! `num_batches_tracked` counter that we do not keep, and a state dict file has no metadata.
+
+use crate::arch::{Arch, Variant};
+use crate::checkpoint::{
+    load_into, read_safetensors, write_safetensors, Checkpoint, CheckpointError, Metadata,
+    NamedTensors, Task,
+};
+use crate::classifier::default_transform;
+use crate::resnet::{ResNet, ResNetConfig};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// The PyTorch library a state dict comes from or goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Framework {
+    Timm,
+    Torchvision,
+}
+
+const BN_COUNTER: &str = "num_batches_tracked";
+
+/// The 1000 ImageNet class names in torchvision's order (`torchvision.models._meta`).
+pub fn imagenet_classes() -> Vec<String> {
+    include_str!("imagenet_classes.txt")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn check_framework_has(
+    framework: Framework,
+    arch: Arch,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    if framework == Framework::Torchvision && arch.variant != Variant::B {
+        return Err(CheckpointError::content(
+            path,
+            format!("torchvision has no {arch} (its ResNets are variant B: resnet18 .. resnet152); use timm"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a PyTorch state dict saved with safetensors and checks it against `arch`.
+/// The number of classes comes from `fc.weight`; class names from `classes`, or ImageNet's
+/// when there are 1000, or "class_<i>".
+pub fn import(
+    input: &Path,
+    framework: Framework,
+    arch: Arch,
+    classes: Option<Vec<String>>,
+) -> Result<Checkpoint, CheckpointError> {
+    check_framework_has(framework, arch, input)?;
+    let (mut tensors, _) = read_safetensors(input)?;
+    tensors.retain(|name, _| !name.ends_with(BN_COUNTER));
+    let num_classes = tensors
+        .get("fc.weight")
+        .map(|w| w.size()[0])
+        .ok_or_else(|| {
+            CheckpointError::content(
+                input,
+                "has no fc.weight: not a ResNet classifier state dict",
+            )
+        })?;
+    let classes = match classes {
+        Some(c) if c.len() as i64 == num_classes => c,
+        Some(c) => {
+            return Err(CheckpointError::content(
+                input,
+                format!(
+                    "has {num_classes} classes but {} class names were given",
+                    c.len()
+                ),
+            ))
+        }
+        None if num_classes == 1000 => imagenet_classes(),
+        None => (0..num_classes).map(|i| format!("class_{i}")).collect(),
+    };
+    let config = ResNetConfig::classifier(arch, num_classes);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _model = ResNet::new(&vs.root(), &config);
+    load_into(&vs, &tensors, input, &arch.to_string())?;
+    let metadata = Metadata {
+        task: Task::Classification,
+        arch: arch.to_string(),
+        num_classes,
+        classes,
+        model: serde_json::to_value(&config).expect("config serialises"),
+        transform: Some(serde_json::to_value(default_transform()).expect("transform serialises")),
+        config: None,
+        epoch: None,
+        iter: None,
+        metrics: None,
+    };
+    Ok(Checkpoint {
+        metadata,
+        tensors: crate::checkpoint::var_store_tensors(&vs),
+    })
+}
+
+/// Writes a classification checkpoint as a state dict that timm's or torchvision's model of
+/// the same architecture loads with `load_state_dict(strict=True)`.
+pub fn export(
+    ckpt: &Checkpoint,
+    ckpt_path: &Path,
+    framework: Framework,
+    out: &Path,
+) -> Result<(), CheckpointError> {
+    ckpt.expect_task(Task::Classification, ckpt_path)?;
+    let arch: Arch = ckpt
+        .metadata
+        .arch
+        .parse()
+        .map_err(|e| CheckpointError::content(ckpt_path, format!("{e}")))?;
+    check_framework_has(framework, arch, ckpt_path)?;
+    let config: ResNetConfig =
+        serde_json::from_value(ckpt.metadata.model.clone()).map_err(|e| {
+            CheckpointError::content(ckpt_path, format!("bad model config in metadata ({e})"))
+        })?;
+    if config.output_stride != 32 {
+        return Err(CheckpointError::content(
+            ckpt_path,
+            format!(
+                "uses output stride {}; timm and torchvision classifiers use 32",
+                config.output_stride
+            ),
+        ));
+    }
+    let mut tensors: NamedTensors = ckpt
+        .tensors
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_kind(Kind::Float)))
+        .collect();
+    let counters: Vec<String> = tensors
+        .keys()
+        .filter_map(|k| {
+            k.strip_suffix("running_var")
+                .map(|prefix| format!("{prefix}{BN_COUNTER}"))
+        })
+        .collect();
+    for name in counters {
+        tensors.insert(name, Tensor::from(0i64));
+    }
+    let header = HashMap::from([("format".to_string(), "pt".to_string())]);
+    write_safetensors(out, &tensors, Some(header))
+}
