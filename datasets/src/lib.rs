@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod error;
 pub mod image_io;
+pub mod loader;
 pub mod resize;
 pub mod rng;
 
