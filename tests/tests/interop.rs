@@ -1,0 +1,282 @@
+//! Weights move between PyTorch and this project: a timm resnet50d and a torchvision resnet50
+//! state dict, imported with `backbone import`, give PyTorch's class probabilities through
+//! `backbone predict`; exported back, they hold exactly the names, shapes and types that
+//! `load_state_dict(strict=True)` checks, with the same values. Golden values:
+//! tests/fixtures/pytorch/make_golden.py.
+
+use e2e::{fixture, formula, json, run_err, run_ok};
+use safetensors::SafeTensors;
+
+fn import_predict_export(tag: &str, framework: &str, arch: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys =
+        json(&std::fs::read_to_string(fixture(&format!("pytorch/{tag}_keys.json"))).unwrap());
+    let state_dict = dir.path().join("state_dict.safetensors");
+    formula::write_state_dict(&keys, &state_dict);
+
+    let ckpt = dir.path().join("model.safetensors");
+    let (sd, ck) = (state_dict.to_str().unwrap(), ckpt.to_str().unwrap());
+    run_ok(
+        "backbone",
+        &["import", "--from", framework, "--arch", arch, sd, ck],
+    );
+
+    let scene = fixture("pytorch/scene.png");
+    let out = json(&run_ok(
+        "backbone",
+        &[
+            "predict",
+            "--ckpt",
+            ck,
+            "--image",
+            scene.to_str().unwrap(),
+            "--topk",
+            "1000",
+            "--json",
+        ],
+    ));
+    let golden: Vec<f64> = serde_json::from_str(
+        &std::fs::read_to_string(fixture(&format!("pytorch/{tag}_probs.json"))).unwrap(),
+    )
+    .unwrap();
+    let top = out["top"].as_array().unwrap();
+    assert_eq!(top.len(), 1000);
+    let mut max_diff = 0.0f64;
+    for entry in top {
+        let class = entry["class"].as_u64().unwrap() as usize;
+        let diff = (entry["prob"].as_f64().unwrap() - golden[class]).abs();
+        max_diff = max_diff.max(diff);
+    }
+    assert!(
+        max_diff < 1e-4,
+        "{tag}: probabilities differ from PyTorch's by up to {max_diff}"
+    );
+    let best = golden
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    assert_eq!(
+        top[0]["class"].as_u64().unwrap() as usize,
+        best,
+        "{tag}: top-1 class"
+    );
+    assert!(top[0]["label"].is_string());
+
+    let exported = dir.path().join("exported.safetensors");
+    run_ok(
+        "backbone",
+        &["export", "--to", framework, ck, exported.to_str().unwrap()],
+    );
+    let bytes = std::fs::read(&exported).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    names.sort();
+    let mut expected: Vec<String> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k[0].as_str().unwrap().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(
+        names, expected,
+        "{tag}: exported names must be exactly the state dict's"
+    );
+    for key in keys.as_array().unwrap() {
+        let name = key[0].as_str().unwrap();
+        let view = st.tensor(name).unwrap();
+        let shape: Vec<usize> = key[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(view.shape(), &shape[..], "{name}: shape");
+        if key[2] == "float32" {
+            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}: dtype");
+            let got: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            assert_eq!(
+                got,
+                formula::values(name, &shape),
+                "{name}: values must round-trip exactly"
+            );
+        } else {
+            assert_eq!(
+                view.dtype(),
+                safetensors::Dtype::I64,
+                "{name}: num_batches_tracked is int64"
+            );
+        }
+    }
+}
+
+#[test]
+fn timm_resnet50d_round_trip_matches_pytorch() {
+    import_predict_export("timm_resnet50d", "timm", "resnet50d");
+}
+
+#[test]
+fn torchvision_resnet50_round_trip_matches_pytorch() {
+    import_predict_export("torchvision_resnet50", "torchvision", "resnet50");
+}
+
+#[test]
+fn eval_transform_matches_torchvision_pixel_for_pixel() {
+    // torchvision's Resize(256) + CenterCrop(224) on the PIL image, saved by make_golden.py.
+    let scene = datasets::image_io::load_rgb(&fixture("pytorch/scene.png")).unwrap();
+    let ours = datasets::classify::EvalTransform::imagenet().apply(&scene);
+    let theirs = datasets::image_io::load_rgb(&fixture("pytorch/scene_eval_224.png")).unwrap();
+    let differing = ours
+        .iter()
+        .zip(theirs.as_raw())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        differing,
+        0,
+        "{differing} of {} bytes differ from PIL's",
+        ours.len()
+    );
+}
+
+#[test]
+fn importing_with_the_wrong_architecture_lists_the_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys =
+        json(&std::fs::read_to_string(fixture("pytorch/torchvision_resnet50_keys.json")).unwrap());
+    let sd = dir.path().join("resnet50.safetensors");
+    formula::write_state_dict(&keys, &sd);
+    let out = dir.path().join("x.safetensors");
+    let err = run_err(
+        "backbone",
+        &[
+            "import",
+            "--from",
+            "timm",
+            "--arch",
+            "resnet50d",
+            sd.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("do not fit resnet50d"), "{err}");
+    assert!(err.contains("missing: conv1.0.weight"), "{err}");
+    assert!(err.contains("unexpected: conv1.weight"), "{err}");
+    assert!(
+        err.contains("layer1.0.downsample.1.weight (file [256], model [256, 64, 1, 1])"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no checkpoint is written on error");
+}
+
+#[test]
+fn bad_inputs_get_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys =
+        json(&std::fs::read_to_string(fixture("pytorch/torchvision_resnet50_keys.json")).unwrap());
+    let sd = dir.path().join("sd.safetensors");
+    formula::write_state_dict(&keys, &sd);
+    let ckpt = dir.path().join("model.safetensors");
+    let ck = ckpt.to_str().unwrap();
+    run_ok(
+        "backbone",
+        &[
+            "import",
+            "--from",
+            "torchvision",
+            "--arch",
+            "resnet50",
+            sd.to_str().unwrap(),
+            ck,
+        ],
+    );
+
+    // An image that is not an image.
+    let not_image = dir.path().join("photo.jpg");
+    std::fs::write(&not_image, "this is text").unwrap();
+    let err = run_err(
+        "backbone",
+        &[
+            "predict",
+            "--ckpt",
+            ck,
+            "--image",
+            not_image.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("photo.jpg: not an image"), "{err}");
+
+    // A truncated checkpoint.
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let scene = fixture("pytorch/scene.png");
+    let err = run_err(
+        "backbone",
+        &[
+            "predict",
+            "--ckpt",
+            cut.to_str().unwrap(),
+            "--image",
+            scene.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(
+        err.contains("cut.safetensors: not a valid safetensors file"),
+        "{err}"
+    );
+
+    // A plain state dict where a checkpoint is expected.
+    let err = run_err(
+        "backbone",
+        &[
+            "predict",
+            "--ckpt",
+            sd.to_str().unwrap(),
+            "--image",
+            scene.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(
+        err.contains("sd.safetensors: no checkpoint metadata"),
+        "{err}"
+    );
+
+    // torchvision has no ResNet-D.
+    let d = dir.path().join("d.safetensors");
+    run_ok(
+        "backbone",
+        &[
+            "init",
+            "--arch",
+            "resnet50d",
+            "--num-classes",
+            "10",
+            d.to_str().unwrap(),
+        ],
+    );
+    let out = dir.path().join("o.safetensors");
+    let err = run_err(
+        "backbone",
+        &[
+            "export",
+            "--to",
+            "torchvision",
+            d.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("torchvision has no resnet50d"), "{err}");
+    assert!(!out.exists());
+}
