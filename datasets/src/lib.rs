@@ -2,11 +2,22 @@
 //! and the parallel loader. Nothing here depends on libtorch: batches are plain buffers that
 //! the training engine turns into tensors.
 
+pub mod ade20k;
+pub mod class_list;
 pub mod classify;
+pub mod coco;
+pub mod dataset_id;
+pub mod detection_transforms;
 pub mod error;
+pub mod idx;
 pub mod image_io;
+pub mod label_png;
 pub mod loader;
+pub mod records;
 pub mod resize;
 pub mod rng;
+pub mod segmentation_transforms;
+pub mod spec;
+pub mod voc;
 
 pub use error::{DataError, Result};

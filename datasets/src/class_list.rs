@@ -1,0 +1,67 @@
+//! `classes.txt`: the class names of a dataset that is not the standard one (the synthetic
+//! Fashion scenes), one name per line in label order. Readers fall back to the standard list
+//! (VOC's 20, ADE20K's 150) when the file is absent.
+
+use crate::error::{DataError, Result};
+use std::path::Path;
+
+/// The file name readers look for in a VOC20xx folder or an ADEChallengeData2016 folder.
+pub const CLASS_LIST_FILE: &str = "classes.txt";
+
+/// Reads `dir/classes.txt` if it exists.
+pub fn read_optional(dir: &Path) -> Result<Option<Vec<String>>> {
+    let path = dir.join(CLASS_LIST_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&text, &path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DataError::io(&path, e)),
+    }
+}
+
+fn parse(text: &str, path: &Path) -> Result<Vec<String>> {
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        return Err(DataError::invalid(path, "lists no class names"));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(DataError::invalid(
+                path,
+                format!("class \"{name}\" is listed twice"),
+            ));
+        }
+    }
+    Ok(names)
+}
+
+/// Writes the list in the format [`read_optional`] reads.
+pub fn write(dir: &Path, names: &[&str]) -> Result<()> {
+    let path = dir.join(CLASS_LIST_FILE);
+    let mut text = names.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|e| DataError::io(&path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_lines_are_skipped_and_duplicates_refused() {
+        let p = Path::new("c.txt");
+        assert_eq!(parse("a\n\n b \n", p).unwrap(), vec!["a", "b"]);
+        assert_eq!(
+            parse("a\nb\na\n", p).unwrap_err().to_string(),
+            "c.txt: class \"a\" is listed twice"
+        );
+        assert_eq!(
+            parse("\n", p).unwrap_err().to_string(),
+            "c.txt: lists no class names"
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! COCO instance annotations (`instances_*.json`), read through `hotcoco`, which reads them
+//! as pycocotools does.
+//!
+//! Images are taken in increasing id order (torchvision's `CocoDetection`). Category ids,
+//! which need not be contiguous (COCO's run 1..=90 for 80 classes), map to class indices
+//! 0..K in increasing id order. Boxes `[x, y, w, h]` become `[x, y, x + w, y + h]`.
+
+use crate::dataset_id::check_relative_file_name;
+use crate::error::{DataError, Result};
+use crate::records::{DetectionRecord, GroundTruthBox};
+use hotcoco::COCO;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Boxes may overhang the image by this much (float rounding in exported files) and are
+/// then clipped; more than this is an error.
+const BOX_TOLERANCE: f64 = 1.0;
+
+pub struct CocoDataset {
+    annotations_path: PathBuf,
+    images_dir: PathBuf,
+    coco: COCO,
+    image_ids: Vec<u64>,
+    category_ids: Vec<u64>,
+    class_of_category: HashMap<u64, usize>,
+    classes: Vec<String>,
+}
+
+/// One object's mask, row-major, 1 inside.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceMask {
+    pub class: usize,
+    pub crowd: bool,
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// Where the images of `annotations` are when the spec does not say: COCO's own layout
+/// `annotations/instances_<split>.json` next to `<split>/`, or this project's synthetic
+/// layout with `images/<split>/`; otherwise the annotation file's folder.
+pub fn default_images_dir(annotations: &Path) -> PathBuf {
+    let parent = annotations.parent().unwrap_or(Path::new("."));
+    let split = annotations
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.strip_prefix("instances_"));
+    if let (Some(split), Some(top)) = (split, parent.parent()) {
+        for candidate in [top.join("images").join(split), top.join(split)] {
+            if candidate.is_dir() {
+                return candidate;
+            }
+        }
+    }
+    parent.to_path_buf()
+}
+
+impl CocoDataset {
+    pub fn open(annotations: &Path, images_dir: Option<&Path>) -> Result<Self> {
+        std::fs::metadata(annotations).map_err(|e| DataError::io(annotations, e))?;
+        let coco = COCO::new(annotations)
+            .map_err(|e| DataError::invalid(annotations, format!("malformed COCO JSON ({e})")))?;
+        let mut categories: Vec<(u64, String)> = coco
+            .dataset
+            .categories
+            .iter()
+            .map(|c| (c.id, c.name.clone()))
+            .collect();
+        categories.sort_by_key(|(id, _)| *id);
+        if let Some(w) = categories.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(DataError::invalid(
+                annotations,
+                format!("category id {} is defined twice", w[0].0),
+            ));
+        }
+        let mut image_ids: Vec<u64> = coco.dataset.images.iter().map(|i| i.id).collect();
+        image_ids.sort_unstable();
+        image_ids.dedup();
+        Ok(CocoDataset {
+            annotations_path: annotations.to_path_buf(),
+            images_dir: images_dir
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| default_images_dir(annotations)),
+            image_ids,
+            class_of_category: categories
+                .iter()
+                .enumerate()
+                .map(|(i, (id, _))| (*id, i))
+                .collect(),
+            category_ids: categories.iter().map(|(id, _)| *id).collect(),
+            classes: categories.into_iter().map(|(_, name)| name).collect(),
+            coco,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.image_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.image_ids.is_empty()
+    }
+
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// The COCO category id of each class index.
+    pub fn category_ids(&self) -> &[u64] {
+        &self.category_ids
+    }
+
+    pub fn annotations_path(&self) -> &Path {
+        &self.annotations_path
+    }
+
+    pub fn images_dir(&self) -> &Path {
+        &self.images_dir
+    }
+
+    pub fn image_id(&self, index: usize) -> u64 {
+        self.image_ids[index]
+    }
+
+    fn image(&self, index: usize) -> &hotcoco::Image {
+        // Ids come from the dataset's own image list, so the lookup cannot fail.
+        self.coco
+            .get_img(self.image_ids[index])
+            .expect("image ids are taken from the index")
+    }
+
+    /// The image file of entry `index`, refusing names that leave the image folder.
+    pub fn image_path(&self, index: usize) -> Result<PathBuf> {
+        let image = self.image(index);
+        if let Some(why) = check_relative_file_name(&image.file_name) {
+            return Err(DataError::invalid(
+                &self.annotations_path,
+                format!("image {}: {why}", image.id),
+            ));
+        }
+        Ok(self.images_dir.join(&image.file_name))
+    }
+
+    /// Entry `index` with every annotation checked (known category, box inside the image).
+    pub fn detection_record(&self, index: usize) -> Result<DetectionRecord> {
+        let image = self.image(index);
+        let invalid = |message: String| DataError::invalid(&self.annotations_path, message);
+        if image.width == 0 || image.height == 0 {
+            return Err(invalid(format!(
+                "image {}: missing width or height",
+                image.id
+            )));
+        }
+        let image_path = self.image_path(index)?;
+        let (w, h) = (image.width as f64, image.height as f64);
+        let mut objects = Vec::new();
+        for ann_id in self.coco.get_ann_ids_for_img(image.id) {
+            let Some(ann) = self.coco.get_ann(*ann_id) else {
+                continue;
+            };
+            let context = format!("annotation {} (image {})", ann.id, image.id);
+            let class = *self
+                .class_of_category
+                .get(&ann.category_id)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{context}: unknown category id {}",
+                        ann.category_id
+                    ))
+                })?;
+            let [x, y, bw, bh] = ann
+                .bbox
+                .ok_or_else(|| invalid(format!("{context}: no bbox")))?;
+            if !(bw > 0.0 && bh > 0.0) {
+                return Err(invalid(format!(
+                    "{context}: empty box [{x}, {y}, {bw}, {bh}] (width and height must be positive)"
+                )));
+            }
+            if x < -BOX_TOLERANCE
+                || y < -BOX_TOLERANCE
+                || x + bw > w + BOX_TOLERANCE
+                || y + bh > h + BOX_TOLERANCE
+            {
+                return Err(invalid(format!(
+                    "{context}: box [{x}, {y}, {bw}, {bh}] lies outside the {}x{} image",
+                    image.width, image.height
+                )));
+            }
+            objects.push(GroundTruthBox {
+                bbox: [
+                    x.max(0.0) as f32,
+                    y.max(0.0) as f32,
+                    (x + bw).min(w) as f32,
+                    (y + bh).min(h) as f32,
+                ],
+                class,
+                difficult: false,
+                truncated: false,
+                crowd: ann.iscrowd,
+            });
+        }
+        Ok(DetectionRecord {
+            id: image.file_name.clone(),
+            image_path,
+            width: image.width,
+            height: image.height,
+            objects,
+        })
+    }
+
+    /// The masks of entry `index`'s annotations (polygons or RLE), row-major.
+    pub fn instance_masks(&self, index: usize) -> Result<Vec<InstanceMask>> {
+        let image = self.image(index);
+        let (w, h) = (image.width as usize, image.height as usize);
+        let mut masks = Vec::new();
+        for ann_id in self.coco.get_ann_ids_for_img(image.id) {
+            let Some(ann) = self.coco.get_ann(*ann_id) else {
+                continue;
+            };
+            let invalid = |message: String| {
+                DataError::invalid(
+                    &self.annotations_path,
+                    format!("annotation {} (image {}): {message}", ann.id, image.id),
+                )
+            };
+            let class = *self
+                .class_of_category
+                .get(&ann.category_id)
+                .ok_or_else(|| invalid(format!("unknown category id {}", ann.category_id)))?;
+            let column_major = self.coco.ann_to_mask(ann).ok_or_else(|| {
+                invalid("its segmentation does not decode at the image's size".into())
+            })?;
+            if column_major.len() != w * h {
+                return Err(invalid("its mask size differs from the image's".into()));
+            }
+            // COCO masks are column-major (Fortran order); ours are row-major.
+            let mut pixels = vec![0u8; w * h];
+            for x in 0..w {
+                for y in 0..h {
+                    pixels[y * w + x] = column_major[x * h + y];
+                }
+            }
+            masks.push(InstanceMask {
+                class,
+                crowd: ann.iscrowd,
+                width: w,
+                height: h,
+                pixels,
+            });
+        }
+        Ok(masks)
+    }
+}

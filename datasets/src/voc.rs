@@ -1,0 +1,545 @@
+//! Pascal VOC in its official layout: `VOCdevkit/VOC20xx/{JPEGImages, Annotations,
+//! ImageSets/{Main,Segmentation}, SegmentationClass}`.
+//!
+//! Several years combine into one dataset (the paper trains on VOC2007+2012 trainval): open a
+//! VOCdevkit folder and every VOC20xx folder in it that has the split's list is used.
+//! Annotations are parsed when an entry is read, as torchvision does, so opening is cheap.
+
+use crate::class_list;
+use crate::dataset_id::check_plain_id;
+use crate::error::{DataError, Result};
+use crate::label_png::{read_mask, RawMask};
+use crate::records::{DetectionRecord, GroundTruthBox, LabelMap, IGNORE_LABEL};
+use std::path::{Path, PathBuf};
+
+/// The 20 VOC classes in their standard order (the devkit's, torchvision's and GluonCV's).
+pub const VOC_CLASSES: [&str; 20] = [
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+];
+
+/// Which of VOC's tasks a split list belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VocTask {
+    /// `ImageSets/Main/<split>.txt`, boxes from `Annotations/`.
+    Detection,
+    /// `ImageSets/Segmentation/<split>.txt`, masks from `SegmentationClass/`.
+    Segmentation,
+}
+
+impl VocTask {
+    fn list_dir(self) -> &'static str {
+        match self {
+            VocTask::Detection => "Main",
+            VocTask::Segmentation => "Segmentation",
+        }
+    }
+}
+
+/// One image of a (possibly combined) VOC dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VocEntry {
+    /// The VOC20xx folder it belongs to.
+    pub year_dir: PathBuf,
+    pub id: String,
+    /// The list file and line (1-based) that named it, for error messages.
+    pub list_file: PathBuf,
+    pub line: usize,
+}
+
+impl VocEntry {
+    pub fn image_path(&self) -> PathBuf {
+        self.year_dir
+            .join("JPEGImages")
+            .join(format!("{}.jpg", self.id))
+    }
+
+    pub fn annotation_path(&self) -> PathBuf {
+        self.year_dir
+            .join("Annotations")
+            .join(format!("{}.xml", self.id))
+    }
+
+    pub fn mask_path(&self) -> PathBuf {
+        self.year_dir
+            .join("SegmentationClass")
+            .join(format!("{}.png", self.id))
+    }
+
+    /// Refuses ids that would leave the dataset folder (the error names the list file).
+    pub fn check_id(&self) -> Result<()> {
+        match check_plain_id(&self.id) {
+            Some(why) => Err(DataError::invalid(
+                &self.list_file,
+                format!("line {}: {why}", self.line),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A parsed annotation file, values as written (1-based inclusive pixel boxes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VocAnnotation {
+    pub filename: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub objects: Vec<VocObject>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VocObject {
+    pub name: String,
+    pub xmin: f64,
+    pub ymin: f64,
+    pub xmax: f64,
+    pub ymax: f64,
+    pub difficult: bool,
+    pub truncated: bool,
+}
+
+/// A VOC split, from one or several VOC20xx folders.
+#[derive(Clone, Debug)]
+pub struct VocDataset {
+    classes: Vec<String>,
+    entries: Vec<VocEntry>,
+    task: VocTask,
+}
+
+/// The VOC20xx folders under `root`: `root` itself if it is one (it has `JPEGImages`),
+/// otherwise its `VOC*` subfolders in name order.
+pub fn year_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    if root.join("JPEGImages").is_dir() || root.join("ImageSets").is_dir() {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    let listing = std::fs::read_dir(root).map_err(|e| DataError::io(root, e))?;
+    let mut dirs: Vec<PathBuf> = listing
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("VOC"))
+        })
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        return Err(DataError::invalid(
+            root,
+            "is neither a VOCdevkit folder (no VOC20xx folders in it) nor a VOC20xx folder (no JPEGImages)",
+        ));
+    }
+    Ok(dirs)
+}
+
+impl VocDataset {
+    /// Opens split `split` (`train`, `val`, `trainval`, `test`) of every VOC20xx folder under
+    /// `root` that has it; `root` may also be one VOC20xx folder.
+    pub fn open(root: &Path, split: &str, task: VocTask) -> Result<Self> {
+        let dirs = year_dirs(root)?;
+        let with_split: Vec<PathBuf> = dirs
+            .iter()
+            .filter(|d| split_list_path(d, task, split).is_file())
+            .cloned()
+            .collect();
+        if with_split.is_empty() {
+            let expected = split_list_path(&dirs[0], task, split);
+            return Err(DataError::invalid(
+                &expected,
+                format!("no \"{split}\" split: this list file does not exist"),
+            ));
+        }
+        Self::open_years(&with_split, split, task)
+    }
+
+    /// Opens split `split` of exactly these VOC20xx folders, in this order.
+    pub fn open_years(year_dirs: &[PathBuf], split: &str, task: VocTask) -> Result<Self> {
+        let mut classes: Option<(Vec<String>, PathBuf)> = None;
+        let mut entries = Vec::new();
+        for dir in year_dirs {
+            let dir_classes = class_list::read_optional(dir)?
+                .unwrap_or_else(|| VOC_CLASSES.iter().map(|s| s.to_string()).collect());
+            match &classes {
+                Some((known, first)) if *known != dir_classes => {
+                    return Err(DataError::invalid(
+                        dir,
+                        format!(
+                            "its classes differ from those of {}, so the two cannot be combined",
+                            first.display()
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => classes = Some((dir_classes, dir.clone())),
+            }
+            let list_file = split_list_path(dir, task, split);
+            entries.extend(read_split_list(&list_file, dir)?);
+        }
+        let (classes, _) = classes
+            .ok_or_else(|| DataError::invalid(Path::new("voc"), "no VOC20xx folder given"))?;
+        Ok(VocDataset {
+            classes,
+            entries,
+            task,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn task(&self) -> VocTask {
+        self.task
+    }
+
+    /// The object classes (no background), in label order.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// The segmentation classes: background, then the object classes (VOC mask values).
+    pub fn segmentation_classes(&self) -> Vec<String> {
+        std::iter::once("background".to_string())
+            .chain(self.classes.iter().cloned())
+            .collect()
+    }
+
+    pub fn entries(&self) -> &[VocEntry] {
+        &self.entries
+    }
+
+    /// Parses entry `index`'s annotation file.
+    pub fn read_annotation(&self, index: usize) -> Result<VocAnnotation> {
+        let entry = &self.entries[index];
+        entry.check_id()?;
+        let path = entry.annotation_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+        parse_annotation(&text, &path)
+    }
+
+    /// Entry `index` with its boxes in this crate's convention, every object checked.
+    pub fn detection_record(&self, index: usize) -> Result<DetectionRecord> {
+        let entry = &self.entries[index];
+        let annotation = self.read_annotation(index)?;
+        let path = entry.annotation_path();
+        let objects = annotation
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(i, object)| {
+                to_ground_truth(object, i + 1, &self.classes, &annotation)
+                    .map_err(|message| DataError::invalid(&path, message))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DetectionRecord {
+            id: entry.id.clone(),
+            image_path: entry.image_path(),
+            width: annotation.width,
+            height: annotation.height,
+            objects,
+        })
+    }
+
+    /// Entry `index`'s class mask: VOC values are train ids already (0 background,
+    /// 1..=K classes, 255 boundary), so they are only checked.
+    pub fn read_label_map(&self, index: usize) -> Result<LabelMap> {
+        let entry = &self.entries[index];
+        entry.check_id()?;
+        let path = entry.mask_path();
+        let RawMask {
+            width,
+            height,
+            values,
+        } = read_mask(&path)?;
+        let last_class = self.classes.len();
+        if let Some(at) = values
+            .iter()
+            .position(|&v| v as usize > last_class && v != IGNORE_LABEL)
+        {
+            return Err(DataError::invalid(
+                &path,
+                format!(
+                    "value {} at pixel ({}, {}) is neither a class (0..={last_class}) nor 255 (boundary)",
+                    values[at],
+                    at % width,
+                    at / width
+                ),
+            ));
+        }
+        Ok(LabelMap {
+            width,
+            height,
+            labels: values,
+        })
+    }
+}
+
+fn split_list_path(year_dir: &Path, task: VocTask, split: &str) -> PathBuf {
+    year_dir
+        .join("ImageSets")
+        .join(task.list_dir())
+        .join(format!("{split}.txt"))
+}
+
+/// Reads a split list: the first word of each non-empty line is an id.
+fn read_split_list(list_file: &Path, year_dir: &Path) -> Result<Vec<VocEntry>> {
+    let text = std::fs::read_to_string(list_file).map_err(|e| DataError::io(list_file, e))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            line.split_whitespace().next().map(|id| VocEntry {
+                year_dir: year_dir.to_path_buf(),
+                id: id.to_string(),
+                list_file: list_file.to_path_buf(),
+                line: i + 1,
+            })
+        })
+        .collect())
+}
+
+/// Parses an annotation file's text; `path` only names it in errors.
+pub fn parse_annotation(text: &str, path: &Path) -> Result<VocAnnotation> {
+    let invalid = |message: String| DataError::invalid(path, message);
+    let doc =
+        roxmltree::Document::parse(text).map_err(|e| invalid(format!("malformed XML ({e})")))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "annotation" {
+        return Err(invalid(format!(
+            "the root element is <{}>, not <annotation>",
+            root.tag_name().name()
+        )));
+    }
+    let size = child(root, "size").ok_or_else(|| invalid("missing <size>".into()))?;
+    let width = number(size, "size", "width").map_err(&invalid)?;
+    let height = number(size, "size", "height").map_err(&invalid)?;
+    if width < 1.0 || height < 1.0 || width.fract() != 0.0 || height.fract() != 0.0 {
+        return Err(invalid(format!(
+            "<size> gives {width}x{height}, not a positive whole number of pixels"
+        )));
+    }
+    let mut objects = Vec::new();
+    for (i, object) in root
+        .children()
+        .filter(|n| n.has_tag_name("object"))
+        .enumerate()
+    {
+        objects.push(parse_object(object, i + 1).map_err(&invalid)?);
+    }
+    Ok(VocAnnotation {
+        filename: child_text(root, "filename").map(str::to_string),
+        width: width as u32,
+        height: height as u32,
+        objects,
+    })
+}
+
+fn parse_object(
+    object: roxmltree::Node,
+    number_in_file: usize,
+) -> std::result::Result<VocObject, String> {
+    let context = |message: String| format!("object {number_in_file}: {message}");
+    let name = child_text(object, "name")
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| context("missing <name>".into()))?;
+    let bndbox = child(object, "bndbox").ok_or_else(|| context("missing <bndbox>".into()))?;
+    let coordinate = |tag: &str| number(bndbox, "bndbox", tag).map_err(context);
+    Ok(VocObject {
+        xmin: coordinate("xmin")?,
+        ymin: coordinate("ymin")?,
+        xmax: coordinate("xmax")?,
+        ymax: coordinate("ymax")?,
+        difficult: flag(object, "difficult").map_err(context)?,
+        truncated: flag(object, "truncated").map_err(context)?,
+        name,
+    })
+}
+
+fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, tag: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.children().find(|n| n.has_tag_name(tag))
+}
+
+fn child_text<'a>(node: roxmltree::Node<'a, '_>, tag: &str) -> Option<&'a str> {
+    child(node, tag).and_then(|n| n.text())
+}
+
+fn number(node: roxmltree::Node, parent: &str, tag: &str) -> std::result::Result<f64, String> {
+    let text = child_text(node, tag)
+        .map(str::trim)
+        .ok_or_else(|| format!("missing <{parent}>/<{tag}>"))?;
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("<{parent}>/<{tag}> is \"{text}\", not a number"))
+}
+
+/// VOC's 0/1 flags; absent means 0 (some VOC2012 objects have no `<difficult>`).
+fn flag(node: roxmltree::Node, tag: &str) -> std::result::Result<bool, String> {
+    match child_text(node, tag).map(str::trim) {
+        None | Some("") | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(other) => Err(format!("<{tag}> is \"{other}\", not 0 or 1")),
+    }
+}
+
+/// Checks one object against the class list and the image size, and converts its 1-based
+/// inclusive box to 0-based continuous coordinates.
+fn to_ground_truth(
+    object: &VocObject,
+    number_in_file: usize,
+    classes: &[String],
+    annotation: &VocAnnotation,
+) -> std::result::Result<GroundTruthBox, String> {
+    let class = classes
+        .iter()
+        .position(|c| *c == object.name)
+        .ok_or_else(|| {
+            format!(
+                "object {number_in_file}: unknown class \"{}\" (not one of the {} classes)",
+                object.name,
+                classes.len()
+            )
+        })?;
+    let VocObject {
+        xmin,
+        ymin,
+        xmax,
+        ymax,
+        ..
+    } = *object;
+    let described = format!(
+        "object {number_in_file} ({}): box ({xmin}, {ymin}, {xmax}, {ymax})",
+        object.name
+    );
+    if xmax < xmin || ymax < ymin {
+        return Err(format!("{described} is empty (max below min)"));
+    }
+    let (w, h) = (annotation.width as f64, annotation.height as f64);
+    if xmin < 1.0 || ymin < 1.0 || xmax > w || ymax > h {
+        return Err(format!(
+            "{described} lies outside the {}x{} image (VOC boxes are 1-based: 1..={} x 1..={})",
+            annotation.width, annotation.height, annotation.width, annotation.height
+        ));
+    }
+    Ok(GroundTruthBox {
+        bbox: [
+            (xmin - 1.0) as f32,
+            (ymin - 1.0) as f32,
+            xmax as f32,
+            ymax as f32,
+        ],
+        class,
+        difficult: object.difficult,
+        truncated: object.truncated,
+        crowd: false,
+    })
+}
+
+/// Writes one annotation file in VOC's layout (what the devkit and torchvision read).
+/// Boxes are 0-based continuous and become 1-based inclusive: `[x1 + 1, x2]`.
+pub fn annotation_xml(
+    folder: &str,
+    filename: &str,
+    width: u32,
+    height: u32,
+    objects: &[(String, [u32; 4], bool)],
+) -> String {
+    use std::fmt::Write;
+    let mut xml = String::with_capacity(256 + objects.len() * 256);
+    let _ = write!(
+        xml,
+        "<annotation>\n\t<folder>{folder}</folder>\n\t<filename>{filename}</filename>\n\t<source>\n\t\t<database>Fashion scenes</database>\n\t</source>\n\t<size>\n\t\t<width>{width}</width>\n\t\t<height>{height}</height>\n\t\t<depth>3</depth>\n\t</size>\n\t<segmented>1</segmented>\n"
+    );
+    for (name, [x1, y1, x2, y2], difficult) in objects {
+        let _ = write!(
+            xml,
+            "\t<object>\n\t\t<name>{}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n\t\t<difficult>{}</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{}</xmin>\n\t\t\t<ymin>{}</ymin>\n\t\t\t<xmax>{x2}</xmax>\n\t\t\t<ymax>{y2}</ymax>\n\t\t</bndbox>\n\t</object>\n",
+            xml_escape(name),
+            u8::from(*difficult),
+            x1 + 1,
+            y1 + 1,
+        );
+    }
+    xml.push_str("</annotation>\n");
+    xml
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const XML: &str = "<annotation><size><width>500</width><height>375</height></size>\
+        <object><name>dog</name><difficult>1</difficult>\
+        <bndbox><xmin>1</xmin><ymin>2</ymin><xmax>500</xmax><ymax>375</ymax></bndbox></object>\
+        </annotation>";
+
+    #[test]
+    fn boxes_become_zero_based_continuous() {
+        let annotation = parse_annotation(XML, Path::new("a.xml")).unwrap();
+        let classes: Vec<String> = VOC_CLASSES.iter().map(|s| s.to_string()).collect();
+        let gt = to_ground_truth(&annotation.objects[0], 1, &classes, &annotation).unwrap();
+        assert_eq!(gt.bbox, [0.0, 1.0, 500.0, 375.0]);
+        assert_eq!(gt.class, 11);
+        assert!(gt.difficult);
+    }
+
+    #[test]
+    fn written_xml_reads_back() {
+        let xml = annotation_xml(
+            "VOC2007",
+            "1.jpg",
+            10,
+            8,
+            &[("cat".into(), [0, 1, 10, 8], false)],
+        );
+        let a = parse_annotation(&xml, Path::new("a.xml")).unwrap();
+        assert_eq!((a.width, a.height), (10, 8));
+        assert_eq!(
+            (
+                a.objects[0].xmin,
+                a.objects[0].ymin,
+                a.objects[0].xmax,
+                a.objects[0].ymax
+            ),
+            (1.0, 2.0, 10.0, 8.0)
+        );
+    }
+
+    #[test]
+    fn cut_xml_is_malformed() {
+        let err = parse_annotation(&XML[..60], Path::new("a.xml")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("a.xml: malformed XML ("),
+            "{err}"
+        );
+    }
+}
