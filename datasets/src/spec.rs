@@ -16,13 +16,17 @@ pub enum DatasetSpec {
         annotations: PathBuf,
         images: Option<PathBuf>,
     },
+    /// `fashion-mnist:DIR`: a folder with the four IDX files (`{train,t10k}-*-ubyte.gz`).
+    FashionMnist { dir: PathBuf },
+    /// `imagenet:ROOT`: `ROOT/train/<class>/*` and `ROOT/val/<class>/*` (JPEG or PNG).
+    ImageNet { root: PathBuf },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
-    #[error("dataset spec \"{0}\" has no KIND: prefix (expected voc:ROOT, ade20k:ROOT or coco:ANNOTATIONS.json[:IMAGES])")]
+    #[error("dataset spec \"{0}\" has no KIND: prefix (expected voc:ROOT, ade20k:ROOT, coco:ANNOTATIONS.json[:IMAGES], fashion-mnist:DIR or imagenet:ROOT)")]
     MissingKind(String),
-    #[error("dataset spec \"{spec}\": unknown kind \"{kind}\" (expected voc, ade20k or coco)")]
+    #[error("dataset spec \"{spec}\": unknown kind \"{kind}\" (expected voc, ade20k, coco, fashion-mnist or imagenet)")]
     UnknownKind { spec: String, kind: String },
     #[error("dataset spec \"{0}\" has an empty path")]
     EmptyPath(String),
@@ -54,6 +58,12 @@ impl DatasetSpec {
                     images,
                 })
             }
+            "fashion-mnist" => Ok(DatasetSpec::FashionMnist {
+                dir: PathBuf::from(rest),
+            }),
+            "imagenet" => Ok(DatasetSpec::ImageNet {
+                root: PathBuf::from(rest),
+            }),
             other => Err(SpecError::UnknownKind {
                 spec: spec.to_string(),
                 kind: other.to_string(),
@@ -80,6 +90,8 @@ impl fmt::Display for DatasetSpec {
                     None => Ok(()),
                 }
             }
+            DatasetSpec::FashionMnist { dir } => write!(f, "fashion-mnist:{}", dir.display()),
+            DatasetSpec::ImageNet { root } => write!(f, "imagenet:{}", root.display()),
         }
     }
 }
@@ -126,13 +138,31 @@ mod tests {
             DatasetSpec::parse("ade20k:x").unwrap(),
             DatasetSpec::Ade20k { root: "x".into() }
         );
+        let fashion =
+            DatasetSpec::parse("fashion-mnist:/usr/share/datasets/fashion-mnist").unwrap();
+        assert_eq!(
+            fashion,
+            DatasetSpec::FashionMnist {
+                dir: "/usr/share/datasets/fashion-mnist".into()
+            }
+        );
+        assert_eq!(
+            fashion.to_string(),
+            "fashion-mnist:/usr/share/datasets/fashion-mnist"
+        );
+        assert_eq!(
+            DatasetSpec::parse("imagenet:/data/imagenet").unwrap(),
+            DatasetSpec::ImageNet {
+                root: "/data/imagenet".into()
+            }
+        );
     }
 
     #[test]
     fn errors_say_what_is_expected() {
         assert_eq!(
             DatasetSpec::parse("foo:x").unwrap_err().to_string(),
-            "dataset spec \"foo:x\": unknown kind \"foo\" (expected voc, ade20k or coco)"
+            "dataset spec \"foo:x\": unknown kind \"foo\" (expected voc, ade20k, coco, fashion-mnist or imagenet)"
         );
         assert!(matches!(
             DatasetSpec::parse("data").unwrap_err(),
