@@ -4,6 +4,7 @@
 
 pub mod ade20k;
 pub mod class_list;
+pub mod bench;
 pub mod classify;
 pub mod coco;
 pub mod dataset_id;
