@@ -3,8 +3,8 @@
 //! the training engine turns into tensors.
 
 pub mod ade20k;
-pub mod class_list;
 pub mod bench;
+pub mod class_list;
 pub mod classify;
 pub mod coco;
 pub mod dataset_id;
