@@ -382,3 +382,23 @@ fn wrong_spec_kind_is_a_clear_error() {
         "voc:/data/VOCdevkit: is not a classification dataset (expected fashion-mnist:DIR or imagenet:ROOT)"
     );
 }
+
+#[test]
+fn real_fashion_mnist_test_split_when_installed() {
+    let dir = Path::new("/usr/share/datasets/fashion-mnist");
+    if !dir.join("t10k-images-idx3-ubyte.gz").exists() {
+        eprintln!("Fashion-MNIST is not installed; skipped");
+        return;
+    }
+    let spec: DatasetSpec = format!("fashion-mnist:{}", dir.display()).parse().unwrap();
+    let source = open_images(&spec, ClassificationSplit::Val).unwrap();
+    assert_eq!(source.len(), 10_000);
+    assert_eq!(source.class_names()[0], "T-shirt/top");
+    let mut per_class = [0; 10];
+    for i in 0..source.len() {
+        per_class[source.label(i)] += 1;
+    }
+    assert_eq!(per_class, [1000; 10]);
+    let img = source.load(0).unwrap();
+    assert_eq!((img.width(), img.height()), (28, 28));
+}
