@@ -141,8 +141,22 @@ impl CocoDataset {
         Ok(self.images_dir.join(&image.file_name))
     }
 
-    /// Entry `index` with every annotation checked (known category, box inside the image).
+    /// Entry `index` with every annotation checked (known category, box inside the image);
+    /// the first bad annotation is the error.
     pub fn detection_record(&self, index: usize) -> Result<DetectionRecord> {
+        let (record, mut problems) = self.detection_record_with_problems(index)?;
+        match problems.is_empty() {
+            true => Ok(record),
+            false => Err(problems.swap_remove(0)),
+        }
+    }
+
+    /// Entry `index` with its good annotations, and a problem for each bad one. The error is
+    /// for an image record that is unusable as a whole.
+    pub fn detection_record_with_problems(
+        &self,
+        index: usize,
+    ) -> Result<(DetectionRecord, Vec<DataError>)> {
         let image = self.image(index);
         let invalid = |message: String| DataError::invalid(&self.annotations_path, message);
         if image.width == 0 || image.height == 0 {
@@ -152,60 +166,84 @@ impl CocoDataset {
             )));
         }
         let image_path = self.image_path(index)?;
-        let (w, h) = (image.width as f64, image.height as f64);
         let mut objects = Vec::new();
+        let mut problems = Vec::new();
         for ann_id in self.coco.get_ann_ids_for_img(image.id) {
-            let Some(ann) = self.coco.get_ann(*ann_id) else {
-                continue;
-            };
-            let context = format!("annotation {} (image {})", ann.id, image.id);
-            let class = *self
-                .class_of_category
-                .get(&ann.category_id)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "{context}: unknown category id {}",
-                        ann.category_id
-                    ))
-                })?;
-            let [x, y, bw, bh] = ann
-                .bbox
-                .ok_or_else(|| invalid(format!("{context}: no bbox")))?;
-            if !(bw > 0.0 && bh > 0.0) {
-                return Err(invalid(format!(
-                    "{context}: empty box [{x}, {y}, {bw}, {bh}] (width and height must be positive)"
-                )));
+            if let Some(ann) = self.coco.get_ann(*ann_id) {
+                match self.ground_truth(ann, image) {
+                    Ok(gt) => objects.push(gt),
+                    Err(message) => problems.push(invalid(message)),
+                }
             }
-            if x < -BOX_TOLERANCE
-                || y < -BOX_TOLERANCE
-                || x + bw > w + BOX_TOLERANCE
-                || y + bh > h + BOX_TOLERANCE
-            {
-                return Err(invalid(format!(
-                    "{context}: box [{x}, {y}, {bw}, {bh}] lies outside the {}x{} image",
-                    image.width, image.height
-                )));
-            }
-            objects.push(GroundTruthBox {
-                bbox: [
-                    x.max(0.0) as f32,
-                    y.max(0.0) as f32,
-                    (x + bw).min(w) as f32,
-                    (y + bh).min(h) as f32,
-                ],
-                class,
-                difficult: false,
-                truncated: false,
-                crowd: ann.iscrowd,
-            });
         }
-        Ok(DetectionRecord {
+        let record = DetectionRecord {
             id: image.file_name.clone(),
             image_path,
             width: image.width,
             height: image.height,
             objects,
+        };
+        Ok((record, problems))
+    }
+
+    fn ground_truth(
+        &self,
+        ann: &hotcoco::Annotation,
+        image: &hotcoco::Image,
+    ) -> std::result::Result<GroundTruthBox, String> {
+        let (w, h) = (image.width as f64, image.height as f64);
+        let context = format!("annotation {} (image {})", ann.id, image.id);
+        let class = *self
+            .class_of_category
+            .get(&ann.category_id)
+            .ok_or_else(|| format!("{context}: unknown category id {}", ann.category_id))?;
+        let [x, y, bw, bh] = ann.bbox.ok_or_else(|| format!("{context}: no bbox"))?;
+        if !(bw > 0.0 && bh > 0.0) {
+            return Err(format!(
+                "{context}: empty box [{x}, {y}, {bw}, {bh}] (width and height must be positive)"
+            ));
+        }
+        if x < -BOX_TOLERANCE
+            || y < -BOX_TOLERANCE
+            || x + bw > w + BOX_TOLERANCE
+            || y + bh > h + BOX_TOLERANCE
+        {
+            return Err(format!(
+                "{context}: box [{x}, {y}, {bw}, {bh}] lies outside the {}x{} image",
+                image.width, image.height
+            ));
+        }
+        Ok(GroundTruthBox {
+            bbox: [
+                x.max(0.0) as f32,
+                y.max(0.0) as f32,
+                (x + bw).min(w) as f32,
+                (y + bh).min(h) as f32,
+            ],
+            class,
+            difficult: false,
+            truncated: false,
+            crowd: ann.iscrowd,
         })
+    }
+
+    /// Annotations whose image id is not in the file (nothing reads them otherwise).
+    pub fn orphan_annotation_problems(&self) -> Vec<DataError> {
+        self.coco
+            .dataset
+            .annotations
+            .iter()
+            .filter(|a| self.coco.get_img(a.image_id).is_none())
+            .map(|a| {
+                DataError::invalid(
+                    &self.annotations_path,
+                    format!(
+                        "annotation {} refers to image id {}, which the file does not define",
+                        a.id, a.image_id
+                    ),
+                )
+            })
+            .collect()
     }
 
     /// The masks of entry `index`'s annotations (polygons or RLE), row-major.

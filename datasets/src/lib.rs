@@ -4,10 +4,12 @@
 
 pub mod ade20k;
 pub mod bench;
+pub mod check;
 pub mod class_list;
 pub mod classify;
 pub mod coco;
 pub mod dataset_id;
+pub mod detection_data;
 pub mod detection_transforms;
 pub mod error;
 pub mod fashion_mnist;
@@ -19,8 +21,11 @@ pub mod loader;
 pub mod records;
 pub mod resize;
 pub mod rng;
+pub mod segmentation_data;
 pub mod segmentation_transforms;
 pub mod spec;
+pub mod synth;
+pub mod transfer_bench;
 pub mod voc;
 
 pub use error::{DataError, Result};

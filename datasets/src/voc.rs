@@ -239,27 +239,41 @@ impl VocDataset {
         parse_annotation(&text, &path)
     }
 
-    /// Entry `index` with its boxes in this crate's convention, every object checked.
+    /// Entry `index` with its boxes in this crate's convention, every object checked (the
+    /// first bad object is the error).
     pub fn detection_record(&self, index: usize) -> Result<DetectionRecord> {
+        let (record, mut problems) = self.detection_record_with_problems(index)?;
+        match problems.is_empty() {
+            true => Ok(record),
+            false => Err(problems.swap_remove(0)),
+        }
+    }
+
+    /// Entry `index` with its good objects, and a problem for each bad one (for `check`,
+    /// which lists them all). The error is for an annotation that cannot be read at all.
+    pub fn detection_record_with_problems(
+        &self,
+        index: usize,
+    ) -> Result<(DetectionRecord, Vec<DataError>)> {
         let entry = &self.entries[index];
         let annotation = self.read_annotation(index)?;
         let path = entry.annotation_path();
-        let objects = annotation
-            .objects
-            .iter()
-            .enumerate()
-            .map(|(i, object)| {
-                to_ground_truth(object, i + 1, &self.classes, &annotation)
-                    .map_err(|message| DataError::invalid(&path, message))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(DetectionRecord {
+        let mut objects = Vec::with_capacity(annotation.objects.len());
+        let mut problems = Vec::new();
+        for (i, object) in annotation.objects.iter().enumerate() {
+            match to_ground_truth(object, i + 1, &self.classes, &annotation) {
+                Ok(gt) => objects.push(gt),
+                Err(message) => problems.push(DataError::invalid(&path, message)),
+            }
+        }
+        let record = DetectionRecord {
             id: entry.id.clone(),
             image_path: entry.image_path(),
             width: annotation.width,
             height: annotation.height,
             objects,
-        })
+        };
+        Ok((record, problems))
     }
 
     /// Entry `index`'s class mask: VOC values are train ids already (0 background,

@@ -1,0 +1,131 @@
+//! Detection datasets for the parallel loader: a VOC or COCO source, decoded and augmented
+//! on the loader's worker threads, collated into zero-padded batches.
+
+use crate::coco::CocoDataset;
+use crate::detection_transforms::{
+    collate_detection, DetectionBatch, DetectionSample, DetectionTransform,
+};
+use crate::error::{DataError, Result};
+use crate::image_io::load_rgb;
+use crate::loader::{Dataset, InvalidLoaderConfig, Loader, LoaderConfig};
+use crate::records::DetectionRecord;
+use crate::rng::SampleRng;
+use crate::spec::DatasetSpec;
+use crate::voc::{self, VocDataset, VocTask};
+use std::path::PathBuf;
+
+/// Batches are padded to a multiple of this (the backbone's total stride).
+pub const DETECTION_SIZE_MULTIPLE: usize = 32;
+
+pub enum DetectionSource {
+    Voc(VocDataset),
+    Coco(CocoDataset),
+}
+
+/// Opens split `split` of a VOC spec (`trainval`, `test`...) with the task's lists; several
+/// roots are combined in order, each contributing its VOC20xx folders that have the split.
+pub fn open_voc(roots: &[PathBuf], split: &str, task: VocTask) -> Result<VocDataset> {
+    if let [root] = roots {
+        return VocDataset::open(root, split, task);
+    }
+    let mut dirs = Vec::new();
+    for root in roots {
+        dirs.extend(voc::year_dirs(root)?);
+    }
+    VocDataset::open_years(&dirs, split, task)
+}
+
+impl DetectionSource {
+    /// `split` is used by VOC; a COCO spec names its split's file itself.
+    pub fn open(spec: &DatasetSpec, split: &str) -> Result<Self> {
+        match spec {
+            DatasetSpec::Voc { roots } => Ok(DetectionSource::Voc(open_voc(
+                roots,
+                split,
+                VocTask::Detection,
+            )?)),
+            DatasetSpec::Coco {
+                annotations,
+                images,
+            } => Ok(DetectionSource::Coco(CocoDataset::open(
+                annotations,
+                images.as_deref(),
+            )?)),
+            other => Err(DataError::invalid(
+                other.to_string(),
+                "is not a detection dataset (use voc:ROOT or coco:ANNOTATIONS.json[:IMAGES])",
+            )),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            DetectionSource::Voc(d) => d.len(),
+            DetectionSource::Coco(d) => d.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Object classes (no background); label `i + 1` in batches is class `i`.
+    pub fn classes(&self) -> &[String] {
+        match self {
+            DetectionSource::Voc(d) => d.classes(),
+            DetectionSource::Coco(d) => d.classes(),
+        }
+    }
+
+    pub fn record(&self, index: usize) -> Result<DetectionRecord> {
+        match self {
+            DetectionSource::Voc(d) => d.detection_record(index),
+            DetectionSource::Coco(d) => d.detection_record(index),
+        }
+    }
+}
+
+pub struct DetectionDataset {
+    pub source: DetectionSource,
+    pub transform: DetectionTransform,
+}
+
+impl Dataset for DetectionDataset {
+    type Sample = DetectionSample;
+
+    fn len(&self) -> usize {
+        self.source.len()
+    }
+
+    fn get(&self, index: usize, rng: &mut SampleRng) -> Result<DetectionSample> {
+        let record = self.source.record(index)?;
+        let image = load_rgb(&record.image_path)?;
+        if image.dimensions() != (record.width, record.height) {
+            return Err(DataError::invalid(
+                &record.image_path,
+                format!(
+                    "the image is {}x{} but its annotation says {}x{}",
+                    image.width(),
+                    image.height(),
+                    record.width,
+                    record.height
+                ),
+            ));
+        }
+        Ok(self.transform.apply(&image, &record, rng))
+    }
+}
+
+fn collate(samples: Vec<DetectionSample>, indices: Vec<usize>) -> Result<DetectionBatch> {
+    Ok(collate_detection(samples, indices, DETECTION_SIZE_MULTIPLE))
+}
+
+/// The collate step of detection loaders.
+pub type DetectionCollate = fn(Vec<DetectionSample>, Vec<usize>) -> Result<DetectionBatch>;
+
+pub fn detection_loader(
+    dataset: DetectionDataset,
+    config: LoaderConfig,
+) -> std::result::Result<Loader<DetectionDataset, DetectionCollate>, InvalidLoaderConfig> {
+    Loader::new(dataset, collate as DetectionCollate, config)
+}

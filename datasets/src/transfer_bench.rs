@@ -1,0 +1,130 @@
+//! Detection- and segmentation-loader throughput at the paper's sizes (`datasets bench`):
+//! images per second through decode + augmentation + collation, and per worker.
+
+use crate::detection_data::{detection_loader, DetectionDataset, DetectionSource};
+use crate::detection_transforms::{DetectionTransform, ShorterSideResize};
+use crate::error::{DataError, Result};
+use crate::loader::LoaderConfig;
+use crate::segmentation_data::{
+    segmentation_loader, SegmentationAugment, SegmentationDataset, SegmentationSource,
+};
+use crate::segmentation_transforms::SegmentationTrainTransform;
+use crate::spec::DatasetSpec;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchTask {
+    /// Faster R-CNN training input: shorter side 600, longer at most 1000, flip.
+    Detection,
+    /// FCN training input: base 520, random scale, crop 480, flip.
+    Segmentation,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct BenchReport {
+    pub task: BenchTask,
+    pub spec: String,
+    pub split: String,
+    pub workers: usize,
+    pub batch_size: usize,
+    pub images: usize,
+    pub seconds: f64,
+    pub images_per_s: f64,
+    pub images_per_s_per_worker: f64,
+}
+
+/// Times `batches` batches after `warmup` untimed ones (epochs repeat if the split is small).
+pub fn bench_loader(
+    task: BenchTask,
+    spec: &DatasetSpec,
+    split: &str,
+    workers: usize,
+    batch_size: usize,
+    batches: usize,
+    warmup: usize,
+) -> Result<BenchReport> {
+    let config = LoaderConfig {
+        batch_size,
+        workers,
+        prefetch: 2 * workers.max(1),
+        shuffle: true,
+        drop_last: true,
+        seed: 0,
+        ..LoaderConfig::default()
+    };
+    let config_error =
+        |e: crate::loader::InvalidLoaderConfig| DataError::invalid("bench", e.to_string());
+    let (images, seconds) = match task {
+        BenchTask::Detection => {
+            let source = DetectionSource::open(spec, split)?;
+            let dataset = DetectionDataset {
+                source,
+                transform: DetectionTransform::train(ShorterSideResize::GLUONCV_VOC),
+            };
+            let loader = detection_loader(dataset, config).map_err(config_error)?;
+            time_batches(batches, warmup, |epoch| {
+                loader.epoch(epoch, 0).map(|b| b.map(|b| b.len()))
+            })?
+        }
+        BenchTask::Segmentation => {
+            let source = SegmentationSource::open(spec, split)?;
+            let dataset = SegmentationDataset {
+                source,
+                augment: SegmentationAugment::Train(SegmentationTrainTransform::ADE20K),
+            };
+            let loader = segmentation_loader(dataset, config).map_err(config_error)?;
+            time_batches(batches, warmup, |epoch| {
+                loader.epoch(epoch, 0).map(|b| b.map(|b| b.len()))
+            })?
+        }
+    };
+    let images_per_s = images as f64 / seconds;
+    Ok(BenchReport {
+        task,
+        spec: spec.to_string(),
+        split: split.to_string(),
+        workers,
+        batch_size,
+        images,
+        seconds,
+        images_per_s,
+        images_per_s_per_worker: images_per_s / workers.max(1) as f64,
+    })
+}
+
+/// Runs epochs until `warmup + batches` batches have come, timing the last `batches`.
+fn time_batches<I>(
+    batches: usize,
+    warmup: usize,
+    mut epoch: impl FnMut(u64) -> I,
+) -> Result<(usize, f64)>
+where
+    I: Iterator<Item = Result<usize>>,
+{
+    let (mut seen, mut images) = (0usize, 0usize);
+    let mut start = Instant::now();
+    for e in 0.. {
+        let mut any = false;
+        for batch in epoch(e) {
+            let size = batch?;
+            any = true;
+            seen += 1;
+            if seen == warmup {
+                start = Instant::now();
+            } else if seen > warmup {
+                images += size;
+            }
+            if seen >= warmup + batches {
+                return Ok((images, start.elapsed().as_secs_f64()));
+            }
+        }
+        if !any {
+            return Err(DataError::invalid(
+                "bench",
+                "the split yields no batch (fewer images than one batch?)",
+            ));
+        }
+    }
+    unreachable!("the loop returns")
+}
