@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make bench`: our training step and data loader beside their PyTorch peers, on this machine,
+# in one run (ratios from one run count; absolute numbers drift). Each side runs twice,
+# alternating, and keeps its better run.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bin=$root/target/release
+py=${TRICKS_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/tricks/torch-2.11.0/venv/bin/python}
+"$py" -c "import timm, torchvision" 2>/dev/null \
+  || "$py" -m pip install --quiet --disable-pip-version-check timm==1.0.31 torchvision==0.26.0
+threads=${BENCH_THREADS:-$(nproc)}
+field() { "$py" -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$2"; }
+best() { "$py" -c "import sys; print(max(float(v) for v in sys.argv[1:]))" "$@"; }
+
+step="--arch resnet50d --batch 16 --input-size 64 --device cpu --threads $threads --warmup 3 --iters 10"
+echo "== training step: $step"
+ours=() ; peer=()
+for _ in 1 2; do
+  ours+=("$(field images_per_s "$("$bin/backbone" bench $step --json 2>/dev/null)")")
+  peer+=("$(field images_per_s "$("$py" bench/train_step_timm.py $step 2>/dev/null)")")
+done
+o=$(best "${ours[@]}"); p=$(best "${peer[@]}")
+printf 'ours %.1f images/s, PyTorch eager (timm) %.1f images/s, ratio %.3f\n' "$o" "$p" \
+  "$("$py" -c "print($o / $p)")"
+
+jpegs=$root/target/bench-jpegs
+if [ ! -d "$jpegs/train" ]; then
+  cargo run --release --quiet -p datasets --example bench_loader -- --make-jpegs "$jpegs" --batches 1 --warmup 1 >/dev/null
+fi
+workers=${BENCH_WORKERS:-1}
+echo "== data loader: 500x375 JPEGs -> the paper's train augmentation at 224, batch 64, $workers worker(s)"
+ours=() ; peer=()
+for _ in 1 2; do
+  ours+=("$(field images_per_s "$("$bin/backbone" bench --data "imagenet:$jpegs" --workers "$workers" --batch 64 \
+    --input-size 224 --warmup 2 --iters 20 --json)")")
+  peer+=("$(field images_per_s "$("$py" bench/loader_torchvision.py --data "$jpegs" --workers "$workers" --batch 64 \
+    --size 224 --warmup 2 --batches 20 2>/dev/null)")")
+done
+o=$(best "${ours[@]}"); p=$(best "${peer[@]}")
+printf 'ours %.1f images/s, torchvision (PIL) %.1f images/s, ratio %.3f\n' "$o" "$p" \
+  "$("$py" -c "print($o / $p)")"
