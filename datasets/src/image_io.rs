@@ -18,7 +18,12 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage> {
     let img = image::load_from_memory_with_format(bytes, format).map_err(|e| {
         DataError::invalid(
             path,
-            format!("corrupt or truncated {} image ({e})", format_name(format)),
+            // The decoders' messages sometimes end in a newline: keep the sentence on one line.
+            format!(
+                "corrupt or truncated {} image ({})",
+                format_name(format),
+                e.to_string().trim()
+            ),
         )
     })?;
     Ok(img.into_rgb8())
