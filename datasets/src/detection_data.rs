@@ -19,7 +19,7 @@ pub const DETECTION_SIZE_MULTIPLE: usize = 32;
 
 pub enum DetectionSource {
     Voc(VocDataset),
-    Coco(CocoDataset),
+    Coco(Box<CocoDataset>),
 }
 
 /// Opens split `split` of a VOC spec (`trainval`, `test`...) with the task's lists; several
@@ -47,10 +47,10 @@ impl DetectionSource {
             DatasetSpec::Coco {
                 annotations,
                 images,
-            } => Ok(DetectionSource::Coco(CocoDataset::open(
+            } => Ok(DetectionSource::Coco(Box::new(CocoDataset::open(
                 annotations,
                 images.as_deref(),
-            )?)),
+            )?))),
             other => Err(DataError::invalid(
                 other.to_string(),
                 "is not a detection dataset (use voc:ROOT or coco:ANNOTATIONS.json[:IMAGES])",

@@ -92,7 +92,7 @@ fn draw_scene(canvas: &mut image::RgbImage, scene: &Scene, ox: usize, oy: usize)
         let [x0, y0, x1, y1] = o.bounds.map(|v| v as usize);
         // The outline is drawn on the box's outermost pixels, so it covers the item's edge.
         let mut plot = |x: usize, y: usize, along: usize| {
-            if !o.difficult || (along / 3) % 2 == 0 {
+            if !o.difficult || (along / 3).is_multiple_of(2) {
                 canvas.put_pixel((ox + x) as u32, (oy + y) as u32, colour);
             }
         };
