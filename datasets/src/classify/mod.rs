@@ -18,4 +18,4 @@ pub use dataset::{
 };
 pub use eval::{EvalTransform, Normalization};
 pub use open::{open_images, ClassificationSplit};
-pub use train::{Augmented, InvalidTrainTransform, TrainTransform};
+pub use train::{AugmentParams, Augmented, ColorAdjustment, InvalidTrainTransform, TrainTransform};

@@ -67,11 +67,25 @@ pub struct Augmented {
     pub lighting: [f32; 3],
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Jitter {
+/// One of `ColorJitter`'s adjustments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorAdjustment {
     Brightness,
     Contrast,
     Saturation,
+}
+
+/// The random choices for one image, drawn before any pixel is touched (torchvision's
+/// `get_params`), so that they can be logged, replayed, or set by hand in tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AugmentParams {
+    /// The region cut out and resized (the whole image when random cropping is off).
+    pub crop: CropBox,
+    pub flip: bool,
+    /// The enabled colour adjustments in the order they apply, with their factors.
+    pub jitter: Vec<(ColorAdjustment, f32)>,
+    /// PCA lighting weights, one per eigenvector (zero when lighting is off).
+    pub lighting_alpha: [f32; 3],
 }
 
 impl TrainTransform {
@@ -123,57 +137,76 @@ impl TrainTransform {
     /// Augments `img`, drawing every random number from `rng` (in a fixed order, so the
     /// same generator state gives the same bytes).
     pub fn apply(&self, img: &RgbImage, rng: &mut SampleRng) -> Augmented {
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        let size = self.input_size;
-        let mut pixels = if self.random_crop {
-            let crop = random_resized_crop_box(w, h, self.scale, self.ratio, rng);
-            let region = if crop == CropBox::whole(w, h) {
-                img.as_raw().clone()
-            } else {
-                crop.extract(img.as_raw(), w, 3)
-            };
-            resize_bilinear(&region, crop.width, crop.height, 3, size, size)
+        let params = self.draw(img.width() as usize, img.height() as usize, rng);
+        self.apply_params(img, &params)
+    }
+
+    /// The random choices for an image of `width` x `height`: crop box, flip, jitter order
+    /// and factors, lighting weights, in that order.
+    pub fn draw(&self, width: usize, height: usize, rng: &mut SampleRng) -> AugmentParams {
+        let crop = if self.random_crop {
+            random_resized_crop_box(width, height, self.scale, self.ratio, rng)
         } else {
-            resize_bilinear(img.as_raw(), w, h, 3, size, size)
+            CropBox::whole(width, height)
         };
-        if self.flip_prob > 0.0 && rng.random::<f64>() < self.flip_prob {
-            flip_horizontally(&mut pixels, size);
+        let flip = self.flip_prob > 0.0 && rng.random::<f64>() < self.flip_prob;
+        let mut order = [
+            (ColorAdjustment::Brightness, self.brightness),
+            (ColorAdjustment::Contrast, self.contrast),
+            (ColorAdjustment::Saturation, self.saturation),
+        ];
+        let mut jitter = Vec::new();
+        if order.iter().any(|&(_, strength)| strength > 0.0) {
+            order.shuffle(rng);
+            for (op, strength) in order {
+                if strength > 0.0 {
+                    let lo = (1.0 - strength).max(0.0);
+                    let factor = lo + (1.0 + strength - lo) * rng.random::<f64>();
+                    jitter.push((op, factor as f32));
+                }
+            }
         }
-        self.jitter(&mut pixels, rng);
-        let lighting = if self.lighting_std > 0.0 {
-            let alpha = std::array::from_fn(|_| (self.lighting_std * normal(rng)) as f32);
-            lighting_offset(alpha)
+        let lighting_alpha = if self.lighting_std > 0.0 {
+            std::array::from_fn(|_| (self.lighting_std * normal(rng)) as f32)
         } else {
             [0.0; 3]
         };
-        Augmented { pixels, lighting }
+        AugmentParams {
+            crop,
+            flip,
+            jitter,
+            lighting_alpha,
+        }
     }
 
-    /// torchvision's `ColorJitter`: the enabled adjustments in a random order, each with its
-    /// own factor.
-    fn jitter(&self, pixels: &mut [u8], rng: &mut SampleRng) {
-        let mut order = [Jitter::Brightness, Jitter::Contrast, Jitter::Saturation];
-        if self.brightness == 0.0 && self.contrast == 0.0 && self.saturation == 0.0 {
-            return;
+    /// Applies chosen parameters: crop, Pillow-exact bilinear resize to the input size,
+    /// flip, colour adjustments; lighting becomes the returned offset.
+    pub fn apply_params(&self, img: &RgbImage, params: &AugmentParams) -> Augmented {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let size = self.input_size;
+        let crop = params.crop;
+        let mut pixels = if crop == CropBox::whole(w, h) {
+            resize_bilinear(img.as_raw(), w, h, 3, size, size)
+        } else {
+            let region = crop.extract(img.as_raw(), w, 3);
+            resize_bilinear(&region, crop.width, crop.height, 3, size, size)
+        };
+        if params.flip {
+            flip_horizontally(&mut pixels, size);
         }
-        order.shuffle(rng);
-        for op in order {
-            let strength = match op {
-                Jitter::Brightness => self.brightness,
-                Jitter::Contrast => self.contrast,
-                Jitter::Saturation => self.saturation,
-            };
-            if strength == 0.0 {
-                continue;
-            }
-            let lo = (1.0 - strength).max(0.0);
-            let factor = (lo + (1.0 + strength - lo) * rng.random::<f64>()) as f32;
+        for &(op, factor) in &params.jitter {
             match op {
-                Jitter::Brightness => adjust_brightness(pixels, factor),
-                Jitter::Contrast => adjust_contrast(pixels, factor),
-                Jitter::Saturation => adjust_saturation(pixels, factor),
+                ColorAdjustment::Brightness => adjust_brightness(&mut pixels, factor),
+                ColorAdjustment::Contrast => adjust_contrast(&mut pixels, factor),
+                ColorAdjustment::Saturation => adjust_saturation(&mut pixels, factor),
             }
         }
+        let lighting = if params.lighting_alpha == [0.0; 3] {
+            [0.0; 3]
+        } else {
+            lighting_offset(params.lighting_alpha)
+        };
+        Augmented { pixels, lighting }
     }
 }
 
@@ -259,6 +292,72 @@ mod tests {
         let out = t.apply(&square, &mut sample_rng(0, 0, 0)).pixels;
         assert_eq!(&out[..3], &square.get_pixel(7, 0).0);
         assert_eq!(&out[7 * 3..8 * 3], &square.get_pixel(0, 0).0);
+    }
+
+    #[test]
+    fn fixed_parameters_match_torchvision() {
+        // torchvision 0.26 / Pillow 13.0:
+        //   import torchvision.transforms.functional as F
+        //   im = Image.new("RGB", (40, 30)); im.putdata([((x*9+y*5)%256, (x*x+3*y)%256,
+        //       (200-4*x+y*y)%256) for y in range(30) for x in range(40)])
+        //   out = F.resized_crop(im, 3, 5, 20, 24, [6, 6], interpolation=BILINEAR)
+        //   out = F.adjust_brightness(F.adjust_saturation(F.adjust_contrast(F.hflip(out),
+        //       0.75), 1.25), 1.125)
+        //   list(out.tobytes())
+        let img = RgbImage::from_fn(40, 30, |x, y| {
+            let (x, y) = (x as i64, y as i64);
+            image::Rgb([
+                (x * 9 + y * 5).rem_euclid(256) as u8,
+                (x * x + 3 * y).rem_euclid(256) as u8,
+                (200 - 4 * x + y * y).rem_euclid(256) as u8,
+            ])
+        });
+        let params = AugmentParams {
+            crop: CropBox {
+                top: 3,
+                left: 5,
+                height: 20,
+                width: 24,
+            },
+            flip: true,
+            jitter: vec![
+                (ColorAdjustment::Contrast, 0.75),
+                (ColorAdjustment::Saturation, 1.25),
+                (ColorAdjustment::Brightness, 1.125),
+            ],
+            lighting_alpha: [0.0; 3],
+        };
+        let out = TrainTransform::paper(6).apply_params(&img, &params);
+        #[rustfmt::skip]
+        let expected: [u8; 108] = [
+            130, 154, 131, 235, 147, 139, 205, 122, 160, 164, 166, 174, 131, 141, 196, 106, 84,
+            221, 64, 167, 173, 202, 151, 178, 220, 128, 198, 178, 173, 209, 146, 148, 219, 121,
+            91, 219, 47, 168, 204, 138, 127, 194, 234, 128, 167, 199, 151, 124, 163, 159, 93,
+            138, 102, 86, 69, 135, 94, 77, 133, 94, 220, 136, 85, 218, 139, 99, 178, 167, 114,
+            153, 110, 138, 84, 135, 169, 55, 144, 174, 145, 148, 174, 230, 141, 180, 192, 174,
+            162, 168, 118, 181, 99, 142, 141, 67, 151, 124, 82, 162, 104, 231, 115, 111, 209,
+            177, 91, 183, 126, 109,
+        ];
+        assert_eq!(out.pixels, expected);
+        assert_eq!(out.lighting, [0.0; 3]);
+    }
+
+    #[test]
+    fn disabled_steps_draw_nothing() {
+        let t = TrainTransform {
+            contrast: 0.0,
+            lighting_std: 0.0,
+            ..TrainTransform::paper(8)
+        };
+        for i in 0..20 {
+            let p = t.draw(50, 40, &mut sample_rng(0, 0, i));
+            assert_eq!(p.jitter.len(), 2);
+            assert!(p
+                .jitter
+                .iter()
+                .all(|&(op, f)| op != ColorAdjustment::Contrast && (0.6..=1.4).contains(&f)));
+            assert_eq!(p.lighting_alpha, [0.0; 3]);
+        }
     }
 
     #[test]
