@@ -94,8 +94,10 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<(String, bool)>> {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             return Err(DataError::invalid(path, "file name is not valid UTF-8"));
         };
-        // Follows symbolic links, as torchvision does (ImageNet is often linked in).
-        let is_dir = path.is_dir();
+        // The entry's own type needs no extra system call (1.28M files in ImageNet); links
+        // are followed, as torchvision does (ImageNet is often linked in).
+        let file_type = entry.file_type().map_err(|e| DataError::io(&path, e))?;
+        let is_dir = file_type.is_dir() || (file_type.is_symlink() && path.is_dir());
         entries.push((name, is_dir));
     }
     entries.sort();

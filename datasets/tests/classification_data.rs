@@ -402,3 +402,14 @@ fn real_fashion_mnist_test_split_when_installed() {
     let img = source.load(0).unwrap();
     assert_eq!((img.width(), img.height()), (28, 28));
 }
+
+#[cfg(unix)]
+#[test]
+fn linked_class_folders_count() {
+    let tmp = TempDir::new("folder-links");
+    write_folder(&tmp.0);
+    std::os::unix::fs::symlink(tmp.0.join("train/emu"), tmp.0.join("train/gnu")).unwrap();
+    let train = ImageFolder::imagenet(&tmp.0, "train").unwrap();
+    assert_eq!(train.classes(), ["cat", "dog", "emu", "gnu"]);
+    assert_eq!(train.len(), 16);
+}
