@@ -102,16 +102,24 @@ fn paint_background(rgb: &mut [u8], size: usize, rng: &mut SampleRng) {
     let (ca, sa) = (angle.cos(), angle.sin());
     let mut grain_state: u32 = rng.random();
     let cell = (size as f32 / (GRID - 1) as f32).max(1.0);
+    // Bilinear value noise, separably: the column weights once, then per row the grid
+    // values already blended vertically, leaving one blend per pixel.
+    let columns: Vec<(usize, f32)> = (0..size)
+        .map(|x| {
+            let gx = x as f32 / cell;
+            ((gx as usize).min(GRID - 2), gx.fract())
+        })
+        .collect();
+    let mut row_noise = [0f32; GRID];
     for y in 0..size {
         let gy = y as f32 / cell;
         let (y0, fy) = ((gy as usize).min(GRID - 2), gy.fract());
-        for x in 0..size {
-            let gx = x as f32 / cell;
-            let (x0, fx) = ((gx as usize).min(GRID - 2), gx.fract());
-            let n = |i: usize, j: usize| noise[j * GRID + i];
-            let top = n(x0, y0) * (1.0 - fx) + n(x0 + 1, y0) * fx;
-            let bottom = n(x0, y0 + 1) * (1.0 - fx) + n(x0 + 1, y0 + 1) * fx;
-            let mut t = top * (1.0 - fy) + bottom * fy;
+        for (i, v) in row_noise.iter_mut().enumerate() {
+            *v = noise[y0 * GRID + i] * (1.0 - fy) + noise[(y0 + 1) * GRID + i] * fy;
+        }
+        let row = &mut rgb[y * size * 3..][..size * 3];
+        for (x, (&(x0, fx), p)) in columns.iter().zip(row.chunks_exact_mut(3)).enumerate() {
+            let mut t = row_noise[x0] * (1.0 - fx) + row_noise[x0 + 1] * fx;
             if stripes {
                 let phase = (x as f32 * ca + y as f32 * sa) / period;
                 // A triangle wave: stripes without a sine per pixel.
@@ -122,9 +130,9 @@ fn paint_background(rgb: &mut [u8], size: usize, rng: &mut SampleRng) {
             grain_state ^= grain_state >> 17;
             grain_state ^= grain_state << 5;
             let grain = (grain_state % 17) as f32 - 8.0;
-            let p = &mut rgb[(y * size + x) * 3..][..3];
             for c in 0..3 {
-                p[c] = (a[c] as f32 * (1.0 - t) + b[c] as f32 * t + grain).clamp(0.0, 255.0) as u8;
+                p[c] =
+                    (a[c] as f32 + (b[c] as f32 - a[c] as f32) * t + grain).clamp(0.0, 255.0) as u8;
             }
         }
     }
