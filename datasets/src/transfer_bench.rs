@@ -32,18 +32,35 @@ pub struct BenchReport {
     pub seconds: f64,
     pub images_per_s: f64,
     pub images_per_s_per_worker: f64,
+    /// Entries left out as bad (with `skip_bad`).
+    pub skipped: usize,
 }
 
-/// Times `batches` batches after `warmup` untimed ones (epochs repeat if the split is small).
-pub fn bench_loader(
-    task: BenchTask,
-    spec: &DatasetSpec,
-    split: &str,
-    workers: usize,
-    batch_size: usize,
-    batches: usize,
-    warmup: usize,
-) -> Result<BenchReport> {
+/// What to time: `batches` batches after `warmup` untimed ones (epochs repeat if the split is
+/// small), with `skip_bad` as the loader's option of the same name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchRequest {
+    pub task: BenchTask,
+    pub spec: DatasetSpec,
+    pub split: String,
+    pub workers: usize,
+    pub batch_size: usize,
+    pub batches: usize,
+    pub warmup: usize,
+    pub skip_bad: bool,
+}
+
+pub fn bench_loader(request: &BenchRequest) -> Result<BenchReport> {
+    let BenchRequest {
+        task,
+        ref spec,
+        ref split,
+        workers,
+        batch_size,
+        batches,
+        warmup,
+        skip_bad,
+    } = *request;
     let config = LoaderConfig {
         batch_size,
         workers,
@@ -51,11 +68,12 @@ pub fn bench_loader(
         shuffle: true,
         drop_last: true,
         seed: 0,
+        skip_bad,
         ..LoaderConfig::default()
     };
     let config_error =
         |e: crate::loader::InvalidLoaderConfig| DataError::invalid("bench", e.to_string());
-    let (images, seconds) = match task {
+    let (images, seconds, skipped) = match task {
         BenchTask::Detection => {
             let source = DetectionSource::open(spec, split)?;
             let dataset = DetectionDataset {
@@ -63,9 +81,10 @@ pub fn bench_loader(
                 transform: DetectionTransform::train(ShorterSideResize::GLUONCV_VOC),
             };
             let loader = detection_loader(dataset, config).map_err(config_error)?;
-            time_batches(batches, warmup, |epoch| {
+            let (images, seconds) = time_batches(batches, warmup, |epoch| {
                 loader.epoch(epoch, 0).map(|b| b.map(|b| b.len()))
-            })?
+            })?;
+            (images, seconds, loader.skipped().len())
         }
         BenchTask::Segmentation => {
             let source = SegmentationSource::open(spec, split)?;
@@ -74,9 +93,10 @@ pub fn bench_loader(
                 augment: SegmentationAugment::Train(SegmentationTrainTransform::ADE20K),
             };
             let loader = segmentation_loader(dataset, config).map_err(config_error)?;
-            time_batches(batches, warmup, |epoch| {
+            let (images, seconds) = time_batches(batches, warmup, |epoch| {
                 loader.epoch(epoch, 0).map(|b| b.map(|b| b.len()))
-            })?
+            })?;
+            (images, seconds, loader.skipped().len())
         }
     };
     let images_per_s = images as f64 / seconds;
@@ -90,6 +110,7 @@ pub fn bench_loader(
         seconds,
         images_per_s,
         images_per_s_per_worker: images_per_s / workers.max(1) as f64,
+        skipped,
     })
 }
 

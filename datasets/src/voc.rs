@@ -133,11 +133,13 @@ pub fn year_dirs(root: &Path) -> Result<Vec<PathBuf>> {
     let listing = std::fs::read_dir(root).map_err(|e| DataError::io(root, e))?;
     let mut dirs: Vec<PathBuf> = listing
         .filter_map(|entry| entry.ok().map(|e| e.path()))
+        // The official devkit also holds VOCcode/, results/ and local/: a year folder is one
+        // with images or split lists.
         .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("VOC"))
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("VOC"))
+                && (p.join("JPEGImages").is_dir() || p.join("ImageSets").is_dir())
         })
         .collect();
     dirs.sort();

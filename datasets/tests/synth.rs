@@ -251,3 +251,56 @@ fn cli_check_exits_2_and_lists_the_problems() {
     );
     assert!(!stderr.contains("panicked"));
 }
+
+#[test]
+fn cli_bench_stops_on_a_bad_entry_or_skips_and_counts() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let data = format!("voc:{}/voc_bad/VOCdevkit", fixtures.display());
+    let args = [
+        "bench",
+        "--task",
+        "detection",
+        "--split",
+        "train",
+        "--workers",
+        "1",
+        "--batch",
+        "1",
+        "--batches",
+        "2",
+        "--warmup",
+        "0",
+    ];
+    let stopped = datasets_bin()
+        .args(args)
+        .args(["--data", &data])
+        .output()
+        .unwrap();
+    assert_eq!(stopped.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    // The epoch is shuffled: whichever defect comes first stops it, named with its file.
+    let named = format!("{}/voc_bad/VOCdevkit/VOC2007/", fixtures.display());
+    assert!(
+        stderr.starts_with("error: benchmarking the detection loader on voc:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&named) && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("(os error 2): No such file"), "{stderr}");
+
+    let skipped = datasets_bin()
+        .args(args)
+        .args(["--data", &data, "--skip-bad", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        skipped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&skipped.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&skipped.stdout).unwrap();
+    assert_eq!(report["skipped"], 5);
+    assert_eq!(report["images"], 2);
+}

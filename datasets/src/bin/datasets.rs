@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use datasets::check::{check, CheckReport};
 use datasets::spec::DatasetSpec;
 use datasets::synth::{self, ItemSource, SynthConfig};
-use datasets::transfer_bench::{bench_loader, BenchTask};
+use datasets::transfer_bench::{bench_loader, BenchRequest, BenchTask};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -67,27 +67,33 @@ enum Command {
         json: bool,
     },
     /// Images/s of the detection (600/1000) or segmentation (520 base, 480 crop) training loader.
-    Bench {
-        #[arg(long, value_name = "SPEC")]
-        data: String,
-        #[arg(long, value_enum)]
-        task: Task,
-        /// Split to read [default: trainval for VOC detection, train for segmentation].
-        #[arg(long)]
-        split: Option<String>,
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
-        /// Batches timed.
-        #[arg(long, default_value_t = 50)]
-        batches: usize,
-        /// Batches run before timing.
-        #[arg(long, default_value_t = 5)]
-        warmup: usize,
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[arg(long, value_name = "SPEC")]
+    data: String,
+    #[arg(long, value_enum)]
+    task: Task,
+    /// Split to read [default: trainval for VOC detection, train for segmentation].
+    #[arg(long)]
+    split: Option<String>,
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Batches timed.
+    #[arg(long, default_value_t = 50)]
+    batches: usize,
+    /// Batches run before timing.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Leave out entries that fail to load (counted) instead of stopping on the first.
+    #[arg(long)]
+    skip_bad: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -133,28 +139,35 @@ fn main() -> ExitCode {
             json,
         ),
         Command::Check { spec, json } => run_check(&spec, json),
-        Command::Bench {
-            data,
-            task,
-            split,
-            workers,
-            batch,
-            batches,
-            warmup,
-            json,
-        } => run_bench(&data, task, split, workers, batch, batches, warmup, json),
+        Command::Bench(args) => run_bench(args),
     };
     match outcome {
         Ok(code) => code,
         Err(Failure::Input(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_sentence(&e));
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_sentence(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes joined with ": ", leaving out a cause whose text the message
+/// already carries (`DataError` prints its I/O source itself).
+fn one_sentence(error: &anyhow::Error) -> String {
+    let mut sentence = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !sentence.contains(&text) {
+            if !sentence.is_empty() {
+                sentence.push_str(": ");
+            }
+            sentence.push_str(&text);
+        }
+    }
+    sentence
 }
 
 fn parse_spec(spec: &str) -> Result<DatasetSpec, Failure> {
@@ -268,18 +281,19 @@ fn print_check(report: &CheckReport) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_bench(
-    data: &str,
-    task: Task,
-    split: Option<String>,
-    workers: usize,
-    batch: usize,
-    batches: usize,
-    warmup: usize,
-    json: bool,
-) -> Result<ExitCode, Failure> {
-    let spec = parse_spec(data)?;
+fn run_bench(args: BenchArgs) -> Result<ExitCode, Failure> {
+    let BenchArgs {
+        data,
+        task,
+        split,
+        workers,
+        batch,
+        batches,
+        warmup,
+        skip_bad,
+        json,
+    } = args;
+    let spec = parse_spec(&data)?;
     let task = match task {
         Task::Detection => BenchTask::Detection,
         Task::Segmentation => BenchTask::Segmentation,
@@ -297,7 +311,17 @@ fn run_bench(
             "--batch and --batches must be at least 1"
         )));
     }
-    let report = bench_loader(task, &spec, &split, workers, batch, batches, warmup)
+    let request = BenchRequest {
+        task,
+        spec: spec.clone(),
+        split,
+        workers,
+        batch_size: batch,
+        batches,
+        warmup,
+        skip_bad,
+    };
+    let report = bench_loader(&request)
         .with_context(|| {
             format!(
                 "benchmarking the {} loader on {spec}",
@@ -316,6 +340,9 @@ fn run_bench(
             "{:?} loader on {} ({}): {} images in {:.2} s = {:.1} images/s with {} workers ({:.1} per worker)",
             report.task, report.spec, report.split, report.images, report.seconds, report.images_per_s, report.workers, report.images_per_s_per_worker
         );
+        if report.skipped > 0 {
+            println!("skipped {} bad entries (--skip-bad)", report.skipped);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -226,16 +226,41 @@ impl Layout {
             list.push('\n');
         }
         for task in ["Main", "Segmentation"] {
-            write(
-                &self
-                    .voc
-                    .join("ImageSets")
-                    .join(task)
-                    .join(format!("{}.txt", split.name())),
-                list.as_bytes(),
-            )?;
+            let path = self
+                .voc
+                .join("ImageSets")
+                .join(task)
+                .join(format!("{}.txt", split.name()));
+            write(&path, list.as_bytes())?;
         }
+        self.write_class_lists(split.name(), scenes)?;
         self.write_coco(split, scenes)
+    }
+
+    /// VOC's per-class lists, `<class>_<split>.txt`: each id with 1 (the class is present),
+    /// 0 (present, only as difficult objects) or -1 (absent), as the devkit writes them.
+    fn write_class_lists(&self, split: &str, scenes: &[WrittenScene]) -> Result<()> {
+        for (class, name) in self.class_names.iter().enumerate() {
+            let mut list = String::with_capacity(scenes.len() * 10);
+            for s in scenes {
+                let of_class = s.objects.iter().filter(|o| o.class == class);
+                let flag = match (of_class.clone().any(|o| !o.difficult), of_class.count() > 0) {
+                    (true, _) => " 1",
+                    (false, true) => " 0",
+                    (false, false) => "-1",
+                };
+                list.push_str(&Self::voc_id(s.number));
+                list.push(' ');
+                list.push_str(flag);
+                list.push('\n');
+            }
+            let path = self
+                .voc
+                .join("ImageSets/Main")
+                .join(format!("{name}_{split}.txt"));
+            write(&path, list.as_bytes())?;
+        }
+        Ok(())
     }
 
     fn write_coco(&self, split: SynthSplit, scenes: &[WrittenScene]) -> Result<()> {
@@ -286,14 +311,19 @@ impl Layout {
 
     /// VOC's trainval list and the marker with the parameters.
     pub fn finish(&self, config: &SynthConfig) -> Result<()> {
-        for task in ["Main", "Segmentation"] {
+        let main_lists = self
+            .class_names
+            .iter()
+            .map(|c| ("Main", format!("{c}_")))
+            .chain([("Main", String::new()), ("Segmentation", String::new())]);
+        for (task, prefix) in main_lists {
             let dir = self.voc.join("ImageSets").join(task);
             let mut trainval = Vec::new();
             for split in ["train", "val"] {
-                let path = dir.join(format!("{split}.txt"));
+                let path = dir.join(format!("{prefix}{split}.txt"));
                 trainval.extend(std::fs::read(&path).map_err(|e| DataError::io(&path, e))?);
             }
-            write(&dir.join("trainval.txt"), &trainval)?;
+            write(&dir.join(format!("{prefix}trainval.txt")), &trainval)?;
         }
         let marker = serde_json::json!({
             "generator": "datasets synth",
