@@ -317,6 +317,11 @@ fn check_coco(spec: &DatasetSpec, annotations: &Path, images: Option<&Path>) -> 
             match dataset.detection_record_with_problems(i) {
                 Ok((record, problems)) => {
                     outcome.classes = record.objects.iter().map(|o| o.class).collect();
+                    // Masks (polygons, RLE) are decoded only where the boxes were fine, so
+                    // one bad annotation is reported once.
+                    if problems.is_empty() {
+                        outcome.problems.extend(dataset.instance_masks(i).err());
+                    }
                     outcome.problems.extend(problems);
                     if let Err(e) =
                         check_image(&record.image_path, Some((record.width, record.height)))

@@ -265,6 +265,13 @@ impl CocoDataset {
                 .class_of_category
                 .get(&ann.category_id)
                 .ok_or_else(|| invalid(format!("unknown category id {}", ann.category_id)))?;
+            if let Some(problem) = ann
+                .segmentation
+                .as_ref()
+                .and_then(|seg| segmentation_problem(seg, image.height, image.width))
+            {
+                return Err(invalid(problem));
+            }
             let column_major = self.coco.ann_to_mask(ann).ok_or_else(|| {
                 invalid("its segmentation does not decode at the image's size".into())
             })?;
@@ -287,5 +294,42 @@ impl CocoDataset {
             });
         }
         Ok(masks)
+    }
+}
+
+/// What is wrong with a segmentation on an `h x w` image, if anything. pycocotools decodes
+/// an RLE whose runs fall short of the image without complaint (the rest stays empty), so
+/// the sum is checked here.
+fn segmentation_problem(seg: &hotcoco::Segmentation, h: u32, w: u32) -> Option<String> {
+    let check_runs = |size: [u32; 2], total: u64| {
+        if size != [h, w] {
+            Some(format!(
+                "its RLE size {:?} is not the image's [{h}, {w}] (height, width)",
+                size
+            ))
+        } else if total != h as u64 * w as u64 {
+            Some(format!(
+                "its RLE runs cover {total} pixels, the image has {}",
+                h as u64 * w as u64
+            ))
+        } else {
+            None
+        }
+    };
+    match seg {
+        hotcoco::Segmentation::UncompressedRle { size, counts } => {
+            check_runs(*size, counts.iter().map(|&c| c as u64).sum())
+        }
+        hotcoco::Segmentation::CompressedRle { size, counts } => {
+            match hotcoco::mask::rle_from_string(counts, size[0], size[1]) {
+                Ok(rle) => check_runs(*size, rle.counts.iter().map(|&c| c as u64).sum()),
+                Err(e) => Some(format!("its compressed RLE does not decode ({e})")),
+            }
+        }
+        hotcoco::Segmentation::Polygon(polygons) => polygons
+            .iter()
+            .any(|p| p.len() < 6 || p.len() % 2 != 0)
+            .then(|| "a polygon has fewer than 3 points or an odd number of coordinates".into()),
+        _ => None,
     }
 }

@@ -294,6 +294,7 @@ fn check_names_every_planted_coco_defect() {
         format!("{j}: annotation 2 (image 7): unknown category id 4"),
         format!("{j}: image 9: file name \"../../escape.jpg\" would escape the image folder (it must be a relative path without \"..\")"),
         format!("{}/missing.jpg: No such file or directory (os error 2)", images.display()),
+        format!("{j}: annotation 5 (image 12): its RLE runs cover 10 pixels, the image has 600"),
     ];
     assert_eq!(report.problems, expected);
 
