@@ -156,11 +156,11 @@ pub struct DetectionSample {
 /// Mirrors every row of an interleaved image in place.
 pub fn flip_rows(pixels: &mut [u8], width: usize, channels: usize) {
     for row in pixels.chunks_exact_mut(width * channels) {
-        for x in 0..width / 2 {
-            let (left, right) = (x * channels, (width - 1 - x) * channels);
-            for c in 0..channels {
-                row.swap(left + c, right + c);
-            }
+        // Reversing the row reverses the pixels and, within each, the channels; reversing
+        // each pixel back restores the channel order. Both loops vectorise.
+        row.reverse();
+        if channels > 1 {
+            row.chunks_exact_mut(channels).for_each(<[u8]>::reverse);
         }
     }
 }
@@ -300,6 +300,16 @@ mod tests {
         assert_eq!(s.boxes, vec![[2.0, 0.0, 3.0, 1.0]]);
         assert_eq!(s.labels, vec![4]);
         assert_eq!(&s.pixels[2 * 3..3 * 3], &[255, 255, 255]);
+    }
+
+    #[test]
+    fn flipping_keeps_channel_order() {
+        let mut row = vec![1, 2, 3, 4, 5, 6, 7, 8, 9];
+        flip_rows(&mut row, 3, 3);
+        assert_eq!(row, vec![7, 8, 9, 4, 5, 6, 1, 2, 3]);
+        let mut grey = vec![1, 2, 3, 4];
+        flip_rows(&mut grey, 2, 1);
+        assert_eq!(grey, vec![2, 1, 4, 3]);
     }
 
     #[test]

@@ -79,8 +79,8 @@ impl SegmentationTrainTransform {
         let labels = resize_nearest(&labels, w, h, ow, oh);
         let crop = self.crop_size;
         let (pw, ph) = (ow.max(crop), oh.max(crop));
-        let pixels = pad(&pixels, ow, oh, 3, pw, ph, 0);
-        let labels = pad(&labels, ow, oh, 1, pw, ph, IGNORE_LABEL);
+        let pixels = pad(pixels, ow, oh, 3, pw, ph, 0);
+        let labels = pad(labels, ow, oh, 1, pw, ph, IGNORE_LABEL);
         let x1 = rng.random_range(0..=pw - crop);
         let y1 = rng.random_range(0..=ph - crop);
         let mut pixels = cut(&pixels, pw, 3, x1, y1, crop, crop);
@@ -161,9 +161,10 @@ pub fn resize_nearest(src: &[u8], w: usize, h: usize, out_w: usize, out_h: usize
     out
 }
 
-/// Extends an image to `out_w x out_h` on the right and bottom with `fill`.
+/// Extends an image to `out_w x out_h` on the right and bottom with `fill` (no copy when
+/// it is that size already).
 fn pad(
-    src: &[u8],
+    src: Vec<u8>,
     w: usize,
     h: usize,
     channels: usize,
@@ -172,7 +173,7 @@ fn pad(
     fill: u8,
 ) -> Vec<u8> {
     if (w, h) == (out_w, out_h) {
-        return src.to_vec();
+        return src;
     }
     let mut out = vec![fill; out_w * out_h * channels];
     for (y, row) in src.chunks_exact(w * channels).enumerate() {
