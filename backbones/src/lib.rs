@@ -3,8 +3,10 @@
 
 pub mod arch;
 pub mod checkpoint;
+pub mod classification;
 pub mod classifier;
 pub mod device;
+pub mod engine;
 pub mod interop;
 pub mod layers;
 pub mod resnet;

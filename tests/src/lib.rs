@@ -4,7 +4,7 @@ pub mod formula;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Once;
+use std::sync::Mutex;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -21,23 +21,25 @@ pub fn fixture(path: &str) -> PathBuf {
 /// Path of a workspace binary in the profile the tests were built with, built on first use
 /// (a plain `cargo test` builds only the test crates).
 pub fn bin(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>");
-    BUILD.call_once(|| {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let release = dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--workspace", "--bins", "--quiet"])
+        cmd.args(["build", "--quiet", "--bin", name])
             .current_dir(repo_root());
         if release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --bins failed");
-    });
+        assert!(status.success(), "cargo build --bin {name} failed");
+        built.push(name.to_string());
+    }
     let path = dir.join(name);
     assert!(path.exists(), "{} was not built", path.display());
     path

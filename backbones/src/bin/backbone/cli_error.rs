@@ -1,23 +1,64 @@
 //! One sentence on stderr per failure; exit 2 for bad input, 1 for failures at run time.
 
 use backbones::arch::UnknownArch;
+use backbones::classification::TrainInputError;
+use backbones::engine::run_dir::RunDirError;
 use backbones::CheckpointError;
 use datasets::DataError;
+use std::io::ErrorKind;
 
 /// Marks an error as the user's input being wrong (exit status 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// Reading a file the user named that is absent or unreadable is bad input; an I/O failure
+/// while writing (a full disk) is a failure at run time.
+fn io_is_bad_input(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::IsADirectory
+    )
+}
+
+fn checkpoint_is_bad_input(e: &CheckpointError) -> bool {
+    match e {
+        CheckpointError::Io { source, .. } => io_is_bad_input(source),
+        _ => true,
+    }
+}
+
+fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(c) = e.downcast_ref::<CheckpointError>() {
+        return checkpoint_is_bad_input(c);
+    }
+    if let Some(r) = e.downcast_ref::<RunDirError>() {
+        return match r {
+            RunDirError::Invalid { .. } => true,
+            RunDirError::Checkpoint(c) => checkpoint_is_bad_input(c),
+            RunDirError::Io { .. } => false,
+        };
+    }
+    e.is::<BadInput>()
+        || e.is::<TrainInputError>()
+        || e.is::<DataError>()
+        || e.is::<UnknownArch>()
+        || e.is::<datasets::loader::InvalidLoaderConfig>()
+}
+
+/// Prints the error and its causes as one line (skipping causes the message already quotes)
+/// and returns the exit status.
 pub fn report(program: &str, err: &anyhow::Error) -> i32 {
-    eprintln!("{program}: {err:#}");
-    let bad_input = err.chain().any(|e| {
-        e.is::<BadInput>()
-            || e.is::<CheckpointError>()
-            || e.is::<DataError>()
-            || e.is::<UnknownArch>()
-    });
-    if bad_input {
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    eprintln!("{program}: {message}");
+    if err.chain().any(is_bad_input) {
         2
     } else {
         1

@@ -1,10 +1,13 @@
 //! `backbone`: ResNet classifiers — inspect, initialise, import from and export to PyTorch,
 //! predict.
 
+mod bench_cmd;
 mod cli_error;
+mod eval_cmd;
 mod info;
 mod interop_cmd;
 mod predict;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +34,12 @@ enum Command {
     Export(interop_cmd::ExportArgs),
     /// Top-k classes of one image.
     Predict(predict::PredictArgs),
+    /// Trains a classifier from a TOML recipe (the paper's refinements, resumable).
+    Train(train_cmd::TrainArgs),
+    /// Top-1, top-5 and loss of a checkpoint on a dataset's validation split.
+    Eval(eval_cmd::EvalArgs),
+    /// Images per second of a full training step (or of the data loader with --data).
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() {
@@ -41,6 +50,9 @@ fn main() {
         Command::Import(args) => interop_cmd::run_import(args),
         Command::Export(args) => interop_cmd::run_export(args),
         Command::Predict(args) => predict::run(args),
+        Command::Train(args) => train_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     if let Err(err) = result {
         std::process::exit(cli_error::report("backbone", &err));

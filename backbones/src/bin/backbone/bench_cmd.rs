@@ -1,0 +1,115 @@
+use crate::cli_error::BadInput;
+use backbones::classification::step_bench::{bench_train_step, StepBenchSettings};
+use backbones::device::parse_device;
+use backbones::Arch;
+use clap::Args;
+use datasets::bench::{loader_throughput, LoaderBenchSettings};
+use datasets::spec::DatasetSpec;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "resnet50d")]
+    arch: Arch,
+    #[arg(long, default_value_t = 32)]
+    batch: i64,
+    #[arg(long, default_value_t = 224)]
+    input_size: i64,
+    #[arg(long, default_value_t = 1000)]
+    num_classes: i64,
+    /// fp16 autocast with dynamic loss scaling (CUDA).
+    #[arg(long)]
+    amp: bool,
+    #[arg(long)]
+    channels_last: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    /// CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Time the data loader on this dataset (KIND:PATH) instead of the training step.
+    #[arg(long)]
+    data: Option<String>,
+    /// Loader workers (with --data).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Print one JSON object: {"images_per_s", ...}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(t) = args.threads {
+        tch::set_num_threads(t);
+    }
+    if let Some(spec) = &args.data {
+        return bench_loader(spec, &args);
+    }
+    let device = parse_device(&args.device).map_err(BadInput)?;
+    if args.amp && device == tch::Device::Cpu {
+        return Err(BadInput(
+            "--amp needs a CUDA device (fp16 autocast is CUDA-only in libtorch)".into(),
+        )
+        .into());
+    }
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    let result = bench_train_step(&StepBenchSettings {
+        arch: args.arch,
+        batch: args.batch,
+        input_size: args.input_size,
+        num_classes: args.num_classes,
+        amp: args.amp,
+        channels_last: args.channels_last,
+        device,
+        warmup: args.warmup,
+        iters: args.iters.max(1),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "{} train step, batch {} at {}px on {} ({} threads): {:.1} images/s ({:.1} ms/step)",
+            result.arch,
+            result.batch,
+            result.input_size,
+            result.device,
+            result.threads,
+            result.images_per_s,
+            result.step_ms
+        );
+    }
+    Ok(())
+}
+
+/// The classification loader's throughput (decode + the paper's augmentation) on `spec`.
+fn bench_loader(spec: &str, args: &BenchArgs) -> anyhow::Result<()> {
+    let spec = DatasetSpec::parse(spec).map_err(|e| BadInput(e.to_string()))?;
+    let settings = LoaderBenchSettings {
+        input_size: args.input_size as usize,
+        batch_size: args.batch.max(1) as usize,
+        workers: args.workers,
+        batches: args.iters.max(1),
+        warmup_batches: args.warmup.max(1),
+        seed: 0,
+    };
+    let result = loader_throughput(&spec, &settings)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "loader, batch {} at {}px, {} worker(s): {:.1} images/s ({:.1} per worker)",
+            result.batch_size,
+            result.input_size,
+            result.workers,
+            result.images_per_s,
+            result.images_per_s_per_worker
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+use crate::cli_error::BadInput;
+use backbones::classification::{self, TrainOptions};
+use backbones::device::parse_device;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A TOML recipe, e.g. configs/backbone/fashion-quick.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a config value: --set optim.lr=0.2 --set loss.label_smoothing=0.1 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// The dataset, KIND:PATH (imagenet:ROOT, fashion-mnist:DIR); overrides data.spec.
+    #[arg(long)]
+    data: Option<String>,
+    /// The run folder (config.toml, metrics.jsonl, last/best/state.safetensors, curves.png).
+    #[arg(long, default_value = "runs/backbone")]
+    out: PathBuf,
+    /// Continue the run in --out from its state.safetensors (same config required).
+    #[arg(long)]
+    resume: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Stop after this many iterations in all, saving the state (continue with --resume).
+    #[arg(long)]
+    max_iters: Option<u64>,
+    /// Print the final evaluation as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let device = parse_device(&args.device).map_err(BadInput)?;
+    let summary = classification::train(TrainOptions {
+        config: args.config,
+        sets: args.sets,
+        data: args.data,
+        out: args.out.clone(),
+        resume: args.resume,
+        device,
+        max_iters: args.max_iters,
+    })?;
+    let report = serde_json::json!({
+        "out": args.out.display().to_string(),
+        "epochs": summary.epochs_done,
+        "iters": summary.iters,
+        "stopped_early": summary.stopped_early,
+        "best_top1": summary.best_top1,
+        "last": summary.last_eval,
+        "skipped_images": summary.skipped_images,
+    });
+    if args.json {
+        println!("{report}");
+    } else if let Some(e) = summary.last_eval {
+        eprintln!(
+            "done: {} epochs, {} iterations; last val top-1 {:.4}, best {:.4}; checkpoints in {}",
+            summary.epochs_done,
+            summary.iters,
+            e.top1,
+            summary.best_top1.unwrap_or(e.top1),
+            args.out.display()
+        );
+    } else {
+        eprintln!(
+            "stopped after {} iterations; continue with --resume",
+            summary.iters
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! `backbone train`, `eval` and resumption on a tiny ImageNet-layout folder made by the test:
+//! the run folder's files, exact resumption (after a clean stop and after SIGKILL), and the
+//! bad inputs a user meets (corrupt image, unknown key, NaN loss, changed config on resume,
+//! a full disk while checkpointing).
+
+use e2e::{json, run_err, run_ok};
+use safetensors::SafeTensors;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CLASSES: [[u8; 3]; 3] = [[200, 40, 40], [40, 200, 40], [40, 40, 200]];
+
+/// ROOT/{train,val}/class_i/*.png: noisy images whose colour is their class.
+fn make_folder(root: &Path, train_per_class: usize, val_per_class: usize) {
+    let mut seed = 1u32;
+    let mut noise = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 24) as i32 - 128
+    };
+    for (split, n) in [("train", train_per_class), ("val", val_per_class)] {
+        for (c, colour) in CLASSES.iter().enumerate() {
+            let dir = root.join(split).join(format!("class_{c}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let img = image::RgbImage::from_fn(40, 36, |_, _| {
+                    image::Rgb(colour.map(|v| (v as i32 + noise() / 2).clamp(0, 255) as u8))
+                });
+                img.save(dir.join(format!("{i:03}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("tiny.toml");
+    let text = format!(
+        r#"
+[model]
+arch = "resnet18"
+zero_gamma = true
+
+[data]
+batch_size = 8
+workers = 2
+prefetch = 2
+normalization = "imagenet"
+
+[data.augment]
+input_size = 32
+scale = [0.5, 1.0]
+lighting_std = 0.1
+
+[optim]
+lr = 0.2
+no_bias_decay = true
+
+[schedule]
+epochs = 2
+warmup_epochs = 0.5
+decay = {{ kind = "cosine" }}
+
+[loss]
+label_smoothing = 0.1
+mix = {{ kind = "mixup", alpha = 0.2 }}
+mix_off_last_epochs = 1
+
+[train]
+log_every = 2
+checkpoint_every_iters = 2
+threads = 1
+{extra}
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    data: String,
+    config: PathBuf,
+}
+
+fn fixture(extra: &str) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    make_folder(&dir.join("imagenet"), 8, 4);
+    let config = write_config(&dir, extra);
+    Fixture {
+        data: format!("imagenet:{}", dir.join("imagenet").display()),
+        _tmp: tmp,
+        dir,
+        config,
+    }
+}
+
+fn train_args<'a>(f: &'a Fixture, out: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "train",
+        "--config",
+        f.config.to_str().unwrap(),
+        "--data",
+        &f.data,
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(more);
+    args
+}
+
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn a_run_writes_its_folder_and_evaluates() {
+    let f = fixture("");
+    let out = f.dir.join("run");
+    let o = out.to_str().unwrap();
+    let summary = json(&run_ok("backbone", &train_args(&f, o, &["--json"])));
+    assert_eq!(summary["epochs"], 2);
+    assert_eq!(summary["iters"], 6, "24 images in batches of 8, two epochs");
+    for name in [
+        "config.toml",
+        "metrics.jsonl",
+        "last.safetensors",
+        "best.safetensors",
+        "state.safetensors",
+        "curves.png",
+    ] {
+        assert!(out.join(name).exists(), "{name} missing");
+    }
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(json)
+        .collect();
+    for r in &records {
+        for key in ["epoch", "iter", "split", "time", "loss"] {
+            assert!(r.get(key).is_some(), "record without {key}: {r}");
+        }
+    }
+    assert_eq!(
+        records.iter().filter(|r| r["split"] == "val").count(),
+        2,
+        "one evaluation per epoch"
+    );
+    assert!(records
+        .iter()
+        .any(|r| r["split"] == "train" && r["lr"].as_f64().unwrap() > 0.0));
+
+    let eval = json(&run_ok(
+        "backbone",
+        &[
+            "eval",
+            "--ckpt",
+            out.join("best.safetensors").to_str().unwrap(),
+            "--data",
+            &f.data,
+            "--json",
+        ],
+    ));
+    assert_eq!(eval["images"], 12);
+    let top1 = eval["top1"].as_f64().unwrap();
+    assert!(
+        (0.0..=1.0).contains(&top1) && eval["top5"].as_f64().unwrap() == 1.0,
+        "{eval}"
+    );
+    // The run folder refuses a second, unrelated run.
+    let err = run_err("backbone", &train_args(&f, o, &[]), 2);
+    assert!(err.contains("already holds a run"), "{err}");
+}
+
+#[test]
+fn resuming_gives_the_weights_of_an_uninterrupted_run() {
+    let f = fixture("");
+    let full = f.dir.join("full");
+    run_ok("backbone", &train_args(&f, full.to_str().unwrap(), &[]));
+
+    // Stopped cleanly mid-epoch, then resumed.
+    let parts = f.dir.join("parts");
+    let p = parts.to_str().unwrap();
+    run_ok("backbone", &train_args(&f, p, &["--max-iters", "2"]));
+    assert!(
+        !parts.join("last.safetensors").exists(),
+        "stopped before the first epoch ended"
+    );
+    run_ok("backbone", &train_args(&f, p, &["--resume"]));
+    assert_eq!(
+        tensors(&parts.join("last.safetensors")),
+        tensors(&full.join("last.safetensors")),
+        "resumed weights differ from the uninterrupted run's"
+    );
+    let iters: Vec<u64> = std::fs::read_to_string(parts.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| json(l)["iter"].as_u64().unwrap())
+        .collect();
+    assert!(
+        iters.windows(2).all(|w| w[0] <= w[1]),
+        "the log is in order without repeats: {iters:?}"
+    );
+
+    // Killed with SIGKILL as soon as a state exists, then resumed.
+    let killed = f.dir.join("killed");
+    let k = killed.to_str().unwrap();
+    let mut child = Command::new(e2e::bin("backbone"))
+        .args(train_args(&f, k, &[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !killed.join("state.safetensors").exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    run_ok("backbone", &train_args(&f, k, &["--resume"]));
+    assert_eq!(
+        tensors(&killed.join("last.safetensors")),
+        tensors(&full.join("last.safetensors"))
+    );
+}
+
+#[test]
+fn resume_with_another_config_is_refused() {
+    let f = fixture("");
+    let out = f.dir.join("run");
+    let o = out.to_str().unwrap();
+    run_ok("backbone", &train_args(&f, o, &["--max-iters", "2"]));
+    let err = run_err(
+        "backbone",
+        &train_args(&f, o, &["--resume", "--set", "optim.lr=0.3"]),
+        2,
+    );
+    assert!(
+        err.contains("cannot resume with a different config (optim.lr: 0.2 vs 0.3)"),
+        "{err}"
+    );
+    let err = run_err(
+        "backbone",
+        &train_args(&f, f.dir.join("none").to_str().unwrap(), &["--resume"]),
+        2,
+    );
+    assert!(err.contains("nothing to resume"), "{err}");
+}
+
+#[test]
+fn unknown_or_mistyped_config_keys_are_named() {
+    let f = fixture("");
+    let o = f.dir.join("run");
+    let err = run_err(
+        "backbone",
+        &train_args(&f, o.to_str().unwrap(), &["--set", "optim.lrr=0.1"]),
+        2,
+    );
+    assert!(err.contains("unknown field `lrr`"), "{err}");
+    let f2 = fixture("bogus = 1");
+    let err = run_err(
+        "backbone",
+        &train_args(&f2, f2.dir.join("run").to_str().unwrap(), &[]),
+        2,
+    );
+    assert!(
+        err.contains("tiny.toml") && err.contains("unknown field `bogus`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_corrupt_image_is_named_or_skipped_and_counted() {
+    let f = fixture("");
+    let bad = f.dir.join("imagenet/train/class_1/003.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    let err = run_err(
+        "backbone",
+        &train_args(&f, f.dir.join("a").to_str().unwrap(), &[]),
+        2,
+    );
+    assert!(
+        err.contains("class_1/003.png") && err.contains("corrupt or truncated PNG"),
+        "{err}"
+    );
+    let summary = json(&run_ok(
+        "backbone",
+        &train_args(
+            &f,
+            f.dir.join("b").to_str().unwrap(),
+            &["--set", "data.skip_bad=true", "--json"],
+        ),
+    ));
+    assert_eq!(
+        summary["skipped_images"], 1,
+        "the bad image is skipped and listed once"
+    );
+}
+
+#[test]
+fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    // The learning rate jumps a trillion-fold after the first epoch.
+    let f = fixture("");
+    let out = f.dir.join("run");
+    let err = run_err(
+        "backbone",
+        &train_args(
+            &f,
+            out.to_str().unwrap(),
+            &[
+                "--set",
+                "schedule.decay={ kind = \"step\", epochs = [1], factor = 1e12 }",
+            ],
+        ),
+        1,
+    );
+    assert!(
+        err.contains("non-finite") && err.contains("at iteration"),
+        "{err}"
+    );
+    let last = tensors(&out.join("last.safetensors"));
+    for (name, bytes) in &last {
+        if name.ends_with("weight") || name.ends_with("bias") {
+            assert!(
+                bytes
+                    .chunks_exact(4)
+                    .all(|c| f32::from_le_bytes(c.try_into().unwrap()).is_finite()),
+                "{name} is not finite in last.safetensors"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_while_checkpointing_leaves_the_old_checkpoint_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("model.safetensors");
+    let c = ckpt.to_str().unwrap();
+    run_ok(
+        "backbone",
+        &["init", "--arch", "resnet18", "--num-classes", "10", c],
+    );
+    let before = std::fs::read(&ckpt).unwrap();
+    // A file-size limit makes writes fail as a full disk does (EFBIG instead of ENOSPC);
+    // SIGXFSZ is ignored so the write returns the error instead of killing the process.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 1024; exec {} init --arch resnet18 --num-classes 10 --seed 3 {c}",
+            e2e::bin("backbone").display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("model.safetensors") && stderr.contains("File too large"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        before,
+        "the old checkpoint changed"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "temporary files left behind");
+}
