@@ -39,18 +39,22 @@ enum Command {
         /// The Fashion-MNIST folder [default: $FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist].
         #[arg(long, value_name = "DIR")]
         fashion_mnist: Option<PathBuf>,
-        #[arg(long, default_value_t = 2000)]
+        /// Training scenes (items from Fashion-MNIST's training split).
+        #[arg(long, value_name = "N", default_value_t = 2000)]
         train: usize,
-        #[arg(long, default_value_t = 500)]
+        /// Validation scenes (items from Fashion-MNIST's test split).
+        #[arg(long, value_name = "N", default_value_t = 500)]
         val: usize,
-        #[arg(long, default_value_t = 500)]
+        /// Test scenes (items from Fashion-MNIST's test split; VOC and COCO only).
+        #[arg(long, value_name = "N", default_value_t = 500)]
         test: usize,
         /// Scene side in pixels.
         #[arg(long, value_name = "PX", default_value_t = 256)]
         size: usize,
-        #[arg(long, default_value_t = 0)]
+        /// The same seed writes the same files.
+        #[arg(long, value_name = "S", default_value_t = 0)]
         seed: u64,
-        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+        #[arg(long, value_name = "Q", default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
         jpeg_quality: u8,
         /// Also write DIR/preview.png: the first N scenes with boxes, beside their masks.
         #[arg(long, value_name = "N")]
@@ -63,6 +67,7 @@ enum Command {
     Check {
         /// voc:ROOT, ade20k:ROOT or coco:ANNOTATIONS.json[:IMAGES]
         spec: String,
+        /// Print the report as one JSON object on stdout (problems, counts per class).
         #[arg(long)]
         json: bool,
     },
@@ -72,6 +77,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct BenchArgs {
+    /// voc:ROOT, coco:ANNOTATIONS.json[:IMAGES] (detection); ade20k:ROOT, voc:ROOT (segmentation)
     #[arg(long, value_name = "SPEC")]
     data: String,
     #[arg(long, value_enum)]
@@ -92,6 +98,7 @@ struct BenchArgs {
     /// Leave out entries that fail to load (counted) instead of stopping on the first.
     #[arg(long)]
     skip_bad: bool,
+    /// Print the result as one JSON object on stdout.
     #[arg(long)]
     json: bool,
 }
