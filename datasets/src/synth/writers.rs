@@ -38,8 +38,8 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The same JPEG in three folders: a hard link where the file system allows, else a copy.
+/// (The folders are new: `Layout::create` removed any earlier output.)
 fn link_or_copy(from: &Path, to: &Path, bytes: &[u8]) -> Result<()> {
-    let _ = std::fs::remove_file(to);
     if std::fs::hard_link(from, to).is_err() {
         write(to, bytes)?;
     }
