@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CheckReport {
     pub spec: String,
-    /// Entries (images) examined.
+    /// Images examined (a VOC image in both a detection and a segmentation list counts once).
     pub entries: usize,
     /// One sentence per problem, each starting with the file it is about.
     pub problems: Vec<String>,
@@ -39,7 +39,7 @@ impl CheckReport {
     }
 
     fn add(&mut self, outcome: EntryOutcome) {
-        self.entries += 1;
+        self.entries += usize::from(!outcome.image_seen_before);
         self.problems
             .extend(outcome.problems.iter().map(ToString::to_string));
         for class in outcome.classes {
@@ -56,6 +56,8 @@ struct EntryOutcome {
     problems: Vec<DataError>,
     /// A class index per counted object (or per class present, for masks).
     classes: Vec<usize>,
+    /// The same image was already examined for another task.
+    image_seen_before: bool,
 }
 
 /// Checks every split of the dataset the spec names. Never fails: a dataset that cannot
@@ -148,6 +150,7 @@ fn check_voc(spec: &DatasetSpec, roots: &[PathBuf]) -> CheckReport {
     for dir in &year_dirs {
         // Every id of every split list, once: detection lists first, then segmentation.
         let mut seen = BTreeSet::new();
+        let mut seen_images = BTreeSet::new();
         let mut datasets = Vec::new();
         for (task, list_dir) in [
             (VocTask::Detection, "Main"),
@@ -195,7 +198,13 @@ fn check_voc(spec: &DatasetSpec, roots: &[PathBuf]) -> CheckReport {
                 .par_iter()
                 .map(|&i| check_voc_entry(dataset, i))
                 .collect();
-            outcomes.into_iter().for_each(|o| report.add(o));
+            for (outcome, &i) in outcomes.into_iter().zip(&fresh) {
+                let first_time = seen_images.insert(dataset.entries()[i].id.clone());
+                report.add(EntryOutcome {
+                    image_seen_before: !first_time,
+                    ..outcome
+                });
+            }
         }
     }
     report.unwrap_or_else(|| CheckReport::new(spec, "objects", &[]))
