@@ -252,21 +252,23 @@ mod tests {
 
     #[test]
     fn output_sizes_follow_each_recipe() {
-        // A typical VOC image, 500x375: 600/375 = 1.6 -> 800x600, within 1000.
-        assert_eq!(
-            ShorterSideResize::GLUONCV_VOC.output_size(500, 375),
-            (800, 600)
-        );
-        // A long one: 1000x300 would be 2000x600, so the longer side is capped.
-        assert_eq!(
-            ShorterSideResize::GLUONCV_VOC.output_size(1000, 300),
-            (1000, 300)
-        );
-        // torchvision: min(800/375, 1333/500) = 2.1333 -> floor(1066.67) x 800.
-        assert_eq!(
-            ShorterSideResize::TORCHVISION.output_size(500, 375),
-            (1066, 800)
-        );
+        // GluonCV's resize_short_within(short=600, max_size=1000) size arithmetic, run in
+        // numpy for (w, h): (500, 375) -> (800, 600), (500, 333) -> (901, 600),
+        // (1000, 300) -> (1000, 300) (capped), (353, 500) -> (600, 850),
+        // (500, 281) -> (1000, 562) (capped).
+        let gluoncv = |w, h| ShorterSideResize::GLUONCV_VOC.output_size(w, h);
+        assert_eq!(gluoncv(500, 375), (800, 600));
+        assert_eq!(gluoncv(500, 333), (901, 600));
+        assert_eq!(gluoncv(1000, 300), (1000, 300));
+        assert_eq!(gluoncv(353, 500), (600, 850));
+        assert_eq!(gluoncv(500, 281), (1000, 562));
+        // torchvision 0.26, GeneralizedRCNNTransform(800, 1333, ...).eval() on
+        // torch.rand(3, h, w): image_sizes (375, 500) -> (800, 1066), (333, 500) ->
+        // (800, 1201), (300, 1000) -> (399, 1333).
+        let torchvision = |w, h| ShorterSideResize::TORCHVISION.output_size(w, h);
+        assert_eq!(torchvision(500, 375), (1066, 800));
+        assert_eq!(torchvision(500, 333), (1201, 800));
+        assert_eq!(torchvision(1000, 300), (1333, 399));
     }
 
     #[test]

@@ -361,6 +361,12 @@ mod tests {
 
     #[test]
     fn nearest_resize_picks_pillows_pixels() {
+        // Pillow 13: Image.fromarray(np.array([[1, 2, 3]], np.uint8)).resize((6, 1), NEAREST)
+        // -> [1 1 2 2 3 3]; [[1, 2, 3, 4]] to (2, 1) -> [2 4]; np.arange(7) to (3, 1) -> [1 3 5].
+        assert_eq!(
+            resize_nearest(&[0, 1, 2, 3, 4, 5, 6], 7, 1, 3, 1),
+            vec![1, 3, 5]
+        );
         assert_eq!(
             resize_nearest(&[1, 2, 3], 3, 1, 6, 1),
             vec![1, 1, 2, 2, 3, 3]
