@@ -1,0 +1,521 @@
+//! SGD with momentum over a VarStore's trainable variables, with PyTorch's semantics
+//! (`torch.optim.SGD(momentum, nesterov, weight_decay, dampening=0)`) and momentum buffers that
+//! can be saved and restored (tch's own optimisers cannot, so a resume would lose momentum).
+//!
+//! For each parameter `p` with a gradient, at learning rate `lr`:
+//!
+//! ```text
+//! g   = grad + wd * p                  (wd = 0 for biases and BN under no-bias-decay)
+//! buf = momentum * buf + g             (buf starts at zero, so the first step gives buf = g,
+//!                                       exactly PyTorch's `buf = g.clone()`)
+//! u   = g + momentum * buf  (Nesterov)   or   u = buf
+//! p   = p - lr * u
+//! ```
+//!
+//! An AMP step whose gradients overflowed is skipped without the host reading the flag:
+//! the gradient is masked to zero, momentum becomes 1 and the learning rate 0, all as device
+//! tensors selected by the flag, so `buf * 1 + 0` and `p - 0 * u` leave both unchanged.
+
+use super::param_groups::decay_flags;
+use crate::checkpoint::NamedTensors;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+/// The optimiser's settings, as written in a training config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SgdConfig {
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    /// No weight decay on biases and BN gamma/beta (see `param_groups`).
+    pub no_bias_decay: bool,
+}
+
+impl Default for SgdConfig {
+    /// The paper's ImageNet recipe: Nesterov momentum 0.9, weight decay 1e-4, no bias decay.
+    fn default() -> Self {
+        SgdConfig {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-4,
+            no_bias_decay: true,
+        }
+    }
+}
+
+impl SgdConfig {
+    /// Rejects settings PyTorch rejects (and non-finite numbers), with a sentence saying why.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(format!("momentum must be in [0, 1), not {}", self.momentum));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!(
+                "weight decay must be a number >= 0, not {}",
+                self.weight_decay
+            ));
+        }
+        if self.nesterov && self.momentum == 0.0 {
+            return Err("Nesterov momentum needs a momentum above 0".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// One trainable parameter and what the optimiser keeps for it.
+struct Slot {
+    name: String,
+    param: Tensor,
+    decay: bool,
+    momentum_buffer: Tensor,
+}
+
+/// SGD with momentum over the trainable variables of a VarStore (those present when it is
+/// built; build it after the model).
+pub struct Sgd {
+    slots: Vec<Slot>,
+    momentum: f64,
+    nesterov: bool,
+    device: Device,
+    /// Weight decay as a 0-dim device tensor, so `grad + wd * p` is one fused `addcmul`.
+    weight_decay: Tensor,
+}
+
+const BUFFER_PREFIX: &str = "momentum_buffer.";
+
+impl Sgd {
+    /// Momentum buffers start at zero (allocated now, one per trainable variable).
+    /// The config is used as given; check it first with [`SgdConfig::validate`].
+    pub fn new(vs: &nn::VarStore, config: &SgdConfig) -> Self {
+        let _guard = tch::no_grad_guard();
+        let slots = decay_flags(vs, config.no_bias_decay)
+            .into_iter()
+            .map(|(name, param, decay)| Slot {
+                momentum_buffer: param.zeros_like(),
+                name,
+                param,
+                decay,
+            })
+            .collect();
+        let device = vs.device();
+        Sgd {
+            slots,
+            momentum: config.momentum,
+            nesterov: config.nesterov,
+            device,
+            weight_decay: Tensor::full([], config.weight_decay, (Kind::Float, device)),
+        }
+    }
+
+    pub fn zero_grad(&mut self) {
+        for slot in &mut self.slots {
+            slot.param.zero_grad();
+        }
+    }
+
+    /// One step at learning rate `lr` (see the module doc for the formula). Parameters
+    /// without a gradient are left alone.
+    ///
+    /// `skip`: an optional 0-dim tensor on the parameters' device (the loss scaler's
+    /// found-inf flag); where it is nonzero neither parameters nor momentum buffers change.
+    /// The flag is never read on the host.
+    pub fn step(&mut self, lr: f64, skip: Option<&Tensor>) {
+        let _guard = tch::no_grad_guard();
+        let options = (Kind::Float, self.device);
+        let momentum = Tensor::full([], self.momentum, options);
+        let mut neg_lr = Tensor::full([], -lr, options);
+        let mut buffer_momentum = momentum.shallow_clone();
+        let skip = skip.map(|s| s.ne(0.0));
+        if let Some(skip) = &skip {
+            buffer_momentum = momentum.masked_fill(skip, 1.0);
+            let _ = neg_lr.masked_fill_(skip, 0.0);
+        }
+        for slot in &mut self.slots {
+            let grad = slot.param.grad();
+            if !grad.defined() {
+                continue;
+            }
+            let mut g = if slot.decay {
+                grad.addcmul(&slot.param, &self.weight_decay)
+            } else {
+                grad
+            };
+            if let Some(skip) = &skip {
+                // Not in place: without decay `g` is the gradient itself.
+                g = g.masked_fill(skip, 0.0);
+            }
+            let _ = slot.momentum_buffer.g_mul_(&buffer_momentum).g_add_(&g);
+            let update = if self.nesterov {
+                g.addcmul(&slot.momentum_buffer, &momentum)
+            } else {
+                slot.momentum_buffer.shallow_clone()
+            };
+            let _ = slot.param.addcmul_(&update, &neg_lr);
+        }
+    }
+
+    /// Copies of the momentum buffers on the CPU, named `momentum_buffer.<parameter name>`.
+    pub fn state(&self) -> NamedTensors {
+        self.slots
+            .iter()
+            .map(|s| {
+                (
+                    format!("{BUFFER_PREFIX}{}", s.name),
+                    cpu_copy(&s.momentum_buffer),
+                )
+            })
+            .collect()
+    }
+
+    /// Restores momentum buffers saved by [`Sgd::state`]. Every buffer must be present with
+    /// its shape and no other tensor may be named `momentum_buffer.*`; tensors with other
+    /// prefixes (other parts of a training state) are ignored. Nothing is changed on error.
+    pub fn load_state(&mut self, state: &NamedTensors) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for slot in &self.slots {
+            let key = format!("{BUFFER_PREFIX}{}", slot.name);
+            match state.get(&key) {
+                None => problems.push(format!("missing {key}")),
+                Some(t) if t.size() != slot.momentum_buffer.size() => problems.push(format!(
+                    "{key} has shape {:?}, the parameter {:?}",
+                    t.size(),
+                    slot.momentum_buffer.size()
+                )),
+                Some(_) => {}
+            }
+        }
+        for key in state.keys().filter(|k| k.starts_with(BUFFER_PREFIX)) {
+            let name = &key[BUFFER_PREFIX.len()..];
+            if !self.slots.iter().any(|s| s.name == name) {
+                problems.push(format!("unexpected {key} (no such trainable parameter)"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(format!(
+                "the optimiser state does not fit the model: {}",
+                problems.join("; ")
+            ));
+        }
+        let _guard = tch::no_grad_guard();
+        for slot in &mut self.slots {
+            let saved = &state[&format!("{BUFFER_PREFIX}{}", slot.name)];
+            slot.momentum_buffer.copy_(saved);
+        }
+        Ok(())
+    }
+
+    /// Names of the parameters that take weight decay, sorted.
+    pub fn decayed_names(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|s| s.decay)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// The trainable parameters the optimiser updates, sorted by name (for the loss
+    /// scaler's unscale, gradient clipping, or counting).
+    pub fn params(&self) -> Vec<Tensor> {
+        self.slots.iter().map(|s| s.param.shallow_clone()).collect()
+    }
+}
+
+/// A copy on the CPU that no later in-place step can change (`to_device(Cpu)` of a CPU
+/// tensor would return the same storage).
+pub(crate) fn cpu_copy(t: &Tensor) -> Tensor {
+    if t.device() == Device::Cpu {
+        t.copy()
+    } else {
+        t.to_device(Device::Cpu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A layer with a 2x2 weight and a 2-element bias.
+    fn layer(vs: &nn::VarStore) -> (Tensor, Tensor) {
+        let root = vs.root() / "layer";
+        let w = root.var_copy(
+            "weight",
+            &Tensor::from_slice(&[0.5f32, -1.0, 2.0, 0.25]).view([2, 2]),
+        );
+        let b = root.var_copy("bias", &Tensor::from_slice(&[0.1f32, -0.2]));
+        (w, b)
+    }
+
+    const LRS: [f64; 3] = [0.1, 0.05, 0.2];
+    const GRAD_W: [[f32; 4]; 3] = [
+        [1.0, 2.0, -3.0, 0.5],
+        [0.5, -0.5, 1.0, 1.0],
+        [-2.0, 0.0, 0.25, -1.0],
+    ];
+    const GRAD_B: [[f32; 2]; 3] = [[0.4, -1.0], [0.0, 2.0], [1.0, 1.0]];
+
+    /// Sets the gradients to those of step `k` by back-propagating a linear function.
+    fn backward(opt: &mut Sgd, w: &Tensor, b: &Tensor, k: usize) {
+        opt.zero_grad();
+        let gw = Tensor::from_slice(&GRAD_W[k]).view([2, 2]);
+        let gb = Tensor::from_slice(&GRAD_B[k]);
+        ((w * gw).sum(Kind::Float) + (b * gb).sum(Kind::Float)).backward();
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
+    }
+
+    fn assert_close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                "{got:?} vs {want:?}"
+            );
+        }
+    }
+
+    // Golden values from PyTorch 2.11:
+    //
+    // w = torch.tensor([[0.5, -1.0], [2.0, 0.25]], requires_grad=True)
+    // b = torch.tensor([0.1, -0.2], requires_grad=True)
+    // groups = [{"params": [w], "weight_decay": 0.01},
+    //           {"params": [b], "weight_decay": 0.0 if nbd else 0.01}]
+    // opt = torch.optim.SGD(groups, lr=0.1, momentum=0.9, nesterov=nesterov)
+    // for lr, (gw, gb) in zip([0.1, 0.05, 0.2], GRADS):   # GRAD_W, GRAD_B below
+    //     for g in opt.param_groups: g["lr"] = lr
+    //     opt.zero_grad()
+    //     ((w * torch.tensor(gw)).sum() + (b * torch.tensor(gb)).sum()).backward()
+    //     opt.step()
+    // print(w.flatten().tolist(), b.tolist(), opt.state[w]["momentum_buffer"].flatten().tolist())
+    //
+    // By hand for w[0,0] without Nesterov: g1 = 1 + 0.01*0.5 = 1.005, buf = 1.005,
+    // p = 0.5 - 0.1*1.005 = 0.3995; g2 = 0.5 + 0.003995, buf = 0.9*1.005 + 0.503995 =
+    // 1.408495, p = 0.32907525; g3 = -2 + 0.0032907525, buf = -0.7290637475,
+    // p = 0.32907525 + 0.2*0.7290637475 = 0.4748880195.
+    fn run_three_steps(config: &SgdConfig) -> (Vec<f32>, Vec<f32>, NamedTensors) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (w, b) = layer(&vs);
+        let mut opt = Sgd::new(&vs, config);
+        for (k, lr) in LRS.iter().enumerate() {
+            backward(&mut opt, &w, &b, k);
+            opt.step(*lr, None);
+        }
+        (values(&w), values(&b), opt.state())
+    }
+
+    #[test]
+    fn nesterov_with_no_bias_decay_matches_pytorch() {
+        let config = SgdConfig {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.01,
+            no_bias_decay: true,
+        };
+        let (w, b, state) = run_three_steps(&config);
+        assert_close(&w, &[0.751_686_16, -1.611_437_8, 2.752_938_7, 0.183_363_84]);
+        assert_close(&b, &[-0.430_520_03, -0.717_7]);
+        assert_close(
+            &values(&state["momentum_buffer.layer.weight"]),
+            &[-0.730_963_23, 1.135_398_3, -1.214_809_7, 0.308_805_94],
+        );
+    }
+
+    #[test]
+    fn plain_momentum_with_decay_everywhere_matches_pytorch() {
+        let config = SgdConfig {
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.01,
+            no_bias_decay: false,
+        };
+        let (w, b, state) = run_three_steps(&config);
+        assert_close(
+            &w,
+            &[0.474_888_03, -1.490_646_5, 2.624_812_8, 0.065_019_004],
+        );
+        assert_close(&b, &[-0.223_328_43, -0.551_847_16]);
+        assert_close(
+            &values(&state["momentum_buffer.layer.weight"]),
+            &[-0.729_063_75, 1.138_479_5, -1.219_308_4, 0.310_093_1],
+        );
+    }
+
+    #[test]
+    fn decayed_names_follow_no_bias_decay() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = layer(&vs);
+        let with = Sgd::new(&vs, &SgdConfig::default());
+        assert_eq!(with.decayed_names(), vec!["layer.weight"]);
+        let without = Sgd::new(
+            &vs,
+            &SgdConfig {
+                no_bias_decay: false,
+                ..SgdConfig::default()
+            },
+        );
+        assert_eq!(without.decayed_names(), vec!["layer.bias", "layer.weight"]);
+    }
+
+    #[test]
+    fn restored_state_continues_bit_identically() {
+        let config = SgdConfig::default();
+        // Uninterrupted: three steps.
+        let (w_ref, b_ref, _) = run_three_steps(&config);
+        // Interrupted after one step: a fresh model and optimiser restored from copies.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (w, b) = layer(&vs);
+        let mut opt = Sgd::new(&vs, &config);
+        backward(&mut opt, &w, &b, 0);
+        opt.step(LRS[0], None);
+        let state = opt.state();
+        let params: Vec<Tensor> = [&w, &b].iter().map(|t| t.detach().copy()).collect();
+        drop(opt);
+        let vs2 = nn::VarStore::new(Device::Cpu);
+        let (mut w2, mut b2) = layer(&vs2);
+        tch::no_grad(|| {
+            w2.copy_(&params[0]);
+            b2.copy_(&params[1]);
+        });
+        let mut opt2 = Sgd::new(&vs2, &config);
+        opt2.load_state(&state).unwrap();
+        for (k, lr) in LRS.iter().enumerate().skip(1) {
+            backward(&mut opt2, &w2, &b2, k);
+            opt2.step(*lr, None);
+        }
+        assert_eq!(values(&w2), w_ref);
+        assert_eq!(values(&b2), b_ref);
+    }
+
+    #[test]
+    fn state_is_a_copy_not_a_view() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (w, b) = layer(&vs);
+        let mut opt = Sgd::new(&vs, &SgdConfig::default());
+        backward(&mut opt, &w, &b, 0);
+        opt.step(0.1, None);
+        let state = opt.state();
+        let before = values(&state["momentum_buffer.layer.weight"]);
+        backward(&mut opt, &w, &b, 1);
+        opt.step(0.1, None);
+        assert_eq!(values(&state["momentum_buffer.layer.weight"]), before);
+    }
+
+    #[test]
+    fn skip_leaves_params_and_buffers_unchanged_even_with_inf_grads() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (w, b) = layer(&vs);
+        let mut opt = Sgd::new(&vs, &SgdConfig::default());
+        backward(&mut opt, &w, &b, 0);
+        opt.step(0.1, Some(&Tensor::from(0.0f32)));
+        let (w1, b1, s1) = (values(&w), values(&b), opt.state());
+        opt.zero_grad();
+        let inf = Tensor::from_slice(&[f32::INFINITY, 1.0, f32::NAN, 0.0]).view([2, 2]);
+        ((&w * inf).sum(Kind::Float) + (&b * 3.0).sum(Kind::Float)).backward();
+        opt.step(0.1, Some(&Tensor::from(1.0f32)));
+        assert_eq!(values(&w), w1);
+        assert_eq!(values(&b), b1);
+        for (name, t) in opt.state() {
+            assert_eq!(values(&t), values(&s1[&name]), "{name}");
+        }
+        // And a zero flag steps as if there were none.
+        backward(&mut opt, &w, &b, 1);
+        opt.step(0.05, Some(&Tensor::from(0.0f32)));
+        assert_ne!(values(&w), w1);
+    }
+
+    #[test]
+    fn skip_flag_with_zero_steps_like_no_flag() {
+        let config = SgdConfig::default();
+        let (w_ref, b_ref, _) = run_three_steps(&config);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (w, b) = layer(&vs);
+        let mut opt = Sgd::new(&vs, &config);
+        let no = Tensor::from(0.0f32);
+        for (k, lr) in LRS.iter().enumerate() {
+            backward(&mut opt, &w, &b, k);
+            opt.step(*lr, Some(&no));
+        }
+        assert_eq!(values(&w), w_ref);
+        assert_eq!(values(&b), b_ref);
+    }
+
+    #[test]
+    fn params_without_grad_are_left_alone() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (w, b) = layer(&vs);
+        let mut opt = Sgd::new(&vs, &SgdConfig::default());
+        opt.zero_grad();
+        (&w * 2.0).sum(Kind::Float).backward();
+        let b0 = values(&b);
+        opt.step(0.1, None);
+        assert_eq!(values(&b), b0);
+        assert_eq!(
+            values(&opt.state()["momentum_buffer.layer.bias"]),
+            vec![0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn load_state_names_every_problem() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = layer(&vs);
+        let mut opt = Sgd::new(&vs, &SgdConfig::default());
+        let mut state = NamedTensors::new();
+        state.insert(
+            "momentum_buffer.layer.weight".into(),
+            Tensor::zeros([3], (Kind::Float, Device::Cpu)),
+        );
+        state.insert(
+            "momentum_buffer.other.weight".into(),
+            Tensor::zeros([3], (Kind::Float, Device::Cpu)),
+        );
+        state.insert(
+            "loss_scaler.scale".into(),
+            Tensor::zeros([], (Kind::Float, Device::Cpu)),
+        );
+        let err = opt.load_state(&state).unwrap_err();
+        assert!(err.contains("missing momentum_buffer.layer.bias"), "{err}");
+        assert!(
+            err.contains("momentum_buffer.layer.weight has shape [3], the parameter [2, 2]"),
+            "{err}"
+        );
+        assert!(
+            err.contains("unexpected momentum_buffer.other.weight"),
+            "{err}"
+        );
+        assert!(!err.contains("loss_scaler"), "{err}");
+    }
+
+    #[test]
+    fn config_defaults_and_validation() {
+        let c: SgdConfig = toml::from_str("momentum = 0.8").unwrap();
+        assert_eq!(
+            c,
+            SgdConfig {
+                momentum: 0.8,
+                ..SgdConfig::default()
+            }
+        );
+        assert!(c.validate().is_ok());
+        assert!(toml::from_str::<SgdConfig>("momentun = 0.8").is_err());
+        let bad = |c: SgdConfig| c.validate().unwrap_err();
+        assert!(bad(SgdConfig {
+            momentum: 1.0,
+            ..SgdConfig::default()
+        })
+        .contains("momentum"));
+        assert!(bad(SgdConfig {
+            weight_decay: -1.0,
+            ..SgdConfig::default()
+        })
+        .contains("weight decay"));
+        assert!(bad(SgdConfig {
+            momentum: 0.0,
+            nesterov: true,
+            ..SgdConfig::default()
+        })
+        .contains("Nesterov"));
+    }
+}
