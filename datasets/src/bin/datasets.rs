@@ -188,10 +188,12 @@ fn run_synth(
     preview: Option<usize>,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    if config.size < 32 {
+    if !synth::SCENE_SIZES.contains(&config.size) {
         return Err(Failure::Input(anyhow::anyhow!(
-            "--size {} is below 32 pixels",
-            config.size
+            "--size {} is outside {}..={} pixels",
+            config.size,
+            synth::SCENE_SIZES.start(),
+            synth::SCENE_SIZES.end()
         )));
     }
     let items = match source {

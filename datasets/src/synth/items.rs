@@ -60,6 +60,9 @@ impl ItemSource {
                     ),
                 ));
             }
+            if images.is_empty() {
+                return Err(DataError::invalid(&images_path, "holds no images"));
+            }
             if labels.len() != images.len() {
                 return Err(DataError::invalid(
                     &labels_path,

@@ -28,6 +28,9 @@ use crate::rng::{stream_rng, SampleRng};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
+/// Scene sides `generate` accepts: items need room, and JPEG sides are 16-bit.
+pub const SCENE_SIZES: std::ops::RangeInclusive<usize> = 32..=4096;
+
 /// The three splits of a synthetic dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SynthSplit {
@@ -108,10 +111,15 @@ pub struct SynthSummary {
 
 /// Writes every split in all three formats under `config.out`.
 pub fn generate(config: &SynthConfig, source: &ItemSource) -> Result<SynthSummary> {
-    if config.size < 32 {
+    if !SCENE_SIZES.contains(&config.size) {
         return Err(DataError::invalid(
             &config.out,
-            format!("scene size {} is below 32 pixels", config.size),
+            format!(
+                "scene size {} is outside {}..={} pixels",
+                config.size,
+                SCENE_SIZES.start(),
+                SCENE_SIZES.end()
+            ),
         ));
     }
     let layout = writers::Layout::create(&config.out, source.class_names())?;
