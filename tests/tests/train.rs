@@ -266,6 +266,16 @@ fn unknown_or_mistyped_config_keys_are_named() {
         2,
     );
     assert!(err.contains("unknown field `lrr`"), "{err}");
+    let err = run_err(
+        "backbone",
+        &train_args(
+            &f,
+            o.to_str().unwrap(),
+            &["--set", "loss.mix={ kind = \"mixup\", alpha = 0.0 }"],
+        ),
+        2,
+    );
+    assert!(err.contains("loss.mix:") && err.contains("alpha"), "{err}");
     let f2 = fixture("bogus = 1");
     let err = run_err(
         "backbone",

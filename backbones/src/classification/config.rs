@@ -3,10 +3,12 @@
 //! gives them).
 
 use crate::arch::Arch;
-use crate::engine::loss::SmoothingStyle;
+use crate::engine::ema::validate_decay;
+use crate::engine::loss::{validate_distillation, validate_smoothing, SmoothingStyle};
 use crate::engine::mix::Mix;
-use crate::engine::schedule::Decay;
-use datasets::classify::{Normalization, TrainTransform};
+use crate::engine::optim::SgdConfig;
+use crate::engine::schedule::{Decay, LrSchedule};
+use datasets::classify::{EvalTransform, Normalization, TrainTransform};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -76,6 +78,11 @@ pub struct DataSection {
     pub normalization: NormalizationChoice,
     /// The training augmentation; the evaluation transform follows from its input size.
     pub augment: TrainTransform,
+    /// Evaluation resizes the shorter side to this, then centre-crops `augment.input_size`;
+    /// default `round(input_size / 0.875)` (256 for 224). Set it to the input size for images
+    /// already that small (Fashion-MNIST at 28) to evaluate them as they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_resize: Option<usize>,
 }
 
 impl Default for DataSection {
@@ -91,6 +98,7 @@ impl Default for DataSection {
             max_val_samples: None,
             normalization: NormalizationChoice::Paper,
             augment: TrainTransform::default(),
+            eval_resize: None,
         }
     }
 }
@@ -210,7 +218,27 @@ impl Default for RunSection {
     }
 }
 
+impl DataSection {
+    /// The evaluation transform that goes with the training augmentation.
+    pub fn eval_transform(&self) -> EvalTransform {
+        let mut eval = self.augment.matching_eval(self.normalization.values());
+        if let Some(resize) = self.eval_resize {
+            eval.resize = resize;
+        }
+        eval
+    }
+}
+
 impl TrainConfig {
+    pub fn sgd(&self) -> SgdConfig {
+        SgdConfig {
+            momentum: self.optim.momentum,
+            nesterov: self.optim.nesterov,
+            weight_decay: self.optim.weight_decay,
+            no_bias_decay: self.optim.no_bias_decay,
+        }
+    }
+
     /// Checks what serde cannot: names, ranges and combinations.
     pub fn validate(&self) -> Result<Arch, String> {
         let arch: Arch = self
@@ -222,32 +250,39 @@ impl TrainConfig {
             .augment
             .validate()
             .map_err(|e| format!("data.augment: {e}"))?;
+        if self
+            .data
+            .eval_resize
+            .is_some_and(|r| r < self.data.augment.input_size)
+        {
+            return Err("data.eval_resize must be at least data.augment.input_size".into());
+        }
         if self.data.batch_size == 0 {
             return Err("data.batch_size must be at least 1".into());
-        }
-        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
-            return Err(format!("optim.lr must be positive, not {}", self.optim.lr));
         }
         if self.schedule.epochs == 0 {
             return Err("schedule.epochs must be at least 1".into());
         }
-        if !(0.0..1.0).contains(&self.loss.label_smoothing) {
-            return Err(format!(
-                "loss.label_smoothing must be in [0, 1), not {}",
-                self.loss.label_smoothing
-            ));
-        }
+        validate_smoothing(self.loss.label_smoothing)
+            .map_err(|e| format!("loss.label_smoothing: {e}"))?;
+        self.loss
+            .mix
+            .validate()
+            .map_err(|e| format!("loss.mix: {e}"))?;
+        LrSchedule::validate(
+            self.optim.lr,
+            self.schedule.warmup_epochs,
+            &self.schedule.decay,
+            self.schedule.epochs as f64,
+        )
+        .map_err(|e| format!("schedule: {e}"))?;
+        self.sgd().validate().map_err(|e| format!("optim: {e}"))?;
         if let Some(d) = &self.distill {
-            if !(d.temperature > 0.0) || !(0.0..=1.0).contains(&d.hard_weight) {
-                return Err(
-                    "distill.temperature must be > 0 and distill.hard_weight in [0, 1]".into(),
-                );
-            }
+            validate_distillation(d.temperature, d.hard_weight)
+                .map_err(|e| format!("distill: {e}"))?;
         }
         if let Some(decay) = self.train.ema_decay {
-            if !(0.0..1.0).contains(&decay) {
-                return Err(format!("train.ema_decay must be in [0, 1), not {decay}"));
-            }
+            validate_decay(decay).map_err(|e| format!("train.ema_decay: {e}"))?;
         }
         if self.train.log_every == 0 {
             return Err("train.log_every must be at least 1".into());

@@ -17,7 +17,7 @@ use crate::engine::curves::write_curves_png;
 use crate::engine::ema::Ema;
 use crate::engine::loss::{distillation_loss, one_hot_targets, soft_cross_entropy};
 use crate::engine::mix::{apply_mix, Mix};
-use crate::engine::optim::{Sgd, SgdConfig};
+use crate::engine::optim::Sgd;
 use crate::engine::run_dir::{prefixed, with_prefix, RunDir, TrainState};
 use crate::engine::schedule::{linear_scaled_lr, LrSchedule};
 use crate::resnet::{ResNet, ResNetConfig};
@@ -73,9 +73,8 @@ pub fn open_loaders(
     spec: &str,
 ) -> anyhow::Result<(ClassificationLoader, ClassificationLoader)> {
     let spec = DatasetSpec::parse(spec).map_err(|e| TrainInputError(e.to_string()))?;
-    let norm = config.data.normalization.values();
     let augment = config.data.augment.clone();
-    let eval = augment.matching_eval(norm);
+    let eval = config.data.eval_transform();
     let open = |split,
                 transform,
                 limit: Option<usize>,
@@ -193,7 +192,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let (train_loader, val_loader) = open_loaders(&config, &spec)?;
     let classes = train_loader.dataset().inner().source().class_names();
     let norm = config.data.normalization.values();
-    let eval_transform = config.data.augment.matching_eval(norm);
+    let eval_transform = config.data.eval_transform();
     let model_config = ResNetConfig {
         zero_gamma: config.model.zero_gamma,
         ..ResNetConfig::classifier(arch, classes.len() as i64)
@@ -205,15 +204,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     if config.train.channels_last {
         to_channels_last(&vs);
     }
-    let mut sgd = Sgd::new(
-        &vs,
-        &SgdConfig {
-            momentum: config.optim.momentum,
-            nesterov: config.optim.nesterov,
-            weight_decay: config.optim.weight_decay,
-            no_bias_decay: config.optim.no_bias_decay,
-        },
-    );
+    let mut sgd = Sgd::new(&vs, &config.sgd());
     let iters_per_epoch = train_loader.batches_per_epoch() as u64;
     let schedule = LrSchedule::new(
         linear_scaled_lr(config.optim.lr, config.data.batch_size),
