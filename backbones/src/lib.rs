@@ -2,6 +2,7 @@
 //! the training engine that detection and segmentation reuse.
 
 pub mod arch;
+pub mod channels_last;
 pub mod checkpoint;
 pub mod classification;
 pub mod classifier;

@@ -176,6 +176,34 @@ fn a_run_writes_its_folder_and_evaluates() {
         (0.0..=1.0).contains(&top1) && eval["top5"].as_f64().unwrap() == 1.0,
         "{eval}"
     );
+    // A student distilled from that run's best checkpoint (teacher in eval mode, same input).
+    let teacher = format!(
+        "distill.teacher=\"{}\"",
+        out.join("best.safetensors").display()
+    );
+    let student = f.dir.join("student");
+    let summary = json(&run_ok(
+        "backbone",
+        &train_args(
+            &f,
+            student.to_str().unwrap(),
+            &[
+                "--set",
+                &teacher,
+                "--set",
+                "distill.temperature=4.0",
+                "--set",
+                "schedule.epochs=1",
+                "--json",
+            ],
+        ),
+    ));
+    assert_eq!(summary["epochs"], 1);
+    let config = std::fs::read_to_string(student.join("config.toml")).unwrap();
+    assert!(
+        config.contains("[distill]") && config.contains("temperature = 4.0"),
+        "{config}"
+    );
     // The run folder refuses a second, unrelated run.
     let err = run_err("backbone", &train_args(&f, o, &[]), 2);
     assert!(err.contains("already holds a run"), "{err}");

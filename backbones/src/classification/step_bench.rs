@@ -2,6 +2,7 @@
 //! on random data, after warm-up, with one sync per timed window.
 
 use crate::arch::Arch;
+use crate::channels_last::{tensor_to_channels_last, var_store_to_channels_last};
 use crate::engine::amp::LossScaler;
 use crate::engine::optim::{Sgd, SgdConfig};
 use crate::resnet::{ResNet, ResNetConfig};
@@ -39,6 +40,15 @@ pub struct StepBenchResult {
 pub fn bench_train_step(s: &StepBenchSettings) -> StepBenchResult {
     let vs = nn::VarStore::new(s.device);
     let model = ResNet::new(&vs.root(), &ResNetConfig::classifier(s.arch, s.num_classes));
+    let mut x = Tensor::randn(
+        [s.batch, 3, s.input_size, s.input_size],
+        (Kind::Float, s.device),
+    );
+    if s.channels_last {
+        // Before the optimiser, so its momentum buffers take the same layout.
+        x = tensor_to_channels_last(&x);
+        var_store_to_channels_last(&vs);
+    }
     let mut sgd = Sgd::new(
         &vs,
         &SgdConfig {
@@ -50,19 +60,6 @@ pub fn bench_train_step(s: &StepBenchSettings) -> StepBenchResult {
     );
     let mut scaler = s.amp.then(|| LossScaler::new(s.device));
     let params = vs.trainable_variables();
-    let mut x = Tensor::randn(
-        [s.batch, 3, s.input_size, s.input_size],
-        (Kind::Float, s.device),
-    );
-    if s.channels_last {
-        x = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
-        let _no_grad = tch::no_grad_guard();
-        for (_, mut var) in vs.variables() {
-            if var.dim() == 4 {
-                var.set_data(&var.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]));
-            }
-        }
-    }
     let labels = Tensor::randint(s.num_classes, [s.batch], (Kind::Int64, s.device));
     let mut step = || {
         let forward = || model.forward_t(&x, true);

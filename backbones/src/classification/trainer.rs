@@ -9,6 +9,7 @@ use super::config::TrainConfig;
 use super::evaluate::{batch_to_device, evaluate, EvalMetrics};
 use super::subset::Subset;
 use crate::arch::Arch;
+use crate::channels_last::var_store_to_channels_last;
 use crate::checkpoint::{load_into, var_store_tensors, Checkpoint, Metadata, Task};
 use crate::classifier::Classifier;
 use crate::engine::amp::LossScaler;
@@ -148,17 +149,6 @@ fn metadata(
     }
 }
 
-/// Converts 4-D parameters to channels-last strides in place (values unchanged).
-fn to_channels_last(vs: &nn::VarStore) {
-    let _no_grad = tch::no_grad_guard();
-    for (_, mut var) in vs.variables() {
-        if var.dim() == 4 {
-            let converted = var.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
-            var.set_data(&converted);
-        }
-    }
-}
-
 pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let mut sets = opts.sets.clone();
     if let Some(data) = &opts.data {
@@ -202,7 +192,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let vs = nn::VarStore::new(device);
     let model = ResNet::new(&vs.root(), &model_config);
     if config.train.channels_last {
-        to_channels_last(&vs);
+        var_store_to_channels_last(&vs);
     }
     let mut sgd = Sgd::new(&vs, &config.sgd());
     let iters_per_epoch = train_loader.batches_per_epoch() as u64;
@@ -257,19 +247,17 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
             &run.path(RunDir::STATE),
             &arch.to_string(),
         )?;
-        sgd.load_state(&with_prefix(&state.tensors, "optim."))
+        sgd.load_state(&state.tensors)
             .map_err(|e| TrainInputError(format!("{}: {e}", run.path(RunDir::STATE).display())))?;
         if let Some(s) = scaler.as_mut() {
-            s.load_state(&with_prefix(&state.tensors, "scaler."))
-                .map_err(|e| {
-                    TrainInputError(format!("{}: {e}", run.path(RunDir::STATE).display()))
-                })?;
+            s.load_state(&state.tensors).map_err(|e| {
+                TrainInputError(format!("{}: {e}", run.path(RunDir::STATE).display()))
+            })?;
         }
         if let Some(e) = ema.as_mut() {
-            e.load_state(&with_prefix(&state.tensors, "ema."))
-                .map_err(|e| {
-                    TrainInputError(format!("{}: {e}", run.path(RunDir::STATE).display()))
-                })?;
+            e.load_state(&state.tensors).map_err(|e| {
+                TrainInputError(format!("{}: {e}", run.path(RunDir::STATE).display()))
+            })?;
         }
         (epoch, start_batch, iter, best) =
             (state.epoch, state.batch, state.iter, state.best_metric);
@@ -291,12 +279,13 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
                       iter,
                       best| {
         let mut tensors = prefixed(var_store_tensors(&vs), "model.");
-        tensors.extend(prefixed(sgd.state(), "optim."));
+        // The optimiser, scaler and EMA name their own tensors with distinct prefixes.
+        tensors.extend(sgd.state());
         if let Some(s) = scaler {
-            tensors.extend(prefixed(s.state(), "scaler."));
+            tensors.extend(s.state());
         }
         if let Some(e) = ema {
-            tensors.extend(prefixed(e.state(), "ema."));
+            tensors.extend(e.state());
         }
         run.save_state(&TrainState {
             epoch,

@@ -35,8 +35,8 @@ pub struct TrainState {
     pub best_metric: Option<f64>,
     /// The resolved config of the run, as JSON.
     pub config: serde_json::Value,
-    /// Model weights and buffers, optimiser buffers, loss scale, EMA: prefixed by their owner
-    /// ("model.", "optim.", "scaler.", "ema.").
+    /// Model weights and buffers ("model."), optimiser buffers ("momentum_buffer."), loss
+    /// scale ("loss_scaler."), EMA ("ema."): each owner's names carry its own prefix.
     pub tensors: NamedTensors,
 }
 
