@@ -116,6 +116,8 @@ pub struct StageGeometry {
 
 /// The stem: a 7x7 conv (A, B) or three 3x3 convs (C, D, E, S), then BN, ReLU, max-pool.
 #[derive(Debug)]
+// One stem per model: the size difference between variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum Stem {
     /// `conv1` 7x7 stride 2 → `bn1`.
     Plain { conv1: Conv2d, bn1: BatchNorm2d },
