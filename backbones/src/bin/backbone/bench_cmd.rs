@@ -46,6 +46,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
     }
+    if args.batch < 1 || args.input_size < 32 {
+        return Err(BadInput("--batch must be >= 1 and --input-size >= 32".into()).into());
+    }
     if let Some(spec) = &args.data {
         return bench_loader(spec, &args);
     }
