@@ -47,29 +47,38 @@ impl Classifier {
     /// Class probabilities for a batch of images already transformed (N x H x W x 3, u8).
     pub fn probabilities(&self, images: &Tensor) -> Tensor {
         let _no_grad = tch::no_grad_guard();
-        let x = normalize(
-            &images.to_device(self.vs.device()),
-            &self.transform.normalization,
-            None,
-        );
+        let device = self.vs.device();
+        let normalizer = Normalizer::new(&self.transform.normalization, device);
+        let x = normalizer.apply(&images.to_device(device), None);
         nn::ModuleT::forward_t(&self.model, &x, false).softmax(-1, Kind::Float)
     }
 }
 
-/// Turns a batch of 8-bit HWC images (N x H x W x 3, on any device) into the model's input:
-/// float NCHW, `(pixel / 255 - mean) / std`. `lighting`, when given, is a per-image RGB offset
-/// on the 0-255 scale (the paper's PCA lighting noise, N x 3) added before normalising.
-pub fn normalize(images: &Tensor, norm: &Normalization, lighting: Option<&Tensor>) -> Tensor {
-    let device = images.device();
-    let mut x = images.permute([0, 3, 1, 2]).to_kind(Kind::Float);
-    if let Some(offsets) = lighting {
-        x += offsets.to_device(device).view([-1, 3, 1, 1]);
+/// Turns batches of 8-bit HWC images (N x H x W x 3) into the model's input on one device:
+/// float NCHW, `(pixel / 255 - mean) / std`. The mean and std are put on the device once, so a
+/// training step copies nothing to it but its pixels (and lighting offsets).
+pub struct Normalizer {
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl Normalizer {
+    pub fn new(norm: &Normalization, device: Device) -> Self {
+        let on_device = |v: &[f32; 3]| Tensor::from_slice(v).to_device(device).view([1, 3, 1, 1]);
+        Normalizer {
+            mean: on_device(&norm.mean),
+            std: on_device(&norm.std),
+        }
     }
-    let mean = Tensor::from_slice(&norm.mean)
-        .to_device(device)
-        .view([1, 3, 1, 1]);
-    let std = Tensor::from_slice(&norm.std)
-        .to_device(device)
-        .view([1, 3, 1, 1]);
-    (x / 255.0 - mean) / std
+
+    /// `images` must be on the normalizer's device. `lighting`, when given, is a per-image RGB
+    /// offset on the 0-255 scale (the paper's PCA lighting noise, N x 3) added before
+    /// normalising.
+    pub fn apply(&self, images: &Tensor, lighting: Option<&Tensor>) -> Tensor {
+        let mut x = images.permute([0, 3, 1, 2]).to_kind(Kind::Float);
+        if let Some(offsets) = lighting {
+            x += offsets.to_device(images.device()).view([-1, 3, 1, 1]);
+        }
+        (x / 255.0 - &self.mean) / &self.std
+    }
 }

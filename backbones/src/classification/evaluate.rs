@@ -1,8 +1,8 @@
 //! Top-1, top-5 and cross-entropy over a whole evaluation set, accumulated on the device with
 //! one host sync at the end.
 
-use crate::classifier::normalize;
-use datasets::classify::{ClassificationBatch, Normalization};
+use crate::classifier::Normalizer;
+use datasets::classify::ClassificationBatch;
 use datasets::DataError;
 use serde::Serialize;
 use tch::nn::ModuleT;
@@ -20,7 +20,7 @@ pub struct EvalMetrics {
 /// strides when `channels_last`, since the batch is NHWC already) and labels.
 pub fn batch_to_device(
     batch: &ClassificationBatch,
-    norm: &Normalization,
+    normalizer: &Normalizer,
     device: Device,
     channels_last: bool,
 ) -> (Tensor, Tensor) {
@@ -32,7 +32,7 @@ pub fn batch_to_device(
     let lighting_flat: Vec<f32> = batch.lighting.iter().flatten().copied().collect();
     let has_lighting = lighting_flat.iter().any(|&v| v != 0.0);
     let lighting = has_lighting.then(|| Tensor::from_slice(&lighting_flat).view([n, 3]));
-    let x = normalize(&images, norm, lighting.as_ref());
+    let x = normalizer.apply(&images, lighting.as_ref());
     let x = if channels_last { x } else { x.contiguous() };
     let labels = Tensor::from_slice(&batch.labels).to_device(device);
     (x, labels)
@@ -42,7 +42,7 @@ pub fn batch_to_device(
 pub fn evaluate(
     model: &dyn ModuleT,
     batches: impl Iterator<Item = Result<ClassificationBatch, DataError>>,
-    norm: &Normalization,
+    normalizer: &Normalizer,
     device: Device,
     channels_last: bool,
     amp: bool,
@@ -53,7 +53,7 @@ pub fn evaluate(
     let mut images = 0u64;
     for batch in batches {
         let batch = batch?;
-        let (x, labels) = batch_to_device(&batch, norm, device, channels_last);
+        let (x, labels) = batch_to_device(&batch, normalizer, device, channels_last);
         let logits = if amp {
             tch::autocast(true, || model.forward_t(&x, false))
         } else {

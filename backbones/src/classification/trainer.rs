@@ -11,7 +11,7 @@ use super::subset::Subset;
 use crate::arch::Arch;
 use crate::channels_last::var_store_to_channels_last;
 use crate::checkpoint::{load_into, var_store_tensors, Checkpoint, Metadata, Task};
-use crate::classifier::Classifier;
+use crate::classifier::{Classifier, Normalizer};
 use crate::engine::amp::LossScaler;
 use crate::engine::config_file;
 use crate::engine::curves::write_curves_png;
@@ -181,7 +181,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let mut run = RunDir::open(&opts.out, opts.resume)?;
     let (train_loader, val_loader) = open_loaders(&config, &spec)?;
     let classes = train_loader.dataset().inner().source().class_names();
-    let norm = config.data.normalization.values();
+    let normalizer = Normalizer::new(&config.data.normalization.values(), device);
     let eval_transform = config.data.eval_transform();
     let model_config = ResNetConfig {
         zero_gamma: config.model.zero_gamma,
@@ -323,7 +323,8 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
                     "{e} (use data.skip_bad = true to leave such files out)"
                 ))
             })?;
-            let (x, labels) = batch_to_device(&batch, &norm, device, config.train.channels_last);
+            let (x, labels) =
+                batch_to_device(&batch, &normalizer, device, config.train.channels_last);
             let targets = one_hot_targets(
                 &labels,
                 num_classes,
@@ -454,7 +455,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
         let metrics = evaluate(
             eval_model,
             val_loader.epoch(0, 0),
-            &norm,
+            &normalizer,
             device,
             config.train.channels_last,
             config.train.amp,

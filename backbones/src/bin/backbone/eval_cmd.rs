@@ -1,6 +1,7 @@
 use crate::cli_error::BadInput;
 use backbones::classification::evaluate;
 use backbones::classification::subset::Subset;
+use backbones::classifier::Normalizer;
 use backbones::device::parse_device;
 use backbones::Classifier;
 use clap::Args;
@@ -73,7 +74,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let m = evaluate(
         &classifier.model,
         loader.epoch(0, 0),
-        &classifier.transform.normalization,
+        &Normalizer::new(&classifier.transform.normalization, device),
         device,
         false,
         false,
