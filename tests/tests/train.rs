@@ -412,3 +412,158 @@ fn a_full_disk_while_checkpointing_leaves_the_old_checkpoint_intact() {
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "temporary files left behind");
 }
+
+/// Little-endian f32 values of every tensor of a checkpoint, by name.
+fn float_tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    tensors(path)
+        .into_iter()
+        .filter(|(name, _)| !name.ends_with("num_batches_tracked"))
+        .map(|(name, bytes)| {
+            let values = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (name, values)
+        })
+        .collect()
+}
+
+/// Runs `backbone train` and SIGKILLs it as soon as its first state exists.
+fn kill_after_first_state(args: &[&str], out: &Path) {
+    let mut child = Command::new(e2e::bin("backbone"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !out.join("state.safetensors").exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn accumulated_micro_batches_give_the_weights_of_one_large_batch() {
+    // Frozen BN, so that no batch statistics depend on how a batch is split, and no mixup
+    // (its lambda is drawn per micro-batch).
+    let f = fixture("");
+    let same = [
+        "--set",
+        "model.norm=\"frozen\"",
+        "--set",
+        "model.zero_gamma=false",
+        "--set",
+        "loss.mix={ kind = \"none\" }",
+        "--set",
+        "loss.mix_off_last_epochs=0",
+    ];
+    let large = f.dir.join("large");
+    let mut args = train_args(&f, large.to_str().unwrap(), &same);
+    args.extend(["--set", "data.batch_size=8"]);
+    run_ok("backbone", &args);
+
+    let micro_args = |out: &Path, more: &[&'static str]| -> Vec<String> {
+        let mut args: Vec<String> = train_args(&f, out.to_str().unwrap(), &same)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        args.extend(
+            ["--set", "data.batch_size=4", "--set", "train.accumulate=2"]
+                .iter()
+                .chain(more)
+                .map(|s| s.to_string()),
+        );
+        args
+    };
+    let micro = f.dir.join("micro");
+    let args = micro_args(&micro, &[]);
+    run_ok("backbone", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (a, b) = (
+        float_tensors(&large.join("last.safetensors")),
+        float_tensors(&micro.join("last.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((name, va), (_, vb)) in a.iter().zip(&b) {
+        for (x, y) in va.iter().zip(vb) {
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                "{name}: {x} vs {y} after 2 epochs of 3 steps"
+            );
+        }
+    }
+    let steps: Vec<u64> = std::fs::read_to_string(micro.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| json(l)["iter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps.last(), Some(&6), "iterations count optimiser steps");
+
+    // Killed (most likely between the two micro-batches of a step) after its first state,
+    // then resumed: the same weights as the run that was not killed.
+    let killed = f.dir.join("killed");
+    let args = micro_args(&killed, &["--set", "train.checkpoint_every_iters=1"]);
+    kill_after_first_state(&args.iter().map(String::as_str).collect::<Vec<_>>(), &killed);
+    let mut resume = micro_args(&killed, &["--set", "train.checkpoint_every_iters=1"]);
+    resume.push("--resume".into());
+    run_ok("backbone", &resume.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        tensors(&killed.join("last.safetensors")),
+        tensors(&micro.join("last.safetensors"))
+    );
+}
+
+#[test]
+fn resume_accepts_a_moved_dataset_and_other_workers_but_not_another_recipe() {
+    let f = fixture("");
+    let full = f.dir.join("full");
+    run_ok("backbone", &train_args(&f, full.to_str().unwrap(), &[]));
+
+    let out = f.dir.join("run");
+    let o = out.to_str().unwrap();
+    run_ok("backbone", &train_args(&f, o, &["--max-iters", "2"]));
+    let err = run_err(
+        "backbone",
+        &train_args(&f, o, &["--resume", "--set", "optim.lr=0.3"]),
+        2,
+    );
+    assert!(
+        err.contains("cannot resume with a different config (optim.lr: 0.2 vs 0.3)"),
+        "{err}"
+    );
+
+    // The dataset moved to another folder, fewer workers, another log interval.
+    let moved = f.dir.join("moved");
+    std::fs::rename(f.dir.join("imagenet"), &moved).unwrap();
+    let moved_spec = format!("imagenet:{}", moved.display());
+    let args = [
+        "train",
+        "--config",
+        f.config.to_str().unwrap(),
+        "--data",
+        &moved_spec,
+        "--out",
+        o,
+        "--resume",
+        "--set",
+        "data.workers=1",
+        "--set",
+        "train.log_every=1",
+    ];
+    let stderr = String::from_utf8(e2e::run("backbone", &args).stderr).unwrap();
+    assert!(
+        stderr.contains("resuming with new settings") && stderr.contains("data.workers: 2 vs 1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        tensors(&out.join("last.safetensors")),
+        tensors(&full.join("last.safetensors")),
+        "operational settings changed the weights"
+    );
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains("workers = 1") && config.contains(&moved.display().to_string()),
+        "config.toml keeps the settings the run continued with: {config}"
+    );
+}

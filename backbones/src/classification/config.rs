@@ -3,11 +3,11 @@
 //! gives them).
 
 use crate::arch::Arch;
-use crate::engine::ema::validate_decay;
+pub use crate::engine::config::{OptimSection, RunSection, ScheduleSection};
+use crate::engine::config::EngineConfig;
 use crate::engine::loss::{validate_distillation, validate_smoothing, SmoothingStyle};
 use crate::engine::mix::Mix;
-use crate::engine::optim::SgdConfig;
-use crate::engine::schedule::{Decay, LrSchedule};
+use crate::layers::NormMode;
 use datasets::classify::{EvalTransform, Normalization, TrainTransform};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -36,6 +36,11 @@ pub struct ModelSection {
     /// Start the last BN of every residual block at zero (section 3.1).
     #[serde(default)]
     pub zero_gamma: bool,
+    /// "batch" (ordinary batch norm) or "frozen" (a fixed affine map from the running
+    /// statistics, torchvision's FrozenBatchNorm2d: fine-tuning with few images per batch, and
+    /// runs whose result must not depend on how a batch is split).
+    #[serde(default)]
+    pub norm: NormMode,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,44 +109,6 @@ impl Default for DataSection {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptimSection {
-    /// Learning rate for a batch of 256; the run uses lr x batch / 256 (linear scaling rule).
-    pub lr: f64,
-    #[serde(default = "default_momentum")]
-    pub momentum: f64,
-    #[serde(default = "yes")]
-    pub nesterov: bool,
-    #[serde(default = "default_weight_decay")]
-    pub weight_decay: f64,
-    /// No weight decay on biases and BN gamma/beta (section 3.1).
-    #[serde(default)]
-    pub no_bias_decay: bool,
-}
-
-fn default_momentum() -> f64 {
-    0.9
-}
-fn default_weight_decay() -> f64 {
-    1e-4
-}
-fn yes() -> bool {
-    true
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleSection {
-    pub epochs: u64,
-    /// Linear warmup from 0 over this many epochs (may be fractional), updated every iteration.
-    #[serde(default)]
-    pub warmup_epochs: f64,
-    /// After warmup: `{ kind = "cosine", floor = 0 }`, `{ kind = "step", epochs = [30, 60, 90],
-    /// factor = 0.1 }`, `{ kind = "poly", power = 0.9 }` or `{ kind = "constant" }`.
-    pub decay: Decay,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossSection {
     /// Label smoothing epsilon (the paper: 0.1).
@@ -186,38 +153,6 @@ fn default_hard_weight() -> f64 {
     0.5
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RunSection {
-    pub seed: u64,
-    /// fp16 compute with fp32 master weights and dynamic loss scaling (CUDA only).
-    pub amp: bool,
-    pub channels_last: bool,
-    /// Keep an exponential moving average of the weights with this decay (e.g. 0.9998).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ema_decay: Option<f64>,
-    /// Iterations between log lines (each costs one host-device sync).
-    pub log_every: u64,
-    /// Also save the resumable state every this many iterations (0: at epoch ends only).
-    pub checkpoint_every_iters: u64,
-    /// CPU threads for libtorch (0: libtorch's default).
-    pub threads: usize,
-}
-
-impl Default for RunSection {
-    fn default() -> Self {
-        RunSection {
-            seed: 0,
-            amp: false,
-            channels_last: false,
-            ema_decay: None,
-            log_every: 50,
-            checkpoint_every_iters: 0,
-            threads: 0,
-        }
-    }
-}
-
 impl DataSection {
     /// The evaluation transform that goes with the training augmentation.
     pub fn eval_transform(&self) -> EvalTransform {
@@ -230,12 +165,13 @@ impl DataSection {
 }
 
 impl TrainConfig {
-    pub fn sgd(&self) -> SgdConfig {
-        SgdConfig {
-            momentum: self.optim.momentum,
-            nesterov: self.optim.nesterov,
-            weight_decay: self.optim.weight_decay,
-            no_bias_decay: self.optim.no_bias_decay,
+    /// The sections the training engine reads.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            optim: self.optim.clone(),
+            schedule: self.schedule.clone(),
+            run: self.train.clone(),
+            batch_size: self.data.batch_size,
         }
     }
 
@@ -257,35 +193,16 @@ impl TrainConfig {
         {
             return Err("data.eval_resize must be at least data.augment.input_size".into());
         }
-        if self.data.batch_size == 0 {
-            return Err("data.batch_size must be at least 1".into());
-        }
-        if self.schedule.epochs == 0 {
-            return Err("schedule.epochs must be at least 1".into());
-        }
+        self.engine().validate()?;
         validate_smoothing(self.loss.label_smoothing)
             .map_err(|e| format!("loss.label_smoothing: {e}"))?;
         self.loss
             .mix
             .validate()
             .map_err(|e| format!("loss.mix: {e}"))?;
-        LrSchedule::validate(
-            self.optim.lr,
-            self.schedule.warmup_epochs,
-            &self.schedule.decay,
-            self.schedule.epochs as f64,
-        )
-        .map_err(|e| format!("schedule: {e}"))?;
-        self.sgd().validate().map_err(|e| format!("optim: {e}"))?;
         if let Some(d) = &self.distill {
             validate_distillation(d.temperature, d.hard_weight)
                 .map_err(|e| format!("distill: {e}"))?;
-        }
-        if let Some(decay) = self.train.ema_decay {
-            validate_decay(decay).map_err(|e| format!("train.ema_decay: {e}"))?;
-        }
-        if self.train.log_every == 0 {
-            return Err("train.log_every must be at least 1".into());
         }
         Ok(arch)
     }

@@ -2,6 +2,7 @@
 //! one host sync at the end.
 
 use crate::classifier::Normalizer;
+use crate::engine::transfer::upload;
 use datasets::classify::ClassificationBatch;
 use datasets::DataError;
 use serde::Serialize;
@@ -16,26 +17,41 @@ pub struct EvalMetrics {
     pub images: u64,
 }
 
-/// Turns a loader batch into device tensors: normalised images (NCHW float; channels-last
-/// strides when `channels_last`, since the batch is NHWC already) and labels.
-pub fn batch_to_device(
-    batch: &ClassificationBatch,
-    normalizer: &Normalizer,
-    device: Device,
-    channels_last: bool,
-) -> (Tensor, Tensor) {
-    let n = batch.labels.len() as i64;
-    let (h, w) = (batch.size.0 as i64, batch.size.1 as i64);
-    let images = Tensor::from_slice(&batch.images)
-        .view([n, h, w, 3])
-        .to_device(device);
-    let lighting_flat: Vec<f32> = batch.lighting.iter().flatten().copied().collect();
-    let has_lighting = lighting_flat.iter().any(|&v| v != 0.0);
-    let lighting = has_lighting.then(|| Tensor::from_slice(&lighting_flat).view([n, 3]));
-    let x = normalizer.apply(&images, lighting.as_ref());
-    let x = if channels_last { x } else { x.contiguous() };
-    let labels = Tensor::from_slice(&batch.labels).to_device(device);
-    (x, labels)
+/// A loader batch on the device: 8-bit NHWC pixels, labels and (when the augmentation adds
+/// PCA lighting noise) per-image RGB offsets. Normalising on the device keeps the copy 8-bit.
+pub struct DeviceBatch {
+    pub images: Tensor,
+    pub labels: Tensor,
+    pub lighting: Option<Tensor>,
+}
+
+impl DeviceBatch {
+    /// Starts the copy (pinned and non-blocking on CUDA, see `engine::transfer`).
+    pub fn upload(batch: &ClassificationBatch, device: Device) -> Self {
+        let n = batch.labels.len() as i64;
+        let (h, w) = (batch.size.0 as i64, batch.size.1 as i64);
+        let has_lighting = batch.lighting.iter().flatten().any(|&v| v != 0.0);
+        let lighting = has_lighting.then(|| {
+            let flat: Vec<f32> = batch.lighting.iter().flatten().copied().collect();
+            upload(&flat, &[n, 3], device)
+        });
+        DeviceBatch {
+            images: upload(&batch.images, &[n, h, w, 3], device),
+            labels: upload(&batch.labels, &[n], device),
+            lighting,
+        }
+    }
+
+    /// The model's input: normalised NCHW floats (channels-last strides when `channels_last`,
+    /// since the batch is NHWC already).
+    pub fn input(&self, normalizer: &Normalizer, channels_last: bool) -> Tensor {
+        let x = normalizer.apply(&self.images, self.lighting.as_ref());
+        if channels_last {
+            x
+        } else {
+            x.contiguous()
+        }
+    }
 }
 
 /// Evaluates `model` on every batch of `batches` (an epoch of an evaluation loader).
@@ -53,7 +69,8 @@ pub fn evaluate(
     let mut images = 0u64;
     for batch in batches {
         let batch = batch?;
-        let (x, labels) = batch_to_device(&batch, normalizer, device, channels_last);
+        let batch = DeviceBatch::upload(&batch, device);
+        let (x, labels) = (batch.input(normalizer, channels_last), batch.labels);
         let logits = if amp {
             tch::autocast(true, || model.forward_t(&x, false))
         } else {

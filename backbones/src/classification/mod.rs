@@ -1,11 +1,15 @@
-//! Image classification: the training recipe, the loop, evaluation and the step benchmark.
+//! Image classification: the recipe, the task the engine trains, evaluation and the step
+//! benchmark.
 
 pub mod config;
 pub mod evaluate;
 pub mod step_bench;
 pub mod subset;
-pub mod trainer;
+pub mod task;
+pub mod train;
 
+pub use crate::engine::fit::{Summary, TrainInputError};
 pub use config::TrainConfig;
 pub use evaluate::{evaluate, EvalMetrics};
-pub use trainer::{train, TrainInputError, TrainOptions, TrainSummary};
+pub use task::Classification;
+pub use train::{train, TrainOptions};

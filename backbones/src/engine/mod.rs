@@ -1,14 +1,25 @@
-//! The units the training loop calls: parameter groups, the optimiser, learning-rate
-//! schedules, losses, batch mixing, loss scaling, weight averaging and the curves plot.
-//! Each is small and tested on its own against hand-computed values.
+//! The training engine: one loop ([`fit`]) that runs every task ([`task::Task`]:
+//! classification, detection, segmentation), and the units it calls (parameter groups, the
+//! optimiser, learning-rate schedules, losses, batch mixing, loss scaling, weight averaging,
+//! the curves plot, config files, run folders). Each unit is small and tested on its own
+//! against hand-computed or PyTorch values.
 
 pub mod amp;
+pub mod config;
 pub mod config_file;
 pub mod curves;
 pub mod ema;
+pub mod fit;
 pub mod loss;
 pub mod mix;
+pub mod nonfinite;
 pub mod optim;
 pub mod param_groups;
+pub mod progress;
 pub mod run_dir;
 pub mod schedule;
+pub mod task;
+pub mod transfer;
+
+pub use fit::{fit, RunOptions, Summary, TrainInputError};
+pub use task::{Losses, Metrics, Step, Task};

@@ -16,7 +16,8 @@
 //! the gradient is masked to zero, momentum becomes 1 and the learning rate 0, all as device
 //! tensors selected by the flag, so `buf * 1 + 0` and `p - 0 * u` leave both unchanged.
 
-use super::param_groups::decay_flags;
+use super::param_groups::{decay_flags, lr_multiplier};
+use std::collections::BTreeMap;
 use crate::checkpoint::NamedTensors;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
@@ -68,6 +69,8 @@ struct Slot {
     name: String,
     param: Tensor,
     decay: bool,
+    /// The parameter's learning rate is `lr * lr_mult` (see `OptimSection::lr_mult`).
+    lr_mult: f64,
     momentum_buffer: Tensor,
 }
 
@@ -88,11 +91,22 @@ impl Sgd {
     /// Momentum buffers start at zero (allocated now, one per trainable variable).
     /// The config is used as given; check it first with [`SgdConfig::validate`].
     pub fn new(vs: &nn::VarStore, config: &SgdConfig) -> Self {
+        Self::with_lr_mult(vs, config, &BTreeMap::new())
+    }
+
+    /// As [`Sgd::new`], each parameter's learning rate multiplied by that of the longest
+    /// prefix in `lr_mult` that covers its name (1 where none does).
+    pub fn with_lr_mult(
+        vs: &nn::VarStore,
+        config: &SgdConfig,
+        lr_mult: &BTreeMap<String, f64>,
+    ) -> Self {
         let _guard = tch::no_grad_guard();
         let slots = decay_flags(vs, config.no_bias_decay)
             .into_iter()
             .map(|(name, param, decay)| Slot {
                 momentum_buffer: param.zeros_like(),
+                lr_mult: lr_multiplier(&name, lr_mult),
                 name,
                 param,
                 decay,
@@ -124,14 +138,25 @@ impl Sgd {
         let _guard = tch::no_grad_guard();
         let options = (Kind::Float, self.device);
         let momentum = Tensor::full([], self.momentum, options);
-        let mut neg_lr = Tensor::full([], -lr, options);
         let mut buffer_momentum = momentum.shallow_clone();
         let skip = skip.map(|s| s.ne(0.0));
         if let Some(skip) = &skip {
             buffer_momentum = momentum.masked_fill(skip, 1.0);
-            let _ = neg_lr.masked_fill_(skip, 0.0);
         }
+        // One device scalar per distinct multiplier (usually one or two), zero when skipping.
+        let mut neg_lrs: Vec<(f64, Tensor)> = Vec::new();
         for slot in &mut self.slots {
+            let neg_lr = match neg_lrs.iter().find(|(m, _)| *m == slot.lr_mult) {
+                Some((_, t)) => t.shallow_clone(),
+                None => {
+                    let mut t = Tensor::full([], -lr * slot.lr_mult, options);
+                    if let Some(skip) = &skip {
+                        let _ = t.masked_fill_(skip, 0.0);
+                    }
+                    neg_lrs.push((slot.lr_mult, t.shallow_clone()));
+                    t
+                }
+            };
             let grad = slot.param.grad();
             if !grad.defined() {
                 continue;
@@ -400,6 +425,35 @@ mod tests {
         backward(&mut opt, &w, &b, 1);
         opt.step(0.1, None);
         assert_eq!(values(&state["momentum_buffer.layer.weight"]), before);
+    }
+
+    #[test]
+    fn a_learning_rate_multiplier_scales_only_its_parameters() {
+        // Plain SGD without decay or momentum: p -= lr * mult * g.
+        let config = SgdConfig {
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            no_bias_decay: false,
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (w, b) = layer(&vs);
+        let rules = BTreeMap::from([("layer.bias".to_string(), 10.0)]);
+        let mut opt = Sgd::with_lr_mult(&vs, &config, &rules);
+        backward(&mut opt, &w, &b, 0);
+        opt.step(0.1, None);
+        let want_w: Vec<f32> = [0.5f32, -1.0, 2.0, 0.25]
+            .iter()
+            .zip(GRAD_W[0])
+            .map(|(p, g)| p - 0.1 * g)
+            .collect();
+        let want_b: Vec<f32> = [0.1f32, -0.2]
+            .iter()
+            .zip(GRAD_B[0])
+            .map(|(p, g)| p - 1.0 * g)
+            .collect();
+        assert_close(&values(&w), &want_w);
+        assert_close(&values(&b), &want_b);
     }
 
     #[test]

@@ -7,8 +7,54 @@
 //! gamma and beta, every bias) or its name ends in `.bias`. GluonCV selects the same set by
 //! name (`.*beta|.*gamma|.*bias`).
 
+use std::collections::BTreeMap;
 use tch::nn::VarStore;
 use tch::Tensor;
+
+/// Whether `prefix` names `name` or one of its enclosing modules: whole dotted components
+/// only, so `layer1` covers `layer1.0.conv1.weight` but not `layer10.weight`.
+pub fn covers(prefix: &str, name: &str) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// The learning-rate multiplier of `name`: that of the longest prefix in `rules` that covers
+/// it, else 1.
+pub fn lr_multiplier(name: &str, rules: &BTreeMap<String, f64>) -> f64 {
+    rules
+        .iter()
+        .filter(|(prefix, _)| covers(prefix, name))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map_or(1.0, |(_, mult)| *mult)
+}
+
+/// Prefixes that cover no variable of `vs` (a typo in a recipe would otherwise train
+/// everything at the wrong rate, silently).
+pub fn unmatched_prefixes<'a>(
+    vs: &VarStore,
+    prefixes: impl IntoIterator<Item = &'a String>,
+) -> Vec<String> {
+    let names: Vec<String> = vs.variables().into_keys().collect();
+    prefixes
+        .into_iter()
+        .filter(|p| !names.iter().any(|n| covers(p, n)))
+        .cloned()
+        .collect()
+}
+
+/// Stops training the variables under `prefixes` (they keep their values; BN running
+/// statistics of frozen modules still follow the data in training mode, as in PyTorch when a
+/// parameter's `requires_grad` is turned off). Returns how many tensors were frozen.
+pub fn freeze(vs: &VarStore, prefixes: &[String]) -> usize {
+    let mut frozen = 0;
+    for (name, t) in vs.variables() {
+        if t.requires_grad() && prefixes.iter().any(|p| covers(p, &name)) {
+            let _ = t.set_requires_grad(false);
+            frozen += 1;
+        }
+    }
+    frozen
+}
 
 /// Whether the parameter `name` of shape rank `dim` takes weight decay under no-bias-decay.
 pub fn decays_under_no_bias_decay(name: &str, dim: usize) -> bool {
@@ -102,6 +148,37 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn prefixes_cover_whole_components_and_the_longest_wins() {
+        assert!(covers("layer1", "layer1.0.conv1.weight"));
+        assert!(covers("layer1.0", "layer1.0.conv1.weight"));
+        assert!(covers("fc.weight", "fc.weight"));
+        assert!(!covers("layer1", "layer10.weight"));
+        assert!(!covers("layer1.0.conv", "layer1.0.conv1.weight"));
+        let rules = BTreeMap::from([("layer4".to_string(), 10.0), ("layer4.2".to_string(), 2.0)]);
+        assert_eq!(lr_multiplier("layer4.0.conv1.weight", &rules), 10.0);
+        assert_eq!(lr_multiplier("layer4.2.bn3.bias", &rules), 2.0);
+        assert_eq!(lr_multiplier("fc.weight", &rules), 1.0);
+    }
+
+    #[test]
+    fn freezing_by_prefix_leaves_the_rest_trainable() {
+        let vs = resnet18();
+        let before = decay_flags(&vs, false).len();
+        let frozen = freeze(&vs, &["conv1".into(), "bn1".into(), "layer1".into()]);
+        // conv1 (1) + bn1 (2) + layer1: 2 blocks x (2 convs + 2 BNs x 2) = 12.
+        assert_eq!(frozen, 15);
+        let trainable = decay_flags(&vs, false);
+        assert_eq!(trainable.len(), before - 15);
+        assert!(trainable
+            .iter()
+            .all(|(n, _, _)| !n.starts_with("layer1.") && !n.starts_with("conv1")));
+        assert_eq!(
+            unmatched_prefixes(&vs, &["layer1".to_string(), "layer9".to_string()]),
+            vec!["layer9".to_string()]
+        );
     }
 
     #[test]

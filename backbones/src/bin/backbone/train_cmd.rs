@@ -24,7 +24,7 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Stop after this many iterations in all, saving the state (continue with --resume).
+    /// Stop after this many optimiser steps in all, saving the state (continue with --resume).
     #[arg(long)]
     max_iters: Option<u64>,
     /// Print the final evaluation as one JSON object.
@@ -48,19 +48,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "epochs": summary.epochs_done,
         "iters": summary.iters,
         "stopped_early": summary.stopped_early,
-        "best_top1": summary.best_top1,
-        "last": summary.last_eval,
+        "best_top1": summary.best,
+        "last": summary.last_metrics,
         "skipped_images": summary.skipped_images,
     });
     if args.json {
         println!("{report}");
-    } else if let Some(e) = summary.last_eval {
+    } else if let Some(top1) = summary.last_metrics.as_ref().and_then(|m| m.get("top1")) {
         eprintln!(
             "done: {} epochs, {} iterations; last val top-1 {:.4}, best {:.4}; checkpoints in {}",
             summary.epochs_done,
             summary.iters,
-            e.top1,
-            summary.best_top1.unwrap_or(e.top1),
+            top1,
+            summary.best.unwrap_or(*top1),
             args.out.display()
         );
     } else {

@@ -1,0 +1,172 @@
+//! Image classification as a task of the training engine: a ResNet, cross-entropy against
+//! (smoothed, mixed) one-hot targets or a teacher's soft targets, top-1/top-5 on the
+//! validation split.
+
+use super::config::TrainConfig;
+use super::evaluate::{evaluate, DeviceBatch};
+use super::subset::Subset;
+use crate::arch::Arch;
+use crate::checkpoint::{Metadata, Task as CheckpointTask};
+use crate::classifier::{Classifier, Normalizer};
+use crate::engine::loss::{distillation_loss, one_hot_targets, soft_cross_entropy};
+use crate::engine::mix::{apply_mix, Mix};
+use crate::engine::task::{Losses, Metrics, Step, Task};
+use crate::resnet::{ResNet, ResNetConfig};
+use datasets::classify::{ClassificationBatch, ClassificationCollate, ClassificationDataset};
+use datasets::loader::Loader;
+use datasets::rng::stream_rng;
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+pub type ClassificationLoader = Loader<Subset<ClassificationDataset>, ClassificationCollate>;
+
+/// Mixup's lambda for micro-batch `m` is drawn from `stream_rng(seed, MIX_STREAM ^ m)`.
+const MIX_STREAM: u64 = 0x4D49_5800;
+
+pub struct Classification {
+    config: TrainConfig,
+    arch: Arch,
+    model_config: ResNetConfig,
+    classes: Vec<String>,
+    vs: nn::VarStore,
+    model: ResNet,
+    normalizer: Normalizer,
+    teacher: Option<Classifier>,
+    val: ClassificationLoader,
+}
+
+impl Classification {
+    /// Builds the model (seed it first: `engine::fit::set_up`) and loads the teacher, if any.
+    pub fn new(
+        config: TrainConfig,
+        arch: Arch,
+        classes: Vec<String>,
+        val: ClassificationLoader,
+        device: Device,
+    ) -> anyhow::Result<Self> {
+        let model_config = ResNetConfig {
+            zero_gamma: config.model.zero_gamma,
+            norm: config.model.norm,
+            ..ResNetConfig::classifier(arch, classes.len() as i64)
+        };
+        let vs = nn::VarStore::new(device);
+        let model = ResNet::new(&vs.root(), &model_config);
+        let teacher = config
+            .distill
+            .as_ref()
+            .map(|d| Classifier::from_checkpoint(&d.teacher, device).map(|t| (d, t)))
+            .transpose()?
+            .map(|(d, t)| {
+                if t.classes.len() == classes.len() {
+                    Ok(t)
+                } else {
+                    Err(crate::engine::fit::TrainInputError(format!(
+                        "{}: the teacher has {} classes, the data {}",
+                        d.teacher.display(),
+                        t.classes.len(),
+                        classes.len()
+                    )))
+                }
+            })
+            .transpose()?;
+        Ok(Classification {
+            normalizer: Normalizer::new(&config.data.normalization.values(), device),
+            config,
+            arch,
+            model_config,
+            classes,
+            vs,
+            model,
+            teacher,
+            val,
+        })
+    }
+
+    fn forward(&self, model: &ResNet, x: &Tensor, train: bool) -> Tensor {
+        model.forward_t(x, train).to_kind(Kind::Float)
+    }
+}
+
+impl Task for Classification {
+    type Config = TrainConfig;
+    type Batch = ClassificationBatch;
+    type Input = DeviceBatch;
+
+    const BEST_METRIC: &'static str = "top1";
+
+    fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn upload(&self, batch: &ClassificationBatch) -> DeviceBatch {
+        DeviceBatch::upload(batch, self.vs.device())
+    }
+
+    fn losses(&mut self, input: &DeviceBatch, step: &Step) -> Losses {
+        let (loss_config, epochs) = (&self.config.loss, self.config.schedule.epochs);
+        let x = input.input(&self.normalizer, self.config.train.channels_last);
+        let targets = one_hot_targets(
+            &input.labels,
+            self.classes.len() as i64,
+            loss_config.label_smoothing,
+            loss_config.smoothing_style,
+        );
+        let mixing = step.epoch + loss_config.mix_off_last_epochs < epochs;
+        let mix = if mixing { &loss_config.mix } else { &Mix::None };
+        let mut mix_rng = stream_rng(self.config.train.seed, MIX_STREAM ^ step.micro_batch);
+        let (x, targets) = apply_mix(mix, &x, &targets, &mut mix_rng);
+        let logits = self.forward(&self.model, &x, true);
+        let loss = match (&self.teacher, &self.config.distill) {
+            (Some(teacher), Some(d)) => {
+                let teacher_logits = tch::no_grad(|| self.forward(&teacher.model, &x, false));
+                distillation_loss(
+                    &logits,
+                    &teacher_logits,
+                    &targets,
+                    d.temperature,
+                    d.hard_weight,
+                )
+            }
+            _ => soft_cross_entropy(&logits, &targets),
+        };
+        Losses::from([("loss".to_string(), loss)])
+    }
+
+    fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
+        let m = evaluate(
+            &self.model,
+            self.val.epoch(0, 0),
+            &self.normalizer,
+            self.vs.device(),
+            self.config.train.channels_last,
+            amp,
+        )?;
+        Ok(Metrics::from([
+            ("top1".to_string(), m.top1),
+            ("top5".to_string(), m.top5),
+            ("loss".to_string(), m.loss),
+            ("images".to_string(), m.images as f64),
+        ]))
+    }
+
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            task: CheckpointTask::Classification,
+            arch: self.arch.to_string(),
+            num_classes: self.classes.len() as i64,
+            classes: self.classes.clone(),
+            model: serde_json::to_value(&self.model_config).expect("serialises"),
+            transform: Some(
+                serde_json::to_value(self.config.data.eval_transform()).expect("serialises"),
+            ),
+            config: Some(serde_json::to_value(&self.config).expect("serialises")),
+            epoch: None,
+            iter: None,
+            metrics: None,
+        }
+    }
+}

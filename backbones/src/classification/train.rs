@@ -1,0 +1,129 @@
+//! `backbone train`: a classification recipe read from TOML, its data opened, its task built,
+//! and the engine's loop run on it.
+
+use super::config::TrainConfig;
+use super::subset::Subset;
+use super::task::{Classification, ClassificationLoader};
+use crate::engine::config_file;
+use crate::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
+use crate::engine::run_dir::RunDir;
+use anyhow::bail;
+use datasets::classify::{
+    open_images, ClassificationCollate, ClassificationDataset, ClassificationSplit,
+    ClassificationTransform,
+};
+use datasets::loader::{Loader, LoaderConfig};
+use datasets::spec::DatasetSpec;
+use std::path::PathBuf;
+use tch::Device;
+
+/// What the command line adds to the config.
+pub struct TrainOptions {
+    pub config: PathBuf,
+    pub sets: Vec<String>,
+    pub data: Option<String>,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub device: Device,
+    /// Stop (with the state saved) after this many optimiser steps in all.
+    pub max_iters: Option<u64>,
+}
+
+/// Opens the train and validation loaders of a config.
+pub fn open_loaders(
+    config: &TrainConfig,
+    spec: &str,
+) -> anyhow::Result<(ClassificationLoader, ClassificationLoader)> {
+    let spec = DatasetSpec::parse(spec).map_err(|e| TrainInputError(e.to_string()))?;
+    let open = |split,
+                transform,
+                limit: Option<usize>,
+                shuffle,
+                drop_last|
+     -> anyhow::Result<ClassificationLoader> {
+        let source = open_images(&spec, split)?;
+        let dataset = ClassificationDataset::new(source, transform);
+        let size = dataset.image_size();
+        let subset = Subset::random(dataset, limit.unwrap_or(usize::MAX), config.train.seed);
+        let loader_config = LoaderConfig {
+            batch_size: config.data.batch_size,
+            workers: config.data.workers,
+            prefetch: config.data.prefetch.max(1),
+            shuffle,
+            drop_last,
+            seed: config.train.seed,
+            rank: 0,
+            world_size: 1,
+            skip_bad: config.data.skip_bad,
+        };
+        Ok(Loader::new(
+            subset,
+            ClassificationCollate { size },
+            loader_config,
+        )?)
+    };
+    let train = open(
+        ClassificationSplit::Train,
+        ClassificationTransform::Train(config.data.augment.clone()),
+        config.data.max_train_samples,
+        true,
+        true,
+    )?;
+    let val = open(
+        ClassificationSplit::Val,
+        ClassificationTransform::Eval(config.data.eval_transform()),
+        config.data.max_val_samples,
+        false,
+        false,
+    )?;
+    if train.batches_per_epoch() == 0 {
+        bail!(TrainInputError(format!(
+            "{} training images make no full batch of {}",
+            train.samples_per_epoch(),
+            config.data.batch_size
+        )));
+    }
+    Ok((train, val))
+}
+
+pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
+    let mut sets = opts.sets.clone();
+    if let Some(data) = &opts.data {
+        sets.push(format!("data.spec=\"{data}\""));
+    }
+    let config: TrainConfig =
+        config_file::load(&opts.config, &sets).map_err(|e| TrainInputError(e.to_string()))?;
+    let arch = config
+        .validate()
+        .map_err(|e| TrainInputError(format!("{}: {e}", opts.config.display())))?;
+    if config.train.amp && opts.device == Device::Cpu {
+        bail!(TrainInputError(
+            "train.amp = true needs a CUDA device (fp16 autocast is CUDA-only in libtorch); run with --device cuda or --set train.amp=false".into()
+        ));
+    }
+    let spec = config.data.spec.clone().ok_or_else(|| {
+        TrainInputError(format!(
+            "{}: no dataset: set data.spec or pass --data KIND:PATH",
+            opts.config.display()
+        ))
+    })?;
+
+    let run = RunDir::open(&opts.out, opts.resume)?;
+    let (train_loader, val_loader) = open_loaders(&config, &spec)?;
+    let classes = train_loader.dataset().inner().source().class_names();
+    set_up(&config.train, opts.device);
+    let engine_config = config.engine();
+    let mut task = Classification::new(config, arch, classes, val_loader, opts.device)?;
+    fit(
+        &mut task,
+        &train_loader,
+        &engine_config,
+        run,
+        &RunOptions {
+            out: opts.out,
+            resume: opts.resume,
+            device: opts.device,
+            max_iters: opts.max_iters,
+        },
+    )
+}

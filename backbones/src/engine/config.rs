@@ -1,0 +1,212 @@
+//! The config sections every task's recipe shares: `[optim]`, `[schedule]` and `[train]`.
+//! A task's config embeds them under those names and adds its own `[model]`, `[data]` and
+//! `[loss]`; the engine reads only these three (plus the batch size) and knows which keys a
+//! resumed run may change.
+//!
+//! Every section rejects unknown keys; missing keys take the defaults noted here (the paper's
+//! values where it gives them).
+
+use super::ema::validate_decay;
+use super::optim::SgdConfig;
+use super::schedule::{Decay, LrSchedule};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimSection {
+    /// Learning rate for a batch of 256; the run uses lr x effective batch / 256 (the linear
+    /// scaling rule), the effective batch being `data.batch_size x train.accumulate`.
+    pub lr: f64,
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    #[serde(default = "yes")]
+    pub nesterov: bool,
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// No weight decay on biases and BN gamma/beta (section 3.1).
+    #[serde(default)]
+    pub no_bias_decay: bool,
+    /// Learning-rate multipliers by parameter-name prefix, e.g. `{ head = 10.0 }` (FCN's head
+    /// learns at 10x). A prefix matches whole dotted components (`layer1` is not `layer10`);
+    /// the longest matching prefix wins; every prefix must match some parameter.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lr_mult: BTreeMap<String, f64>,
+    /// Parameters (by name prefix, as `lr_mult`) that are not trained at all, e.g.
+    /// `["conv1", "bn1", "layer1"]` (the stem and first stage, as detectors do).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_weight_decay() -> f64 {
+    1e-4
+}
+fn yes() -> bool {
+    true
+}
+
+impl OptimSection {
+    pub fn sgd(&self) -> SgdConfig {
+        SgdConfig {
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+            no_bias_decay: self.no_bias_decay,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    pub epochs: u64,
+    /// Linear warmup from 0 over this many epochs (may be fractional), updated every
+    /// optimiser step.
+    #[serde(default)]
+    pub warmup_epochs: f64,
+    /// After warmup: `{ kind = "cosine", floor = 0 }`, `{ kind = "step", epochs = [30, 60, 90],
+    /// factor = 0.1 }`, `{ kind = "poly", power = 0.9 }` or `{ kind = "constant" }`.
+    pub decay: Decay,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    pub seed: u64,
+    /// fp16 compute with fp32 master weights and dynamic loss scaling (CUDA only).
+    pub amp: bool,
+    pub channels_last: bool,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.9998).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ema_decay: Option<f64>,
+    /// Micro-batches of `data.batch_size` whose gradients are summed into one optimiser step:
+    /// one GPU runs a recipe written for a larger batch (the paper's 1024) in K passes.
+    pub accumulate: u64,
+    /// Evaluate (and update `best`) every this many epochs; the last epoch is always
+    /// evaluated.
+    pub eval_every_epochs: u64,
+    /// Optimiser steps between log lines (each costs one host-device sync).
+    pub log_every: u64,
+    /// Also save the resumable state every this many optimiser steps (0: at epoch ends only).
+    pub checkpoint_every_iters: u64,
+    /// CPU threads for libtorch (0: libtorch's default).
+    pub threads: usize,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            seed: 0,
+            amp: false,
+            channels_last: false,
+            ema_decay: None,
+            accumulate: 1,
+            eval_every_epochs: 1,
+            log_every: 50,
+            checkpoint_every_iters: 0,
+            threads: 0,
+        }
+    }
+}
+
+/// Keys a resumed run may change: where the data is read from and how fast, and how often
+/// the run reports and saves. None of them changes the weights a run arrives at.
+pub const OPERATIONAL_KEYS: &[&str] = &[
+    "data.spec",
+    "data.workers",
+    "data.prefetch",
+    "data.skip_bad",
+    "train.threads",
+    "train.log_every",
+    "train.checkpoint_every_iters",
+    "train.eval_every_epochs",
+];
+
+/// Whether the dotted `key` (as `config_file::differences` names it) is operational.
+pub fn is_operational(key: &str) -> bool {
+    OPERATIONAL_KEYS
+        .iter()
+        .any(|k| key == *k || key.starts_with(&format!("{k}.")))
+}
+
+/// What the engine takes from a task's config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    pub optim: OptimSection,
+    pub schedule: ScheduleSection,
+    pub run: RunSection,
+    /// Images per micro-batch (`data.batch_size`).
+    pub batch_size: usize,
+}
+
+impl EngineConfig {
+    /// Images per optimiser step.
+    pub fn effective_batch(&self) -> usize {
+        self.batch_size * self.run.accumulate as usize
+    }
+
+    /// Checks what serde cannot in the shared sections: ranges and combinations.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("data.batch_size must be at least 1".into());
+        }
+        if self.schedule.epochs == 0 {
+            return Err("schedule.epochs must be at least 1".into());
+        }
+        LrSchedule::validate(
+            self.optim.lr,
+            self.schedule.warmup_epochs,
+            &self.schedule.decay,
+            self.schedule.epochs as f64,
+        )
+        .map_err(|e| format!("schedule: {e}"))?;
+        self.optim
+            .sgd()
+            .validate()
+            .map_err(|e| format!("optim: {e}"))?;
+        for (prefix, mult) in &self.optim.lr_mult {
+            if !(mult.is_finite() && *mult >= 0.0) {
+                return Err(format!(
+                    "optim.lr_mult.{prefix} must be a number >= 0, not {mult}"
+                ));
+            }
+        }
+        if let Some(decay) = self.run.ema_decay {
+            validate_decay(decay).map_err(|e| format!("train.ema_decay: {e}"))?;
+        }
+        for (key, value) in [
+            ("train.accumulate", self.run.accumulate),
+            ("train.eval_every_epochs", self.run.eval_every_epochs),
+            ("train.log_every", self.run.log_every),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        if self.run.accumulate > 1 << 16 {
+            return Err(format!(
+                "train.accumulate must be at most 65536, not {}",
+                self.run.accumulate
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operational_keys_match_whole_components() {
+        assert!(is_operational("data.spec"));
+        assert!(is_operational("data.workers"));
+        assert!(!is_operational("data.workersx"));
+        assert!(!is_operational("data.batch_size"));
+        assert!(!is_operational("optim.lr"));
+        assert!(!is_operational("train.seed"));
+    }
+}

@@ -1,0 +1,51 @@
+//! The run's progress: a bar on a terminal, plain lines otherwise (a log file, CI).
+
+use std::io::IsTerminal;
+
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    /// `total` optimiser steps, `done` of them already (a resumed run).
+    pub fn new(total: u64, done: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_position(done);
+            bar
+        });
+        Progress { bar }
+    }
+
+    pub fn update(&self, iter: u64, epoch: u64, loss: f64, lr: f64, images_per_s: f64) {
+        let msg = format!("loss {loss:.4} lr {lr:.4} {images_per_s:.0} img/s");
+        match &self.bar {
+            Some(bar) => {
+                bar.set_prefix(format!("epoch {epoch}"));
+                bar.set_position(iter);
+                bar.set_message(msg);
+            }
+            None => eprintln!("epoch {epoch} iter {iter}: {msg}"),
+        }
+    }
+
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
