@@ -129,9 +129,11 @@ impl Task for Regression {
         }
     }
     fn losses(&mut self, input: &Input, step: &Step) -> Losses {
-        let mut loss = self.predict(&input.x).mse_loss(&input.y, tch::Reduction::Mean);
+        let mut loss = self
+            .predict(&input.x)
+            .mse_loss(&input.y, tch::Reduction::Mean);
         if (self.poisoned)(step.iter) {
-            loss = loss * f64::NAN;
+            loss *= f64::NAN;
         }
         Losses::from([("loss".to_string(), loss)])
     }
@@ -282,7 +284,11 @@ fn frozen_parameters_stay_and_multipliers_speed_up() {
     c.optim.freeze = vec!["bdy".into()];
     let mut task = Regression::new(c, |_| false);
     let err = run(&mut task, &tmp.path().join("typo"), 32).unwrap_err();
-    assert!(err.to_string().contains("name no parameter of the model: bdy"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("name no parameter of the model: bdy"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -296,10 +302,7 @@ fn under_amp_a_few_non_finite_steps_are_skipped_and_counted() {
         .filter_map(|r| r.get("nonfinite_steps").and_then(|v| v.as_u64()))
         .sum();
     assert_eq!(counted, 2);
-    assert!(weights(&task)
-        .values()
-        .flatten()
-        .all(|v| v.is_finite()));
+    assert!(weights(&task).values().flatten().all(|v| v.is_finite()));
     // The scaler backed off once per skipped step: 2^16 / 4.
     let scale = records(&out)
         .iter()
@@ -314,7 +317,10 @@ fn under_amp_persistent_non_finite_losses_stop_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     let mut task = Regression::new(config(4, 1, true, 30), |iter| iter >= 5);
     let err = run(&mut task, &tmp.path().join("amp"), 16).unwrap_err();
-    assert!(err.to_string().contains("100 optimiser steps in a row"), "{err}");
+    assert!(
+        err.to_string().contains("100 optimiser steps in a row"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -479,7 +479,10 @@ fn accumulated_micro_batches_give_the_weights_of_one_large_batch() {
     };
     let micro = f.dir.join("micro");
     let args = micro_args(&micro, &[]);
-    run_ok("backbone", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    run_ok(
+        "backbone",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let (a, b) = (
         float_tensors(&large.join("last.safetensors")),
         float_tensors(&micro.join("last.safetensors")),
@@ -504,10 +507,16 @@ fn accumulated_micro_batches_give_the_weights_of_one_large_batch() {
     // then resumed: the same weights as the run that was not killed.
     let killed = f.dir.join("killed");
     let args = micro_args(&killed, &["--set", "train.checkpoint_every_iters=1"]);
-    kill_after_first_state(&args.iter().map(String::as_str).collect::<Vec<_>>(), &killed);
+    kill_after_first_state(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &killed,
+    );
     let mut resume = micro_args(&killed, &["--set", "train.checkpoint_every_iters=1"]);
     resume.push("--resume".into());
-    run_ok("backbone", &resume.iter().map(String::as_str).collect::<Vec<_>>());
+    run_ok(
+        "backbone",
+        &resume.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     assert_eq!(
         tensors(&killed.join("last.safetensors")),
         tensors(&micro.join("last.safetensors"))

@@ -3,8 +3,8 @@
 //! gives them).
 
 use crate::arch::Arch;
-pub use crate::engine::config::{OptimSection, RunSection, ScheduleSection};
 use crate::engine::config::EngineConfig;
+pub use crate::engine::config::{OptimSection, RunSection, ScheduleSection};
 use crate::engine::loss::{validate_distillation, validate_smoothing, SmoothingStyle};
 use crate::engine::mix::Mix;
 use crate::layers::NormMode;

@@ -6,6 +6,7 @@
 //! and epoch ends. The next batch is uploaded (pinned, non-blocking) right after the current
 //! one's backward pass is queued, so the host prepares it while the device computes.
 
+use super::amp::LossScaler;
 use super::config::{is_operational, EngineConfig, RunSection};
 use super::config_file;
 use super::curves::write_curves_png;
@@ -17,7 +18,6 @@ use super::progress::Progress;
 use super::run_dir::{prefixed, with_prefix, RunDir, TrainState};
 use super::schedule::{linear_scaled_lr, LrSchedule};
 use super::task::{Losses, Metrics, Step, Task};
-use super::amp::LossScaler;
 use crate::channels_last::var_store_to_channels_last;
 use crate::checkpoint::{load_into, var_store_tensors, Checkpoint, NamedTensors};
 use anyhow::{bail, Context};
@@ -86,7 +86,11 @@ where
 
     let unmatched = unmatched_prefixes(
         task.var_store(),
-        config.optim.freeze.iter().chain(config.optim.lr_mult.keys()),
+        config
+            .optim
+            .freeze
+            .iter()
+            .chain(config.optim.lr_mult.keys()),
     );
     if !unmatched.is_empty() {
         bail!(TrainInputError(format!(
@@ -180,7 +184,9 @@ where
         while step_in_epoch < iters_per_epoch {
             sgd.zero_grad();
             for k in 0..accumulate {
-                let input = next.take().expect("a batch was uploaded for every micro-batch");
+                let input = next
+                    .take()
+                    .expect("a batch was uploaded for every micro-batch");
                 let step = Step {
                     epoch,
                     iter,
@@ -192,7 +198,11 @@ where
                     task.losses(&input, &step)
                 };
                 let total = sum_losses(&losses);
-                let backward = if accumulate > 1 { &total * scale } else { total.shallow_clone() };
+                let backward = if accumulate > 1 {
+                    &total * scale
+                } else {
+                    total.shallow_clone()
+                };
                 match &scaler {
                     Some(s) => s.scale(&backward).backward(),
                     None => backward.backward(),
@@ -271,7 +281,17 @@ where
                 window_start = Instant::now();
             }
             let save = |run: &RunDir, epoch, step: u64, iter, best| {
-                save_state(run, task, &sgd, &scaler, &ema, epoch, step * accumulate, iter, best)
+                save_state(
+                    run,
+                    task,
+                    &sgd,
+                    &scaler,
+                    &ema,
+                    epoch,
+                    step * accumulate,
+                    iter,
+                    best,
+                )
             };
             if at_checkpoint && !at_epoch_end {
                 save(&run, epoch, step_in_epoch, iter, best)?;
@@ -293,9 +313,9 @@ where
                 Some(e) => with_weights(task, e.tensors(), |t| t.evaluate(amp))?,
                 None => task.evaluate(amp)?,
             };
-            let value = *metrics.get(T::BEST_METRIC).with_context(|| {
-                format!("the evaluation did not report {}", T::BEST_METRIC)
-            })?;
+            let value = *metrics
+                .get(T::BEST_METRIC)
+                .with_context(|| format!("the evaluation did not report {}", T::BEST_METRIC))?;
             let mut record = serde_json::json!({
                 "epoch": epoch, "iter": iter, "split": "val",
                 "time": run_start.elapsed().as_secs_f64(),
@@ -390,7 +410,12 @@ fn sum_losses(losses: &Losses) -> Tensor {
 
 /// Adds this micro-batch's losses (detached, scaled by `scale` = 1/accumulate) to the sums
 /// logged at the next log point: `loss` is the total; components keep their names.
-fn accumulate_losses(sums: &mut BTreeMap<String, Tensor>, losses: &Losses, total: &Tensor, scale: f64) {
+fn accumulate_losses(
+    sums: &mut BTreeMap<String, Tensor>,
+    losses: &Losses,
+    total: &Tensor,
+    scale: f64,
+) {
     let _guard = tch::no_grad_guard();
     let mut add = |name: &str, value: &Tensor| {
         let value = value.detach().to_kind(Kind::Double) * scale;

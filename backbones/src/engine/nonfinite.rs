@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn fp32_names_the_first_bad_step() {
         let mut g = NonFiniteGuard::new(Device::Cpu, false);
-        for (iter, v) in [1.0, 2.0, f32::NAN, 3.0, f32::INFINITY].into_iter().enumerate() {
+        for (iter, v) in [1.0, 2.0, f32::NAN, 3.0, f32::INFINITY]
+            .into_iter()
+            .enumerate()
+        {
             g.observe(&loss(v));
             g.end_step(iter as u64);
         }
@@ -135,9 +138,9 @@ mod tests {
         run(&mut g, &[1.0; 4]);
         assert_eq!(g.check(), Verdict::Continue { skipped: 0 });
         // A streak that spans two check windows is still one streak.
-        run(&mut g, &vec![f32::NAN; 60]);
+        run(&mut g, &[f32::NAN; 60]);
         assert_eq!(g.check(), Verdict::Continue { skipped: 60 });
-        run(&mut g, &vec![f32::NAN; 40]);
+        run(&mut g, &[f32::NAN; 40]);
         assert_eq!(g.check(), Verdict::Persistent { streak: 100 });
     }
 }

@@ -17,9 +17,9 @@
 //! tensors selected by the flag, so `buf * 1 + 0` and `p - 0 * u` leave both unchanged.
 
 use super::param_groups::{decay_flags, lr_multiplier};
-use std::collections::BTreeMap;
 use crate::checkpoint::NamedTensors;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tch::{nn, Device, Kind, Tensor};
 
 /// The optimiser's settings, as written in a training config.

@@ -34,6 +34,9 @@ mod tests {
         let t = upload(&[1u8, 2, 3, 4, 5, 6], &[2, 3], Device::Cpu);
         assert_eq!(t.size(), [2, 3]);
         assert_eq!(t.kind(), Kind::Uint8);
-        assert_eq!(Vec::<u8>::try_from(t.flatten(0, -1)).unwrap(), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            Vec::<u8>::try_from(t.flatten(0, -1)).unwrap(),
+            [1, 2, 3, 4, 5, 6]
+        );
     }
 }
