@@ -1,13 +1,19 @@
-//! An exponential moving average of the weights (timm's `ModelEmaV2`), evaluated in place of
-//! the raw weights when it scores better. After each optimiser step:
+//! An exponential moving average of the weights, evaluated (and saved as `last`/`best`) in
+//! place of the raw weights. After each optimiser step:
 //!
 //! ```text
 //! trainable float parameter:  ema = decay * ema + (1 - decay) * param
 //! anything else (BN running statistics, frozen parameters, integer buffers):  ema = value
 //! ```
 //!
-//! Copying the running statistics rather than averaging them keeps them consistent with the
-//! batch statistics the averaged weights were trained with.
+//! What is averaged, against timm's variants: timm's `ModelEmaV2` and `ModelEmaV3` (default)
+//! average every entry of the state dict, parameters and buffers alike, so their BN running
+//! statistics are an average of running averages. `ModelEmaV3(exclude_buffers=True)` copies
+//! the buffers instead, which is what this does: the running statistics stay those of the
+//! batches the current weights saw, the BN layers of the averaged model are not re-estimated,
+//! and frozen parameters (which never move) are simply copied. There is no decay warmup
+//! (timm's V3 `use_warmup`) and the average is updated every step (timm's `--model-ema`
+//! default), on the device, without a host sync.
 
 use super::optim::cpu_copy;
 use crate::checkpoint::NamedTensors;
