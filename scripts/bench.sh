@@ -40,3 +40,26 @@ done
 o=$(best "${ours[@]}"); p=$(best "${peer[@]}")
 printf 'ours %.1f images/s, torchvision (PIL) %.1f images/s, ratio %.3f\n' "$o" "$p" \
   "$("$py" -c "print($o / $p)")"
+
+# The whole fashion-quick job (train with an evaluation per epoch, then `backbone eval` of the
+# best checkpoint) beside the same recipe as a plain PyTorch script. About 15 minutes a pair on
+# 2 cores, so only on request: BENCH_JOB=1 make bench (BENCH_JOB_PAIRS=N for more pairs).
+if [ "${BENCH_JOB:-0}" = 1 ]; then
+  fm=$(cat "$root/target/fashion-mnist-dir")
+  run_dir=$root/target/bench-fashion-quick
+  now() { "$py" -c 'import time; print(time.time())'; }
+  echo "== the whole fashion-quick job (train + eval, CPU, 2 threads) beside bench/fashion_quick_torch.py"
+  for i in $(seq "${BENCH_JOB_PAIRS:-1}"); do
+    rm -rf "$run_dir"
+    t0=$(now)
+    "$bin/backbone" train --config configs/backbone/fashion-quick.toml --data "fashion-mnist:$fm" \
+      --out "$run_dir" --device cpu >/dev/null 2>&1
+    ours_top1=$(field top1 "$("$bin/backbone" eval --ckpt "$run_dir/best.safetensors" --data "fashion-mnist:$fm" --json)")
+    t1=$(now)
+    peer=$("$py" bench/fashion_quick_torch.py --data "$fm" --threads 2 2>/dev/null)
+    t2=$(now)
+    "$py" -c "import sys; o, p = float(sys.argv[1]) - float(sys.argv[2]), float(sys.argv[3]) - float(sys.argv[1]); \
+print(f'pair $i: ours {o:.1f} s (test top-1 {float(sys.argv[4]):.4f}), PyTorch {p:.1f} s (test top-1 {float(sys.argv[5]):.4f}), speed ratio ours/PyTorch {p / o:.3f}')" \
+      "$t1" "$t0" "$t2" "$ours_top1" "$(field top1 "$peer")"
+  done
+fi
