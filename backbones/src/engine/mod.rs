@@ -3,6 +3,7 @@
 //! Each is small and tested on its own against hand-computed values.
 
 pub mod amp;
+pub mod chart;
 pub mod config_file;
 pub mod curves;
 pub mod ema;
