@@ -1,382 +1,200 @@
-//! `curves.png` of a run: three panels side by side, drawn from `metrics.jsonl` —
-//! training loss by iteration, learning rate by iteration, validation top-1 by epoch.
-//!
-//! Drawn with the `image` crate and a built-in 5x7 bitmap font, so it needs no system fonts
-//! and looks the same everywhere. Each panel's axes span the data's range; the numbers at
-//! the corners give it.
+//! `curves.png` of a run, drawn from `metrics.jsonl` for any task's names: training losses
+//! by iteration across the top, with the validation losses marked at the iterations they
+//! were measured; the learning rate by iteration bottom left; the validation metrics by
+//! epoch bottom right (on a 0-1 axis when they all lie in it, as accuracies, mAP and mIoU
+//! do). The drawing itself is `chart.rs`'s.
 
-use image::{Rgb, RgbImage};
+use super::chart::{self, ChartError, LinePanel, Series, YAxis};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CurvesError {
     #[error("{}: {source}", path.display())]
-    Io {
+    Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: line {line}: {message}", path.display())]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("{}: cannot encode the PNG ({message})", path.display())]
-    Encode { path: PathBuf, message: String },
+    #[error(transparent)]
+    Chart(#[from] ChartError),
 }
 
-pub const PANEL_WIDTH: u32 = 320;
-pub const PANEL_HEIGHT: u32 = 240;
-/// Space around a panel's plot area: numbers on the left, title above, numbers below.
-const LEFT: u32 = 48;
-const RIGHT: u32 = 12;
-const TOP: u32 = 20;
-const BOTTOM: u32 = 28;
+/// Size of `curves.png`: the loss panel spans the top half, the other two share the bottom.
+pub const CURVES_SIZE: (u32, u32) = (1200, 800);
+const TOP_HEIGHT: u32 = CURVES_SIZE.1 / 2;
+const HALF_WIDTH: u32 = CURVES_SIZE.0 / 2;
 
-const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
-const INK: Rgb<u8> = Rgb([40, 40, 40]);
-const GRID: Rgb<u8> = Rgb([225, 225, 225]);
-const LOSS_COLOUR: Rgb<u8> = Rgb([31, 119, 180]);
-const LR_COLOUR: Rgb<u8> = Rgb([44, 160, 44]);
-const TOP1_COLOUR: Rgb<u8> = Rgb([214, 39, 40]);
+/// Val keys that describe the record rather than measure the model.
+const NOT_VAL_METRICS: [&str; 5] = ["epoch", "iter", "time", "images", "images_per_s"];
 
-/// The series the panels plot, read from the metrics file.
+/// The series `curves.png` plots, read from a metrics file.
 #[derive(Debug, Default, PartialEq)]
-pub struct Series {
-    /// (iteration, training loss)
-    pub loss: Vec<(f64, f64)>,
+pub struct RunCurves {
+    /// By iteration: each train key named `loss*` (but `loss_scale`), `loss` first, then
+    /// each val `loss*` key (named `val loss`, ...), measured at the iteration of its record.
+    pub losses: Vec<Series>,
     /// (iteration, learning rate)
     pub lr: Vec<(f64, f64)>,
-    /// (epoch, validation top-1)
-    pub top1: Vec<(f64, f64)>,
+    /// By epoch: every other numeric val key, in name order.
+    pub val_metrics: Vec<Series>,
 }
 
-/// Reads the train and val records of a metrics file. Records of other splits and missing
-/// fields are skipped; a line that is not a JSON object is an error naming its number.
-pub fn read_series(metrics_jsonl: &Path) -> Result<Series, CurvesError> {
-    let text = std::fs::read_to_string(metrics_jsonl).map_err(|source| CurvesError::Io {
+/// Reads the train and val records of a metrics file. Lines that are not JSON objects with
+/// a `split` (a killed run can leave half a line), records of other splits, and fields that
+/// are not numbers (a JSON `null` for a NaN loss) are skipped.
+pub fn read_curves(metrics_jsonl: &Path) -> Result<RunCurves, CurvesError> {
+    let text = std::fs::read_to_string(metrics_jsonl).map_err(|source| CurvesError::Read {
         path: metrics_jsonl.to_path_buf(),
         source,
     })?;
-    let mut series = Series::default();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+    let mut train_losses = BTreeMap::<String, Vec<(f64, f64)>>::new();
+    let mut val_losses = BTreeMap::<String, Vec<(f64, f64)>>::new();
+    let mut val_metrics = BTreeMap::<String, Vec<(f64, f64)>>::new();
+    let mut lr = Vec::new();
+    for line in text.lines() {
+        let Ok(serde_json::Value::Object(record)) = serde_json::from_str(line) else {
             continue;
-        }
-        let parse_error = |message: String| CurvesError::Parse {
-            path: metrics_jsonl.to_path_buf(),
-            line: index + 1,
-            message,
         };
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| parse_error(format!("not valid JSON ({e})")))?;
-        let record = value
-            .as_object()
-            .ok_or_else(|| parse_error("a record must be a JSON object".to_string()))?;
         let number = |key: &str| record.get(key).and_then(serde_json::Value::as_f64);
+        let numbers = || {
+            record
+                .iter()
+                .filter_map(|(key, value)| Some((key.as_str(), value.as_f64()?)))
+        };
         match record.get("split").and_then(serde_json::Value::as_str) {
             Some("train") => {
-                if let Some(iter) = number("iter") {
-                    if let Some(loss) = number("loss") {
-                        series.loss.push((iter, loss));
-                    }
-                    if let Some(lr) = number("lr") {
-                        series.lr.push((iter, lr));
-                    }
+                let Some(iter) = number("iter") else { continue };
+                for (key, value) in numbers().filter(|(key, _)| is_loss(key)) {
+                    push(&mut train_losses, key, (iter, value));
+                }
+                if let Some(rate) = number("lr") {
+                    lr.push((iter, rate));
                 }
             }
             Some("val") => {
-                if let (Some(epoch), Some(top1)) = (number("epoch"), number("top1")) {
-                    series.top1.push((epoch, top1));
+                for (key, value) in numbers() {
+                    if is_loss(key) {
+                        if let Some(iter) = number("iter") {
+                            push(&mut val_losses, &format!("val {key}"), (iter, value));
+                        }
+                    } else if !NOT_VAL_METRICS.contains(&key) {
+                        if let Some(epoch) = number("epoch") {
+                            push(&mut val_metrics, key, (epoch, value));
+                        }
+                    }
                 }
             }
             _ => {}
         }
     }
-    // A resumed run logs some iterations twice: plot in order of x.
-    for s in [&mut series.loss, &mut series.lr, &mut series.top1] {
-        s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // The total first, so it keeps the first colour whatever the components are called.
+    let mut losses = Vec::new();
+    for (name, points) in train_losses.into_iter().chain(val_losses) {
+        let series = Series::new(name, in_x_order(points));
+        if series.name == "loss" {
+            losses.insert(0, series);
+        } else {
+            losses.push(series);
+        }
     }
-    Ok(series)
+    Ok(RunCurves {
+        losses,
+        lr: in_x_order(lr),
+        val_metrics: val_metrics
+            .into_iter()
+            .map(|(name, points)| Series::new(name, in_x_order(points)))
+            .collect(),
+    })
 }
 
-/// Draws the three panels (`3 * PANEL_WIDTH` x `PANEL_HEIGHT` pixels) from `metrics_jsonl`
-/// into the PNG `out`, written to a temporary file and renamed, so a reader never sees
-/// half a picture.
+fn is_loss(key: &str) -> bool {
+    key.starts_with("loss") && key != "loss_scale"
+}
+
+fn push(series: &mut BTreeMap<String, Vec<(f64, f64)>>, name: &str, point: (f64, f64)) {
+    series.entry(name.to_string()).or_default().push(point);
+}
+
+/// Sorted by x, keeping the last point logged at each x: a resumed run logs again the
+/// iterations after its last checkpoint, and the later values are the ones it kept.
+fn in_x_order(mut points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut kept: Vec<(f64, f64)> = Vec::with_capacity(points.len());
+    for point in points {
+        match kept.last_mut() {
+            Some(last) if last.0 == point.0 => *last = point,
+            _ => kept.push(point),
+        }
+    }
+    kept
+}
+
+/// Draws the curves of `metrics_jsonl` (see the module's comment), [`CURVES_SIZE`] pixels,
+/// into the PNG `out`. A file with no usable record yet gives empty panels saying so, not an
+/// error; a file that cannot be read is one.
 pub fn write_curves_png(metrics_jsonl: &Path, out: &Path) -> Result<(), CurvesError> {
-    let series = read_series(metrics_jsonl)?;
-    let picture = draw_curves(&series);
-    let mut png = Vec::new();
-    picture
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| CurvesError::Encode {
-            path: out.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    let file_name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "curves.png".to_string());
-    let temp = out.with_file_name(format!(".{file_name}.tmp"));
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CurvesError::Io { path, source }
-    };
-    std::fs::write(&temp, &png).map_err(io_error(&temp))?;
-    std::fs::rename(&temp, out).map_err(io_error(out))
-}
-
-/// The three panels as a picture.
-pub fn draw_curves(series: &Series) -> RgbImage {
-    let mut picture = RgbImage::from_pixel(3 * PANEL_WIDTH, PANEL_HEIGHT, BACKGROUND);
-    let panels = [
-        ("TRAIN LOSS", "ITER", &series.loss, LOSS_COLOUR),
-        ("LR", "ITER", &series.lr, LR_COLOUR),
-        ("VAL TOP-1", "EPOCH", &series.top1, TOP1_COLOUR),
-    ];
-    for (i, (title, x_label, points, colour)) in panels.into_iter().enumerate() {
-        draw_panel(
-            &mut picture,
-            i as u32 * PANEL_WIDTH,
-            title,
-            x_label,
-            points,
-            colour,
-        );
-    }
-    picture
-}
-
-/// A data range widened when it is a single value, so it maps to a line, not a point.
-fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if lo > hi {
-        return None;
-    }
-    if lo == hi {
-        let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
-        return Some((lo - pad, hi + pad));
-    }
-    Some((lo, hi))
-}
-
-fn draw_panel(
-    picture: &mut RgbImage,
-    x_offset: u32,
-    title: &str,
-    x_label: &str,
-    points: &[(f64, f64)],
-    colour: Rgb<u8>,
-) {
-    let (left, right) = (x_offset + LEFT, x_offset + PANEL_WIDTH - RIGHT);
-    let (top, bottom) = (TOP, PANEL_HEIGHT - BOTTOM);
-    draw_text(picture, x_offset + LEFT, 6, title, INK);
-    // Frame and a light middle grid line each way.
-    let (mid_x, mid_y) = ((left + right) / 2, (top + bottom) / 2);
-    line(picture, (left, mid_y), (right, mid_y), GRID);
-    line(picture, (mid_x, top), (mid_x, bottom), GRID);
-    line(picture, (left, top), (left, bottom), INK);
-    line(picture, (left, bottom), (right, bottom), INK);
-    line(picture, (left, top), (right, top), GRID);
-    line(picture, (right, top), (right, bottom), GRID);
-    let label_x = right - text_width(x_label);
-    draw_text(picture, label_x, bottom + 14, x_label, INK);
-
-    let finite: Vec<(f64, f64)> = points
-        .iter()
-        .copied()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .collect();
-    let (Some((x0, x1)), Some((y0, y1))) = (
-        range(finite.iter().map(|p| p.0)),
-        range(finite.iter().map(|p| p.1)),
-    ) else {
-        draw_text(
-            picture,
-            mid_x - text_width("NO DATA") / 2,
-            mid_y - GLYPH_HEIGHT / 2,
-            "NO DATA",
-            INK,
-        );
-        return;
-    };
-    // Numbers: y range at the left corners, x range under the axis ends.
-    for (value, y) in [(y1, top), (y0, bottom - 7)] {
-        let text = format_number(value);
-        draw_text(
-            picture,
-            left.saturating_sub(text_width(&text) + 4),
-            y,
-            &text,
-            INK,
-        );
-    }
-    draw_text(picture, left, bottom + 4, &format_number(x0), INK);
-    let x_max = format_number(x1);
-    draw_text(picture, right - text_width(&x_max), bottom + 4, &x_max, INK);
-
-    let to_pixel = |(x, y): (f64, f64)| -> (u32, u32) {
-        let px = left as f64 + (x - x0) / (x1 - x0) * (right - left) as f64;
-        let py = bottom as f64 - (y - y0) / (y1 - y0) * (bottom - top) as f64;
-        (px.round() as u32, py.round() as u32)
-    };
-    let pixels: Vec<(u32, u32)> = finite.iter().map(|&p| to_pixel(p)).collect();
-    for pair in pixels.windows(2) {
-        line(picture, pair[0], pair[1], colour);
-    }
-    // Few points (evaluations are per epoch): mark each one.
-    if pixels.len() <= 60 {
-        for &(x, y) in &pixels {
-            for dy in 0..3 {
-                for dx in 0..3 {
-                    put(
-                        picture,
-                        (x + dx).saturating_sub(1),
-                        (y + dy).saturating_sub(1),
-                        colour,
-                    );
-                }
-            }
+    let curves = read_curves(metrics_jsonl)?;
+    let picture = chart::render(out, CURVES_SIZE, |root| {
+        let (top, bottom) = root.split_vertically(TOP_HEIGHT);
+        let (left, right) = bottom.split_horizontally(HALF_WIDTH);
+        let lr = [Series::new("lr", curves.lr.clone())];
+        let panels = [
+            (
+                &top,
+                LinePanel {
+                    title: "Training loss",
+                    x_label: "iteration",
+                    y_label: "loss",
+                    series: &curves.losses,
+                    y_axis: YAxis::Data,
+                    legend: true,
+                    empty_note: "no training records yet",
+                },
+            ),
+            (
+                &left,
+                LinePanel {
+                    title: "Learning rate",
+                    x_label: "iteration",
+                    y_label: "learning rate",
+                    series: &lr,
+                    y_axis: YAxis::Data,
+                    legend: false,
+                    empty_note: "no training records yet",
+                },
+            ),
+            (
+                &right,
+                LinePanel {
+                    title: "Validation metrics",
+                    x_label: "epoch",
+                    y_label: "metric",
+                    series: &curves.val_metrics,
+                    y_axis: YAxis::UnitIfItFits,
+                    legend: true,
+                    empty_note: "no validation records yet",
+                },
+            ),
+        ];
+        for (area, panel) in &panels {
+            chart::draw_line_panel(area, panel)?;
         }
-    }
-}
-
-fn put(picture: &mut RgbImage, x: u32, y: u32, colour: Rgb<u8>) {
-    if x < picture.width() && y < picture.height() {
-        picture.put_pixel(x, y, colour);
-    }
-}
-
-/// Bresenham's line from `a` to `b`, both ends included.
-fn line(picture: &mut RgbImage, a: (u32, u32), b: (u32, u32), colour: Rgb<u8>) {
-    let (mut x, mut y) = (a.0 as i64, a.1 as i64);
-    let (x1, y1) = (b.0 as i64, b.1 as i64);
-    let (dx, dy) = ((x1 - x).abs(), -(y1 - y).abs());
-    let (sx, sy) = (if x < x1 { 1 } else { -1 }, if y < y1 { 1 } else { -1 });
-    let mut err = dx + dy;
-    loop {
-        put(picture, x as u32, y as u32, colour);
-        if x == x1 && y == y1 {
-            break;
-        }
-        let e2 = 2 * err;
-        if e2 >= dy {
-            err += dy;
-            x += sx;
-        }
-        if e2 <= dx {
-            err += dx;
-            y += sy;
-        }
-    }
-}
-
-/// A short label for an axis end: plain digits where they fit, else `1.2e-4`.
-fn format_number(v: f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        return "0".to_string();
-    }
-    if !(1e-3..1e5).contains(&a) {
-        return format!("{v:.1e}");
-    }
-    let decimals = if a >= 100.0 {
-        0
-    } else if a >= 10.0 {
-        1
-    } else if a >= 1.0 {
-        2
-    } else {
-        3
-    };
-    let text = format!("{v:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
-
-const GLYPH_WIDTH: u32 = 5;
-const GLYPH_HEIGHT: u32 = 7;
-const ADVANCE: u32 = GLYPH_WIDTH + 1;
-
-fn text_width(text: &str) -> u32 {
-    (text.chars().count() as u32 * ADVANCE).saturating_sub(1)
-}
-
-fn draw_text(picture: &mut RgbImage, x: u32, y: u32, text: &str, colour: Rgb<u8>) {
-    for (i, c) in text.chars().enumerate() {
-        let rows = glyph(c);
-        for (dy, row) in rows.iter().enumerate() {
-            for dx in 0..GLYPH_WIDTH {
-                if row & (0b10000 >> dx) != 0 {
-                    put(picture, x + i as u32 * ADVANCE + dx, y + dy as u32, colour);
-                }
-            }
-        }
-    }
-}
-
-/// 5x7 glyphs, one byte per row, the leftmost pixel in bit 4. Lower case is drawn as upper
-/// case; anything else not listed as `?`.
-fn glyph(c: char) -> [u8; 7] {
-    match c.to_ascii_uppercase() {
-        'A' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
-        'B' => [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
-        'C' => [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E],
-        'D' => [0x1E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1E],
-        'E' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F],
-        'F' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10],
-        'G' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
-        'H' => [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
-        'I' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        'J' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C],
-        'K' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
-        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
-        'M' => [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11],
-        'N' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
-        'O' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'P' => [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10],
-        'Q' => [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D],
-        'R' => [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11],
-        'S' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
-        'T' => [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
-        'U' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'V' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04],
-        'W' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A],
-        'X' => [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11],
-        'Y' => [0x11, 0x11, 0x0A, 0x04, 0x04, 0x04, 0x04],
-        'Z' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F],
-        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
-        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
-        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
-        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
-        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
-        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
-        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
-        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
-        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
-        '.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C],
-        '-' => [0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00],
-        '+' => [0x00, 0x04, 0x04, 0x1F, 0x04, 0x04, 0x00],
-        ':' => [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00],
-        '/' => [0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x10],
-        '%' => [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
-        '_' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1F],
-        ' ' => [0x00; 7],
-        _ => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x00, 0x04],
-    }
+        Ok(())
+    })?;
+    Ok(chart::write_png(&picture, out)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::chart::tests::{count_colour, count_ink};
+    use crate::engine::chart::PALETTE;
+    use image::RgbImage;
+
+    /// (x, y, width, height) of the three panels, as `write_curves_png` lays them out.
+    const LOSS_PANEL: (u32, u32, u32, u32) = (0, 0, CURVES_SIZE.0, TOP_HEIGHT);
+    const LR_PANEL: (u32, u32, u32, u32) = (0, TOP_HEIGHT, HALF_WIDTH, TOP_HEIGHT);
+    const VAL_PANEL: (u32, u32, u32, u32) = (HALF_WIDTH, TOP_HEIGHT, HALF_WIDTH, TOP_HEIGHT);
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("engine-curves-{name}-{}", std::process::id()));
@@ -384,122 +202,226 @@ mod tests {
         dir
     }
 
-    fn synthetic_metrics() -> String {
+    /// A detection run's log: five losses and the loss scale while training, mAP at each
+    /// epoch's end.
+    fn detection_metrics() -> String {
         let mut lines = Vec::new();
-        for iter in 0..200u32 {
-            let epoch = iter / 20;
-            let lr = 0.4 * (iter.min(50) as f64 / 50.0);
-            let loss = 2.3 * (-(iter as f64) / 80.0).exp() + 0.1;
+        for iter in 0..300u32 {
+            let epoch = iter / 100;
+            let t = iter as f64;
+            let decay = (-t / 120.0).exp();
+            let (objectness, rpn_box) = (0.6 * decay + 0.05, 0.3 * decay + 0.04);
+            let (classifier, box_reg) = (1.2 * decay + 0.2, 0.8 * decay + 0.15);
+            let loss = objectness + rpn_box + classifier + box_reg;
+            let lr = 0.02 * (t / 50.0).min(1.0);
             lines.push(format!(
-                r#"{{"epoch": {epoch}, "iter": {iter}, "split": "train", "time": 1.5, "loss": {loss}, "lr": {lr}}}"#
+                r#"{{"epoch": {epoch}, "iter": {iter}, "split": "train", "time": {t}, "loss": {loss}, "loss_objectness": {objectness}, "loss_rpn_box": {rpn_box}, "loss_classifier": {classifier}, "loss_box": {box_reg}, "lr": {lr}, "images_per_s": 20.5, "loss_scale": 65536.0}}"#
             ));
-            if iter % 20 == 19 {
-                let top1 = 0.1 + 0.08 * epoch as f64;
+            if iter % 100 == 99 {
+                let map = 0.2 + 0.1 * epoch as f64;
                 lines.push(format!(
-                    r#"{{"epoch": {epoch}, "iter": {iter}, "split": "val", "time": 2.0, "top1": {top1}, "top5": 0.9, "loss": 1.0}}"#
+                    r#"{{"epoch": {epoch}, "iter": {iter}, "split": "val", "time": {t}, "map": {map}, "images": 500}}"#
                 ));
             }
         }
         lines.join("\n") + "\n"
     }
 
-    /// Pixels of `colour` in the plot area of panel `panel`.
-    fn coloured_pixels(picture: &RgbImage, panel: u32, colour: Rgb<u8>) -> usize {
-        let x0 = panel * PANEL_WIDTH;
-        (x0..x0 + PANEL_WIDTH)
-            .flat_map(|x| (0..PANEL_HEIGHT).map(move |y| (x, y)))
-            .filter(|&(x, y)| *picture.get_pixel(x, y) == colour)
-            .count()
-    }
-
-    #[test]
-    fn synthetic_metrics_draw_three_panels() {
-        let dir = temp_dir("ok");
-        let metrics = dir.join("metrics.jsonl");
-        std::fs::write(&metrics, synthetic_metrics()).unwrap();
+    fn draw(name: &str, metrics: &str) -> RgbImage {
+        let dir = temp_dir(name);
+        let metrics_path = dir.join("metrics.jsonl");
+        std::fs::write(&metrics_path, metrics).unwrap();
         let out = dir.join("curves.png");
-        write_curves_png(&metrics, &out).unwrap();
+        write_curves_png(&metrics_path, &out).unwrap();
         assert!(!dir.join(".curves.png.tmp").exists());
         let picture = image::open(&out).unwrap().to_rgb8();
-        assert_eq!(picture.dimensions(), (3 * PANEL_WIDTH, PANEL_HEIGHT));
-        assert!(coloured_pixels(&picture, 0, LOSS_COLOUR) > 100);
-        assert!(coloured_pixels(&picture, 1, LR_COLOUR) > 100);
-        assert!(coloured_pixels(&picture, 2, TOP1_COLOUR) > 50);
-        // Each curve stays in its own panel, and every panel has its title and numbers.
-        assert_eq!(coloured_pixels(&picture, 0, LR_COLOUR), 0);
-        assert_eq!(coloured_pixels(&picture, 2, LOSS_COLOUR), 0);
-        for panel in 0..3 {
-            assert!(coloured_pixels(&picture, panel, INK) > 200, "panel {panel}");
-        }
         std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(picture.dimensions(), CURVES_SIZE);
+        picture
     }
 
     #[test]
-    fn series_are_read_by_split() {
-        let dir = temp_dir("series");
+    fn detection_losses_are_read_by_name() {
+        let dir = temp_dir("read");
+        let metrics = dir.join("metrics.jsonl");
+        std::fs::write(&metrics, detection_metrics()).unwrap();
+        let curves = read_curves(&metrics).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let names: Vec<&str> = curves.losses.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "loss",
+                "loss_box",
+                "loss_classifier",
+                "loss_objectness",
+                "loss_rpn_box"
+            ]
+        );
+        assert!(curves.losses.iter().all(|s| s.points.len() == 300));
+        assert_eq!(curves.lr.len(), 300);
+        assert_eq!(curves.val_metrics.len(), 1);
+        assert_eq!(curves.val_metrics[0].name, "map");
+        assert_eq!(
+            curves.val_metrics[0].points,
+            [(0.0, 0.2), (1.0, 0.30000000000000004), (2.0, 0.4)]
+        );
+    }
+
+    #[test]
+    fn detection_run_draws_every_loss_in_its_own_colour() {
+        let picture = draw("detection", &detection_metrics());
+        // Five loss series: each colour appears in the loss panel (its line and its legend
+        // swatch); no sixth series was invented from `loss_scale` or `images_per_s`.
+        for (i, colour) in PALETTE[..5].iter().enumerate() {
+            let pixels = count_colour(&picture, LOSS_PANEL, *colour);
+            assert!(pixels > 300, "loss series {i}: {pixels} pixels");
+        }
+        assert_eq!(count_colour(&picture, LOSS_PANEL, PALETTE[5]), 0);
+        // The legend row under the title (the plot starts below it) shows each swatch.
+        let legend_row = (0, 34, CURVES_SIZE.0, 20);
+        for (i, colour) in PALETTE[..5].iter().enumerate() {
+            let pixels = count_colour(&picture, legend_row, *colour);
+            assert!(pixels >= 50, "legend swatch {i}: {pixels} pixels");
+        }
+        // The learning rate has a single series and no legend.
+        let lr_title_rows = (0, TOP_HEIGHT, HALF_WIDTH, 40);
+        assert_eq!(count_colour(&picture, lr_title_rows, PALETTE[0]), 0);
+        // One series each below: the first colour, and the second in neither.
+        assert!(count_colour(&picture, LR_PANEL, PALETTE[0]) > 300);
+        assert!(count_colour(&picture, VAL_PANEL, PALETTE[0]) > 400);
+        for panel in [LR_PANEL, VAL_PANEL] {
+            assert_eq!(count_colour(&picture, panel, PALETTE[1]), 0);
+        }
+        // Every panel has axes, numbers and a title besides its lines.
+        for panel in [LOSS_PANEL, LR_PANEL, VAL_PANEL] {
+            assert!(count_ink(&picture, panel) > 3000, "{panel:?}");
+        }
+    }
+
+    #[test]
+    fn classification_val_loss_joins_the_loss_panel() {
+        let mut lines = Vec::new();
+        for iter in 0..100u32 {
+            let loss = 2.3 - iter as f64 / 50.0;
+            lines.push(format!(
+                r#"{{"epoch": {}, "iter": {iter}, "split": "train", "time": 1, "loss": {loss}, "lr": 0.1}}"#,
+                iter / 50
+            ));
+        }
+        lines.push(r#"{"epoch": 0, "iter": 49, "split": "val", "time": 2, "top1": 0.4, "top5": 0.8, "loss": 1.9}"#.to_string());
+        lines.push(r#"{"epoch": 1, "iter": 99, "split": "val", "time": 3, "top1": 0.5, "top5": 0.9, "loss": 1.5}"#.to_string());
+        let metrics = lines.join("\n");
+        let picture = draw("classification", &metrics);
+        // train loss and val loss; top1 and top5.
+        for colour in &PALETTE[..2] {
+            assert!(count_colour(&picture, LOSS_PANEL, *colour) > 400);
+            assert!(count_colour(&picture, VAL_PANEL, *colour) > 400);
+        }
+    }
+
+    #[test]
+    fn garbage_lines_and_other_splits_are_skipped() {
+        let dir = temp_dir("garbage");
         let metrics = dir.join("metrics.jsonl");
         std::fs::write(
             &metrics,
             concat!(
                 r#"{"epoch": 0, "iter": 5, "split": "train", "time": 1, "loss": 2.0, "lr": 0.1}"#,
-                "\n\n",
+                "\nnot json at all\n[1, 2]\n\n",
+                r#"{"epoch": 0, "iter": 6, "time": 1, "loss": 9.0}"#,
+                "\n",
                 r#"{"epoch": 0, "iter": 3, "split": "train", "time": 1, "loss": 2.5}"#,
                 "\n",
-                r#"{"epoch": 0, "iter": 9, "split": "val", "time": 1, "top1": 0.25}"#,
-                "\n",
                 r#"{"epoch": 0, "iter": 9, "split": "test", "time": 1, "top1": 0.5}"#,
-                "\n"
+                "\n",
+                r#"{"epoch": 0, "iter": 9, "split": "val", "time": 1, "top1": 0.25, "iou": {"cat": 0.5}}"#,
+                "\n",
+                r#"{"epoch": 1, "iter": 10, "split": "train", "loss": 1."#,
             ),
         )
         .unwrap();
-        let series = read_series(&metrics).unwrap();
-        assert_eq!(series.loss, vec![(3.0, 2.5), (5.0, 2.0)]);
-        assert_eq!(series.lr, vec![(5.0, 0.1)]);
-        assert_eq!(series.top1, vec![(0.0, 0.25)]);
-        // One point per panel, or none, still draws.
-        let picture = draw_curves(&series);
-        assert!(coloured_pixels(&picture, 1, LR_COLOUR) > 0);
-        let empty = draw_curves(&Series::default());
-        assert_eq!(empty.dimensions(), (3 * PANEL_WIDTH, PANEL_HEIGHT));
+        let curves = read_curves(&metrics).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn malformed_line_names_file_and_line() {
-        let dir = temp_dir("bad");
-        let metrics = dir.join("metrics.jsonl");
-        std::fs::write(
-            &metrics,
-            "{\"epoch\": 0, \"iter\": 0, \"split\": \"train\", \"loss\": 1}\n{\"epoch\": 0, \"iter\n",
-        )
-        .unwrap();
-        let err = write_curves_png(&metrics, &dir.join("curves.png")).unwrap_err();
-        let message = err.to_string();
-        assert!(message.contains("metrics.jsonl"), "{message}");
-        assert!(message.contains("line 2"), "{message}");
-        assert!(!dir.join("curves.png").exists());
-
-        std::fs::write(&metrics, "[1, 2]\n").unwrap();
-        let message = read_series(&metrics).unwrap_err().to_string();
-        assert!(
-            message.contains("line 1") && message.contains("object"),
-            "{message}"
+        assert_eq!(
+            curves.losses,
+            [Series::new("loss", vec![(3.0, 2.5), (5.0, 2.0)])]
         );
+        assert_eq!(curves.lr, [(5.0, 0.1)]);
+        assert_eq!(curves.val_metrics, [Series::new("top1", vec![(0.0, 0.25)])]);
+    }
 
-        let missing = read_series(&dir.join("absent.jsonl")).unwrap_err();
-        assert!(missing.to_string().contains("absent.jsonl"));
+    #[test]
+    fn a_resumed_run_keeps_the_later_values() {
+        assert_eq!(
+            in_x_order(vec![
+                (1.0, 5.0),
+                (2.0, 4.0),
+                (3.0, 3.0),
+                (2.0, 6.0),
+                (3.0, 7.0)
+            ]),
+            [(1.0, 5.0), (2.0, 6.0), (3.0, 7.0)]
+        );
+    }
+
+    #[test]
+    fn an_empty_file_draws_empty_panels() {
+        let picture = draw("empty", "");
+        for panel in [LOSS_PANEL, LR_PANEL, VAL_PANEL] {
+            // Axes, title and the note are there; no series is.
+            assert!(count_ink(&picture, panel) > 1000, "{panel:?}");
+            assert_eq!(count_colour(&picture, panel, PALETTE[0]), 0, "{panel:?}");
+        }
+        // Training records but no evaluation yet: only the validation panel is empty.
+        let picture = draw(
+            "no-val",
+            r#"{"epoch": 0, "iter": 1, "split": "train", "time": 1, "loss": 2.0, "lr": 0.1}
+{"epoch": 0, "iter": 2, "split": "train", "time": 1, "loss": 1.8, "lr": 0.1}"#,
+        );
+        assert!(count_colour(&picture, LOSS_PANEL, PALETTE[0]) > 300);
+        assert_eq!(count_colour(&picture, VAL_PANEL, PALETTE[0]), 0);
+    }
+
+    #[test]
+    fn non_finite_values_do_not_break_the_picture() {
+        // serde_json writes a NaN as null; a hand-edited file may hold NaN, which is not JSON.
+        let picture = draw(
+            "nan",
+            r#"{"epoch": 0, "iter": 1, "split": "train", "time": 1, "loss": 2.0, "lr": 0.1}
+{"epoch": 0, "iter": 2, "split": "train", "time": 1, "loss": null, "lr": 0.1}
+{"epoch": 0, "iter": 3, "split": "train", "time": 1, "loss": NaN, "lr": 0.1}
+{"epoch": 0, "iter": 4, "split": "train", "time": 1, "loss": 1.5, "lr": 0.1}
+{"epoch": 0, "iter": 4, "split": "val", "time": 1, "top1": null}"#,
+        );
+        assert!(count_colour(&picture, LOSS_PANEL, PALETTE[0]) > 300);
+
+        // Series handed over directly may hold NaN and infinities.
+        let dir = temp_dir("nan-chart");
+        let out = dir.join("chart.png");
+        let series = [Series::new(
+            "loss",
+            vec![
+                (0.0, 1.0),
+                (1.0, f64::NAN),
+                (2.0, f64::INFINITY),
+                (3.0, 0.5),
+                (4.0, 0.4),
+            ],
+        )];
+        chart::draw_line_chart(&out, "t", "x", "y", &series).unwrap();
+        assert!(out.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn axis_numbers_are_short() {
-        assert_eq!(format_number(0.0), "0");
-        assert_eq!(format_number(0.4), "0.4");
-        assert_eq!(format_number(2.3456), "2.35");
-        assert_eq!(format_number(76.26), "76.3");
-        assert_eq!(format_number(1200.0), "1200");
-        assert_eq!(format_number(1e-4), "1.0e-4");
-        assert_eq!(format_number(250000.0), "2.5e5");
-        assert_eq!(format_number(-0.5), "-0.5");
+    fn an_unreadable_file_is_an_error_naming_it() {
+        let dir = temp_dir("missing");
+        let err = write_curves_png(&dir.join("absent.jsonl"), &dir.join("curves.png"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("absent.jsonl"), "{err}");
+        assert!(!dir.join("curves.png").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

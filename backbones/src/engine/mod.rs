@@ -5,6 +5,7 @@
 //! against hand-computed or PyTorch values.
 
 pub mod amp;
+pub mod chart;
 pub mod config;
 pub mod config_file;
 pub mod curves;
