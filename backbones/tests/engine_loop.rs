@@ -330,3 +330,21 @@ fn in_fp32_the_first_non_finite_loss_stops_the_run() {
     let err = run(&mut task, &tmp.path().join("fp32"), 32).unwrap_err();
     assert!(err.to_string().contains("at iteration 5"), "{err}");
 }
+
+#[test]
+fn evaluation_every_n_epochs_and_always_at_the_last() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("every2");
+    let mut c = config(8, 1, false, 5);
+    c.train.eval_every_epochs = 2;
+    let mut task = Regression::new(c, |_| false);
+    run(&mut task, &out, 16).unwrap();
+    let evaluated: Vec<u64> = records(&out)
+        .iter()
+        .filter(|r| r["split"] == "val")
+        .map(|r| r["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(evaluated, [1, 3, 4]);
+    // Every epoch still leaves a `last` checkpoint; `best` comes from evaluated epochs only.
+    assert!(out.join("last.safetensors").exists() && out.join("best.safetensors").exists());
+}
