@@ -157,6 +157,53 @@ mod tests {
         );
     }
 
+    /// A PNG whose chunks are whole but whose compressed data stops half way.
+    fn png_with_short_image_data() -> Vec<u8> {
+        let img = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8, y as u8, 9]));
+        let mut full = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut full), image::ImageFormat::Png)
+            .unwrap();
+        // Signature and IHDR (8 + 25 bytes), then the first IDAT, re-framed with half its data.
+        let idat = full.windows(4).position(|w| w == b"IDAT").unwrap() - 4;
+        let len = u32::from_be_bytes(full[idat..idat + 4].try_into().unwrap()) as usize;
+        let half = &full[idat + 8..idat + 8 + len / 2];
+        let mut out = full[..idat].to_vec();
+        let mut crc = flate2::Crc::new();
+        crc.update(b"IDAT");
+        crc.update(half);
+        out.extend_from_slice(&(half.len() as u32).to_be_bytes());
+        out.extend_from_slice(b"IDAT");
+        out.extend_from_slice(half);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]);
+        out
+    }
+
+    #[test]
+    fn png_with_short_image_data_is_refused() {
+        let err = decode_rgb(&png_with_short_image_data(), Path::new("short.png")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("short.png: corrupt or truncated PNG image ("),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn jpeg_without_its_end_is_truncated() {
+        let img = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 9]));
+        let mut bytes = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
+            .unwrap();
+        // The decoder alone would pad the missing two bytes: the end marker is required.
+        let err = decode_rgb(&bytes[..bytes.len() - 2], Path::new("cut.jpg")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cut.jpg: corrupt or truncated JPEG image (truncated: the data ends inside its compressed data, before the end-of-image marker)"
+        );
+        assert!(decode_rgb(&bytes, Path::new("whole.jpg")).is_ok());
+    }
+
     #[test]
     fn missing_file_names_it() {
         let err = load_rgb(Path::new("/nonexistent/a.png")).unwrap_err();
