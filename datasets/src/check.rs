@@ -314,8 +314,7 @@ fn check_ade20k_entry(dataset: &Ade20kDataset, index: usize) -> EntryOutcome {
 }
 
 fn check_coco(spec: &DatasetSpec, annotations: &Path, images: Option<&Path>) -> CheckReport {
-    let (dataset, duplicates) = match CocoDataset::open_reporting_duplicates(annotations, images)
-    {
+    let (dataset, duplicates) = match CocoDataset::open_reporting_duplicates(annotations, images) {
         Ok(opened) => opened,
         Err(e) => return failed_to_open(spec, e),
     };
@@ -339,7 +338,9 @@ fn check_coco(spec: &DatasetSpec, annotations: &Path, images: Option<&Path>) -> 
                     // Masks (polygons, RLE) are decoded only where the boxes were fine, so
                     // one bad annotation is reported once.
                     if problems.is_empty() {
-                        outcome.problems.extend(dataset.check_instance_masks(i).err());
+                        outcome
+                            .problems
+                            .extend(dataset.check_instance_masks(i).err());
                     }
                     outcome.problems.extend(problems);
                     if let Err(e) =

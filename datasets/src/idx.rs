@@ -157,9 +157,7 @@ fn check_data_length(found: usize, expected: usize, dims: &[usize], path: &Path)
     if found < expected {
         return Err(DataError::invalid(
             path,
-            format!(
-                "IDX data has {found} bytes, the header's dimensions {dims:?} need {expected}"
-            ),
+            format!("IDX data has {found} bytes, the header's dimensions {dims:?} need {expected}"),
         ));
     }
     Ok(())

@@ -77,7 +77,9 @@ fn truncated(where_: &str) -> String {
 
 fn declared_size(width: u32, height: u32) -> Result<(u32, u32), String> {
     if width == 0 || height == 0 {
-        Err(format!("its header declares an empty size, {width}x{height}"))
+        Err(format!(
+            "its header declares an empty size, {width}x{height}"
+        ))
     } else {
         Ok((width, height))
     }
@@ -169,7 +171,9 @@ fn walk_jpeg(bytes: &[u8], size: &mut Option<Result<(u32, u32), String>>) -> Res
 fn end_of_entropy_coded_data(bytes: &[u8], mut pos: usize) -> Result<usize, String> {
     loop {
         let Some(offset) = bytes[pos..].iter().position(|&b| b == 0xFF) else {
-            return Err(truncated("inside its compressed data, before the end-of-image marker"));
+            return Err(truncated(
+                "inside its compressed data, before the end-of-image marker",
+            ));
         };
         let at = pos + offset;
         match bytes.get(at + 1) {
@@ -203,7 +207,9 @@ fn walk_png(bytes: &[u8], size: &mut Option<Result<(u32, u32), String>>) -> Resu
         let name = String::from_utf8_lossy(kind);
         // The format caps chunk lengths at 2^31 - 1.
         if length > i32::MAX as u32 {
-            return Err(format!("chunk {name} declares an impossible length {length}"));
+            return Err(format!(
+                "chunk {name} declares an impossible length {length}"
+            ));
         }
         let data = pos + 8;
         let end = data + length as usize + 4; // + CRC
@@ -239,7 +245,8 @@ mod tests {
     use super::*;
 
     fn encoded(format: image::ImageFormat) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 7]));
+        let img =
+            image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 7]));
         let mut bytes = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
             .unwrap();
@@ -270,7 +277,10 @@ mod tests {
             for cut in 3..bytes.len() {
                 let found = inspect(&bytes[..cut], kind);
                 let why = found.complete.unwrap_err();
-                assert!(why.starts_with("truncated: "), "{format:?} cut at {cut}: {why}");
+                assert!(
+                    why.starts_with("truncated: "),
+                    "{format:?} cut at {cut}: {why}"
+                );
                 if cut > bytes.len() / 2 {
                     assert_eq!(found.size, Ok((40, 30)), "{format:?} cut at {cut}");
                 }
@@ -281,7 +291,9 @@ mod tests {
     #[test]
     fn the_size_is_read_from_the_header_alone() {
         // A JPEG frame header declaring 65000x65000, and nothing after it.
-        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 8, 0xFD, 0xE8, 0xFD, 0xE8, 3];
+        let mut jpeg = vec![
+            0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 8, 0xFD, 0xE8, 0xFD, 0xE8, 3,
+        ];
         jpeg.extend_from_slice(&[1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]);
         let found = inspect(&jpeg, ImageKind::Jpeg);
         assert_eq!(found.size, Ok((65000, 65000)));

@@ -161,8 +161,11 @@ mod tests {
     fn png_with_short_image_data() -> Vec<u8> {
         let img = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8, y as u8, 9]));
         let mut full = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut full), image::ImageFormat::Png)
-            .unwrap();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut full),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
         // Signature and IHDR (8 + 25 bytes), then the first IDAT, re-framed with half its data.
         let idat = full.windows(4).position(|w| w == b"IDAT").unwrap() - 4;
         let len = u32::from_be_bytes(full[idat..idat + 4].try_into().unwrap()) as usize;
@@ -193,8 +196,11 @@ mod tests {
     fn jpeg_without_its_end_is_truncated() {
         let img = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 9]));
         let mut bytes = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
-            .unwrap();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
         // The decoder alone would pad the missing two bytes: the end marker is required.
         let err = decode_rgb(&bytes[..bytes.len() - 2], Path::new("cut.jpg")).unwrap_err();
         assert_eq!(

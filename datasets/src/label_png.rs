@@ -29,7 +29,10 @@ pub fn decode_mask(bytes: &[u8], path: &Path) -> Result<RawMask> {
     let corrupt =
         |why: String| DataError::invalid(path, format!("corrupt or truncated PNG mask ({why})"));
     if ImageKind::sniff(bytes) != Some(ImageKind::Png) {
-        return Err(DataError::invalid(path, "not a PNG (a label mask must be a PNG)"));
+        return Err(DataError::invalid(
+            path,
+            "not a PNG (a label mask must be a PNG)",
+        ));
     }
     let found = inspect(bytes, ImageKind::Png);
     let (width, height) = found.size.map_err(corrupt)?;

@@ -69,7 +69,10 @@ fn bench(spec: String, skip_bad: bool) -> Outcome {
 
 fn assert_refused(outcome: &Outcome, expected: &str) {
     assert_eq!(outcome.code, Some(2), "{outcome:#?}");
-    assert!(outcome.stderr.contains(expected), "{expected}\nnot in {outcome:#?}");
+    assert!(
+        outcome.stderr.contains(expected),
+        "{expected}\nnot in {outcome:#?}"
+    );
     assert!(!outcome.panicked(), "{outcome:#?}");
     assert!(
         outcome.peak_rss_mib < MEMORY_BOUND_MIB,
@@ -98,7 +101,10 @@ fn a_png_bomb_is_too_large_before_it_is_decoded() {
     let voc = write_voc(
         dir.path(),
         "000001\n000002\n",
-        &[("000001", &bomb, (20_000, 20_000)), ("000002", &good, (32, 24))],
+        &[
+            ("000001", &bomb, (20_000, 20_000)),
+            ("000002", &good, (32, 24)),
+        ],
     );
     let spec = format!("voc:{}", voc.display());
     let too_large = "000001.jpg: the image is too large: 20000x20000 = 400000000 pixels, more than the limit of 67108864 (set TRICKS_MAX_IMAGE_PIXELS to change it)";
@@ -117,7 +123,11 @@ fn an_ade20k_mask_bomb_is_too_large_before_it_is_decoded() {
     std::fs::create_dir_all(root.join("images/training")).unwrap();
     std::fs::create_dir_all(root.join("annotations/training")).unwrap();
     std::fs::write(root.join("images/training/a.jpg"), small_jpeg()).unwrap();
-    std::fs::write(root.join("annotations/training/a.png"), grey_png_bomb(20_000)).unwrap();
+    std::fs::write(
+        root.join("annotations/training/a.png"),
+        grey_png_bomb(20_000),
+    )
+    .unwrap();
     assert_refused(
         &check(format!("ade20k:{}", root.display())),
         "a.png: the mask is too large: 20000x20000 = 400000000 pixels",
@@ -264,7 +274,10 @@ fn duplicate_coco_ids_and_absurd_polygons_are_reported_and_refused() {
         assert_refused(&outcome, &expected);
     }
     // The loader refuses such a file outright: which image is meant cannot be known.
-    assert_refused(&bench(spec, false), &format!("{j}: image id 1 is defined twice"));
+    assert_refused(
+        &bench(spec, false),
+        &format!("{j}: image id 1 is defined twice"),
+    );
 }
 
 #[test]
@@ -286,7 +299,10 @@ fn a_voc_id_listed_twice_or_holding_a_nul_byte_is_named_with_its_line() {
     assert_refused(&outcome, &twice);
     assert_refused(
         &outcome,
-        &format!("{}: line 4: id \"000\\03\" contains a NUL byte", list.display()),
+        &format!(
+            "{}: line 4: id \"000\\03\" contains a NUL byte",
+            list.display()
+        ),
     );
     assert_refused(&bench(spec, false), &twice);
 }

@@ -4,7 +4,7 @@
 //! binary must never panic, must exit 0 (a harmless mutation), 1 or 2, within a time limit and
 //! a memory bound.
 //!
-//! `TRICKS_FUZZ_CASES=N` runs N cases (default 160); `TRICKS_FUZZ_SEED=S` replays case S
+//! `TRICKS_FUZZ_CASES=N` runs N cases (default 600); `TRICKS_FUZZ_SEED=S` replays case S
 //! alone (a failure names its seed).
 
 mod common;
@@ -15,7 +15,7 @@ use rand::RngExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const DEFAULT_CASES: u64 = 160;
+const DEFAULT_CASES: u64 = 600;
 /// Seeds are FIRST_SEED, FIRST_SEED + 1, ...: a case is fully determined by its seed.
 const FIRST_SEED: u64 = 0x5eed_0000;
 /// The cases run with a small pixel limit, so that a mutated header declaring a larger image
@@ -37,15 +37,18 @@ fn check_args(spec: String) -> Vec<String> {
 
 fn voc(dir: &Path, files: &[&str]) -> (Vec<PathBuf>, Vec<String>) {
     let root = dir.join("VOCdevkit");
-    copy_tree(&fixtures().join("voc_good/VOCdevkit/VOC2007"), &root.join("VOC2007"));
+    copy_tree(
+        &fixtures().join("voc_good/VOCdevkit/VOC2007"),
+        &root.join("VOC2007"),
+    );
     let files = files.iter().map(|f| root.join("VOC2007").join(f)).collect();
     (files, check_args(format!("voc:{}", root.display())))
 }
 
 fn coco(dir: &Path, png_image: bool) -> (Vec<PathBuf>, Vec<String>) {
     copy_tree(&fixtures().join("coco/images/val"), &dir.join("images"));
-    let mut json = std::fs::read_to_string(fixtures().join("coco/annotations/instances_val.json"))
-        .unwrap();
+    let mut json =
+        std::fs::read_to_string(fixtures().join("coco/annotations/instances_val.json")).unwrap();
     let image = if png_image {
         json = json.replace("\"a.jpg\"", "\"a.png\"");
         let path = dir.join("images/a.png");
@@ -83,7 +86,10 @@ const TARGETS: [Target; 9] = [
         setup: |dir| {
             voc(
                 dir,
-                &["ImageSets/Main/trainval.txt", "ImageSets/Segmentation/trainval.txt"],
+                &[
+                    "ImageSets/Main/trainval.txt",
+                    "ImageSets/Segmentation/trainval.txt",
+                ],
             )
         },
     },
@@ -92,8 +98,14 @@ const TARGETS: [Target; 9] = [
         setup: |dir| {
             let root = dir.join("ADEChallengeData2016");
             copy_tree(&fixtures().join("ade20k_good/ADEChallengeData2016"), &root);
-            let masks = ["training/ADE_train_00000001.png", "validation/ADE_val_00000001.png"];
-            let files = masks.iter().map(|m| root.join("annotations").join(m)).collect();
+            let masks = [
+                "training/ADE_train_00000001.png",
+                "validation/ADE_val_00000001.png",
+            ];
+            let files = masks
+                .iter()
+                .map(|m| root.join("annotations").join(m))
+                .collect();
             (files, check_args(format!("ade20k:{}", root.display())))
         },
     },
@@ -152,7 +164,17 @@ const TARGETS: [Target; 9] = [
 ];
 
 /// Numbers that break parsers and size checks when written over a header field or a number.
-const INTERESTING_U32: [u32; 9] = [0, 1, 0x7F, 0xFF, 0x7FFF, 0xFFFF, 65000, 0x7FFF_FFFF, u32::MAX];
+const INTERESTING_U32: [u32; 9] = [
+    0,
+    1,
+    0x7F,
+    0xFF,
+    0x7FFF,
+    0xFFFF,
+    65000,
+    0x7FFF_FFFF,
+    u32::MAX,
+];
 const INTERESTING_TEXT: [&str; 11] = [
     "0",
     "-1",
@@ -236,7 +258,10 @@ fn mutate_file(original: &[u8], rng: &mut SampleRng) -> (Vec<u8>, String) {
         let mutation = mutate(&mut inner, rng);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &inner).unwrap();
-        return (gz.finish().unwrap(), format!("inside the gzip data: {mutation}"));
+        return (
+            gz.finish().unwrap(),
+            format!("inside the gzip data: {mutation}"),
+        );
     }
     let mut bytes = original.to_vec();
     let mut mutation = mutate(&mut bytes, rng);
@@ -252,7 +277,10 @@ fn fix_png_crcs(bytes: &mut [u8]) {
     let mut pos = 8;
     while pos + 8 <= bytes.len() {
         let length = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        let Some(end) = (pos + 8).checked_add(length).filter(|&e| e + 4 <= bytes.len()) else {
+        let Some(end) = (pos + 8)
+            .checked_add(length)
+            .filter(|&e| e + 4 <= bytes.len())
+        else {
             return;
         };
         let mut crc = flate2::Crc::new();
@@ -383,7 +411,12 @@ fn mutated_files_never_panic_hang_or_balloon() {
     assert_eq!(cases.len(), seeds.len());
     for target in &TARGETS {
         let of_target: Vec<&Case> = cases.iter().filter(|c| c.target == target.name).collect();
-        let exits = |code| of_target.iter().filter(|c| c.outcome.code == Some(code)).count();
+        let exits = |code| {
+            of_target
+                .iter()
+                .filter(|c| c.outcome.code == Some(code))
+                .count()
+        };
         let peak = of_target
             .iter()
             .map(|c| c.outcome.peak_rss_mib)
@@ -408,6 +441,9 @@ fn mutated_files_never_panic_hang_or_balloon() {
     // The loop must exercise the readers' error paths, not only harmless bytes.
     if seeds.len() >= 50 {
         let refused = cases.iter().filter(|c| c.outcome.code == Some(2)).count();
-        assert!(refused * 4 >= cases.len(), "only {refused} cases were refused");
+        assert!(
+            refused * 4 >= cases.len(),
+            "only {refused} cases were refused"
+        );
     }
 }

@@ -39,6 +39,8 @@ impl Outcome {
 /// Runs `command` to its end (killing it after `limit`), and reads the child's peak RSS from
 /// `wait4`, which reports it for that one child: tests run in parallel, so
 /// `getrusage(RUSAGE_CHILDREN)` would mix their children up.
+// The child is reaped by wait4 below, which std's `wait` would pre-empt.
+#[allow(clippy::zombie_processes)]
 pub fn run_measured(command: &mut Command, limit: Duration) -> Outcome {
     let mut child = command
         .stdin(Stdio::null())
@@ -66,7 +68,11 @@ pub fn run_measured(command: &mut Command, limit: Duration) -> Outcome {
         if done == pid {
             break;
         }
-        assert!(done == 0, "wait4 failed: {}", std::io::Error::last_os_error());
+        assert!(
+            done == 0,
+            "wait4 failed: {}",
+            std::io::Error::last_os_error()
+        );
         if !timed_out && started.elapsed() > limit {
             timed_out = true;
             unsafe { libc::kill(pid, libc::SIGKILL) };
