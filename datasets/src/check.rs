@@ -7,7 +7,7 @@
 use crate::ade20k::Ade20kDataset;
 use crate::coco::CocoDataset;
 use crate::error::{DataError, Result};
-use crate::image_io::load_rgb;
+use crate::image_io::EncodedImage;
 use crate::spec::DatasetSpec;
 use crate::voc::{self, VocDataset, VocTask};
 use rayon::prelude::*;
@@ -86,20 +86,16 @@ fn failed_to_open(spec: &DatasetSpec, error: DataError) -> CheckReport {
     report
 }
 
-/// Decodes an image and compares its size with what the annotation says.
+/// Compares an image's declared size with what the annotation says, then decodes it (a
+/// wrong size is reported without decoding).
 fn check_image(path: &Path, expected: Option<(u32, u32)>) -> Result<(u32, u32)> {
-    let image = load_rgb(path)?;
+    let image = EncodedImage::read(path)?;
     let size = image.dimensions();
-    match expected {
-        Some(expected) if expected != size => Err(DataError::invalid(
-            path,
-            format!(
-                "the image is {}x{} but its annotation says {}x{}",
-                size.0, size.1, expected.0, expected.1
-            ),
-        )),
-        _ => Ok(size),
+    if let Some(expected) = expected {
+        image.expect_size(expected)?;
     }
+    image.decode_rgb()?;
+    Ok(size)
 }
 
 fn mask_size_problem(
@@ -157,8 +153,18 @@ fn check_voc(spec: &DatasetSpec, roots: &[PathBuf]) -> CheckReport {
             (VocTask::Segmentation, "Segmentation"),
         ] {
             for split in split_names(dir, list_dir) {
-                match VocDataset::open_years(std::slice::from_ref(dir), &split, task) {
-                    Ok(d) => datasets.push(d),
+                match VocDataset::open_years_reporting_duplicates(
+                    std::slice::from_ref(dir),
+                    &split,
+                    task,
+                ) {
+                    Ok((d, duplicates)) => {
+                        datasets.push(d);
+                        report
+                            .get_or_insert_with(|| CheckReport::new(spec, "objects", &[]))
+                            .problems
+                            .extend(duplicates.iter().map(ToString::to_string));
+                    }
                     Err(e) => {
                         report
                             .get_or_insert_with(|| CheckReport::new(spec, "objects", &[]))
@@ -308,11 +314,14 @@ fn check_ade20k_entry(dataset: &Ade20kDataset, index: usize) -> EntryOutcome {
 }
 
 fn check_coco(spec: &DatasetSpec, annotations: &Path, images: Option<&Path>) -> CheckReport {
-    let dataset = match CocoDataset::open(annotations, images) {
-        Ok(d) => d,
+    let (dataset, duplicates) = match CocoDataset::open_reporting_duplicates(annotations, images) {
+        Ok(opened) => opened,
         Err(e) => return failed_to_open(spec, e),
     };
     let mut report = CheckReport::new(spec, "objects", dataset.classes());
+    report
+        .problems
+        .extend(duplicates.iter().map(ToString::to_string));
     report.problems.extend(
         dataset
             .orphan_annotation_problems()
@@ -329,7 +338,9 @@ fn check_coco(spec: &DatasetSpec, annotations: &Path, images: Option<&Path>) -> 
                     // Masks (polygons, RLE) are decoded only where the boxes were fine, so
                     // one bad annotation is reported once.
                     if problems.is_empty() {
-                        outcome.problems.extend(dataset.instance_masks(i).err());
+                        outcome
+                            .problems
+                            .extend(dataset.check_instance_masks(i).err());
                     }
                     outcome.problems.extend(problems);
                     if let Err(e) =

@@ -3,6 +3,8 @@
 //! (VOC's 20, ADE20K's 150) when the file is absent.
 
 use crate::error::{DataError, Result};
+use crate::input_file::read_text_bounded;
+use crate::limits::MAX_TEXT_FILE_BYTES;
 use std::path::Path;
 
 /// The file name readers look for in a VOC20xx folder or an ADEChallengeData2016 folder.
@@ -11,10 +13,12 @@ pub const CLASS_LIST_FILE: &str = "classes.txt";
 /// Reads `dir/classes.txt` if it exists.
 pub fn read_optional(dir: &Path) -> Result<Option<Vec<String>>> {
     let path = dir.join(CLASS_LIST_FILE);
-    match std::fs::read_to_string(&path) {
+    match read_text_bounded(&path, MAX_TEXT_FILE_BYTES, "a list of class names") {
         Ok(text) => parse(&text, &path).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(DataError::io(&path, e)),
+        Err(DataError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -28,8 +32,9 @@ fn parse(text: &str, path: &Path) -> Result<Vec<String>> {
     if names.is_empty() {
         return Err(DataError::invalid(path, "lists no class names"));
     }
-    for (i, name) in names.iter().enumerate() {
-        if names[..i].contains(name) {
+    let mut seen = std::collections::HashSet::new();
+    for name in &names {
+        if !seen.insert(name) {
             return Err(DataError::invalid(
                 path,
                 format!("class \"{name}\" is listed twice"),

@@ -7,6 +7,8 @@
 
 use crate::dataset_id::check_relative_file_name;
 use crate::error::{DataError, Result};
+use crate::input_file::open_regular;
+use crate::limits::{max_image_pixels, MAX_IMAGE_PIXELS_VAR, MAX_JSON_FILE_BYTES};
 use crate::records::{DetectionRecord, GroundTruthBox};
 use hotcoco::COCO;
 use std::collections::HashMap;
@@ -56,8 +58,30 @@ pub fn default_images_dir(annotations: &Path) -> PathBuf {
 }
 
 impl CocoDataset {
+    /// Opens an annotation file. An image or annotation id defined twice is an error: which
+    /// of the two records is meant cannot be known (pycocotools keeps the last image and
+    /// counts a duplicated annotation twice).
     pub fn open(annotations: &Path, images_dir: Option<&Path>) -> Result<Self> {
-        std::fs::metadata(annotations).map_err(|e| DataError::io(annotations, e))?;
+        let (dataset, mut duplicates) = Self::open_reporting_duplicates(annotations, images_dir)?;
+        match duplicates.is_empty() {
+            true => Ok(dataset),
+            false => Err(duplicates.swap_remove(0)),
+        }
+    }
+
+    /// As [`Self::open`], but ids defined twice are reported rather than refused (each image
+    /// id is then one entry), so that `check` can go on and list every problem.
+    pub fn open_reporting_duplicates(
+        annotations: &Path,
+        images_dir: Option<&Path>,
+    ) -> Result<(Self, Vec<DataError>)> {
+        // hotcoco opens the file itself: check first that it is a regular file of a sane
+        // length (a FIFO would block it, a device would never end).
+        drop(open_regular(
+            annotations,
+            MAX_JSON_FILE_BYTES,
+            "a COCO JSON annotation file",
+        )?);
         let coco = COCO::new(annotations)
             .map_err(|e| DataError::invalid(annotations, format!("malformed COCO JSON ({e})")))?;
         let mut categories: Vec<(u64, String)> = coco
@@ -74,9 +98,14 @@ impl CocoDataset {
             ));
         }
         let mut image_ids: Vec<u64> = coco.dataset.images.iter().map(|i| i.id).collect();
-        image_ids.sort_unstable();
-        image_ids.dedup();
-        Ok(CocoDataset {
+        let mut duplicates = defined_more_than_once("image", &mut image_ids, annotations);
+        let mut annotation_ids: Vec<u64> = coco.dataset.annotations.iter().map(|a| a.id).collect();
+        duplicates.extend(defined_more_than_once(
+            "annotation",
+            &mut annotation_ids,
+            annotations,
+        ));
+        let dataset = CocoDataset {
             annotations_path: annotations.to_path_buf(),
             images_dir: images_dir
                 .map(Path::to_path_buf)
@@ -90,7 +119,8 @@ impl CocoDataset {
             category_ids: categories.iter().map(|(id, _)| *id).collect(),
             classes: categories.into_iter().map(|(_, name)| name).collect(),
             coco,
-        })
+        };
+        Ok((dataset, duplicates))
     }
 
     pub fn len(&self) -> usize {
@@ -159,12 +189,7 @@ impl CocoDataset {
     ) -> Result<(DetectionRecord, Vec<DataError>)> {
         let image = self.image(index);
         let invalid = |message: String| DataError::invalid(&self.annotations_path, message);
-        if image.width == 0 || image.height == 0 {
-            return Err(invalid(format!(
-                "image {}: missing width or height",
-                image.id
-            )));
-        }
+        self.check_annotated_size(image)?;
         let image_path = self.image_path(index)?;
         let mut objects = Vec::new();
         let mut problems = Vec::new();
@@ -227,6 +252,27 @@ impl CocoDataset {
         })
     }
 
+    /// The image's width and height must be given, and within the pixel limit: masks are
+    /// allocated at this size.
+    fn check_annotated_size(&self, image: &hotcoco::Image) -> Result<()> {
+        let invalid = |message: String| DataError::invalid(&self.annotations_path, message);
+        if image.width == 0 || image.height == 0 {
+            return Err(invalid(format!(
+                "image {}: missing width or height",
+                image.id
+            )));
+        }
+        let limit = max_image_pixels()?;
+        let pixels = image.width as u64 * image.height as u64;
+        if pixels > limit {
+            return Err(invalid(format!(
+                "image {}: its size {}x{} = {pixels} pixels is more than the limit of {limit} (set {MAX_IMAGE_PIXELS_VAR} to change it)",
+                image.id, image.width, image.height
+            )));
+        }
+        Ok(())
+    }
+
     /// Annotations whose image id is not in the file (nothing reads them otherwise).
     pub fn orphan_annotation_problems(&self) -> Vec<DataError> {
         self.coco
@@ -248,9 +294,25 @@ impl CocoDataset {
 
     /// The masks of entry `index`'s annotations (polygons or RLE), row-major.
     pub fn instance_masks(&self, index: usize) -> Result<Vec<InstanceMask>> {
-        let image = self.image(index);
-        let (w, h) = (image.width as usize, image.height as usize);
         let mut masks = Vec::new();
+        self.for_each_instance_mask(index, |mask| masks.push(mask))?;
+        Ok(masks)
+    }
+
+    /// Decodes every mask of entry `index` and keeps none (`check`: an image may have
+    /// thousands of annotations, and all their masks at once could be gigabytes).
+    pub fn check_instance_masks(&self, index: usize) -> Result<()> {
+        self.for_each_instance_mask(index, drop)
+    }
+
+    fn for_each_instance_mask(
+        &self,
+        index: usize,
+        mut each: impl FnMut(InstanceMask),
+    ) -> Result<()> {
+        let image = self.image(index);
+        self.check_annotated_size(image)?;
+        let (w, h) = (image.width as usize, image.height as usize);
         for ann_id in self.coco.get_ann_ids_for_img(image.id) {
             let Some(ann) = self.coco.get_ann(*ann_id) else {
                 continue;
@@ -285,7 +347,7 @@ impl CocoDataset {
                     pixels[y * w + x] = column_major[x * h + y];
                 }
             }
-            masks.push(InstanceMask {
+            each(InstanceMask {
                 class,
                 crowd: ann.iscrowd,
                 width: w,
@@ -293,43 +355,82 @@ impl CocoDataset {
                 pixels,
             });
         }
-        Ok(masks)
+        Ok(())
     }
+}
+
+/// Sorts and de-duplicates `ids`, returning a problem for each id that was there more than
+/// once.
+fn defined_more_than_once(what: &str, ids: &mut Vec<u64>, path: &Path) -> Vec<DataError> {
+    ids.sort_unstable();
+    let mut problems = Vec::new();
+    for run in ids.chunk_by(|a, b| a == b).filter(|run| run.len() > 1) {
+        let times = match run.len() {
+            2 => "twice".to_string(),
+            n => format!("{n} times"),
+        };
+        problems.push(DataError::invalid(
+            path,
+            format!("{what} id {} is defined {times}", run[0]),
+        ));
+    }
+    ids.dedup();
+    problems
 }
 
 /// What is wrong with a segmentation on an `h x w` image, if anything. pycocotools decodes
 /// an RLE whose runs fall short of the image without complaint (the rest stays empty), so
 /// the sum is checked here.
 fn segmentation_problem(seg: &hotcoco::Segmentation, h: u32, w: u32) -> Option<String> {
-    let check_runs = |size: [u32; 2], total: u64| {
-        if size != [h, w] {
-            Some(format!(
+    let size_problem = |size: [u32; 2]| {
+        (size != [h, w]).then(|| {
+            format!(
                 "its RLE size {:?} is not the image's [{h}, {w}] (height, width)",
                 size
-            ))
-        } else if total != h as u64 * w as u64 {
-            Some(format!(
-                "its RLE runs cover {total} pixels, the image has {}",
-                h as u64 * w as u64
-            ))
-        } else {
-            None
-        }
+            )
+        })
+    };
+    let check_runs = |size: [u32; 2], total: u64| {
+        let pixels = h as u64 * w as u64;
+        size_problem(size).or_else(|| {
+            (total != pixels)
+                .then(|| format!("its RLE runs cover {total} pixels, the image has {pixels}"))
+        })
     };
     match seg {
         hotcoco::Segmentation::UncompressedRle { size, counts } => {
             check_runs(*size, counts.iter().map(|&c| c as u64).sum())
         }
         hotcoco::Segmentation::CompressedRle { size, counts } => {
-            match hotcoco::mask::rle_from_string(counts, size[0], size[1]) {
-                Ok(rle) => check_runs(*size, rle.counts.iter().map(|&c| c as u64).sum()),
-                Err(e) => Some(format!("its compressed RLE does not decode ({e})")),
-            }
+            // The size first: nothing is decoded at a size the image does not have.
+            size_problem(*size).or_else(|| {
+                match hotcoco::mask::rle_from_string(counts, size[0], size[1]) {
+                    Ok(rle) => check_runs(*size, rle.counts.iter().map(|&c| c as u64).sum()),
+                    Err(e) => Some(format!("its compressed RLE does not decode ({e})")),
+                }
+            })
         }
-        hotcoco::Segmentation::Polygon(polygons) => polygons
-            .iter()
-            .any(|p| p.len() < 6 || p.len() % 2 != 0)
-            .then(|| "a polygon has fewer than 3 points or an odd number of coordinates".into()),
+        hotcoco::Segmentation::Polygon(polygons) => polygons_problem(polygons, h, w),
         _ => None,
     }
+}
+
+/// Polygons need three points each, and every point must lie on the image (give or take
+/// [`BOX_TOLERANCE`], as boxes): rasterising walks every edge, so a point a billion pixels
+/// away would cost a billion steps.
+fn polygons_problem(polygons: &[Vec<f64>], h: u32, w: u32) -> Option<String> {
+    if polygons.iter().any(|p| p.len() < 6 || p.len() % 2 != 0) {
+        return Some("a polygon has fewer than 3 points or an odd number of coordinates".into());
+    }
+    let on_image = |v: f64, side: u32| (-BOX_TOLERANCE..=side as f64 + BOX_TOLERANCE).contains(&v);
+    polygons
+        .iter()
+        .flat_map(|p| p.chunks_exact(2))
+        .find(|xy| !(on_image(xy[0], w) && on_image(xy[1], h)))
+        .map(|xy| {
+            format!(
+                "polygon point ({}, {}) lies outside the {w}x{h} image",
+                xy[0], xy[1]
+            )
+        })
 }

@@ -6,7 +6,7 @@ use crate::detection_transforms::{
     collate_detection, DetectionBatch, DetectionSample, DetectionTransform,
 };
 use crate::error::{DataError, Result};
-use crate::image_io::load_rgb;
+use crate::image_io::EncodedImage;
 use crate::loader::{Dataset, InvalidLoaderConfig, Loader, LoaderConfig};
 use crate::records::DetectionRecord;
 use crate::rng::SampleRng;
@@ -99,19 +99,10 @@ impl Dataset for DetectionDataset {
 
     fn get(&self, index: usize, rng: &mut SampleRng) -> Result<DetectionSample> {
         let record = self.source.record(index)?;
-        let image = load_rgb(&record.image_path)?;
-        if image.dimensions() != (record.width, record.height) {
-            return Err(DataError::invalid(
-                &record.image_path,
-                format!(
-                    "the image is {}x{} but its annotation says {}x{}",
-                    image.width(),
-                    image.height(),
-                    record.width,
-                    record.height
-                ),
-            ));
-        }
+        // The annotated size is compared with the header's before anything is decoded.
+        let encoded = EncodedImage::read(&record.image_path)?;
+        encoded.expect_size((record.width, record.height))?;
+        let image = encoded.decode_rgb()?;
         Ok(self.transform.apply(&image, &record, rng))
     }
 }

@@ -13,6 +13,9 @@ pub enum DataError {
     /// The file was read but its contents are wrong (corrupt, malformed, out of range).
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    /// Not the data's fault: a panic caught in a loader worker (exit 1, not 2).
+    #[error("{}: {message}", path.display())]
+    Bug { path: PathBuf, message: String },
 }
 
 impl DataError {
@@ -30,10 +33,24 @@ impl DataError {
         }
     }
 
+    pub fn bug(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        DataError::Bug {
+            path: path.as_ref().to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether the program failed rather than the data being bad.
+    pub fn is_bug(&self) -> bool {
+        matches!(self, DataError::Bug { .. })
+    }
+
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            DataError::Io { path, .. } | DataError::Invalid { path, .. } => path,
+            DataError::Io { path, .. }
+            | DataError::Invalid { path, .. }
+            | DataError::Bug { path, .. } => path,
         }
     }
 }

@@ -3,6 +3,9 @@
 //! stand for), as PIL's `Image.open(...)` followed by `np.array` gives them.
 
 use crate::error::{DataError, Result};
+use crate::image_header::{inspect, ImageKind};
+use crate::input_file::read_bounded;
+use crate::limits::{check_pixel_count, max_image_file_bytes, max_image_pixels};
 use std::path::Path;
 
 /// A mask exactly as stored: one raw value per pixel, row-major.
@@ -15,18 +18,35 @@ pub struct RawMask {
 
 /// Reads an 8-bit palette or grayscale PNG without expanding the palette.
 pub fn read_mask(path: &Path) -> Result<RawMask> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let limit = max_image_file_bytes(max_image_pixels()?);
+    let bytes = read_bounded(path, limit, "a PNG label mask")?;
     decode_mask(&bytes, path)
 }
 
-/// Decodes PNG bytes; `path` only names the source in errors.
+/// Decodes PNG bytes; `path` only names the source in errors. The declared size is checked
+/// against the pixel limit, and the file for completeness, before anything is decoded.
 pub fn decode_mask(bytes: &[u8], path: &Path) -> Result<RawMask> {
-    let corrupt = |e: png::DecodingError| {
-        DataError::invalid(path, format!("corrupt or truncated PNG mask ({e})"))
+    let corrupt =
+        |why: String| DataError::invalid(path, format!("corrupt or truncated PNG mask ({why})"));
+    if ImageKind::sniff(bytes) != Some(ImageKind::Png) {
+        return Err(DataError::invalid(
+            path,
+            "not a PNG (a label mask must be a PNG)",
+        ));
+    }
+    let found = inspect(bytes, ImageKind::Png);
+    let (width, height) = found.size.map_err(corrupt)?;
+    check_pixel_count(path, "mask", width as u64, height as u64)?;
+    found.complete.map_err(corrupt)?;
+    // Only 8-bit masks are accepted, so the frame needs one byte per pixel; the decoder's
+    // own buffers come on top.
+    let limits = png::Limits {
+        bytes: (width as usize * height as usize).saturating_add(16 << 20),
     };
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let decoding = |e: png::DecodingError| corrupt(e.to_string());
+    let mut decoder = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), limits);
     decoder.set_transformations(png::Transformations::IDENTITY);
-    let mut reader = decoder.read_info().map_err(corrupt)?;
+    let mut reader = decoder.read_info().map_err(decoding)?;
     let (color, depth) = {
         let info = reader.info();
         (info.color_type, info.bit_depth)
@@ -46,7 +66,7 @@ pub fn decode_mask(bytes: &[u8], path: &Path) -> Result<RawMask> {
         .output_buffer_size()
         .ok_or_else(|| DataError::invalid(path, "PNG mask too large"))?;
     let mut values = vec![0u8; size];
-    let frame = reader.next_frame(&mut values).map_err(corrupt)?;
+    let frame = reader.next_frame(&mut values).map_err(decoding)?;
     values.truncate(frame.buffer_size());
     Ok(RawMask {
         width: frame.width as usize,

@@ -321,7 +321,7 @@ fn build_guarded<B>(job: &dyn BuildBatch<B>, batch: usize) -> BatchOutcome<B> {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        Err(DataError::invalid(
+        Err(DataError::bug(
             format!("<batch {batch}>"),
             format!("data loading panicked: {what}"),
         ))
@@ -425,7 +425,7 @@ impl<B: Send + 'static> EpochIter<B> {
                 // Workers never leave while jobs are pending, unless they could not even
                 // report a panic; say so rather than hang.
                 Err(_) => {
-                    return Err(DataError::invalid(
+                    return Err(DataError::bug(
                         format!("<batch {}>", self.next_out),
                         "data loader workers stopped unexpectedly",
                     ))

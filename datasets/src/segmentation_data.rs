@@ -4,7 +4,7 @@
 use crate::ade20k::Ade20kDataset;
 use crate::detection_data::open_voc;
 use crate::error::{DataError, Result};
-use crate::image_io::load_rgb;
+use crate::image_io::EncodedImage;
 use crate::loader::{Dataset, InvalidLoaderConfig, Loader, LoaderConfig};
 use crate::records::LabelMap;
 use crate::rng::SampleRng;
@@ -107,19 +107,19 @@ impl Dataset for SegmentationDataset {
 
     fn get(&self, index: usize, rng: &mut SampleRng) -> Result<SegmentationSample> {
         let (id, image_path, mask_path, labels) = self.source.target(index)?;
-        let image = load_rgb(&image_path)?;
-        if (image.width() as usize, image.height() as usize) != (labels.width, labels.height) {
+        // The mask's size is compared with the image header's before the image is decoded.
+        let encoded = EncodedImage::read(&image_path)?;
+        let (width, height) = encoded.dimensions();
+        if (width as usize, height as usize) != (labels.width, labels.height) {
             return Err(DataError::invalid(
                 &mask_path,
                 format!(
-                    "the mask is {}x{} but its image is {}x{}",
-                    labels.width,
-                    labels.height,
-                    image.width(),
-                    image.height()
+                    "the mask is {}x{} but its image is {width}x{height}",
+                    labels.width, labels.height
                 ),
             ));
         }
+        let image = encoded.decode_rgb()?;
         Ok(match &self.augment {
             SegmentationAugment::Train(t) => t.apply(&id, &image, &labels, rng),
             SegmentationAugment::Eval(t) => t.apply(&id, &image, &labels),

@@ -8,8 +8,11 @@
 use crate::class_list;
 use crate::dataset_id::check_plain_id;
 use crate::error::{DataError, Result};
+use crate::input_file::read_text_bounded;
 use crate::label_png::{read_mask, RawMask};
+use crate::limits::MAX_TEXT_FILE_BYTES;
 use crate::records::{DetectionRecord, GroundTruthBox, LabelMap, IGNORE_LABEL};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The 20 VOC classes in their standard order (the devkit's, torchvision's and GluonCV's).
@@ -172,10 +175,27 @@ impl VocDataset {
         Self::open_years(&with_split, split, task)
     }
 
-    /// Opens split `split` of exactly these VOC20xx folders, in this order.
+    /// Opens split `split` of exactly these VOC20xx folders, in this order. An id listed
+    /// twice in a list file is an error (it would be trained on twice as often).
     pub fn open_years(year_dirs: &[PathBuf], split: &str, task: VocTask) -> Result<Self> {
+        let (dataset, mut duplicates) =
+            Self::open_years_reporting_duplicates(year_dirs, split, task)?;
+        match duplicates.is_empty() {
+            true => Ok(dataset),
+            false => Err(duplicates.swap_remove(0)),
+        }
+    }
+
+    /// As [`Self::open_years`], but an id listed twice is kept once (its first line) and
+    /// reported, so that `check` can go on and list every problem.
+    pub fn open_years_reporting_duplicates(
+        year_dirs: &[PathBuf],
+        split: &str,
+        task: VocTask,
+    ) -> Result<(Self, Vec<DataError>)> {
         let mut classes: Option<(Vec<String>, PathBuf)> = None;
         let mut entries = Vec::new();
+        let mut duplicates = Vec::new();
         for dir in year_dirs {
             let dir_classes = class_list::read_optional(dir)?
                 .unwrap_or_else(|| VOC_CLASSES.iter().map(|s| s.to_string()).collect());
@@ -193,15 +213,18 @@ impl VocDataset {
                 None => classes = Some((dir_classes, dir.clone())),
             }
             let list_file = split_list_path(dir, task, split);
-            entries.extend(read_split_list(&list_file, dir)?);
+            let (listed, listed_twice) = read_split_list(&list_file, dir)?;
+            entries.extend(listed);
+            duplicates.extend(listed_twice);
         }
         let (classes, _) = classes
             .ok_or_else(|| DataError::invalid(Path::new("voc"), "no VOC20xx folder given"))?;
-        Ok(VocDataset {
+        let dataset = VocDataset {
             classes,
             entries,
             task,
-        })
+        };
+        Ok((dataset, duplicates))
     }
 
     pub fn len(&self) -> usize {
@@ -237,7 +260,7 @@ impl VocDataset {
         let entry = &self.entries[index];
         entry.check_id()?;
         let path = entry.annotation_path();
-        let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+        let text = read_text_bounded(&path, MAX_TEXT_FILE_BYTES, "a VOC XML annotation")?;
         parse_annotation(&text, &path)
     }
 
@@ -319,21 +342,37 @@ fn split_list_path(year_dir: &Path, task: VocTask, split: &str) -> PathBuf {
         .join(format!("{split}.txt"))
 }
 
-/// Reads a split list: the first word of each non-empty line is an id.
-fn read_split_list(list_file: &Path, year_dir: &Path) -> Result<Vec<VocEntry>> {
-    let text = std::fs::read_to_string(list_file).map_err(|e| DataError::io(list_file, e))?;
-    Ok(text
-        .lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            line.split_whitespace().next().map(|id| VocEntry {
-                year_dir: year_dir.to_path_buf(),
-                id: id.to_string(),
-                list_file: list_file.to_path_buf(),
-                line: i + 1,
-            })
-        })
-        .collect())
+/// Reads a split list: the first word of each non-empty line is an id. An id listed again
+/// is left out and reported (as the second value).
+fn read_split_list(list_file: &Path, year_dir: &Path) -> Result<(Vec<VocEntry>, Vec<DataError>)> {
+    let text = read_text_bounded(list_file, MAX_TEXT_FILE_BYTES, "a VOC split list")?;
+    let mut first_line = HashMap::new();
+    let mut entries = Vec::new();
+    let mut duplicates = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(id) = line.split_whitespace().next() else {
+            continue;
+        };
+        let line = i + 1;
+        if let Some(&first) = first_line.get(id) {
+            duplicates.push(DataError::invalid(
+                list_file,
+                format!(
+                    "line {line}: id \"{}\" is listed twice (first on line {first})",
+                    id.escape_debug()
+                ),
+            ));
+            continue;
+        }
+        first_line.insert(id, line);
+        entries.push(VocEntry {
+            year_dir: year_dir.to_path_buf(),
+            id: id.to_string(),
+            list_file: list_file.to_path_buf(),
+            line,
+        });
+    }
+    Ok((entries, duplicates))
 }
 
 /// Parses an annotation file's text; `path` only names it in errors.
@@ -351,7 +390,8 @@ pub fn parse_annotation(text: &str, path: &Path) -> Result<VocAnnotation> {
     let size = child(root, "size").ok_or_else(|| invalid("missing <size>".into()))?;
     let width = number(size, "size", "width").map_err(&invalid)?;
     let height = number(size, "size", "height").map_err(&invalid)?;
-    if width < 1.0 || height < 1.0 || width.fract() != 0.0 || height.fract() != 0.0 {
+    let whole_pixels = |v: f64| (1.0..=u32::MAX as f64).contains(&v) && v.fract() == 0.0;
+    if !whole_pixels(width) || !whole_pixels(height) {
         return Err(invalid(format!(
             "<size> gives {width}x{height}, not a positive whole number of pixels"
         )));

@@ -276,7 +276,8 @@ fn cli_bench_stops_on_a_bad_entry_or_skips_and_counts() {
         .args(["--data", &data])
         .output()
         .unwrap();
-    assert_eq!(stopped.status.code(), Some(1));
+    // Bad data is bad input: exit 2, as `datasets check` (issue 8).
+    assert_eq!(stopped.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&stopped.stderr);
     // The epoch is shuffled: whichever defect comes first stops it, named with its file.
     let named = format!("{}/voc_bad/VOCdevkit/VOC2007/", fixtures.display());

@@ -1,6 +1,5 @@
 //! `datasets`: make the synthetic Fashion scenes, validate a dataset, time the loaders.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use datasets::check::{check, CheckReport};
 use datasets::spec::DatasetSpec;
@@ -117,6 +116,11 @@ enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A pixel limit that does not parse is a usage error, said once rather than per file.
+    if let Err(e) = datasets::limits::max_image_pixels() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let outcome = match cli.command {
         Command::Synth {
             out,
@@ -330,18 +334,23 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, Failure> {
         warmup,
         skip_bad,
     };
-    let report = bench_loader(&request)
-        .with_context(|| {
-            format!(
-                "benchmarking the {} loader on {spec}",
-                if task == BenchTask::Detection {
-                    "detection"
-                } else {
-                    "segmentation"
-                }
-            )
-        })
-        .map_err(Failure::Runtime)?;
+    // Bad data is bad input (exit 2), as under `check`; only a bug caught in the loader is a
+    // failure of the run (exit 1).
+    let report = bench_loader(&request).map_err(|e| {
+        let failure = if e.is_bug() {
+            Failure::Runtime
+        } else {
+            Failure::Input
+        };
+        failure(anyhow::Error::new(e).context(format!(
+            "benchmarking the {} loader on {spec}",
+            if task == BenchTask::Detection {
+                "detection"
+            } else {
+                "segmentation"
+            }
+        )))
+    })?;
     if json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {

@@ -63,6 +63,12 @@ impl ItemSource {
             if images.is_empty() {
                 return Err(DataError::invalid(&images_path, "holds no images"));
             }
+            if labels.dims.len() != 1 {
+                return Err(DataError::invalid(
+                    &labels_path,
+                    format!("expected 1 dimension (count), found {:?}", labels.dims),
+                ));
+            }
             if labels.len() != images.len() {
                 return Err(DataError::invalid(
                     &labels_path,
