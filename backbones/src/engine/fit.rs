@@ -320,10 +320,17 @@ where
                 "epoch": epoch, "iter": iter, "split": "val",
                 "time": run_start.elapsed().as_secs_f64(),
             });
-            let mut line = format!("epoch {epoch}:");
+            let mut line = format!("epoch {epoch}: val {} {value:.4}", T::BEST_METRIC);
             for (name, v) in &metrics {
                 record[name] = (*v).into();
-                line.push_str(&format!(" val {name} {v:.4}"));
+                if name == T::BEST_METRIC {
+                    continue;
+                }
+                if v.fract() == 0.0 && v.abs() >= 1.0 {
+                    line.push_str(&format!(", {name} {v}"));
+                } else {
+                    line.push_str(&format!(", {name} {v:.4}"));
+                }
             }
             run.log(&record)?;
             progress.println(&line);
