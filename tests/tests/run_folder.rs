@@ -211,7 +211,8 @@ fn bad_out_folders_and_config_files_get_one_sentence() {
     std::fs::write(&empty, "").unwrap();
     let err = train_err(&inputs, &empty, &inputs.path("b"), &[], 2);
     assert!(
-        err.contains("empty.toml: missing table [model] (it needs at least `model.arch`)"),
+        err.contains("empty.toml")
+            && err.contains(": missing table [model] (it needs at least `model.arch`)"),
         "{err}"
     );
     assert!(!inputs.path("a").exists() && !inputs.path("b").exists());

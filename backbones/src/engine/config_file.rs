@@ -73,13 +73,17 @@ pub fn load<T: DeserializeOwned>(path: &Path, sets: &[String]) -> Result<T, Conf
         apply_override(&mut table, &key, value, set)?;
     }
     T::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
-        let message =
-            missing_table::<T>(&table, e.message()).unwrap_or_else(|| one_line(e.message()));
-        ConfigError(format!(
-            "{} with --set {}: {message}",
-            path.display(),
-            sets.join(" "),
-        ))
+        let with_sets = format!("{} with --set {}", path.display(), sets.join(" "));
+        if let Some(missing) = missing_table::<T>(&table, e.message()) {
+            return ConfigError(format!("{with_sets}: {missing}"));
+        }
+        // An error the file has on its own (not made by an override) is located in it.
+        match toml::from_str::<T>(&text) {
+            Err(in_file) if in_file.message() == e.message() && in_file.span().is_some() => {
+                ConfigError(located(path, &text, &in_file))
+            }
+            _ => ConfigError(format!("{with_sets}: {}", one_line(e.message()))),
+        }
     })
 }
 

@@ -72,6 +72,13 @@ impl RunDir {
             path: root.to_path_buf(),
             source,
         };
+        let unusable = |e: std::io::Error| match e.kind() {
+            ErrorKind::NotADirectory | ErrorKind::AlreadyExists => invalid(
+                "cannot be created: part of the path is a file; choose another --out".into(),
+            ),
+            ErrorKind::PermissionDenied => invalid(format!("cannot be created ({e})")),
+            _ => io(e),
+        };
         match std::fs::metadata(root) {
             Ok(m) if !m.is_dir() => {
                 return Err(invalid(
@@ -86,15 +93,9 @@ impl RunDir {
                 )))
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
+            Err(e) => return Err(unusable(e)),
         }
-        std::fs::create_dir_all(root).map_err(|e| match e.kind() {
-            ErrorKind::NotADirectory | ErrorKind::AlreadyExists => invalid(
-                "cannot be created: part of the path is a file; choose another --out".into(),
-            ),
-            ErrorKind::PermissionDenied => invalid(format!("cannot be created ({e})")),
-            _ => io(e),
-        })?;
+        std::fs::create_dir_all(root).map_err(unusable)?;
         let lock = RunLock::acquire(root)?;
         crate::atomic_write::remove_stale_temps(root).map_err(io)?;
 
