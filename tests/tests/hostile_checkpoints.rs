@@ -216,6 +216,30 @@ fn a_bomb_sized_transform_is_refused_before_any_allocation() {
 }
 
 #[test]
+fn a_long_thin_image_does_not_balloon_the_largest_valid_resize() {
+    // 4000 x 1 pixels (a few bytes of PNG) resized to a shorter side of 2048 would be 8
+    // million pixels wide (50 GB); only the centre crop is ever computed.
+    let f = files();
+    let ckpt = f.lying(
+        "big.safetensors",
+        "transform",
+        &transform(serde_json::json!({"resize": 2048, "crop": 32})),
+    );
+    let thin = f.dir.path().join("thin.png");
+    image::RgbImage::from_pixel(4000, 1, image::Rgb([10, 200, 30]))
+        .save(&thin)
+        .unwrap();
+    let m = run_measured("backbone", &predict_args(&ckpt, &thin));
+    assert_eq!(m.status.code(), Some(0), "{}: {}", m.ending(), m.stderr);
+    assert!(m.stdout.contains("class_"), "{}", m.stdout);
+    assert!(
+        m.peak_rss_mib < REFUSAL_PEAK_MIB,
+        "peak memory {} MiB",
+        m.peak_rss_mib
+    );
+}
+
+#[test]
 fn tensors_must_be_of_the_declared_floating_type() {
     let f = files();
     let mut file = SafetensorsFile::read(&f.good);

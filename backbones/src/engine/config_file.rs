@@ -91,6 +91,14 @@ pub fn load<T: DeserializeOwned>(path: &Path, sets: &[String]) -> Result<T, Conf
 /// A missing key is reported at its table's header, which the message then names.
 fn located(path: &Path, text: &str, e: &toml::de::Error) -> String {
     let mut message = one_line(e.message());
+    if message.is_empty() {
+        // toml says nothing for some incomplete values, e.g. a file cut inside an array.
+        message = if e.span().is_some_and(|s| s.start >= text.trim_end().len()) {
+            "the file ends in the middle of a value".into()
+        } else {
+            "invalid TOML".into()
+        };
+    }
     match e.span().filter(|s| s.start <= text.len()) {
         Some(span) => {
             let before = &text.as_bytes()[..span.start];
