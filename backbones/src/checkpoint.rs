@@ -401,6 +401,17 @@ impl Checkpoint {
     }
 }
 
+/// The name of the first floating-point tensor holding a NaN or an infinity, if any: weights
+/// and training state are finite, so such a file is corrupt (or was written to lie).
+pub fn first_non_finite(tensors: &NamedTensors) -> Option<&str> {
+    tensors
+        .iter()
+        .find(|(_, t)| {
+            t.is_floating_point() && !bool::try_from(t.isfinite().all()).unwrap_or(false)
+        })
+        .map(|(name, _)| name.as_str())
+}
+
 /// The variables of a VarStore, by name.
 pub fn var_store_tensors(vs: &tch::nn::VarStore) -> NamedTensors {
     vs.variables().into_iter().collect()

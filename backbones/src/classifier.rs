@@ -2,7 +2,7 @@
 //! its inputs need, as a checkpoint describes them.
 
 use crate::arch::Arch;
-use crate::checkpoint::{load_into, Checkpoint, CheckpointError, Task};
+use crate::checkpoint::{first_non_finite, load_into, Checkpoint, CheckpointError, Task};
 use crate::limits;
 use crate::resnet::{ResNet, ResNetConfig};
 use datasets::classify::{EvalTransform, Normalization};
@@ -73,6 +73,12 @@ impl ClassifierSpec {
                     ),
                 ));
             }
+        }
+        if let Some(name) = first_non_finite(&ckpt.tensors) {
+            return Err(CheckpointError::content(
+                path,
+                format!("tensor {name} holds NaN or infinite values"),
+            ));
         }
         let head = ckpt.tensors.get("fc.weight").map(|w| w.size());
         match head.as_deref() {

@@ -240,7 +240,7 @@ fn a_long_thin_image_does_not_balloon_the_largest_valid_resize() {
 }
 
 #[test]
-fn tensors_must_be_of_the_declared_floating_type() {
+fn tensors_must_be_finite_and_of_the_declared_floating_type() {
     let f = files();
     let mut file = SafetensorsFile::read(&f.good);
     // Same byte size, different type: the header now says bn1.bias holds integers.
@@ -250,6 +250,18 @@ fn tensors_must_be_of_the_declared_floating_type() {
     let err = run_err("backbone", &predict_args(&ckpt, &f.image()), 2);
     assert!(
         err.contains("ints.safetensors: tensor bn1.bias holds Int values; a classifier's tensors are floating point"),
+        "{err}"
+    );
+    // Bytes of NaN where weights should be: predictions would be silently meaningless.
+    let mut file = SafetensorsFile::read(&f.good);
+    let [start, end]: [usize; 2] =
+        serde_json::from_value(file.header["fc.bias"]["data_offsets"].clone()).unwrap();
+    file.data[start..end].fill(0xFF);
+    let ckpt = f.dir.path().join("nan.safetensors");
+    file.write(&ckpt);
+    let err = run_err("backbone", &predict_args(&ckpt, &f.image()), 2);
+    assert!(
+        err.contains("nan.safetensors: tensor fc.bias holds NaN or infinite values"),
         "{err}"
     );
 }

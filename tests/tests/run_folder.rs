@@ -217,3 +217,41 @@ fn bad_out_folders_and_config_files_get_one_sentence() {
     );
     assert!(!inputs.path("a").exists() && !inputs.path("b").exists());
 }
+
+#[test]
+fn a_state_that_lies_is_refused_before_training_resumes() {
+    let inputs = RunInputs::new();
+    let out = inputs.path("run");
+    run_train(&inputs, &out, &["--max-iters", "2"]);
+    let state = out.join("state.safetensors");
+    let good = e2e::tiny::SafetensorsFile::read(&state);
+
+    // A position past any run (counting on from it would overflow).
+    let mut file = e2e::tiny::SafetensorsFile::read(&state);
+    file.set_metadata("iter", "18446744073709551615");
+    file.write(&state);
+    let err = train_err(&inputs, &inputs.config, &out, &["--resume"], 2);
+    assert!(
+        err.contains("state.safetensors: bad or missing 'iter' in the state header"),
+        "{err}"
+    );
+
+    // NaN momentum would make every weight NaN at the first step.
+    let mut file = e2e::tiny::SafetensorsFile {
+        header: good.header.clone(),
+        data: good.data.clone(),
+    };
+    let [start, end]: [usize; 2] =
+        serde_json::from_value(file.header["momentum_buffer.fc.weight"]["data_offsets"].clone())
+            .unwrap();
+    file.data[start..end].fill(0xFF);
+    file.write(&state);
+    let err = train_err(&inputs, &inputs.config, &out, &["--resume"], 2);
+    assert!(
+        err.contains("tensor momentum_buffer.fc.weight holds NaN or infinite values"),
+        "{err}"
+    );
+
+    good.write(&state);
+    run_train(&inputs, &out, &["--resume", "--max-iters", "3"]);
+}

@@ -2,7 +2,9 @@
 //! `state.safetensors` (everything `--resume` needs), each checkpoint written atomically, and
 //! `lock`, which keeps a second run out while one lives.
 
-use crate::checkpoint::{read_safetensors, write_safetensors, CheckpointError, NamedTensors};
+use crate::checkpoint::{
+    first_non_finite, read_safetensors, write_safetensors, CheckpointError, NamedTensors,
+};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -206,6 +208,12 @@ impl RunDir {
                 .filter(|&n| n <= MAX_POSITION)
                 .ok_or_else(|| invalid(key))
         };
+        if let Some(name) = first_non_finite(&tensors) {
+            return Err(RunDirError::Invalid {
+                path: path.clone(),
+                message: format!("tensor {name} holds NaN or infinite values"),
+            });
+        }
         let best_metric = match header.get("best_metric") {
             None => None,
             Some(v) => Some(
