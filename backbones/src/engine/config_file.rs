@@ -55,8 +55,14 @@ fn apply_override(
 /// Reads `path`, applies the overrides in order and deserialises; unknown or mistyped keys are
 /// errors naming the file (and the overrides, when there are any).
 pub fn load<T: DeserializeOwned>(path: &Path, sets: &[String]) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                format!("{}: not UTF-8 text, so not a TOML file", path.display())
+            }
+            _ => format!("{}: {e}", path.display()),
+        })
+    })?;
     let mut table: toml::Table =
         toml::from_str(&text).map_err(|e| ConfigError(located(path, &text, &e)))?;
     if sets.is_empty() {
