@@ -138,7 +138,7 @@ fn each_lying_metadata_field_is_named_with_the_file() {
             "model",
             model(serde_json::json!({"bn_eps": -1.0})),
             "model",
-            "batch-norm eps must be above 0 and below 1, not -1",
+            "batch-norm eps must be at least 0 and below 1, not -1",
         ),
         (
             "arch",

@@ -89,10 +89,7 @@ impl RunDir {
             }
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound && resume => {
-                return Err(invalid(format!(
-                    "nothing to resume: no such folder (and no {} in it)",
-                    Self::STATE
-                )))
+                return Err(invalid("nothing to resume: no such folder".into()))
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(unusable(e)),
@@ -131,11 +128,6 @@ impl RunDir {
             metrics,
             _lock: lock,
         })
-    }
-
-    /// Whether the folder holds a saved state to resume from.
-    pub fn has_state(&self) -> bool {
-        self.path(Self::STATE).exists()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
