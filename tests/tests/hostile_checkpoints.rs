@@ -147,6 +147,13 @@ fn each_lying_metadata_field_is_named_with_the_file() {
             "unknown architecture 'resnet99'",
         ),
         ("task", "poetry".into(), "task", "must be classification"),
+        // A newline or terminal escape quoted from the file stays escaped on one line.
+        (
+            "arch",
+            "resnet\n\u{1b}[2J18".into(),
+            "arch",
+            "unknown architecture 'resnet\\n\\u{1b}[2J18'",
+        ),
     ];
     for (i, (key, value, field, message)) in cases.iter().enumerate() {
         let name = format!("lie{i}.safetensors");
