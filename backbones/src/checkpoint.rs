@@ -2,10 +2,10 @@
 //! architecture, classes, input transform, config, epoch, metrics), written atomically, and
 //! loaded by parameter name with one error that lists every name or shape that does not fit.
 
+use crate::limits;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -26,12 +26,27 @@ pub enum CheckpointError {
         model: String,
         details: String,
     },
+    /// A metadata field that does not parse, is out of range or contradicts the tensors.
+    #[error("{}: checkpoint metadata '{field}': {message}", path.display())]
+    Field {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
 }
 
 impl CheckpointError {
     pub fn content(path: &Path, message: impl Into<String>) -> Self {
         CheckpointError::Content {
             path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub fn field(path: &Path, field: &str, message: impl Into<String>) -> Self {
+        CheckpointError::Field {
+            path: path.to_path_buf(),
+            field: field.to_string(),
             message: message.into(),
         }
     }
@@ -85,6 +100,7 @@ impl Metadata {
             .collect()
     }
 
+    /// Parses the header field by field, so that a field of the wrong type is named.
     fn from_header(header: &HashMap<String, String>, path: &Path) -> Result<Self> {
         if !header.contains_key("task") {
             return Err(CheckpointError::content(
@@ -92,19 +108,107 @@ impl Metadata {
                 "no checkpoint metadata (task, arch, classes) in the header: a plain PyTorch state dict? Convert it with `backbone import`",
             ));
         }
-        let map: serde_json::Map<String, serde_json::Value> = header
-            .iter()
-            .map(|(k, v)| {
-                let value = match k.as_str() {
-                    "task" | "arch" => serde_json::Value::String(v.clone()),
-                    _ => serde_json::from_str(v)
-                        .unwrap_or_else(|_| serde_json::Value::String(v.clone())),
-                };
-                (k.clone(), value)
-            })
-            .collect();
-        serde_json::from_value(serde_json::Value::Object(map))
-            .map_err(|e| CheckpointError::content(path, format!("bad checkpoint metadata ({e})")))
+        let text = |key: &str| {
+            header
+                .get(key)
+                .ok_or_else(|| CheckpointError::field(path, key, "missing"))
+        };
+        let required = |key: &str| {
+            field(header, key).ok_or_else(|| CheckpointError::field(path, key, "missing"))
+        };
+        // Names are stored bare, not as JSON strings.
+        let task = typed(
+            path,
+            "task",
+            serde_json::Value::String(text("task")?.clone()),
+            "classification, detection or segmentation",
+        )?;
+        let arch = text("arch")?.clone();
+        let num_classes = typed(path, "num_classes", required("num_classes")?, "an integer")?;
+        let classes = typed(
+            path,
+            "classes",
+            required("classes")?,
+            "a list of class names",
+        )?;
+        let model = required("model")?;
+        let counter = |key: &str| -> Result<Option<u64>> {
+            field(header, key)
+                .map(|v| typed(path, key, v, "a count (0 or more)"))
+                .transpose()
+        };
+        Ok(Metadata {
+            task,
+            arch,
+            num_classes,
+            classes,
+            model,
+            transform: field(header, "transform"),
+            config: field(header, "config"),
+            epoch: counter("epoch")?,
+            iter: counter("iter")?,
+            metrics: field(header, "metrics"),
+        })
+    }
+
+    /// Checks what every checkpoint's metadata must satisfy whatever its task: a known
+    /// architecture name of sane length, a number of classes within bounds and as many class
+    /// names. Task-specific fields (the model config, the transform) are checked by the
+    /// task's own loader ([`crate::classifier::ClassifierSpec`] for classification).
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        if self.arch.is_empty() || self.arch.len() > limits::NAME_LEN {
+            return Err(CheckpointError::field(
+                path,
+                "arch",
+                format!(
+                    "must be a name of 1 to {} characters, not {}",
+                    limits::NAME_LEN,
+                    short(&format!("{:?}", self.arch))
+                ),
+            ));
+        }
+        limits::check("the number of classes", self.num_classes, &limits::CLASSES)
+            .map_err(|e| CheckpointError::field(path, "num_classes", e))?;
+        if self.classes.len() as i64 != self.num_classes {
+            return Err(CheckpointError::field(
+                path,
+                "classes",
+                format!(
+                    "lists {} class names but num_classes is {}",
+                    self.classes.len(),
+                    self.num_classes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The value of `key` in the header: JSON where it parses (numbers, lists, objects), else the
+/// string itself.
+fn field(header: &HashMap<String, String>, key: &str) -> Option<serde_json::Value> {
+    let text = header.get(key)?;
+    Some(serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone())))
+}
+
+/// `value` as a `T`, or an error naming the field, what it must be and what it is.
+fn typed<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    key: &str,
+    value: serde_json::Value,
+    expected: &str,
+) -> Result<T> {
+    let shown = short(&value.to_string());
+    serde_json::from_value(value)
+        .map_err(|_| CheckpointError::field(path, key, format!("must be {expected}, not {shown}")))
+}
+
+/// A value quoted in an error, cut to a readable length.
+fn short(text: &str) -> String {
+    const MAX: usize = 60;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
     }
 }
 
@@ -189,33 +293,7 @@ pub fn write_safetensors(
     let data = safetensors::serialize(views, &header)
         .map_err(|e| CheckpointError::content(path, format!("cannot serialise: {e}")))?;
 
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| CheckpointError::content(path, "not a file path"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    crate::atomic_write::write(path, &data).map_err(io)
 }
 
 /// Reads every tensor of a safetensors file onto the CPU, and its header metadata.
@@ -226,12 +304,7 @@ pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, HashMap<String, St
     })?;
     let format = |e: safetensors::SafeTensorError| CheckpointError::Format {
         path: path.to_path_buf(),
-        reason: match e {
-            safetensors::SafeTensorError::HeaderTooSmall
-            | safetensors::SafeTensorError::InvalidHeaderLength
-            | safetensors::SafeTensorError::MetadataIncompleteBuffer => "truncated".to_string(),
-            other => format!("{other:?}"),
-        },
+        reason: describe_format_error(e),
     };
     let (_, meta) = SafeTensors::read_metadata(&data).map_err(format)?;
     let header = meta.metadata().clone().unwrap_or_default();
@@ -244,7 +317,17 @@ pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, HashMap<String, St
                 format!("tensor {name} has unsupported type {:?}", view.dtype()),
             )
         })?;
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let shape = view
+            .shape()
+            .iter()
+            .map(|&d| i64::try_from(d))
+            .collect::<std::result::Result<Vec<i64>, _>>()
+            .map_err(|_| {
+                CheckpointError::content(
+                    path,
+                    format!("tensor {name} has an impossible shape {:?}", view.shape()),
+                )
+            })?;
         let t = Tensor::f_from_data_size(view.data(), &shape, kind)
             .map_err(|e| CheckpointError::content(path, format!("tensor {name}: {e}")))?;
         tensors.insert(name, t);
@@ -252,11 +335,50 @@ pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, HashMap<String, St
     Ok((tensors, header))
 }
 
+/// A safetensors format error as a sentence (the crate's own are debug names such as
+/// `InvalidOffset("bn1.bias")`).
+fn describe_format_error(e: safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall | E::InvalidHeaderLength => {
+            "truncated: shorter than the header length it declares".into()
+        }
+        E::MetadataIncompleteBuffer => {
+            "truncated or padded: the tensor data does not end where the header says".into()
+        }
+        E::HeaderTooLarge => "its first 8 bytes declare a header over 100 MB".into(),
+        E::InvalidHeader => "its header is not UTF-8 text".into(),
+        E::InvalidHeaderStart => "its header does not start with '{'".into(),
+        E::InvalidHeaderDeserialization => {
+            "its header is not a JSON table of tensors (dtype, shape, data_offsets) with string metadata".into()
+        }
+        E::TensorNotFound(name) => format!("tensor {name} is not in the file"),
+        E::TensorInvalidInfo => {
+            "a tensor's byte range does not match its shape and type".into()
+        }
+        E::InvalidOffset(name) => format!(
+            "the data offsets of tensor {name} overlap or leave a gap after the previous tensor"
+        ),
+        E::ValidationOverflow => "a tensor's shape is too large to exist".into(),
+        E::InvalidTensorView(dtype, shape, len) => format!(
+            "a {dtype:?} tensor of shape {shape:?} cannot span {len} bytes"
+        ),
+        E::IoError(e) => e.to_string(),
+        E::JsonError(e) => format!("bad header JSON ({e})"),
+    }
+}
+
 impl Checkpoint {
     pub fn read(path: &Path) -> Result<Self> {
         let (tensors, header) = read_safetensors(path)?;
         let metadata = Metadata::from_header(&header, path)?;
-        Ok(Checkpoint { metadata, tensors })
+        metadata.validate(path)?;
+        let ckpt = Checkpoint { metadata, tensors };
+        // Every field is checked when the file is opened, whatever the command does next.
+        if ckpt.metadata.task == Task::Classification {
+            crate::classifier::ClassifierSpec::of(&ckpt, path)?;
+        }
+        Ok(ckpt)
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
@@ -277,6 +399,17 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// The name of the first floating-point tensor holding a NaN or an infinity, if any: weights
+/// and training state are finite, so such a file is corrupt (or was written to lie).
+pub fn first_non_finite(tensors: &NamedTensors) -> Option<&str> {
+    tensors
+        .iter()
+        .find(|(_, t)| {
+            t.is_floating_point() && !bool::try_from(t.isfinite().all()).unwrap_or(false)
+        })
+        .map(|(name, _)| name.as_str())
 }
 
 /// The variables of a VarStore, by name.

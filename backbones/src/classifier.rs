@@ -1,7 +1,9 @@
 //! An image classifier ready to use: a ResNet, its weights, its class names and the transform
 //! its inputs need, as a checkpoint describes them.
 
-use crate::checkpoint::{load_into, Checkpoint, CheckpointError, Task};
+use crate::arch::Arch;
+use crate::checkpoint::{first_non_finite, load_into, Checkpoint, CheckpointError, Task};
+use crate::limits;
 use crate::resnet::{ResNet, ResNetConfig};
 use datasets::classify::{EvalTransform, Normalization};
 use std::path::Path;
@@ -19,28 +21,122 @@ pub struct Classifier {
     pub transform: EvalTransform,
 }
 
+/// What a classification checkpoint says about its model, every field checked: the model
+/// config is valid and agrees with `arch` and the class list, the head (`fc.weight`) has one
+/// row per class, the tensors are floating point, and the transform's sizes and statistics
+/// are within bounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassifierSpec {
+    pub config: ResNetConfig,
+    pub transform: EvalTransform,
+}
+
+impl ClassifierSpec {
+    pub fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self, CheckpointError> {
+        let meta = &ckpt.metadata;
+        let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
+        let arch: Arch = meta.arch.parse().map_err(|e| bad("arch", format!("{e}")))?;
+        let config: ResNetConfig = serde_json::from_value(meta.model.clone())
+            .map_err(|e| bad("model", format!("not a ResNet config ({e})")))?;
+        config.validate().map_err(|e| bad("model", e))?;
+        if config.arch != arch {
+            return Err(bad(
+                "model",
+                format!("describes a {} but arch says {arch}", config.arch),
+            ));
+        }
+        if config.num_classes != Some(meta.num_classes) {
+            return Err(bad(
+                "model",
+                format!(
+                    "has a head of {} classes but num_classes is {}",
+                    config
+                        .num_classes
+                        .map_or("no".to_string(), |k| k.to_string()),
+                    meta.num_classes
+                ),
+            ));
+        }
+        let transform = match &meta.transform {
+            Some(t) => serde_json::from_value(t.clone())
+                .map_err(|e| bad("transform", format!("not an input transform ({e})")))?,
+            None => default_transform(),
+        };
+        validate_transform(&transform).map_err(|e| bad("transform", e))?;
+        for (name, t) in &ckpt.tensors {
+            if !t.is_floating_point() {
+                return Err(CheckpointError::content(
+                    path,
+                    format!(
+                        "tensor {name} holds {:?} values; a classifier's tensors are floating point",
+                        t.kind()
+                    ),
+                ));
+            }
+        }
+        if let Some(name) = first_non_finite(&ckpt.tensors) {
+            return Err(CheckpointError::content(
+                path,
+                format!("tensor {name} holds NaN or infinite values"),
+            ));
+        }
+        let head = ckpt.tensors.get("fc.weight").map(|w| w.size());
+        match head.as_deref() {
+            Some([rows, _]) if *rows == meta.num_classes => {}
+            Some(shape) => {
+                return Err(bad(
+                    "num_classes",
+                    format!(
+                        "is {} but the head fc.weight has shape {shape:?}",
+                        meta.num_classes
+                    ),
+                ))
+            }
+            None => {
+                return Err(CheckpointError::content(
+                    path,
+                    "has no fc.weight: not a classifier",
+                ))
+            }
+        }
+        Ok(ClassifierSpec { config, transform })
+    }
+}
+
+/// Sizes within [`limits`], a crop no larger than the resize, finite means and positive
+/// finite standard deviations.
+pub fn validate_transform(t: &EvalTransform) -> Result<(), String> {
+    limits::check("resize", t.resize, &limits::RESIZE_SIDE)?;
+    limits::check("crop", t.crop, &limits::INPUT_SIDE)?;
+    if t.crop > t.resize {
+        return Err(format!(
+            "crop {} is larger than the resize {} it is cut from",
+            t.crop, t.resize
+        ));
+    }
+    let n = &t.normalization;
+    if !n.mean.iter().all(|m| m.is_finite()) {
+        return Err(format!("mean {:?} must be finite", n.mean));
+    }
+    if !n.std.iter().all(|s| s.is_finite() && *s > 0.0) {
+        return Err(format!("std {:?} must be finite and above 0", n.std));
+    }
+    Ok(())
+}
+
 impl Classifier {
     pub fn from_checkpoint(path: &Path, device: Device) -> Result<Self, CheckpointError> {
         let ckpt = Checkpoint::read(path)?;
         ckpt.expect_task(Task::Classification, path)?;
-        let meta = &ckpt.metadata;
-        let config: ResNetConfig = serde_json::from_value(meta.model.clone()).map_err(|e| {
-            CheckpointError::content(path, format!("bad model config in metadata ({e})"))
-        })?;
-        let transform = match &meta.transform {
-            Some(t) => serde_json::from_value(t.clone()).map_err(|e| {
-                CheckpointError::content(path, format!("bad input transform in metadata ({e})"))
-            })?,
-            None => default_transform(),
-        };
+        let spec = ClassifierSpec::of(&ckpt, path)?;
         let vs = nn::VarStore::new(device);
-        let model = ResNet::new(&vs.root(), &config);
-        load_into(&vs, &ckpt.tensors, path, &meta.arch)?;
+        let model = ResNet::new(&vs.root(), &spec.config);
+        load_into(&vs, &ckpt.tensors, path, &ckpt.metadata.arch)?;
         Ok(Classifier {
             vs,
             model,
-            classes: meta.classes.clone(),
-            transform,
+            classes: ckpt.metadata.classes,
+            transform: spec.transform,
         })
     }
 

@@ -58,15 +58,27 @@ pub fn import(
     check_framework_has(framework, arch, input)?;
     let (mut tensors, _) = read_safetensors(input)?;
     tensors.retain(|name, _| !name.ends_with(BN_COUNTER));
-    let num_classes = tensors
-        .get("fc.weight")
-        .map(|w| w.size()[0])
-        .ok_or_else(|| {
-            CheckpointError::content(
+    let num_classes = match tensors.get("fc.weight").map(|w| w.size()).as_deref() {
+        Some(&[rows, _]) => rows,
+        Some(shape) => {
+            return Err(CheckpointError::content(
+                input,
+                format!("fc.weight has shape {shape:?}; a classifier head is [classes, features]"),
+            ))
+        }
+        None => {
+            return Err(CheckpointError::content(
                 input,
                 "has no fc.weight: not a ResNet classifier state dict",
-            )
-        })?;
+            ))
+        }
+    };
+    crate::limits::check(
+        "the number of classes",
+        num_classes,
+        &crate::limits::CLASSES,
+    )
+    .map_err(|e| CheckpointError::content(input, format!("fc.weight: {e}")))?;
     let classes = match classes {
         Some(c) if c.len() as i64 == num_classes => c,
         Some(c) => {

@@ -2,6 +2,7 @@
 //! the training engine that detection and segmentation reuse.
 
 pub mod arch;
+pub mod atomic_write;
 pub mod channels_last;
 pub mod checkpoint;
 pub mod classification;
@@ -10,6 +11,7 @@ pub mod device;
 pub mod engine;
 pub mod interop;
 pub mod layers;
+pub mod limits;
 pub mod resnet;
 
 pub use arch::{Arch, Variant};

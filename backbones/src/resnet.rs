@@ -98,9 +98,14 @@ impl ResNetConfig {
             ));
         }
         if let Some(k) = self.num_classes {
-            if k < 1 {
-                return Err(format!("number of classes must be at least 1, not {k}"));
-            }
+            crate::limits::check("the number of classes", k, &crate::limits::CLASSES)?;
+        }
+        // 0 is torchvision's frozen batch norm in older detection models.
+        if !(self.bn_eps >= 0.0 && self.bn_eps < 1.0) {
+            return Err(format!(
+                "batch-norm eps must be at least 0 and below 1, not {}",
+                self.bn_eps
+            ));
         }
         Ok(())
     }

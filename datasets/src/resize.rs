@@ -23,13 +23,15 @@ fn triangle(x: f64) -> f64 {
     }
 }
 
-fn taps(in_size: usize, out_size: usize) -> Taps {
+/// The taps of the output indices in `outputs` (each depends only on its own index, so a
+/// window of the output needs only its own taps).
+fn taps(in_size: usize, out_size: usize, outputs: std::ops::Range<usize>) -> Taps {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filterscale; // the triangle filter's support is 1
-    let mut starts = Vec::with_capacity(out_size);
-    let mut weights = Vec::with_capacity(out_size);
-    for xx in 0..out_size {
+    let mut starts = Vec::with_capacity(outputs.len());
+    let mut weights = Vec::with_capacity(outputs.len());
+    for xx in outputs {
         let center = (xx as f64 + 0.5) * scale;
         // C's (int) cast truncates towards zero; the bounds are clamped afterwards.
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
@@ -57,6 +59,15 @@ fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
+/// A rectangle of an image: left column, top row, width, height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
+}
+
 /// Resizes an interleaved 8-bit image of `channels` channels from `(w, h)` to `(out_w, out_h)`.
 pub fn resize_bilinear(
     src: &[u8],
@@ -66,61 +77,91 @@ pub fn resize_bilinear(
     out_w: usize,
     out_h: usize,
 ) -> Vec<u8> {
+    let whole = Window {
+        x: 0,
+        y: 0,
+        w: out_w,
+        h: out_h,
+    };
+    resize_bilinear_window(src, w, h, channels, out_w, out_h, whole)
+}
+
+/// The `window` of what [`resize_bilinear`] would return, byte for byte, computing and
+/// holding only that window: resize-then-crop without the whole resized image, whose size a
+/// long thin input makes arbitrarily large (a 1 x 60000 image resized to a shorter side of
+/// 256 would be 15 million pixels wide).
+pub fn resize_bilinear_window(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    channels: usize,
+    out_w: usize,
+    out_h: usize,
+    window: Window,
+) -> Vec<u8> {
     assert_eq!(
         src.len(),
         w * h * channels,
         "buffer does not match its size"
     );
     assert!(out_w > 0 && out_h > 0, "cannot resize to an empty image");
-    if (w, h) == (out_w, out_h) {
-        return src.to_vec();
-    }
-    let vert = taps(h, out_h);
-    // Only the rows the vertical pass reads are resized horizontally, as Pillow does.
-    let first_row = vert.starts[0];
-    let last_row = vert.starts[out_h - 1] + vert.weights[out_h - 1].len();
-    let rows = last_row - first_row;
+    assert!(
+        window.w > 0
+            && window.h > 0
+            && window.x + window.w <= out_w
+            && window.y + window.h <= out_h,
+        "window {window:?} is not inside {out_w}x{out_h}"
+    );
+    let (columns, rows_out) = (window.x..window.x + window.w, window.y..window.y + window.h);
+    // The input rows the vertical pass reads (all of the window's rows when it does not run).
+    let vert = (out_h != h).then(|| taps(h, out_h, rows_out.clone()));
+    let (first_row, rows) = match &vert {
+        Some(v) => {
+            let last = v.starts[window.h - 1] + v.weights[window.h - 1].len();
+            (v.starts[0], last - v.starts[0])
+        }
+        None => (window.y, window.h),
+    };
     let half = 1i32 << (PRECISION_BITS - 1);
 
-    let (tmp, tmp_w) = if out_w != w {
-        let horiz = taps(w, out_w);
-        let mut tmp = vec![0u8; out_w * rows * channels];
-        for y in 0..rows {
-            let row = &src[(y + first_row) * w * channels..][..w * channels];
-            let out_row = &mut tmp[y * out_w * channels..][..out_w * channels];
-            for (xx, (start, k)) in horiz.starts.iter().zip(&horiz.weights).enumerate() {
-                for c in 0..channels {
-                    let mut acc = half;
-                    for (i, &kw) in k.iter().enumerate() {
-                        acc += row[(start + i) * channels + c] as i32 * kw;
+    // Only the rows the vertical pass reads are resized horizontally, as Pillow does, and
+    // only the window's columns.
+    let tmp_row = window.w * channels;
+    let mut tmp = vec![0u8; rows * tmp_row];
+    let horiz = (out_w != w).then(|| taps(w, out_w, columns.clone()));
+    for y in 0..rows {
+        let row = &src[(y + first_row) * w * channels..][..w * channels];
+        let out_row = &mut tmp[y * tmp_row..][..tmp_row];
+        match &horiz {
+            Some(horiz) => {
+                for (xx, (start, k)) in horiz.starts.iter().zip(&horiz.weights).enumerate() {
+                    for c in 0..channels {
+                        let mut acc = half;
+                        for (i, &kw) in k.iter().enumerate() {
+                            acc += row[(start + i) * channels + c] as i32 * kw;
+                        }
+                        out_row[xx * channels + c] = clip8(acc);
                     }
-                    out_row[xx * channels + c] = clip8(acc);
                 }
             }
+            None => out_row.copy_from_slice(&row[columns.start * channels..columns.end * channels]),
         }
-        (tmp, out_w)
-    } else {
-        (
-            src[first_row * w * channels..last_row * w * channels].to_vec(),
-            w,
-        )
-    };
-    if out_h == h {
-        return tmp;
     }
+    let Some(vert) = vert else {
+        return tmp;
+    };
 
-    let stride = tmp_w * channels;
-    let mut out = vec![0u8; out_w * out_h * channels];
-    let mut acc = vec![0i32; stride];
+    let mut out = vec![0u8; window.h * tmp_row];
+    let mut acc = vec![0i32; tmp_row];
     for (yy, (start, k)) in vert.starts.iter().zip(&vert.weights).enumerate() {
         acc.fill(half);
         for (i, &kw) in k.iter().enumerate() {
-            let row = &tmp[(start - first_row + i) * stride..][..stride];
+            let row = &tmp[(start - first_row + i) * tmp_row..][..tmp_row];
             for (a, &p) in acc.iter_mut().zip(row) {
                 *a += p as i32 * kw;
             }
         }
-        for (o, &a) in out[yy * stride..][..stride].iter_mut().zip(&acc) {
+        for (o, &a) in out[yy * tmp_row..][..tmp_row].iter_mut().zip(&acc) {
             *o = clip8(a);
         }
     }
@@ -166,6 +207,43 @@ mod tests {
         //   -> [71, 209]
         let src = [0u8, 100, 200, 255];
         assert_eq!(resize_bilinear(&src, 4, 1, 1, 2, 1), vec![71, 209]);
+    }
+
+    #[test]
+    fn a_window_is_the_same_bytes_as_resize_then_crop() {
+        let (w, h) = (13, 9);
+        let src: Vec<u8> = (0..w * h * 3).map(|v| (v * 37 % 251) as u8).collect();
+        for (ow, oh) in [(13, 9), (26, 18), (5, 4), (13, 4), (6, 9), (31, 7)] {
+            let full = resize_bilinear(&src, w, h, 3, ow, oh);
+            for window in [
+                Window {
+                    x: 0,
+                    y: 0,
+                    w: ow,
+                    h: oh,
+                },
+                Window {
+                    x: ow / 3,
+                    y: oh / 2,
+                    w: ow - ow / 3,
+                    h: oh - oh / 2,
+                },
+                Window {
+                    x: ow - 1,
+                    y: 0,
+                    w: 1,
+                    h: 1,
+                },
+            ] {
+                let expected: Vec<u8> = (window.y..window.y + window.h)
+                    .flat_map(|y| {
+                        full[(y * ow + window.x) * 3..(y * ow + window.x + window.w) * 3].to_vec()
+                    })
+                    .collect();
+                let got = resize_bilinear_window(&src, w, h, 3, ow, oh, window);
+                assert_eq!(got, expected, "{ow}x{oh} {window:?}");
+            }
+        }
     }
 
     #[test]

@@ -55,27 +55,111 @@ fn apply_override(
 /// Reads `path`, applies the overrides in order and deserialises; unknown or mistyped keys are
 /// errors naming the file (and the overrides, when there are any).
 pub fn load<T: DeserializeOwned>(path: &Path, sets: &[String]) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                format!("{}: not UTF-8 text, so not a TOML file", path.display())
+            }
+            _ => format!("{}: {e}", path.display()),
+        })
+    })?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| ConfigError(located(path, &text, &e)))?;
     if sets.is_empty() {
         // Parsing the text directly keeps line numbers in the messages.
-        return toml::from_str(&text)
-            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.message())));
+        return toml::from_str(&text).map_err(|e| {
+            ConfigError(match missing_table::<T>(&table, e.message()) {
+                Some(what) => format!("{}: {what}", path.display()),
+                None => located(path, &text, &e),
+            })
+        });
     }
-    let mut table: toml::Table = toml::from_str(&text)
-        .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.message())))?;
     for set in sets {
         let (key, value) = parse_override(set)?;
         apply_override(&mut table, &key, value, set)?;
     }
-    T::deserialize(toml::Value::Table(table)).map_err(|e| {
-        ConfigError(format!(
-            "{} with --set {}: {}",
-            path.display(),
-            sets.join(" "),
-            e.message()
-        ))
+    T::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let with_sets = format!("{} with --set {}", path.display(), sets.join(" "));
+        if let Some(missing) = missing_table::<T>(&table, e.message()) {
+            return ConfigError(format!("{with_sets}: {missing}"));
+        }
+        // An error the file has on its own (not made by an override) is located in it.
+        match toml::from_str::<T>(&text) {
+            Err(in_file) if in_file.message() == e.message() && in_file.span().is_some() => {
+                ConfigError(located(path, &text, &in_file))
+            }
+            _ => ConfigError(format!("{with_sets}: {}", one_line(e.message()))),
+        }
     })
+}
+
+/// `FILE:LINE:COLUMN: message` where toml located the error in `text`, else `FILE: message`.
+/// A missing key is reported at its table's header, which the message then names.
+fn located(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let mut message = one_line(e.message());
+    if message.is_empty() {
+        // toml says nothing for some incomplete values, e.g. a file cut inside an array.
+        message = if e.span().is_some_and(|s| s.start >= text.trim_end().len()) {
+            "the file ends in the middle of a value".into()
+        } else {
+            "invalid TOML".into()
+        };
+    }
+    match e.span().filter(|s| s.start <= text.len()) {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1;
+            let header = text[line_start..].lines().next().unwrap_or_default().trim();
+            if message.starts_with("missing field") && header.starts_with('[') {
+                message = format!("{message} in {header}");
+            }
+            format!("{}:{line}:{column}: {message}", path.display())
+        }
+        None => format!("{}: {message}", path.display()),
+    }
+}
+
+/// toml's messages may span lines ("invalid string\nexpected ..."); errors are one line.
+fn one_line(message: &str) -> String {
+    message
+        .trim_end()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// For "missing field `KEY`" at the top level: whether KEY is a whole missing table, and
+/// then the first key it needs, found by deserialising again with KEY as an empty table
+/// ("missing table [model] (it needs at least `arch`)").
+fn missing_table<T: DeserializeOwned>(table: &toml::Table, message: &str) -> Option<String> {
+    let key = message
+        .strip_prefix("missing field `")?
+        .split_once('`')?
+        .0
+        .to_string();
+    if table.contains_key(&key) {
+        return None;
+    }
+    let mut probe = table.clone();
+    probe.insert(key.clone(), toml::Value::Table(toml::Table::new()));
+    let err = T::deserialize(toml::Value::Table(probe)).err()?;
+    let inner = err
+        .message()
+        .strip_prefix("missing field `")?
+        .split_once('`')?
+        .0
+        .to_string();
+    (inner != key).then(|| format!("missing table [{key}] (it needs at least `{key}.{inner}`)"))
 }
 
 /// The config as TOML text (what a run folder's config.toml holds).

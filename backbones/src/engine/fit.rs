@@ -398,6 +398,7 @@ where
 fn next_batch<B: Send + 'static>(batches: &mut EpochIter<B>) -> anyhow::Result<B> {
     match batches.next() {
         Some(Ok(batch)) => Ok(batch),
+        Some(Err(e)) if e.is_bug() => Err(e.into()),
         Some(Err(e)) => Err(TrainInputError(format!(
             "{e} (use data.skip_bad = true to leave such files out)"
         ))

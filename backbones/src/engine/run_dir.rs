@@ -1,10 +1,14 @@
 //! A run folder: `config.toml`, `metrics.jsonl`, `last`/`best` checkpoints and
-//! `state.safetensors` (everything `--resume` needs), each checkpoint written atomically.
+//! `state.safetensors` (everything `--resume` needs), each checkpoint written atomically, and
+//! `lock`, which keeps a second run out while one lives.
 
-use crate::checkpoint::{read_safetensors, write_safetensors, CheckpointError, NamedTensors};
+use crate::checkpoint::{
+    first_non_finite, read_safetensors, write_safetensors, CheckpointError, NamedTensors,
+};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,8 @@ pub struct TrainState {
 pub struct RunDir {
     root: PathBuf,
     metrics: File,
+    /// Held until the run ends (or its process dies): no second run writes here meanwhile.
+    _lock: RunLock,
 }
 
 impl RunDir {
@@ -52,34 +58,66 @@ impl RunDir {
     pub const CONFIG: &'static str = "config.toml";
     pub const METRICS: &'static str = "metrics.jsonl";
     pub const CURVES: &'static str = "curves.png";
+    pub const LOCK: &'static str = "lock";
 
-    /// Opens the run folder. A new run refuses a folder that already holds a run (so nothing
-    /// is overwritten by accident); a resumed run requires one.
+    /// Opens the run folder and locks it for this process. A new run refuses a folder that
+    /// holds a run's state (so nothing is overwritten by accident) but restarts one that
+    /// never saved a state (killed or failed before it); a resumed run requires a state.
+    /// Either way a second live run on the folder is refused with its pid, and temporary
+    /// files of writers killed mid-write are removed.
     pub fn open(root: &Path, resume: bool) -> Result<Self> {
+        let invalid = |message: String| RunDirError::Invalid {
+            path: root.to_path_buf(),
+            message,
+        };
         let io = |source| RunDirError::Io {
             path: root.to_path_buf(),
             source,
         };
+        let unusable = |e: std::io::Error| match e.kind() {
+            ErrorKind::NotADirectory | ErrorKind::AlreadyExists => invalid(
+                "cannot be created: part of the path is a file; choose another --out".into(),
+            ),
+            ErrorKind::PermissionDenied => invalid(format!("cannot be created ({e})")),
+            _ => io(e),
+        };
+        match std::fs::metadata(root) {
+            Ok(m) if !m.is_dir() => {
+                return Err(invalid(
+                    "is a file, not a run folder; choose another --out".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && resume => {
+                return Err(invalid("nothing to resume: no such folder".into()))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(unusable(e)),
+        }
+        std::fs::create_dir_all(root).map_err(unusable)?;
+        let lock = RunLock::acquire(root)?;
+        crate::atomic_write::remove_stale_temps(root).map_err(io)?;
+
         let has_state = root.join(Self::STATE).exists();
         if resume && !has_state {
-            return Err(RunDirError::Invalid {
-                path: root.to_path_buf(),
-                message: format!("nothing to resume: no {} here", Self::STATE),
-            });
+            return Err(invalid(format!(
+                "nothing to resume: no {} here (the run stopped before saving one); start it again without --resume",
+                Self::STATE
+            )));
         }
-        if !resume && (has_state || root.join(Self::METRICS).exists()) {
-            return Err(RunDirError::Invalid {
-                path: root.to_path_buf(),
-                message:
-                    "already holds a run; pass --resume to continue it or choose another --out"
-                        .into(),
-            });
+        if !resume && has_state {
+            return Err(invalid(
+                "already holds a run; pass --resume to continue it or choose another --out".into(),
+            ));
         }
-        std::fs::create_dir_all(root).map_err(io)?;
         let metrics_path = root.join(Self::METRICS);
+        // A new run starts its log afresh: what is there came from an attempt that never
+        // saved a state, so nothing can continue it.
         let metrics = OpenOptions::new()
             .create(true)
-            .append(true)
+            .append(resume)
+            .write(true)
+            .truncate(!resume)
             .open(&metrics_path)
             .map_err(|source| RunDirError::Io {
                 path: metrics_path,
@@ -88,6 +126,7 @@ impl RunDir {
         Ok(RunDir {
             root: root.to_path_buf(),
             metrics,
+            _lock: lock,
         })
     }
 
@@ -152,17 +191,35 @@ impl RunDir {
             path: path.clone(),
             message: format!("bad or missing '{what}' in the state header"),
         };
+        // Positions far beyond any run, yet small enough that counting on cannot overflow.
+        const MAX_POSITION: u64 = 1 << 48;
         let number = |key: &str| {
             header
                 .get(key)
                 .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&n| n <= MAX_POSITION)
                 .ok_or_else(|| invalid(key))
+        };
+        if let Some(name) = first_non_finite(&tensors) {
+            return Err(RunDirError::Invalid {
+                path: path.clone(),
+                message: format!("tensor {name} holds NaN or infinite values"),
+            });
+        }
+        let best_metric = match header.get("best_metric") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|m| m.is_finite())
+                    .ok_or_else(|| invalid("best_metric"))?,
+            ),
         };
         Ok(TrainState {
             epoch: number("epoch")?,
             batch: number("batch")?,
             iter: number("iter")?,
-            best_metric: header.get("best_metric").and_then(|v| v.parse().ok()),
+            best_metric,
             config: header
                 .get("config")
                 .and_then(|c| serde_json::from_str(c).ok())
@@ -174,20 +231,69 @@ impl RunDir {
 
 /// Writes bytes to a temporary file beside `path`, syncs, and renames over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|source| RunDirError::Io {
+    crate::atomic_write::write(path, bytes).map_err(|source| RunDirError::Io {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// An exclusive advisory lock (`flock`) on a run folder's `lock` file, which names the pid of
+/// the process holding it. The kernel releases it when the process exits, however it dies,
+/// so a killed run never leaves its folder locked.
+struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    fn acquire(root: &Path) -> Result<Self> {
+        let path = root.join(RunDir::LOCK);
+        let io = |source| RunDirError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        // SAFETY: flock on a descriptor this function owns; it touches no memory.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if locked != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != ErrorKind::WouldBlock {
+                return Err(io(err));
+            }
+            let holder = match Self::holder(&path) {
+                Some(pid) => format!("pid {pid}"),
+                None => "another process".to_string(),
+            };
+            return Err(RunDirError::Invalid {
+                path: root.to_path_buf(),
+                message: format!(
+                    "is in use by another run ({holder}); wait for it to end or choose another --out"
+                ),
+            });
+        }
+        file.set_len(0).map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(RunLock { _file: file })
+    }
+
+    /// The pid the holder wrote. It writes it just after taking the lock, so a run that
+    /// starts at the same moment waits briefly for it.
+    fn holder(path: &Path) -> Option<u32> {
+        for _ in 0..50 {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if let Ok(pid) = text.trim().parse() {
+                return Some(pid);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
 }
 
 /// Takes the tensors under `prefix` (stripping it).

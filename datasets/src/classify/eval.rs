@@ -1,7 +1,7 @@
 //! The evaluation transform: resize the shorter side, centre crop, as torchvision's
 //! `Resize(resize) + CenterCrop(crop)` on PIL images (same pixels, byte for byte).
 
-use crate::resize::{resize_bilinear, shorter_side_size};
+use crate::resize::{resize_bilinear_window, shorter_side_size, Window};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -55,26 +55,34 @@ impl EvalTransform {
         }
     }
 
-    /// Resizes and crops to a `crop` x `crop` RGB image, interleaved (HWC) 8-bit.
+    /// Resizes and crops to a `crop` x `crop` RGB image, interleaved (HWC) 8-bit. Only the
+    /// crop is computed, so memory is bounded by the crop whatever the image's aspect ratio.
+    /// `crop` must not exceed `resize` (checkpoints and configs are validated for it).
     pub fn apply(&self, img: &RgbImage) -> Vec<u8> {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let (rw, rh) = shorter_side_size(w, h, self.resize);
-        let resized = resize_bilinear(img.as_raw(), w, h, 3, rw, rh);
-        center_crop(&resized, rw, rh, 3, self.crop)
+        resize_bilinear_window(
+            img.as_raw(),
+            w,
+            h,
+            3,
+            rw,
+            rh,
+            center_window(rw, rh, self.crop),
+        )
     }
 }
 
-/// torchvision's `CenterCrop` for an image at least `size` on each side: the offsets are
-/// rounded half to even, as Python's `round` does.
-fn center_crop(src: &[u8], w: usize, h: usize, channels: usize, size: usize) -> Vec<u8> {
+/// torchvision's `CenterCrop` of a square of side `size` from an image at least that large
+/// on each side: the offsets are rounded half to even, as Python's `round` does.
+fn center_window(w: usize, h: usize, size: usize) -> Window {
     assert!(w >= size && h >= size, "centre crop larger than the image");
-    let top = ((h - size) as f64 / 2.0).round_ties_even() as usize;
-    let left = ((w - size) as f64 / 2.0).round_ties_even() as usize;
-    let mut out = Vec::with_capacity(size * size * channels);
-    for y in top..top + size {
-        out.extend_from_slice(&src[(y * w + left) * channels..][..size * channels]);
+    Window {
+        x: ((w - size) as f64 / 2.0).round_ties_even() as usize,
+        y: ((h - size) as f64 / 2.0).round_ties_even() as usize,
+        w: size,
+        h: size,
     }
-    out
 }
 
 #[cfg(test)]
@@ -84,10 +92,35 @@ mod tests {
     #[test]
     fn crop_offsets_round_half_to_even() {
         // Two rows, crop 2: 5 wide gives (5 - 2) / 2 = 1.5 -> 2; 7 wide gives 2.5 -> 2.
-        let src: Vec<u8> = (0..10).collect();
-        assert_eq!(center_crop(&src, 5, 2, 1, 2), vec![2, 3, 7, 8]);
+        assert_eq!(
+            center_window(5, 2, 2),
+            Window {
+                x: 2,
+                y: 0,
+                w: 2,
+                h: 2
+            }
+        );
+        assert_eq!(
+            center_window(7, 2, 2),
+            Window {
+                x: 2,
+                y: 0,
+                w: 2,
+                h: 2
+            }
+        );
         let src: Vec<u8> = (0..14).collect();
-        assert_eq!(center_crop(&src, 7, 2, 1, 2), vec![2, 3, 9, 10]);
+        let same_size = Window {
+            x: 2,
+            y: 0,
+            w: 2,
+            h: 2,
+        };
+        assert_eq!(
+            resize_bilinear_window(&src, 7, 2, 1, 7, 2, same_size),
+            vec![2, 3, 9, 10]
+        );
     }
 
     #[test]

@@ -1,7 +1,12 @@
 use crate::cli_error::BadInput;
+use crate::info::flag_input_side;
 use backbones::classification::step_bench::{bench_train_step, StepBenchSettings};
 use backbones::device::parse_device;
-use backbones::Arch;
+use backbones::{limits, Arch};
+use std::ops::RangeInclusive;
+
+const BENCH_WARMUP: RangeInclusive<usize> = 0..=100_000;
+const BENCH_ITERS: RangeInclusive<usize> = 1..=100_000;
 use clap::Args;
 use datasets::bench::{loader_throughput, LoaderBenchSettings};
 use datasets::spec::DatasetSpec;
@@ -10,11 +15,26 @@ use datasets::spec::DatasetSpec;
 pub struct BenchArgs {
     #[arg(long, default_value = "resnet50d")]
     arch: Arch,
-    #[arg(long, default_value_t = 32)]
+    #[arg(
+        long,
+        default_value_t = 32,
+        value_parser = limits::flag_range_i64(1..=*limits::BATCH.end() as i64),
+        help = limits::help("Images per batch", &limits::BATCH)
+    )]
     batch: i64,
-    #[arg(long, default_value_t = 224)]
+    #[arg(
+        long,
+        default_value_t = 224,
+        value_parser = flag_input_side(),
+        help = limits::help("Square input side", &limits::INPUT_SIDE)
+    )]
     input_size: i64,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_parser = limits::flag_range_i64(limits::CLASSES),
+        help = limits::help("Classes of the head", &limits::CLASSES)
+    )]
     num_classes: i64,
     /// fp16 autocast with dynamic loss scaling (CUDA).
     #[arg(long)]
@@ -24,18 +44,35 @@ pub struct BenchArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
-    #[arg(long, default_value_t = 3)]
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_parser = limits::flag_range_usize(BENCH_WARMUP),
+        help = limits::help("Untimed iterations first", &BENCH_WARMUP)
+    )]
     warmup: usize,
-    #[arg(long, default_value_t = 10)]
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_parser = limits::flag_range_usize(BENCH_ITERS),
+        help = limits::help("Timed iterations (batches with --data)", &BENCH_ITERS)
+    )]
     iters: usize,
-    /// CPU threads for libtorch (default: libtorch's choice).
-    #[arg(long)]
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(i32).range(1..=1024),
+        help = "CPU threads for libtorch (default: libtorch's choice) [1 to 1024]"
+    )]
     threads: Option<i32>,
     /// Time the data loader on this dataset (KIND:PATH) instead of the training step.
     #[arg(long)]
     data: Option<String>,
-    /// Loader workers (with --data).
-    #[arg(long, default_value_t = 1)]
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_parser = limits::flag_range_usize(limits::WORKERS),
+        help = limits::help("Loader workers (with --data)", &limits::WORKERS)
+    )]
     workers: usize,
     /// Print one JSON object: {"images_per_s", ...}.
     #[arg(long)]
@@ -45,9 +82,6 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
-    }
-    if args.batch < 1 || args.input_size < 32 {
-        return Err(BadInput("--batch must be >= 1 and --input-size >= 32".into()).into());
     }
     if let Some(spec) = &args.data {
         return bench_loader(spec, &args);
@@ -71,7 +105,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         channels_last: args.channels_last,
         device,
         warmup: args.warmup,
-        iters: args.iters.max(1),
+        iters: args.iters,
     });
     if args.json {
         println!("{}", serde_json::to_string(&result)?);

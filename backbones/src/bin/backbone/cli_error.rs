@@ -39,11 +39,30 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
             RunDirError::Io { .. } => false,
         };
     }
+    if let Some(d) = e.downcast_ref::<DataError>() {
+        // A panic caught in a loader worker is ours to fix, not the data's.
+        return !d.is_bug();
+    }
     e.is::<BadInput>()
         || e.is::<TrainInputError>()
-        || e.is::<DataError>()
         || e.is::<UnknownArch>()
         || e.is::<datasets::loader::InvalidLoaderConfig>()
+}
+
+/// Messages quote what files contain (names, keys, values); a newline or a terminal escape in
+/// a hostile file must not break the one-line error or reach the terminal raw.
+fn escape_controls(message: &str) -> String {
+    message
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// Prints the error and its causes as one line (skipping causes the message already quotes)
@@ -57,7 +76,7 @@ pub fn report(program: &str, err: &anyhow::Error) -> i32 {
             message.push_str(&text);
         }
     }
-    eprintln!("{program}: {message}");
+    eprintln!("{program}: {}", escape_controls(&message));
     if err.chain().any(is_bad_input) {
         2
     } else {

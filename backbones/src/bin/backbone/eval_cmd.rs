@@ -3,7 +3,7 @@ use backbones::classification::evaluate;
 use backbones::classification::subset::Subset;
 use backbones::classifier::Normalizer;
 use backbones::device::parse_device;
-use backbones::Classifier;
+use backbones::{limits, Classifier};
 use clap::Args;
 use datasets::classify::{
     open_images, ClassificationCollate, ClassificationDataset, ClassificationSplit,
@@ -21,13 +21,26 @@ pub struct EvalArgs {
     /// The dataset, KIND:PATH; its validation split (ImageNet val/, Fashion-MNIST test).
     #[arg(long)]
     data: String,
-    #[arg(long, default_value_t = 100)]
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_parser = limits::flag_range_usize(limits::BATCH),
+        help = limits::help("Images per batch", &limits::BATCH)
+    )]
     batch_size: usize,
-    #[arg(long, default_value_t = default_workers())]
+    #[arg(
+        long,
+        default_value_t = default_workers(),
+        value_parser = limits::flag_range_usize(limits::WORKERS),
+        help = limits::help("Decoding threads (0: on the main thread)", &limits::WORKERS)
+    )]
     workers: usize,
-    /// Evaluate on a fixed random subset of this many images.
-    #[arg(long)]
-    max_samples: Option<usize>,
+    #[arg(
+        long,
+        value_parser = limits::flag_range_u64(limits::SAMPLES),
+        help = limits::help("Evaluate on a fixed random subset of this many images", &limits::SAMPLES)
+    )]
+    max_samples: Option<u64>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -60,12 +73,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         ClassificationTransform::Eval(classifier.transform.clone()),
     );
     let size = dataset.image_size();
-    let subset = Subset::random(dataset, args.max_samples.unwrap_or(usize::MAX), 0);
+    let subset = Subset::random(
+        dataset,
+        args.max_samples.map_or(usize::MAX, |n| n as usize),
+        0,
+    );
     let loader = Loader::new(
         subset,
         ClassificationCollate { size },
         LoaderConfig {
-            batch_size: args.batch_size.max(1),
+            batch_size: args.batch_size,
             workers: args.workers,
             prefetch: 2 * args.workers.max(1),
             ..LoaderConfig::default()

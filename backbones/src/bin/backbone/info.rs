@@ -1,8 +1,7 @@
-use crate::cli_error::BadInput;
 use backbones::checkpoint::{var_store_tensors, Checkpoint, Metadata, Task};
 use backbones::classifier::default_transform;
 use backbones::interop::imagenet_classes;
-use backbones::{Arch, ResNet, ResNetConfig};
+use backbones::{limits, Arch, ResNet, ResNetConfig};
 use clap::Args;
 use datasets::classify::{EvalTransform, Normalization};
 use std::path::PathBuf;
@@ -13,20 +12,32 @@ pub struct InfoArgs {
     /// Architecture, e.g. resnet50d, resnet50, resnet18, resnet101s.
     #[arg(long)]
     arch: Arch,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_parser = limits::flag_range_i64(limits::CLASSES),
+        help = limits::help("Classes of the head", &limits::CLASSES)
+    )]
     num_classes: i64,
-    /// Square input side for counting multiply-accumulates.
-    #[arg(long, default_value_t = 224)]
+    #[arg(
+        long,
+        default_value_t = 224,
+        value_parser = flag_input_side(),
+        help = limits::help("Square input side for counting multiply-accumulates", &limits::INPUT_SIDE)
+    )]
     input_size: i64,
     /// Print one JSON object: {"arch", "params", "macs"}.
     #[arg(long)]
     json: bool,
 }
 
+/// `--input-size` of commands that take it as an `i64`.
+pub fn flag_input_side() -> clap::builder::RangedI64ValueParser<i64> {
+    let r = limits::INPUT_SIDE;
+    limits::flag_range_i64(*r.start() as i64..=*r.end() as i64)
+}
+
 pub fn run_info(args: InfoArgs) -> anyhow::Result<()> {
-    if args.num_classes < 1 || args.input_size < 32 {
-        return Err(BadInput("--num-classes must be >= 1 and --input-size >= 32".into()).into());
-    }
     let vs = nn::VarStore::new(Device::Cpu);
     let model = ResNet::new(
         &vs.root(),
@@ -60,13 +71,25 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<()> {
 pub struct InitArgs {
     #[arg(long)]
     arch: Arch,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_parser = limits::flag_range_i64(limits::CLASSES),
+        help = limits::help("Classes of the head", &limits::CLASSES)
+    )]
     num_classes: i64,
     /// Start the last BN of every residual block at zero (the paper's zero-gamma).
     #[arg(long)]
     zero_gamma: bool,
-    /// Square input side the model will see (sets the evaluation resize and crop).
-    #[arg(long, default_value_t = 224)]
+    #[arg(
+        long,
+        default_value_t = 224,
+        value_parser = limits::flag_range_usize(limits::INPUT_SIDE),
+        help = limits::help(
+            "Square input side the model will see (sets the evaluation resize and crop)",
+            &limits::INPUT_SIDE
+        )
+    )]
     input_size: usize,
     #[arg(long, default_value_t = 0)]
     seed: i64,
@@ -74,9 +97,6 @@ pub struct InitArgs {
 }
 
 pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
-    if args.num_classes < 1 {
-        return Err(BadInput("--num-classes must be >= 1".into()).into());
-    }
     tch::manual_seed(args.seed);
     let mut config = ResNetConfig::classifier(args.arch, args.num_classes);
     config.zero_gamma = args.zero_gamma;

@@ -1,6 +1,6 @@
 use crate::cli_error::BadInput;
 use backbones::device::parse_device;
-use backbones::Classifier;
+use backbones::{limits, Classifier};
 use clap::Args;
 use std::path::PathBuf;
 use tch::{Kind, Tensor};
@@ -13,7 +13,12 @@ pub struct PredictArgs {
     /// A JPEG or PNG image.
     #[arg(long)]
     image: PathBuf,
-    #[arg(long, default_value_t = 5)]
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_parser = limits::flag_range_usize(1..=*limits::CLASSES.end() as usize),
+        help = limits::help("Classes to show, best first (at most the checkpoint's classes)", &limits::CLASSES)
+    )]
     topk: usize,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]

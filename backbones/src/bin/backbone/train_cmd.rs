@@ -1,6 +1,7 @@
 use crate::cli_error::BadInput;
 use backbones::classification::{self, TrainOptions};
 use backbones::device::parse_device;
+use backbones::limits;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -24,8 +25,14 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Stop after this many optimiser steps in all, saving the state (continue with --resume).
-    #[arg(long)]
+    #[arg(
+        long,
+        value_parser = limits::flag_range_u64(limits::ITERS),
+        help = limits::help(
+            "Stop after this many optimiser steps in all, saving the state (continue with --resume)",
+            &limits::ITERS
+        )
+    )]
     max_iters: Option<u64>,
     /// Print the final evaluation as one JSON object.
     #[arg(long)]

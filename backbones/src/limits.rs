@@ -1,0 +1,74 @@
+//! The bounds every number read from a checkpoint, a config or a flag is checked against
+//! before anything is allocated from it. Each is far beyond what a real model or run uses
+//! and far below what would exhaust a machine, so a lying file is refused with its range
+//! instead of aborting in an allocation or a libtorch check.
+
+use std::ops::RangeInclusive;
+
+/// Classes of a classifier head (ImageNet-21k has 21,843). A ResNet-50 head of this many
+/// classes holds 800 MB of weights.
+pub const CLASSES: RangeInclusive<i64> = 1..=100_000;
+
+/// The square side a model is fed (training input size, evaluation crop). The smallest is
+/// what every variant's stem and strides still reduce without an empty feature map.
+pub const INPUT_SIDE: RangeInclusive<usize> = 8..=1024;
+
+/// The shorter side an evaluation transform resizes to before cropping.
+pub const RESIZE_SIDE: RangeInclusive<usize> = 8..=2048;
+
+/// Images in one batch (training, evaluation, benchmarks).
+pub const BATCH: RangeInclusive<usize> = 1..=4096;
+
+/// Loader threads, and batches prepared ahead.
+pub const WORKERS: RangeInclusive<usize> = 0..=256;
+pub const PREFETCH: RangeInclusive<usize> = 1..=256;
+
+/// Timed or trained iterations asked for on the command line.
+pub const ITERS: RangeInclusive<u64> = 1..=1_000_000_000;
+
+/// Longest architecture name or class name kept from a checkpoint.
+pub const NAME_LEN: usize = 256;
+
+/// "`name` must be in LO..=HI, not VALUE": the sentence every refused number gets.
+pub fn check<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    range: &RangeInclusive<T>,
+) -> Result<T, String> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{name} must be between {} and {}, not {value}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// `range` as clap's value parser for a flag: the error names the range, and the flag's
+/// help text should state it too.
+pub fn flag_range_u64(range: RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(*range.start()..=*range.end())
+}
+
+/// The same for a `usize` range.
+pub fn flag_range_usize(
+    range: RangeInclusive<usize>,
+) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new()
+        .range(*range.start() as u64..=*range.end() as u64)
+}
+
+/// The same for an `i64` range.
+pub fn flag_range_i64(range: RangeInclusive<i64>) -> clap::builder::RangedI64ValueParser<i64> {
+    clap::value_parser!(i64).range(*range.start()..=*range.end())
+}
+
+/// Loader samples asked for (`--max-samples`): an upper bound, so any positive count works.
+pub const SAMPLES: RangeInclusive<u64> = 1..=1_000_000_000;
+
+/// A flag's help text followed by its valid range, e.g. "Images per batch [1 to 4096]".
+pub fn help<T: std::fmt::Display>(text: &str, range: &RangeInclusive<T>) -> String {
+    format!("{text} [{} to {}]", range.start(), range.end())
+}
