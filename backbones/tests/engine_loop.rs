@@ -217,7 +217,6 @@ fn run(task: &mut Regression, out: &Path, samples: usize) -> anyhow::Result<()> 
         &RunOptions {
             out: out.to_path_buf(),
             resume: false,
-            device: Device::Cpu,
             max_iters: None,
         },
     )?;

@@ -122,7 +122,6 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         &RunOptions {
             out: opts.out,
             resume: opts.resume,
-            device: opts.device,
             max_iters: opts.max_iters,
         },
     )

@@ -32,7 +32,6 @@ use tch::{Device, Kind, Tensor};
 pub struct RunOptions {
     pub out: PathBuf,
     pub resume: bool,
-    pub device: Device,
     /// Stop (with the state saved) after this many optimiser steps in all.
     pub max_iters: Option<u64>,
 }
