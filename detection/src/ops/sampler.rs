@@ -65,7 +65,7 @@ fn rank_within(member: &Tensor, keys: &Tensor) -> Tensor {
 pub fn random_keys(n: i64, seed: u64, device: Device) -> Tensor {
     let counter = Tensor::arange(n, (Kind::Int64, device)) + (seed as i64);
     // Int64 arithmetic wraps like u64; right shifts are made logical by masking.
-    let shr = |t: &Tensor, s: i64| t.bitwise_right_shift_tensor_scalar(s).bitwise_and((1i64 << (64 - s)) - 1);
+    let shr = |t: &Tensor, s: i64| t.bitwise_right_shift_tensor_scalar(s).bitwise_and((u64::MAX >> s) as i64);
     let mut z = counter + GOLDEN_GAMMA as i64;
     z = z.bitwise_xor_tensor(&shr(&z, 30)) * MIX_1 as i64;
     z = z.bitwise_xor_tensor(&shr(&z, 27)) * MIX_2 as i64;
