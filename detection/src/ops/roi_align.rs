@@ -124,10 +124,15 @@ fn axis_weights(start: &Tensor, extent: &Tensor, bins: i64, len: i64, sampling_r
     let opts = (kind, device);
     let bin = Tensor::arange(bins, opts).view([1, bins, 1]);
     let point = Tensor::arange(points, opts).view([1, 1, points]);
+    let used = Tensor::arange(points, opts).view([1, 1, points]).lt_tensor(&grid.view([r, 1, 1]));
+    // An empty RoI has a grid of 0 points (no samples); dividing by 1 instead keeps the
+    // unused positions finite.
+    let grid = grid.clamp_min(1.0);
     let (start, bin_size, grid) = (start.view([r, 1, 1]), bin_size.view([r, 1, 1]), grid.view([r, 1, 1]));
     // Same operations in the same order as torchvision's kernel, so positions agree bit for bit.
     let pos = &start + &bin * &bin_size + (point + 0.5) * &bin_size / &grid; // [R, bins, points]
-    let used = Tensor::arange(points, opts).view([1, 1, points]).lt_tensor(&grid);
+    // Non-finite boxes sample nothing rather than index out of the map.
+    let pos = pos.nan_to_num(-2.0, (len + 1) as f64, -2.0);
     let inside = pos.ge(-1.0).logical_and(&pos.le(len as f64));
     let pos = pos.clamp_min(0.0);
     let low = pos.floor();
