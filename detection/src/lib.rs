@@ -2,3 +2,4 @@
 //! torchvision's `fasterrcnn_resnet50_fpn`, trained by the engine, evaluated with the VOC
 //! devkit's AP rules and COCO's (through `hotcoco`).
 pub mod ops;
+pub mod train;

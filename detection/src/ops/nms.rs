@@ -34,7 +34,13 @@ impl NmsAlgorithm {
 /// Indices (i64, on the boxes' device) of the boxes `[N, 4]` kept by NMS over `scores` `[N]`,
 /// by descending score. One host sync (the number kept is data-dependent).
 pub fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Tensor {
-    nms_with(NmsAlgorithm::for_device(boxes.device()), boxes, scores, None, iou_threshold)
+    nms_with(
+        NmsAlgorithm::for_device(boxes.device()),
+        boxes,
+        scores,
+        None,
+        iou_threshold,
+    )
 }
 
 /// NMS within each category `idxs` `[N]` (i64): boxes of different categories never suppress
@@ -44,11 +50,21 @@ pub fn nms(boxes: &Tensor, scores: &Tensor, iou_threshold: f64) -> Tensor {
 /// original coordinates.
 pub fn batched_nms(boxes: &Tensor, scores: &Tensor, idxs: &Tensor, iou_threshold: f64) -> Tensor {
     let algorithm = NmsAlgorithm::for_device(boxes.device());
-    let element_limit = if boxes.device() == Device::Cpu { 4000 } else { 20000 };
+    let element_limit = if boxes.device() == Device::Cpu {
+        4000
+    } else {
+        20000
+    };
     if boxes.numel() > element_limit {
         nms_with(algorithm, boxes, scores, Some(idxs), iou_threshold)
     } else {
-        nms_with(algorithm, &offset_by_category(boxes, idxs), scores, None, iou_threshold)
+        nms_with(
+            algorithm,
+            &offset_by_category(boxes, idxs),
+            scores,
+            None,
+            iou_threshold,
+        )
     }
 }
 
@@ -81,9 +97,11 @@ pub fn nms_with(
             let host = |t: &Tensor, kind| t.to_device(Device::Cpu).to_kind(kind).contiguous();
             let order = host(scores, scores.kind()).sort_stable(true, 0, true).1;
             let order = Vec::<i64>::try_from(&order).expect("sort indices are i64");
-            let categories = categories.map(|c| Vec::<i64>::try_from(&host(c, Kind::Int64)).expect("i64"));
+            let categories =
+                categories.map(|c| Vec::<i64>::try_from(&host(c, Kind::Int64)).expect("i64"));
             let keep = if boxes.kind() == Kind::Double {
-                let flat = Vec::<f64>::try_from(&host(boxes, Kind::Double).view([-1])).expect("f64");
+                let flat =
+                    Vec::<f64>::try_from(&host(boxes, Kind::Double).view([-1])).expect("f64");
                 greedy_f64(&flat, &order, categories.as_deref(), iou_threshold)
             } else {
                 let flat = Vec::<f32>::try_from(&host(boxes, Kind::Float).view([-1])).expect("f32");
@@ -98,9 +116,15 @@ pub fn nms_with(
 /// The greedy loop over host boxes in structure-of-arrays form, so the inner loop vectorises.
 macro_rules! greedy {
     ($name:ident, $t:ty) => {
-        fn $name(flat: &[$t], order: &[i64], categories: Option<&[i64]>, threshold: f64) -> Vec<i64> {
+        fn $name(
+            flat: &[$t],
+            order: &[i64],
+            categories: Option<&[i64]>,
+            threshold: f64,
+        ) -> Vec<i64> {
             let n = order.len();
-            let column = |c: usize| -> Vec<$t> { order.iter().map(|&i| flat[i as usize * 4 + c]).collect() };
+            let column =
+                |c: usize| -> Vec<$t> { order.iter().map(|&i| flat[i as usize * 4 + c]).collect() };
             let (x1, y1, x2, y2) = (column(0), column(1), column(2), column(3));
             let area: Vec<$t> = (0..n).map(|k| (x2[k] - x1[k]) * (y2[k] - y1[k])).collect();
             let category: Vec<i64> = match categories {
@@ -114,7 +138,8 @@ macro_rules! greedy {
                     continue;
                 }
                 keep.push(order[i]);
-                let (ix1, iy1, ix2, iy2, iarea, icat) = (x1[i], y1[i], x2[i], y2[i], area[i], category[i]);
+                let (ix1, iy1, ix2, iy2, iarea, icat) =
+                    (x1[i], y1[i], x2[i], y2[i], area[i], category[i]);
                 let rest = i + 1..n;
                 for ((((((s, &jx1), &jy1), &jx2), &jy2), &jarea), &jcat) in suppressed[rest.clone()]
                     .iter_mut()
@@ -143,7 +168,12 @@ greedy!(greedy_f64, f64);
 /// Rows of the IoU bitmask computed at once (bounds the device memory to rows x N floats).
 const MASK_ROWS: i64 = 2048;
 
-fn mask_nms(boxes: &Tensor, scores: &Tensor, categories: Option<&Tensor>, threshold: f64) -> Tensor {
+fn mask_nms(
+    boxes: &Tensor,
+    scores: &Tensor,
+    categories: Option<&Tensor>,
+    threshold: f64,
+) -> Tensor {
     let device = boxes.device();
     let n = boxes.size()[0];
     let order = scores.sort_stable(true, 0, true).1;
@@ -158,16 +188,30 @@ fn mask_nms(boxes: &Tensor, scores: &Tensor, categories: Option<&Tensor>, thresh
         let chunk = sorted.narrow(0, start, rows);
         let mut over = box_iou(&chunk, &sorted).gt(threshold);
         if let Some(c) = &sorted_categories {
-            over = over.logical_and(&c.narrow(0, start, rows).unsqueeze(1).eq_tensor(&c.unsqueeze(0)));
+            over = over.logical_and(
+                &c.narrow(0, start, rows)
+                    .unsqueeze(1)
+                    .eq_tensor(&c.unsqueeze(0)),
+            );
         }
-        let padded = over.to_kind(Kind::Uint8).constant_pad_nd([0, bytes_per_row * 8 - n]);
-        let packed = (padded.view([rows, bytes_per_row, 8]) * &bit_values).sum_dim_intlist(-1, false, Kind::Uint8);
+        let padded = over
+            .to_kind(Kind::Uint8)
+            .constant_pad_nd([0, bytes_per_row * 8 - n]);
+        let packed = (padded.view([rows, bytes_per_row, 8]) * &bit_values).sum_dim_intlist(
+            -1,
+            false,
+            Kind::Uint8,
+        );
         packed_rows.push(packed);
         start += rows;
     }
     // The one copy to the host.
-    let mask = Vec::<u8>::try_from(&Tensor::cat(&packed_rows, 0).to_device(Device::Cpu).view([-1]))
-        .expect("the packed mask is u8");
+    let mask = Vec::<u8>::try_from(
+        &Tensor::cat(&packed_rows, 0)
+            .to_device(Device::Cpu)
+            .view([-1]),
+    )
+    .expect("the packed mask is u8");
     let row_len = bytes_per_row as usize;
     let mut removed = vec![0u8; row_len];
     let mut kept_positions = Vec::new();

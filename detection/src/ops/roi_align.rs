@@ -32,10 +32,21 @@ pub fn roi_align(
     let images = if input.size()[0] == 1 {
         None
     } else {
-        let ids = rois.select(1, 0).to_device(Device::Cpu).to_kind(Kind::Int64);
+        let ids = rois
+            .select(1, 0)
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Int64);
         Some(Vec::<i64>::try_from(&ids).expect("image indices are i64"))
     };
-    roi_align_by_image(input, rois, images.as_deref(), output_size, spatial_scale, sampling_ratio, aligned)
+    roi_align_by_image(
+        input,
+        rois,
+        images.as_deref(),
+        output_size,
+        spatial_scale,
+        sampling_ratio,
+        aligned,
+    )
 }
 
 /// [`roi_align`] for callers that already hold the RoIs' image indices on the host
@@ -90,7 +101,9 @@ pub fn roi_align_by_image(
 
 /// Consecutive runs `(image, first RoI, count)` of RoIs on the same image.
 fn image_runs(image_of_roi: Option<&[i64]>, r: i64) -> Vec<(i64, i64, i64)> {
-    let Some(ids) = image_of_roi else { return vec![(0, 0, r)] };
+    let Some(ids) = image_of_roi else {
+        return vec![(0, 0, r)];
+    };
     let mut runs: Vec<(i64, i64, i64)> = Vec::new();
     for (i, &id) in ids.iter().enumerate() {
         match runs.last_mut() {
@@ -103,7 +116,13 @@ fn image_runs(image_of_roi: Option<&[i64]>, r: i64) -> Vec<(i64, i64, i64)> {
 
 /// Weights `[R, bins, len]` of one axis: for each RoI and output bin, the bilinear weights of
 /// its sample points over the `len` pixels of the axis, averaged over the points.
-fn axis_weights(start: &Tensor, extent: &Tensor, bins: i64, len: i64, sampling_ratio: i64) -> Tensor {
+fn axis_weights(
+    start: &Tensor,
+    extent: &Tensor,
+    bins: i64,
+    len: i64,
+    sampling_ratio: i64,
+) -> Tensor {
     let r = start.size()[0];
     let device = start.device();
     let kind = start.kind();
@@ -124,14 +143,20 @@ fn axis_weights(start: &Tensor, extent: &Tensor, bins: i64, len: i64, sampling_r
     let opts = (kind, device);
     let bin = Tensor::arange(bins, opts).view([1, bins, 1]);
     let point = Tensor::arange(points, opts).view([1, 1, points]);
-    let used = Tensor::arange(points, opts).view([1, 1, points]).lt_tensor(&grid.view([r, 1, 1]));
+    let used = Tensor::arange(points, opts)
+        .view([1, 1, points])
+        .lt_tensor(&grid.view([r, 1, 1]));
     // An empty RoI has a grid of 0 points (no samples); dividing by 1 instead keeps the
     // unused positions finite.
     let grid = grid.clamp_min(1.0);
-    let (start, bin_size, grid) = (start.view([r, 1, 1]), bin_size.view([r, 1, 1]), grid.view([r, 1, 1]));
+    let (start, bin_size, grid) = (
+        start.view([r, 1, 1]),
+        bin_size.view([r, 1, 1]),
+        grid.view([r, 1, 1]),
+    );
     // Same operations in the same order as torchvision's kernel, so positions agree bit for bit.
     let pos = &start + &bin * &bin_size + (point + 0.5) * &bin_size / &grid; // [R, bins, points]
-    // Non-finite boxes sample nothing rather than index out of the map.
+                                                                             // Non-finite boxes sample nothing rather than index out of the map.
     let pos = pos.nan_to_num(-2.0, (len + 1) as f64, -2.0);
     let inside = pos.ge(-1.0).logical_and(&pos.le(len as f64));
     let pos = pos.clamp_min(0.0);
