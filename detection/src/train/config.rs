@@ -1,0 +1,261 @@
+//! The fine-tuning recipe (configs/detection/*.toml). Every section rejects unknown keys;
+//! what a section leaves out takes the design's defaults: GluonCV's for `c4` (the paper's
+//! Table 8), torchvision's for `fpn`.
+
+use crate::model::config::Design;
+use backbones::engine::config::EngineConfig;
+pub use backbones::engine::config::{OptimSection, RunSection, ScheduleSection};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneConfig {
+    pub model: ModelSection,
+    pub data: DataSection,
+    #[serde(default)]
+    pub rpn: RpnSection,
+    #[serde(default)]
+    pub roi: RoiSection,
+    #[serde(default)]
+    pub eval: EvalSection,
+    pub optim: OptimSection,
+    pub schedule: ScheduleSection,
+    #[serde(default)]
+    pub train: RunSection,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// "c4" (GluonCV's, the paper's) or "fpn" (torchvision's fasterrcnn_resnet50_fpn).
+    pub design: Design,
+    /// Stages of the body that train, counted from the top as torchvision's
+    /// `trainable_backbone_layers`: 3 = layer2..layer4 (both designs' default), 5 = all.
+    #[serde(default = "default_trainable_layers")]
+    pub trainable_layers: usize,
+}
+
+fn default_trainable_layers() -> usize {
+    3
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// voc:ROOT (several roots joined by commas: VOC07+12) or coco:ANNOTATIONS.json[:IMAGES].
+    #[serde(default)]
+    pub spec: Option<String>,
+    /// VOC image-set names (coco: the annotation file is the split).
+    #[serde(default = "default_train_split")]
+    pub train_split: String,
+    #[serde(default = "default_val_split")]
+    pub val_split: String,
+    /// Images per micro-batch.
+    pub batch_size: usize,
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
+    #[serde(default)]
+    pub skip_bad: bool,
+    /// Shorter side after resizing, and the longer side's cap (600/1000 GluonCV's VOC,
+    /// 800/1333 torchvision's).
+    pub shorter: usize,
+    pub max_longer: usize,
+    #[serde(default = "default_flip")]
+    pub flip_prob: f64,
+    /// Train on boxes marked difficult too (py-faster-rcnn and GluonCV leave them out; the
+    /// VOC metric ignores them either way).
+    #[serde(default)]
+    pub train_difficult: bool,
+    #[serde(default)]
+    pub max_train_samples: Option<usize>,
+    #[serde(default)]
+    pub max_val_samples: Option<usize>,
+}
+
+fn default_train_split() -> String {
+    "trainval".into()
+}
+fn default_val_split() -> String {
+    "test".into()
+}
+fn default_workers() -> usize {
+    4
+}
+fn default_prefetch() -> usize {
+    8
+}
+fn default_flip() -> f64 {
+    0.5
+}
+
+/// The RPN's training targets (the proposal counts and NMS are the model's, in its config).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpnSection {
+    /// Anchors with IoU at least this are objects (0.7).
+    pub fg_iou: Option<f64>,
+    /// Below this, background (0.3).
+    pub bg_iou: Option<f64>,
+    /// Anchors sampled per image (256) and the most positives' share (0.5).
+    pub batch_per_image: Option<i64>,
+    pub positive_fraction: Option<f64>,
+    /// Leave anchors crossing the image border out of the loss (GluonCV: yes; torchvision: no).
+    pub ignore_crossing_anchors: Option<bool>,
+    /// Proposals kept per image in training, before and after NMS (c4: 12000/2000 as
+    /// GluonCV; fpn: 2000/2000 per level as torchvision).
+    pub pre_nms_top_n_train: Option<i64>,
+    pub post_nms_top_n_train: Option<i64>,
+}
+
+/// The box head's training targets.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoiSection {
+    /// RoIs with IoU at least this are objects, else background (0.5).
+    pub fg_iou: Option<f64>,
+    /// RoIs sampled per image (c4: 128 as GluonCV; fpn: 512 as torchvision) and the most
+    /// positives' share (0.25).
+    pub batch_per_image: Option<i64>,
+    pub positive_fraction: Option<f64>,
+    /// Smooth L1 beta of the box loss (c4: 1 as GluonCV; fpn: 1/9 as torchvision).
+    pub box_beta: Option<f64>,
+}
+
+/// What `best.safetensors` is chosen by.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// "voc07" (11-point, the paper's), "voc12" (area) or "coco" (for coco: data).
+    #[serde(default = "default_metric")]
+    pub metric: String,
+    #[serde(default = "default_iou")]
+    pub iou: f64,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection {
+            metric: default_metric(),
+            iou: default_iou(),
+        }
+    }
+}
+
+fn default_metric() -> String {
+    "voc07".into()
+}
+fn default_iou() -> f64 {
+    0.5
+}
+
+/// The targets' settings with the design's defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedTargets {
+    pub rpn_fg_iou: f64,
+    pub rpn_bg_iou: f64,
+    pub rpn_batch: i64,
+    pub rpn_positive_fraction: f64,
+    pub ignore_crossing_anchors: bool,
+    pub roi_fg_iou: f64,
+    pub roi_batch: i64,
+    pub roi_positive_fraction: f64,
+    pub roi_box_beta: f64,
+}
+
+impl FinetuneConfig {
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            optim: self.optim.clone(),
+            schedule: self.schedule.clone(),
+            run: self.train.clone(),
+            batch_size: self.data.batch_size,
+        }
+    }
+
+    pub fn targets(&self) -> ResolvedTargets {
+        let c4 = self.model.design == Design::C4;
+        ResolvedTargets {
+            rpn_fg_iou: self.rpn.fg_iou.unwrap_or(0.7),
+            rpn_bg_iou: self.rpn.bg_iou.unwrap_or(0.3),
+            rpn_batch: self.rpn.batch_per_image.unwrap_or(256),
+            rpn_positive_fraction: self.rpn.positive_fraction.unwrap_or(0.5),
+            ignore_crossing_anchors: self.rpn.ignore_crossing_anchors.unwrap_or(c4),
+            roi_fg_iou: self.roi.fg_iou.unwrap_or(0.5),
+            roi_batch: self
+                .roi
+                .batch_per_image
+                .unwrap_or(if c4 { 128 } else { 512 }),
+            roi_positive_fraction: self.roi.positive_fraction.unwrap_or(0.25),
+            roi_box_beta: self
+                .roi
+                .box_beta
+                .unwrap_or(if c4 { 1.0 } else { 1.0 / 9.0 }),
+        }
+    }
+
+    /// Checks what serde cannot: ranges and combinations.
+    pub fn validate(&self) -> Result<(), String> {
+        self.engine().validate()?;
+        let t = self.targets();
+        let fraction = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} must be between 0 and 1, not {v}"))
+            }
+        };
+        fraction("rpn.fg_iou", t.rpn_fg_iou)?;
+        fraction("rpn.bg_iou", t.rpn_bg_iou)?;
+        fraction("rpn.positive_fraction", t.rpn_positive_fraction)?;
+        fraction("roi.fg_iou", t.roi_fg_iou)?;
+        fraction("roi.positive_fraction", t.roi_positive_fraction)?;
+        fraction("data.flip_prob", self.data.flip_prob)?;
+        fraction("eval.iou", self.eval.iou)?;
+        if t.rpn_bg_iou > t.rpn_fg_iou {
+            return Err(format!(
+                "rpn.bg_iou ({}) must not be above rpn.fg_iou ({})",
+                t.rpn_bg_iou, t.rpn_fg_iou
+            ));
+        }
+        for (name, v) in [
+            ("rpn.batch_per_image", t.rpn_batch),
+            ("roi.batch_per_image", t.roi_batch),
+        ] {
+            if !(1..=100_000).contains(&v) {
+                return Err(format!("{name} must be between 1 and 100000, not {v}"));
+            }
+        }
+        for (name, v) in [
+            ("rpn.pre_nms_top_n_train", self.rpn.pre_nms_top_n_train),
+            ("rpn.post_nms_top_n_train", self.rpn.post_nms_top_n_train),
+        ] {
+            if let Some(v) = v {
+                if !(1..=100_000).contains(&v) {
+                    return Err(format!("{name} must be between 1 and 100000, not {v}"));
+                }
+            }
+        }
+        if !(t.roi_box_beta.is_finite() && t.roi_box_beta >= 0.0) {
+            return Err(format!(
+                "roi.box_beta must be a number >= 0, not {}",
+                t.roi_box_beta
+            ));
+        }
+        if !(16..=4096).contains(&self.data.shorter)
+            || !(self.data.shorter..=8192).contains(&self.data.max_longer)
+        {
+            return Err(format!(
+                "data.shorter must be 16..4096 and data.max_longer between it and 8192, not {} and {}",
+                self.data.shorter, self.data.max_longer
+            ));
+        }
+        match self.eval.metric.as_str() {
+            "voc07" | "voc12" | "coco" => Ok(()),
+            other => Err(format!(
+                "eval.metric must be voc07, voc12 or coco, not '{other}'"
+            )),
+        }
+    }
+}
