@@ -4,4 +4,5 @@
 
 pub mod import;
 pub mod model;
+pub mod ops;
 pub mod transform;
