@@ -1,4 +1,5 @@
 //! Fine-tuning Faster R-CNN on the engine: the recipe, the two stages' training targets and
 //! losses, and the task the engine's loop runs.
 
+pub mod config;
 pub mod targets;

@@ -1,0 +1,168 @@
+//! `detect import --from torchvision --arch fasterrcnn_resnet50_fpn`: a torchvision state
+//! dict (saved with safetensors) becomes a detection checkpoint. Names already match, so
+//! importing is renaming the older published spelling, dropping batch-norm counters, and
+//! checking every tensor against the model built here.
+
+use crate::model::load::DetectorSpec;
+use crate::model::{DetectorConfig, FasterRcnn};
+use crate::transform::TransformSpec;
+use backbones::checkpoint::{
+    load_into, read_safetensors, var_store_tensors, Checkpoint, CheckpointError, Metadata,
+    NamedTensors, Task,
+};
+use backbones::Arch;
+use std::path::Path;
+use tch::{nn, Device};
+
+/// The detection architectures a torchvision state dict can be imported as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TorchvisionDetector {
+    #[value(name = "fasterrcnn_resnet50_fpn")]
+    FasterrcnnResnet50Fpn,
+}
+
+/// torchvision's COCO category list: index 0 is the background, the rest are the 90 ids of
+/// COCO's original 91-category numbering (the unused ones are "N/A").
+pub fn coco_categories() -> Vec<String> {
+    include_str!("model/coco_categories.txt")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// torchvision's older published checkpoint (and models built before the
+/// Conv2dNormActivation wrappers) names a few convs without their Sequential indices.
+fn modern_name(name: &str) -> String {
+    for block in ["backbone.fpn.inner_blocks.", "backbone.fpn.layer_blocks."] {
+        if let Some(rest) = name.strip_prefix(block) {
+            // `{i}.weight` → `{i}.0.weight`; `{i}.0.weight` stays.
+            if let Some((index, param)) = rest.split_once('.') {
+                if index.parse::<u32>().is_ok() && !param.contains('.') {
+                    return format!("{block}{index}.0.{param}");
+                }
+            }
+        }
+    }
+    for param in ["weight", "bias"] {
+        if name == format!("rpn.head.conv.{param}") {
+            return format!("rpn.head.conv.0.0.{param}");
+        }
+    }
+    name.to_string()
+}
+
+/// Reads the state dict at `input` as `arch`, with frozen batch norm of `bn_eps` (torchvision's
+/// COCO checkpoint was trained with 0; its default is 1e-5). Class names come from
+/// `classes` (object classes only, background excluded), else torchvision's COCO list when
+/// the predictor has 91 rows, else `class_0`, `class_1`, ...
+pub fn import_torchvision(
+    input: &Path,
+    arch: TorchvisionDetector,
+    bn_eps: f64,
+    classes: Option<Vec<String>>,
+) -> Result<Checkpoint, CheckpointError> {
+    let (raw, _) = read_safetensors(input)?;
+    let tensors: NamedTensors = raw
+        .into_iter()
+        .filter(|(name, _)| !name.ends_with(".num_batches_tracked"))
+        .map(|(name, t)| (modern_name(&name), t))
+        .collect();
+    const SCORES: &str = "roi_heads.box_predictor.cls_score.weight";
+    let rows = match tensors.get(SCORES).map(|t| t.size()).as_deref() {
+        Some(&[rows, _]) => rows,
+        Some(shape) => {
+            return Err(CheckpointError::content(
+                input,
+                format!("{SCORES} has shape {shape:?}; a class predictor is [classes + 1, features]"),
+            ))
+        }
+        None => {
+            return Err(CheckpointError::content(
+                input,
+                format!("has no {SCORES}: not a torchvision Faster R-CNN state dict"),
+            ))
+        }
+    };
+    let num_classes = rows - 1;
+    backbones::limits::check(
+        "the number of object classes",
+        num_classes,
+        &backbones::limits::CLASSES,
+    )
+    .map_err(|e| CheckpointError::content(input, format!("{SCORES}: {e}")))?;
+    let classes = match classes {
+        Some(c) if c.len() as i64 == num_classes => c,
+        Some(c) => {
+            return Err(CheckpointError::content(
+                input,
+                format!(
+                    "has {num_classes} object classes but {} class names were given",
+                    c.len()
+                ),
+            ))
+        }
+        None if rows == 91 => coco_categories().split_off(1),
+        None => (0..num_classes).map(|i| format!("class_{i}")).collect(),
+    };
+    let backbone: Arch = match arch {
+        TorchvisionDetector::FasterrcnnResnet50Fpn => "resnet50".parse().expect("a known arch"),
+    };
+    let config = DetectorConfig::fpn(backbone, num_classes, bn_eps);
+    config
+        .validate()
+        .map_err(|e| CheckpointError::content(input, format!("--bn-eps: {e}")))?;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _model = FasterRcnn::new(&vs.root(), &config);
+    load_into(&vs, &tensors, input, &config.arch_name())?;
+    let ckpt = Checkpoint {
+        metadata: Metadata {
+            task: Task::Detection,
+            arch: config.arch_name(),
+            num_classes,
+            classes,
+            model: serde_json::to_value(&config).expect("config serialises"),
+            transform: Some(
+                serde_json::to_value(TransformSpec::torchvision()).expect("transform serialises"),
+            ),
+            config: None,
+            epoch: None,
+            iter: None,
+            metrics: None,
+        },
+        tensors: var_store_tensors(&vs),
+    };
+    // The same checks as on opening the written file (finite values among them).
+    DetectorSpec::of(&ckpt, input)?;
+    Ok(ckpt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_spellings_map_to_torchvision_current_names() {
+        assert_eq!(
+            modern_name("backbone.fpn.inner_blocks.2.weight"),
+            "backbone.fpn.inner_blocks.2.0.weight"
+        );
+        assert_eq!(
+            modern_name("backbone.fpn.layer_blocks.0.0.bias"),
+            "backbone.fpn.layer_blocks.0.0.bias"
+        );
+        assert_eq!(modern_name("rpn.head.conv.weight"), "rpn.head.conv.0.0.weight");
+        assert_eq!(modern_name("rpn.head.conv.0.0.bias"), "rpn.head.conv.0.0.bias");
+        assert_eq!(
+            modern_name("backbone.body.layer1.0.conv1.weight"),
+            "backbone.body.layer1.0.conv1.weight"
+        );
+    }
+
+    #[test]
+    fn coco_list_has_torchvision_numbering() {
+        let c = coco_categories();
+        assert_eq!(c.len(), 91);
+        assert_eq!((c[0].as_str(), c[1].as_str(), c[12].as_str()), ("__background__", "person", "N/A"));
+        assert_eq!(c[90], "toothbrush");
+    }
+}
