@@ -68,10 +68,6 @@ pub struct DataSection {
     /// VOC metric ignores them either way).
     #[serde(default)]
     pub train_difficult: bool,
-    #[serde(default)]
-    pub max_train_samples: Option<usize>,
-    #[serde(default)]
-    pub max_val_samples: Option<usize>,
 }
 
 fn default_train_split() -> String {
