@@ -1,3 +1,5 @@
 //! Faster R-CNN over the ResNets of `backbones`: GluonCV's C4 design (the paper's Table 8) and
 //! torchvision's `fasterrcnn_resnet50_fpn`, trained by the engine, evaluated with the VOC
 //! devkit's AP rules and COCO's (through `hotcoco`).
+
+pub mod eval;
