@@ -111,6 +111,8 @@ pub enum VocEvalError {
     UnknownImage(usize),
     #[error("a box or score in image \"{0}\" is not finite")]
     NotFinite(String),
+    #[error("the detections of image \"{0}\" have unequal numbers of boxes, scores and classes")]
+    LengthMismatch(String),
 }
 
 /// What one class scored.
@@ -230,6 +232,27 @@ impl VocEvaluator {
             });
         }
         Ok(())
+    }
+
+    /// Adds a model's detections of image `image` (0-based continuous boxes).
+    pub fn add_image_detections(
+        &mut self,
+        image: usize,
+        detections: &super::ImageDetections,
+    ) -> Result<(), VocEvalError> {
+        let n = detections.boxes.len();
+        if detections.scores.len() != n || detections.classes.len() != n {
+            let id = self.image_ids.get(image).cloned().unwrap_or_default();
+            return Err(VocEvalError::LengthMismatch(id));
+        }
+        let converted: Vec<Detection> = detections
+            .boxes
+            .iter()
+            .zip(&detections.scores)
+            .zip(&detections.classes)
+            .map(|((&bbox, &score), &class)| Detection::from_continuous(bbox, score, class))
+            .collect();
+        self.add_detections(image, &converted)
     }
 
     fn check_class(&self, image: &str, class: usize) -> Result<(), VocEvalError> {
