@@ -4,6 +4,7 @@
 
 pub mod ap;
 pub mod voc;
+pub mod coco;
 pub mod comp4;
 
 /// One image's detections as a model gives them: 0-based continuous `[x1, y1, x2, y2]`
