@@ -2,6 +2,7 @@
 //! torchvision's `fasterrcnn_resnet50_fpn`, trained by the engine, evaluated with the VOC
 //! devkit's AP rules and COCO's (through `hotcoco`).
 
+pub mod eval;
 pub mod import;
 pub mod model;
 pub mod ops;

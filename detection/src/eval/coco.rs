@@ -1,0 +1,207 @@
+//! COCO evaluation through `hotcoco` (pycocotools' rules: 101-point interpolated AP over IoU
+//! 0.5:0.95, area ranges, at most 100 detections per image), and COCO results JSON
+//! (`[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]`).
+//!
+//! Classes are the annotation file's categories in increasing id order, as
+//! `datasets::coco` numbers them, so class `c` of a model trained on that reader is
+//! `category_ids()[c]`. Boxes go out as COCO's `[x, y, w, h]` with `x = x1`, `w = x2 - x1`:
+//! COCO boxes are continuous like this project's, so nothing is added or removed.
+
+use super::ImageDetections;
+use datasets::input_file::open_regular;
+use datasets::limits::MAX_JSON_FILE_BYTES;
+use datasets::DataError;
+use hotcoco::params::IouType;
+use hotcoco::types::Annotation;
+use hotcoco::{COCOeval, COCO};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One line of a COCO results file.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CocoResult {
+    pub image_id: u64,
+    pub category_id: u64,
+    /// `[x, y, w, h]` in pixels.
+    pub bbox: [f64; 4],
+    pub score: f64,
+}
+
+/// An image's detections as COCO results; `category_ids[c]` is class `c`'s category.
+pub fn coco_results(
+    image_id: u64,
+    detections: &ImageDetections,
+    category_ids: &[u64],
+) -> Result<Vec<CocoResult>, String> {
+    detections.check(category_ids.len())?;
+    Ok(detections
+        .boxes
+        .iter()
+        .zip(&detections.scores)
+        .zip(&detections.classes)
+        .map(|((bbox, &score), &class)| {
+            let [x1, y1, x2, y2] = bbox.map(f64::from);
+            CocoResult {
+                image_id,
+                category_id: category_ids[class],
+                bbox: [x1, y1, x2 - x1, y2 - y1],
+                score: f64::from(score),
+            }
+        })
+        .collect())
+}
+
+/// Writes a COCO results file atomically.
+pub fn write_results(path: &Path, results: &[CocoResult]) -> std::io::Result<()> {
+    let json = serde_json::to_vec(results).map_err(std::io::Error::other)?;
+    backbones::atomic_write::write(path, &json)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CocoEvalError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{}: {message}", path.display())]
+    Annotations { path: PathBuf, message: String },
+    #[error("image id {image_id} is not in {}", path.display())]
+    UnknownImage { path: PathBuf, image_id: u64 },
+    #[error("detections of image {image_id}: {message}")]
+    Detections { image_id: u64, message: String },
+    #[error("hotcoco could not evaluate: {0}")]
+    Evaluation(String),
+}
+
+impl CocoEvalError {
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            CocoEvalError::Data(e) => !e.is_bug(),
+            CocoEvalError::Annotations { .. }
+            | CocoEvalError::UnknownImage { .. }
+            | CocoEvalError::Detections { .. } => true,
+            CocoEvalError::Evaluation(_) => false,
+        }
+    }
+}
+
+/// The twelve summary numbers and each category's AP (0.5:0.95).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CocoReport {
+    /// `AP`, `AP50`, `AP75`, `APs`, `APm`, `APl`, `AR1`, `AR10`, `AR100`, `ARs`, `ARm`, `ARl`
+    /// (pycocotools' `stats`, -1 where there is nothing to measure, such as no small objects).
+    pub stats: Vec<(String, f64)>,
+    /// AP per category name, for categories that have ground truth.
+    pub per_class: Vec<(String, f64)>,
+}
+
+impl CocoReport {
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.stats.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+    }
+}
+
+/// Ground truth from an annotation file, detections added image by image.
+pub struct CocoEvaluator {
+    path: PathBuf,
+    ground_truth: COCO,
+    category_ids: Vec<u64>,
+    results: Vec<Annotation>,
+}
+
+impl CocoEvaluator {
+    pub fn open(annotations: &Path) -> Result<Self, CocoEvalError> {
+        // hotcoco opens the file itself: refuse FIFOs, devices and huge files first.
+        drop(open_regular(
+            annotations,
+            MAX_JSON_FILE_BYTES,
+            "a COCO annotation file",
+        )?);
+        let ground_truth = COCO::new(annotations).map_err(|e| CocoEvalError::Annotations {
+            path: annotations.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut category_ids: Vec<u64> = ground_truth
+            .dataset
+            .categories
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        category_ids.sort_unstable();
+        Ok(CocoEvaluator {
+            path: annotations.to_path_buf(),
+            ground_truth,
+            category_ids,
+            results: Vec::new(),
+        })
+    }
+
+    /// Category ids in class order.
+    pub fn category_ids(&self) -> &[u64] {
+        &self.category_ids
+    }
+
+    /// Adds a model's detections of the image with COCO id `image_id`.
+    pub fn add_detections(
+        &mut self,
+        image_id: u64,
+        detections: &ImageDetections,
+    ) -> Result<(), CocoEvalError> {
+        if self.ground_truth.get_img(image_id).is_none() {
+            return Err(CocoEvalError::UnknownImage {
+                path: self.path.clone(),
+                image_id,
+            });
+        }
+        let results = coco_results(image_id, detections, &self.category_ids)
+            .map_err(|message| CocoEvalError::Detections { image_id, message })?;
+        if let Some(bad) = results
+            .iter()
+            .find(|r| !(r.score.is_finite() && r.bbox.iter().all(|v| v.is_finite())))
+        {
+            return Err(CocoEvalError::Detections {
+                image_id,
+                message: format!("a box or score is not finite ({bad:?})"),
+            });
+        }
+        self.results
+            .extend(results.into_iter().map(|r| Annotation {
+                image_id: r.image_id,
+                category_id: r.category_id,
+                bbox: Some(r.bbox),
+                score: Some(r.score),
+                ..Default::default()
+            }));
+        Ok(())
+    }
+
+    /// pycocotools' bbox evaluation of everything added.
+    pub fn evaluate(&self) -> Result<CocoReport, CocoEvalError> {
+        let evaluation = |e: hotcoco::error::Error| CocoEvalError::Evaluation(e.to_string());
+        let detections = self
+            .ground_truth
+            .load_res_anns(self.results.clone())
+            .map_err(evaluation)?;
+        let mut eval = COCOeval::new(self.ground_truth.clone(), detections, IouType::Bbox);
+        eval.evaluate().map_err(evaluation)?;
+        eval.accumulate();
+        // summarize_lines computes the stats without printing (summarize() prints to stdout,
+        // where `--json` output goes).
+        eval.summarize_lines();
+        let keys = eval.metric_keys();
+        let results: BTreeMap<String, f64> = eval.get_results(None, true);
+        let stats = keys
+            .iter()
+            .filter_map(|&k| results.get(k).map(|&v| (k.to_string(), v)))
+            .collect();
+        // In class order; categories without ground truth have no AP and are left out.
+        let per_class = self
+            .category_ids
+            .iter()
+            .filter_map(|&id| {
+                let name = self.ground_truth.get_cat(id)?.name.clone();
+                let ap = *results.get(&format!("AP/{name}"))?;
+                Some((name, ap))
+            })
+            .collect();
+        Ok(CocoReport { stats, per_class })
+    }
+}
