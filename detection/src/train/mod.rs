@@ -2,5 +2,6 @@
 //! losses, and the task the engine's loop runs.
 
 pub mod config;
+pub mod finetune;
 pub mod targets;
 pub mod task;

@@ -1,0 +1,164 @@
+//! `detect finetune`: a recipe read from TOML, the backbone's weights loaded into a new
+//! detector's body, the data opened, and the engine's loop run on the detection task.
+
+use super::config::FinetuneConfig;
+use super::task::{Detection, DetectionLoader};
+use crate::model::config::Design;
+use crate::model::load::{load_body, read_backbone_checkpoint};
+use crate::model::{DetectorConfig, FasterRcnn};
+use anyhow::{bail, Context};
+use backbones::engine::config_file;
+use backbones::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
+use backbones::engine::run_dir::RunDir;
+use datasets::detection_data::{detection_loader, DetectionDataset, DetectionSource};
+use datasets::detection_transforms::{DetectionTransform, ShorterSideResize, SizeRounding};
+use datasets::loader::LoaderConfig;
+use datasets::spec::DatasetSpec;
+use std::path::PathBuf;
+use tch::{nn, Device};
+
+/// What the command line adds to the recipe.
+pub struct FinetuneOptions {
+    /// A classification checkpoint (ours, or imported from timm/torchvision).
+    pub backbone: PathBuf,
+    pub config: PathBuf,
+    pub sets: Vec<String>,
+    pub data: Option<String>,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub device: Device,
+    pub max_iters: Option<u64>,
+}
+
+/// The detector a recipe asks for over the backbone's architecture.
+pub fn detector_config(
+    config: &FinetuneConfig,
+    backbone: &backbones::ResNetConfig,
+    num_classes: i64,
+) -> DetectorConfig {
+    let mut detector = match config.model.design {
+        Design::C4 => DetectorConfig::c4(backbone.arch, num_classes, backbone.bn_eps),
+        Design::Fpn => DetectorConfig::fpn(backbone.arch, num_classes, backbone.bn_eps),
+    };
+    detector.trainable_layers = config.model.trainable_layers;
+    if let Some(n) = config.rpn.pre_nms_top_n_train {
+        detector.rpn.pre_nms_top_n_train = n;
+    }
+    if let Some(n) = config.rpn.post_nms_top_n_train {
+        detector.rpn.post_nms_top_n_train = n;
+    }
+    detector
+}
+
+fn open_loader(
+    config: &FinetuneConfig,
+    spec: &DatasetSpec,
+    split: &str,
+    train: bool,
+) -> anyhow::Result<DetectionLoader> {
+    let source = DetectionSource::open(spec, split)?;
+    if source.is_empty() {
+        bail!(TrainInputError(format!(
+            "{spec}: the {split} split has no images"
+        )));
+    }
+    let resize = ShorterSideResize {
+        shorter: config.data.shorter,
+        max_longer: config.data.max_longer,
+        rounding: match config.model.design {
+            Design::C4 => SizeRounding::Round,
+            Design::Fpn => SizeRounding::Floor,
+        },
+    };
+    let transform = if train {
+        DetectionTransform {
+            resize,
+            flip_probability: config.data.flip_prob,
+        }
+    } else {
+        DetectionTransform::eval(resize)
+    };
+    let loader_config = LoaderConfig {
+        batch_size: config.data.batch_size,
+        workers: config.data.workers,
+        prefetch: config.data.prefetch.max(1),
+        shuffle: train,
+        drop_last: train,
+        seed: config.train.seed,
+        rank: 0,
+        world_size: 1,
+        skip_bad: config.data.skip_bad,
+    };
+    Ok(detection_loader(
+        DetectionDataset { source, transform },
+        loader_config,
+    )?)
+}
+
+pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
+    let mut sets = opts.sets.clone();
+    if let Some(data) = &opts.data {
+        sets.push(format!("data.spec=\"{data}\""));
+    }
+    let config: FinetuneConfig =
+        config_file::load(&opts.config, &sets).map_err(|e| TrainInputError(e.to_string()))?;
+    config
+        .validate()
+        .map_err(|e| TrainInputError(format!("{}: {e}", opts.config.display())))?;
+    if config.train.amp && opts.device == Device::Cpu {
+        bail!(TrainInputError(
+            "train.amp = true needs a CUDA device; run with --device cuda or --set train.amp=false"
+                .into()
+        ));
+    }
+    let spec_text = config.data.spec.clone().ok_or_else(|| {
+        TrainInputError(format!(
+            "{}: no dataset: set data.spec or pass --data voc:ROOT",
+            opts.config.display()
+        ))
+    })?;
+    let spec = DatasetSpec::parse(&spec_text).map_err(|e| TrainInputError(e.to_string()))?;
+    let (backbone_ckpt, backbone_spec) = read_backbone_checkpoint(&opts.backbone)?;
+
+    let run = RunDir::open(&opts.out, opts.resume)?;
+    let train_loader = open_loader(&config, &spec, &config.data.train_split, true)?;
+    let val_loader = open_loader(&config, &spec, &config.data.val_split, false)?;
+    let classes = train_loader.dataset().source.classes().to_vec();
+    if val_loader.dataset().source.classes() != classes.as_slice() {
+        bail!(TrainInputError(format!(
+            "{spec_text}: the {} and {} splits name different classes",
+            config.data.train_split, config.data.val_split
+        )));
+    }
+    if train_loader.batches_per_epoch() == 0 {
+        bail!(TrainInputError(format!(
+            "{} training images make no full batch of {}",
+            train_loader.samples_per_epoch(),
+            config.data.batch_size
+        )));
+    }
+
+    set_up(&config.train, opts.device);
+    let detector = detector_config(&config, &backbone_spec.config, classes.len() as i64);
+    detector
+        .validate()
+        .map_err(|e| TrainInputError(format!("{}: {e}", opts.backbone.display())))?;
+    let vs = nn::VarStore::new(opts.device);
+    let model = FasterRcnn::new(&vs.root(), &detector);
+    load_body(&vs, &backbone_ckpt, &opts.backbone)
+        .with_context(|| format!("loading the backbone {}", opts.backbone.display()))?;
+    let mut engine_config = config.engine();
+    engine_config.optim.freeze.extend(detector.frozen_prefixes());
+    let mut task = Detection::new(config, vs, model, classes, val_loader);
+    fit(
+        &mut task,
+        &train_loader,
+        &engine_config,
+        run,
+        &RunOptions {
+            out: opts.out,
+            resume: opts.resume,
+            max_iters: opts.max_iters,
+        },
+    )
+}
