@@ -42,7 +42,7 @@ fn default_trainable_layers() -> usize {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// voc:ROOT (several roots joined by commas: VOC07+12) or coco:ANNOTATIONS.json[:IMAGES].
+    /// voc:ROOT (a VOCdevkit: every VOC20xx folder in it that has the split; roots joined by +) or coco:ANNOTATIONS.json[:IMAGES].
     #[serde(default)]
     pub spec: Option<String>,
     /// VOC image-set names (coco: the annotation file is the split).
