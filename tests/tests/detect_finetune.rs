@@ -1,0 +1,193 @@
+//! `detect finetune` end to end on tiny synthetic scenes, on CPU: the run folder, the four
+//! named losses falling, the mAP evaluation picking `best`, exact `--resume`, and the
+//! backbone checks.
+
+use e2e::{json, run_err, run_ok, tiny};
+use std::path::{Path, PathBuf};
+
+/// Tiny scenes (drawn shapes, 64 px) in the VOC layout, and a fresh ResNet-18 classifier.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    voc: String,
+    backbone: PathBuf,
+    config: PathBuf,
+}
+
+fn fixture(epochs: u32) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let scenes = root.join("scenes");
+    run_ok(
+        "datasets",
+        &[
+            "synth",
+            "--out",
+            scenes.to_str().unwrap(),
+            "--source",
+            "shapes",
+            "--train",
+            "8",
+            "--val",
+            "2",
+            "--test",
+            "4",
+            "--size",
+            "64",
+        ],
+    );
+    let backbone = root.join("backbone.safetensors");
+    tiny::checkpoint(&backbone);
+    let config = root.join("tiny-c4.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[model]
+design = "c4"
+trainable_layers = 5
+
+[data]
+train_split = "train"
+val_split = "test"
+batch_size = 2
+workers = 1
+prefetch = 2
+shorter = 64
+max_longer = 64
+
+[rpn]
+batch_per_image = 32
+pre_nms_top_n_train = 200
+post_nms_top_n_train = 50
+
+[roi]
+batch_per_image = 16
+
+[optim]
+lr = 1.28
+momentum = 0.9
+weight_decay = 1e-4
+
+[schedule]
+epochs = {epochs}
+warmup_epochs = 0
+decay = {{ kind = "constant" }}
+
+[train]
+seed = 3
+log_every = 1
+checkpoint_every_iters = 2
+threads = 1
+"#
+        ),
+    )
+    .unwrap();
+    Fixture {
+        voc: format!("voc:{}", scenes.join("VOCdevkit").display()),
+        _dir: dir,
+        root,
+        backbone,
+        config,
+    }
+}
+
+fn finetune_args<'a>(f: &'a Fixture, out: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "finetune",
+        "--backbone",
+        f.backbone.to_str().unwrap(),
+        "--config",
+        f.config.to_str().unwrap(),
+        "--data",
+        &f.voc,
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(more);
+    args
+}
+
+fn records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(json)
+        .collect()
+}
+
+#[test]
+fn finetuning_logs_four_losses_that_fall_and_evaluates_map() {
+    let f = fixture(6);
+    let out = f.root.join("run");
+    let summary = json(&run_ok(
+        "detect",
+        &finetune_args(&f, out.to_str().unwrap(), &["--json"]),
+    ));
+    assert_eq!(summary["epochs"], 6);
+    for file in ["config.toml", "last.safetensors", "best.safetensors", "curves.png"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let records = records(&out);
+    let train: Vec<_> = records.iter().filter(|r| r["split"] == "train").collect();
+    for name in ["loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg"] {
+        assert!(train[0][name].is_number(), "{name} not logged: {}", train[0]);
+    }
+    // 4 steps per epoch: the first epoch's mean loss against the last one's.
+    let mean = |rs: &[&serde_json::Value]| {
+        rs.iter().map(|r| r["loss"].as_f64().unwrap()).sum::<f64>() / rs.len() as f64
+    };
+    let (first, last) = (mean(&train[..4]), mean(&train[train.len() - 4..]));
+    assert!(last < 0.8 * first, "loss did not fall: {first} -> {last}");
+    let val: Vec<_> = records.iter().filter(|r| r["split"] == "val").collect();
+    assert!(!val.is_empty());
+    let map = val.last().unwrap()["map"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&map), "mAP {map}");
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_weights() {
+    let f = fixture(2);
+    let whole = f.root.join("whole");
+    run_ok("detect", &finetune_args(&f, whole.to_str().unwrap(), &[]));
+    let parts = f.root.join("parts");
+    run_ok(
+        "detect",
+        &finetune_args(&f, parts.to_str().unwrap(), &["--max-iters", "3"]),
+    );
+    run_ok(
+        "detect",
+        &finetune_args(&f, parts.to_str().unwrap(), &["--resume"]),
+    );
+    let a = std::fs::read(whole.join("last.safetensors")).unwrap();
+    let b = std::fs::read(parts.join("last.safetensors")).unwrap();
+    let tensors = |bytes: &[u8]| {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        bytes[8 + n..].to_vec()
+    };
+    assert!(
+        tensors(&a) == tensors(&b),
+        "resumed weights differ from an uninterrupted run's"
+    );
+}
+
+#[test]
+fn a_detection_checkpoint_or_a_missing_file_is_not_a_backbone() {
+    let f = fixture(1);
+    let out = f.root.join("run");
+    run_ok(
+        "detect",
+        &finetune_args(&f, out.to_str().unwrap(), &["--max-iters", "1"]),
+    );
+    let mut args = finetune_args(&f, "unused", &[]);
+    let last = out.join("last.safetensors");
+    args[2] = last.to_str().unwrap();
+    let err = run_err("detect", &args, 2);
+    assert!(
+        err.contains("last.safetensors") && err.contains("not a classification backbone"),
+        "{err}"
+    );
+    args[2] = "/nonexistent/backbone.safetensors";
+    let err = run_err("detect", &args, 2);
+    assert!(err.contains("/nonexistent/backbone.safetensors"), "{err}");
+}
