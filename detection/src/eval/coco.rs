@@ -51,6 +51,22 @@ pub fn coco_results(
         .collect())
 }
 
+/// The longest results file read (COCO val2017 with 100 detections per image is ~50 MB).
+pub const MAX_RESULTS_FILE_BYTES: u64 = MAX_JSON_FILE_BYTES;
+
+/// Reads a COCO results file (untrusted: a regular file of bounded length, a JSON array of
+/// `{"image_id", "category_id", "bbox", "score"}` objects).
+pub fn read_results(path: &Path) -> Result<Vec<CocoResult>, CocoEvalError> {
+    let (file, _) = open_regular(path, MAX_RESULTS_FILE_BYTES, "a COCO results JSON file")?;
+    let reader = std::io::BufReader::new(std::io::Read::take(file, MAX_RESULTS_FILE_BYTES));
+    serde_json::from_reader(reader).map_err(|e| CocoEvalError::Results {
+        path: path.to_path_buf(),
+        message: format!(
+            "not a COCO results array [{{\"image_id\", \"category_id\", \"bbox\": [x, y, w, h], \"score\"}}] ({e})"
+        ),
+    })
+}
+
 /// Writes a COCO results file atomically.
 pub fn write_results(path: &Path, results: &[CocoResult]) -> std::io::Result<()> {
     let json = serde_json::to_vec(results).map_err(std::io::Error::other)?;
@@ -67,6 +83,8 @@ pub enum CocoEvalError {
     UnknownImage { path: PathBuf, image_id: u64 },
     #[error("detections of image {image_id}: {message}")]
     Detections { image_id: u64, message: String },
+    #[error("{}: {message}", path.display())]
+    Results { path: PathBuf, message: String },
     #[error("hotcoco could not evaluate: {0}")]
     Evaluation(String),
 }
@@ -77,7 +95,8 @@ impl CocoEvalError {
             CocoEvalError::Data(e) => !e.is_bug(),
             CocoEvalError::Annotations { .. }
             | CocoEvalError::UnknownImage { .. }
-            | CocoEvalError::Detections { .. } => true,
+            | CocoEvalError::Detections { .. }
+            | CocoEvalError::Results { .. } => true,
             CocoEvalError::Evaluation(_) => false,
         }
     }
@@ -170,6 +189,47 @@ impl CocoEvaluator {
                 score: Some(r.score),
                 ..Default::default()
             }));
+        Ok(())
+    }
+
+    /// Adds the entries of a results file (`path` names it in errors): each must name an
+    /// image and a category of the annotation file and have a box of finite, non-negative
+    /// size and a finite score.
+    pub fn add_results(&mut self, path: &Path, results: &[CocoResult]) -> Result<(), CocoEvalError> {
+        for (i, r) in results.iter().enumerate() {
+            let bad = |message: String| CocoEvalError::Results {
+                path: path.to_path_buf(),
+                message: format!("entry {i}: {message}"),
+            };
+            if self.ground_truth.get_img(r.image_id).is_none() {
+                return Err(bad(format!(
+                    "image_id {} is not in {}",
+                    r.image_id,
+                    self.path.display()
+                )));
+            }
+            if self.category_ids.binary_search(&r.category_id).is_err() {
+                return Err(bad(format!(
+                    "category_id {} is not a category of {}",
+                    r.category_id,
+                    self.path.display()
+                )));
+            }
+            let [_, _, w, h] = r.bbox;
+            if !(r.score.is_finite() && r.bbox.iter().all(|v| v.is_finite()) && w >= 0.0 && h >= 0.0) {
+                return Err(bad(format!(
+                    "bbox {:?} with score {} is not a finite box of non-negative size [x, y, w, h]",
+                    r.bbox, r.score
+                )));
+            }
+        }
+        self.results.extend(results.iter().map(|r| Annotation {
+            image_id: r.image_id,
+            category_id: r.category_id,
+            bbox: Some(r.bbox),
+            score: Some(r.score),
+            ..Default::default()
+        }));
         Ok(())
     }
 

@@ -6,6 +6,8 @@ pub mod ap;
 pub mod voc;
 pub mod coco;
 pub mod comp4;
+pub mod ground_truth;
+pub mod report;
 
 /// One image's detections as a model gives them: 0-based continuous `[x1, y1, x2, y2]`
 /// boxes in original-image pixels, scores, and class indices (0-based, no background).

@@ -67,12 +67,13 @@ pub struct GroundTruth {
 }
 
 impl GroundTruth {
-    /// An object as the dataset readers give it (0-based continuous box).
+    /// An object as the dataset readers give it (0-based continuous box). A COCO crowd
+    /// region counts as difficult: matching it is neither right nor wrong.
     pub fn from_record(object: &datasets::records::GroundTruthBox) -> Self {
         GroundTruth {
             bbox: devkit_box(object.bbox),
             class: object.class,
-            difficult: object.difficult,
+            difficult: object.difficult || object.crowd,
         }
     }
 }

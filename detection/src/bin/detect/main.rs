@@ -1,4 +1,11 @@
 //! `detect`: fine-tune, evaluate, predict with, import and benchmark Faster R-CNN.
+//!
+//! Each subcommand lives in its own file (`eval.rs`, ...) with its clap `Args` and a `run`;
+//! adding one is a module, an enum variant and a match arm here.
+
+mod cli_error;
+mod eval;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -13,9 +20,18 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Scores detections against a dataset's ground truth: VOC AP by the devkit's rules
+    /// (11-point VOC07 or area VOC12) or COCO mAP.
+    Eval(eval::EvalArgs),
+}
 
 fn main() {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Eval(args) => eval::run(args),
+    };
+    if let Err(err) = result {
+        std::process::exit(cli_error::report("detect", &err));
+    }
 }

@@ -1,0 +1,171 @@
+//! `detect eval`: detections scored against a dataset split's ground truth.
+//!
+//! `--detections DIR --data voc:ROOT`: official comp4 files, VOC AP (`--metric voc07|voc12`).
+//! `--detections FILE.json --data coco:ANN.json`: a COCO results file, COCO mAP.
+
+use crate::cli_error::{warn, BadInput};
+use anyhow::Context;
+use clap::{ArgGroup, Args, ValueEnum};
+use datasets::detection_data::DetectionSource;
+use datasets::spec::DatasetSpec;
+use detection::eval::coco::{self, CocoEvaluator};
+use detection::eval::voc::{VocMetric, VocReport};
+use detection::eval::{comp4, ground_truth, report};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MetricArg {
+    /// VOC2007's 11-point AP: the mean of the best precision at recall >= 0, 0.1, ..., 1.
+    Voc07,
+    /// VOC2010-2012's AP: the area under the precision envelope (every recall step).
+    Voc12,
+    /// COCO's AP at IoU 0.5:0.95 (with AP50, AP75, by area, and AR), for coco: data.
+    Coco,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["detections"])))]
+#[command(after_help = "\
+VOC rules (the devkit's VOCevaldet.m, as GluonCV's VOC07MApMetric/VOCMApMetric): per class, \
+detections of all images ranked by score (equal scores in file order); each is matched to \
+the ground-truth box of its image with the highest IoU, counting inclusive pixels \
+(width = xmax - xmin + 1); IoU >= --iou with a box not yet found is a true positive, a \
+second detection of a found box (a duplicate) or a lower IoU is a false positive, and a \
+match with a difficult box counts neither way. Difficult boxes are not among the positives. \
+A class without positives has no AP (null in JSON, \"-\" in the table) and is left out of \
+the mAP. A class without a comp4 file has no detections (AP 0 if it has positives).")]
+pub struct EvalArgs {
+    /// For voc: data, a folder of official comp4 files, one per class:
+    /// comp4_det_<split>_<class>.txt with lines "<id> <score> <xmin> <ymin> <xmax> <ymax>"
+    /// (1-based pixel coordinates). For coco: data, a COCO results JSON file.
+    #[arg(long, value_name = "DIR|FILE")]
+    detections: Option<PathBuf>,
+    /// The ground truth: voc:ROOT (a VOCdevkit or VOC20xx folder) or coco:ANNOTATIONS.json.
+    #[arg(long, value_name = "SPEC")]
+    data: String,
+    /// The VOC split whose images are evaluated (and whose name the comp4 files carry).
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// voc07: 11-point interpolated AP (VOC2007 test's official metric, GluonCV's
+    /// VOC07MApMetric); voc12: area under the precision envelope (VOC2010-2012,
+    /// VOCMApMetric); coco: COCO mAP (coco: data only). Default: voc07 for voc:, coco for
+    /// coco:.
+    #[arg(long, value_enum)]
+    metric: Option<MetricArg>,
+    /// The IoU a detection needs to find a box (VOC metrics).
+    #[arg(long, default_value_t = 0.5, value_parser = parse_iou)]
+    iou: f64,
+    /// Print one JSON object: {"map", "metric", "ap": {"<class>": ap}, ...}.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_iou(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("\"{text}\" is not a number in (0, 1]")),
+    }
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let spec = DatasetSpec::parse(&args.data)?;
+    let detections = args
+        .detections
+        .clone()
+        .ok_or_else(|| BadInput("--detections is required".into()))?;
+    match (&spec, args.metric) {
+        (DatasetSpec::Voc { .. }, None | Some(MetricArg::Voc07)) => {
+            eval_comp4(&args, &spec, &detections, VocMetric::Voc07)
+        }
+        (DatasetSpec::Voc { .. }, Some(MetricArg::Voc12)) => {
+            eval_comp4(&args, &spec, &detections, VocMetric::Voc12)
+        }
+        (DatasetSpec::Coco { annotations, .. }, None | Some(MetricArg::Coco)) => {
+            eval_coco_results(&args, annotations, &detections)
+        }
+        (DatasetSpec::Voc { .. }, Some(MetricArg::Coco)) => Err(BadInput(
+            "--metric coco needs coco: data (VOC folders are scored with voc07 or voc12)".into(),
+        )
+        .into()),
+        (DatasetSpec::Coco { .. }, Some(_)) => Err(BadInput(
+            "coco: data is scored with --metric coco (VOC metrics need voc: data and comp4 files)"
+                .into(),
+        )
+        .into()),
+        (other, _) => Err(BadInput(format!(
+            "{other} is not a detection dataset (use voc:ROOT or coco:ANNOTATIONS.json)"
+        ))
+        .into()),
+    }
+}
+
+fn eval_comp4(
+    args: &EvalArgs,
+    spec: &DatasetSpec,
+    dir: &Path,
+    metric: VocMetric,
+) -> anyhow::Result<()> {
+    let source = DetectionSource::open(spec, &args.split)?;
+    if source.is_empty() {
+        return Err(BadInput(format!("{spec}: the \"{}\" split has no images", args.split)).into());
+    }
+    let mut evaluator = ground_truth::voc_evaluator(&source)?;
+    let summary = comp4::read_dir(dir, &args.split, &mut evaluator)?;
+    if summary.files == 0 {
+        return Err(BadInput(format!(
+            "{}: no comp4 files for the \"{}\" split (expected {} for each class)",
+            dir.display(),
+            args.split,
+            comp4::file_name(&args.split, "<class>")
+        ))
+        .into());
+    }
+    if !summary.missing_classes.is_empty() {
+        warn(
+            "detect",
+            &format!(
+                "{}: no comp4 file for {} of {} classes ({}), which therefore have no detections",
+                dir.display(),
+                summary.missing_classes.len(),
+                evaluator.classes().len(),
+                summary.missing_classes.join(", ")
+            ),
+        );
+    }
+    let start = Instant::now();
+    let report: VocReport = evaluator.evaluate(metric, args.iou);
+    let seconds = start.elapsed().as_secs_f64();
+    if report.map.is_none() {
+        return Err(BadInput(format!(
+            "{spec}: no class has a non-difficult ground-truth box in the \"{}\" split, so there is nothing to measure",
+            args.split
+        ))
+        .into());
+    }
+    match args.json {
+        true => println!("{}", report::voc_json(&report)),
+        false => {
+            print!("{}", report::voc_table(&report));
+            println!(
+                "({} detections from {} files, matched in {seconds:.3} s)",
+                summary.detections, summary.files
+            );
+        }
+    }
+    Ok(())
+}
+
+fn eval_coco_results(args: &EvalArgs, annotations: &Path, results: &Path) -> anyhow::Result<()> {
+    let mut evaluator = CocoEvaluator::open(annotations)?;
+    let detections = coco::read_results(results)?;
+    evaluator.add_results(results, &detections)?;
+    let report = evaluator
+        .evaluate()
+        .with_context(|| format!("evaluating {}", results.display()))?;
+    match args.json {
+        true => println!("{}", report::coco_json(&report)),
+        false => print!("{}", report::coco_table(&report)),
+    }
+    Ok(())
+}
