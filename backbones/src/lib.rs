@@ -7,6 +7,7 @@ pub mod channels_last;
 pub mod checkpoint;
 pub mod classification;
 pub mod classifier;
+pub mod cli;
 pub mod device;
 pub mod engine;
 pub mod interop;

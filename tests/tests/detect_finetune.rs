@@ -125,13 +125,27 @@ fn finetuning_logs_four_losses_that_fall_and_evaluates_map() {
         &finetune_args(&f, out.to_str().unwrap(), &["--json"]),
     ));
     assert_eq!(summary["epochs"], 6);
-    for file in ["config.toml", "last.safetensors", "best.safetensors", "curves.png"] {
+    for file in [
+        "config.toml",
+        "last.safetensors",
+        "best.safetensors",
+        "curves.png",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let records = records(&out);
     let train: Vec<_> = records.iter().filter(|r| r["split"] == "train").collect();
-    for name in ["loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg"] {
-        assert!(train[0][name].is_number(), "{name} not logged: {}", train[0]);
+    for name in [
+        "loss_objectness",
+        "loss_rpn_box_reg",
+        "loss_classifier",
+        "loss_box_reg",
+    ] {
+        assert!(
+            train[0][name].is_number(),
+            "{name} not logged: {}",
+            train[0]
+        );
     }
     // 4 steps per epoch: the first epoch's mean loss against the last one's.
     let mean = |rs: &[&serde_json::Value]| {

@@ -148,7 +148,10 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
     load_body(&vs, &backbone_ckpt, &opts.backbone)
         .with_context(|| format!("loading the backbone {}", opts.backbone.display()))?;
     let mut engine_config = config.engine();
-    engine_config.optim.freeze.extend(detector.frozen_prefixes());
+    engine_config
+        .optim
+        .freeze
+        .extend(detector.frozen_prefixes());
     let mut task = Detection::new(config, vs, model, classes, val_loader);
     fit(
         &mut task,

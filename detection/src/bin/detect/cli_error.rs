@@ -1,60 +1,21 @@
-//! One sentence on stderr per failure; exit 2 for bad input, 1 for failures at run time.
+//! `detect`'s failures, reported as every command of the project reports them, with the
+//! evaluation's own input errors (comp4 files, COCO results) counted as bad input.
 
+pub use backbones::cli::{warn, BadInput};
 use datasets::spec::SpecError;
-use datasets::DataError;
 use detection::eval::coco::CocoEvalError;
 use detection::eval::comp4::Comp4Error;
 
-/// Marks an error as the user's input being wrong (exit status 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
 fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(d) = e.downcast_ref::<DataError>() {
-        // A panic caught in a loader worker is ours to fix, not the data's.
-        return !d.is_bug();
-    }
     if let Some(c) = e.downcast_ref::<Comp4Error>() {
         return c.is_bad_input();
     }
     if let Some(c) = e.downcast_ref::<CocoEvalError>() {
         return c.is_bad_input();
     }
-    e.is::<BadInput>() || e.is::<SpecError>()
+    e.is::<SpecError>()
 }
 
-/// Messages quote what files contain (ids, class names, values); a newline or a terminal
-/// escape in a hostile file must not break the one-line error or reach the terminal raw.
-fn escape_controls(message: &str) -> String {
-    message
-        .chars()
-        .flat_map(|c| match c.is_control() {
-            true => c.escape_default().collect::<Vec<char>>(),
-            false => vec![c],
-        })
-        .collect()
-}
-
-/// Prints the error and its causes as one line (skipping causes the message already quotes)
-/// and returns the exit status.
 pub fn report(program: &str, err: &anyhow::Error) -> i32 {
-    let mut message = err.to_string();
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-    }
-    eprintln!("{program}: {}", escape_controls(&message));
-    match err.chain().any(is_bad_input) {
-        true => 2,
-        false => 1,
-    }
-}
-
-/// A warning line on stderr, escaped like errors.
-pub fn warn(program: &str, message: &str) {
-    eprintln!("{program}: warning: {}", escape_controls(message));
+    backbones::cli::report(program, err, is_bad_input)
 }

@@ -78,7 +78,10 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     } else {
-        eprintln!("stopped after {} iterations; continue with --resume", summary.iters);
+        eprintln!(
+            "stopped after {} iterations; continue with --resume",
+            summary.iters
+        );
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod cli_error;
 mod eval;
+mod finetune;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Fine-tunes Faster R-CNN (C4 or FPN) from a classification checkpoint on VOC or COCO
+    /// data, on the training engine (resumable; mAP picks best.safetensors).
+    Finetune(finetune::FinetuneArgs),
     /// Scores detections against a dataset's ground truth: VOC AP by the devkit's rules
     /// (11-point VOC07 or area VOC12) or COCO mAP.
     Eval(eval::EvalArgs),
@@ -29,6 +33,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Finetune(args) => finetune::run(args),
         Command::Eval(args) => eval::run(args),
     };
     if let Err(err) = result {
