@@ -189,10 +189,7 @@ fn a_killed_run_resumes_to_the_same_weights() {
 fn a_detection_checkpoint_or_a_missing_file_is_not_a_backbone() {
     let f = fixture(1);
     let out = f.root.join("run");
-    run_ok(
-        "detect",
-        &finetune_args(&f, out.to_str().unwrap(), &["--max-iters", "1"]),
-    );
+    run_ok("detect", &finetune_args(&f, out.to_str().unwrap(), &[]));
     let mut args = finetune_args(&f, "unused", &[]);
     let last = out.join("last.safetensors");
     args[2] = last.to_str().unwrap();
