@@ -3,6 +3,7 @@
 //! devkit's AP rules and COCO's (through `hotcoco`).
 
 pub mod eval;
+pub mod evaluate;
 pub mod import;
 pub mod model;
 pub mod ops;

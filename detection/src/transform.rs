@@ -107,6 +107,11 @@ pub struct ImageTransform {
 }
 
 impl ImageTransform {
+    /// Where the transform's statistics live, and so its output.
+    pub fn device(&self) -> Device {
+        self.mean.device()
+    }
+
     pub fn new(spec: &TransformSpec, device: Device) -> Self {
         let on_device = |v: &[f32; 3]| Tensor::from_slice(v).to_device(device).view([3, 1, 1]);
         ImageTransform {

@@ -9,22 +9,20 @@ use super::targets::{
 };
 use crate::eval::ground_truth::voc_evaluator;
 use crate::eval::voc::VocMetric;
-use crate::eval::ImageDetections;
+use crate::evaluate::detect_split;
 use crate::model::config::Design;
 use crate::model::{DetectorConfig, FasterRcnn};
 use crate::ops::anchors::inside_image;
 use crate::ops::matcher::Matcher;
 use crate::ops::sampler::{splitmix64, BalancedSampler};
-use crate::transform::{boxes_to_original, ImageTransform, TransformSpec};
+use crate::transform::{ImageTransform, TransformSpec};
 use backbones::checkpoint::{Metadata, Task as CheckpointTask};
 use backbones::engine::task::{Losses, Metrics, Step, Task};
 use backbones::engine::transfer::upload;
-use datasets::detection_data::{DetectionCollate, DetectionDataset};
 use datasets::detection_transforms::DetectionBatch;
-use datasets::loader::Loader;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
 
-pub type DetectionLoader = Loader<DetectionDataset, DetectionCollate>;
+pub use crate::evaluate::DetectionLoader;
 
 /// A batch on the device: u8 NHWC pixels, each image's size inside the padding, and its
 /// ground truth.
@@ -224,53 +222,14 @@ impl Task for Detection {
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
-        let _no_grad = tch::no_grad_guard();
-        let device = self.vs.device();
         // The split's ground truth, read afresh (a few ms per hundred images, in parallel).
         let mut evaluator = voc_evaluator(&self.val.dataset().source)?;
-        let mut images_seen = 0usize;
-        for batch in self.val.epoch(0, 0) {
-            let batch = batch?;
-            let pixels = upload(
-                &batch.pixels,
-                &[
-                    batch.len() as i64,
-                    batch.height as i64,
-                    batch.width as i64,
-                    3,
-                ],
-                device,
-            );
-            let images = self.transform.loader_batch(&pixels, &sizes(&batch));
-            let detections = tch::autocast(amp, || self.model.detect(&images));
-            for (i, d) in detections.iter().enumerate() {
-                let (ow, oh) = batch.original_sizes[i];
-                let (rh, rw) = images.image_sizes[i];
-                let boxes = boxes_to_original(
-                    &d.boxes.to_kind(Kind::Float),
-                    (rh, rw),
-                    (oh as i64, ow as i64),
-                );
-                let found = ImageDetections {
-                    boxes: Vec::<f32>::try_from(boxes.to_device(Device::Cpu).reshape([-1]))?
-                        .chunks_exact(4)
-                        .map(|b| [b[0], b[1], b[2], b[3]])
-                        .collect(),
-                    scores: Vec::<f32>::try_from(
-                        d.scores.to_kind(Kind::Float).to_device(Device::Cpu),
-                    )?,
-                    classes: Vec::<i64>::try_from(d.labels.to_device(Device::Cpu))?
-                        .into_iter()
-                        .map(|l| (l - 1) as usize)
-                        .collect(),
-                };
-                let image = evaluator.image_index(&batch.ids[i]).ok_or_else(|| {
-                    anyhow::anyhow!("image {} is not in the validation split", batch.ids[i])
-                })?;
-                evaluator.add_image_detections(image, &found)?;
-            }
-            images_seen += batch.len();
-        }
+        let images = detect_split(&self.model, &self.transform, &self.val, amp, |found| {
+            let image = evaluator.image_index(&found.id).ok_or_else(|| {
+                anyhow::anyhow!("image {} is not in the validation split", found.id)
+            })?;
+            Ok(evaluator.add_image_detections(image, &found.detections)?)
+        })?;
         let metric = match self.config.eval.metric.as_str() {
             "voc12" => VocMetric::Voc12,
             _ => VocMetric::Voc07,
@@ -279,7 +238,7 @@ impl Task for Detection {
         Ok(Metrics::from([
             // No positive box in the whole split: nothing to find, nothing found.
             ("map".to_string(), report.map.unwrap_or(0.0)),
-            ("images".to_string(), images_seen as f64),
+            ("images".to_string(), images as f64),
         ]))
     }
 

@@ -2,6 +2,8 @@
 //!
 //! `--detections DIR --data voc:ROOT`: official comp4 files, VOC AP (`--metric voc07|voc12`).
 //! `--detections FILE.json --data coco:ANN.json`: a COCO results file, COCO mAP.
+//! `--ckpt FILE --data SPEC`: a detection checkpoint run over the split first (its detections
+//! optionally written as comp4 files or a COCO results file with `--write-detections`).
 
 use crate::cli_error::{warn, BadInput};
 use anyhow::Context;
@@ -25,7 +27,7 @@ pub enum MetricArg {
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["detections"])))]
+#[command(group(ArgGroup::new("source").required(true).args(["detections", "ckpt"])))]
 #[command(after_help = "\
 VOC rules (the devkit's VOCevaldet.m, as GluonCV's VOC07MApMetric/VOCMApMetric): per class, \
 detections of all images ranked by score (equal scores in file order); each is matched to \
@@ -41,6 +43,23 @@ pub struct EvalArgs {
     /// (1-based pixel coordinates). For coco: data, a COCO results JSON file.
     #[arg(long, value_name = "DIR|FILE")]
     detections: Option<PathBuf>,
+    /// A detection checkpoint (from `detect finetune` or `detect import`) to run over the
+    /// split; images are resized as its transform says.
+    #[arg(long, value_name = "FILE")]
+    ckpt: Option<PathBuf>,
+    /// With --ckpt: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// With --ckpt: images per batch.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    batch_size: u32,
+    /// With --ckpt: loader threads decoding images.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=256))]
+    workers: u32,
+    /// With --ckpt: also write the detections, as comp4 files into this folder (voc: data)
+    /// or as DIR/detections.json in COCO's results format (coco: data).
+    #[arg(long, value_name = "DIR")]
+    write_detections: Option<PathBuf>,
     /// The ground truth: voc:ROOT (a VOCdevkit or VOC20xx folder) or coco:ANNOTATIONS.json.
     #[arg(long, value_name = "SPEC")]
     data: String,
@@ -70,10 +89,13 @@ fn parse_iou(text: &str) -> Result<f64, String> {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let spec = DatasetSpec::parse(&args.data)?;
+    if let Some(ckpt) = &args.ckpt {
+        return model_eval::run(&args, &spec, ckpt);
+    }
     let detections = args
         .detections
         .clone()
-        .ok_or_else(|| BadInput("--detections is required".into()))?;
+        .ok_or_else(|| BadInput("--detections or --ckpt is required".into()))?;
     match (&spec, args.metric) {
         (DatasetSpec::Voc { .. }, None | Some(MetricArg::Voc07)) => {
             eval_comp4(&args, &spec, &detections, VocMetric::Voc07)
@@ -172,4 +194,152 @@ fn eval_coco_results(args: &EvalArgs, annotations: &Path, results: &Path) -> any
         false => print!("{}", report::coco_table(&report)),
     }
     Ok(())
+}
+
+/// `--ckpt`: the model's detections of the split, scored (and written) as above.
+mod model_eval {
+    use super::{EvalArgs, MetricArg};
+    use crate::cli_error::BadInput;
+    use backbones::device::parse_device;
+    use datasets::detection_data::{detection_loader, DetectionDataset, DetectionSource};
+    use datasets::detection_transforms::{DetectionTransform, ShorterSideResize, SizeRounding};
+    use datasets::loader::LoaderConfig;
+    use datasets::spec::DatasetSpec;
+    use detection::eval::coco::{self, CocoEvaluator};
+    use detection::eval::voc::VocMetric;
+    use detection::eval::{comp4, ground_truth, report, ImageDetections};
+    use detection::evaluate::detect_split;
+    use detection::model::load::Detector;
+    use detection::transform::ImageTransform;
+    use std::path::Path;
+    use std::time::Instant;
+
+    pub fn run(args: &EvalArgs, spec: &DatasetSpec, ckpt: &Path) -> anyhow::Result<()> {
+        let device = parse_device(&args.device).map_err(BadInput)?;
+        let detector = Detector::from_checkpoint(ckpt, device)?;
+        let source = DetectionSource::open(spec, &args.split)?;
+        if source.is_empty() {
+            return Err(BadInput(format!(
+                "{spec}: the \"{}\" split has no images",
+                args.split
+            ))
+            .into());
+        }
+        if source.classes() != detector.classes.as_slice() {
+            return Err(BadInput(format!(
+                "{} detects {} classes ({}...) but {spec} has {} ({}...): evaluate it on data with its classes",
+                ckpt.display(),
+                detector.classes.len(),
+                detector.classes.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                source.classes().len(),
+                source.classes().iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            ))
+            .into());
+        }
+        let metric = match (spec, args.metric) {
+            (DatasetSpec::Voc { .. }, None | Some(MetricArg::Voc07)) => Some(VocMetric::Voc07),
+            (DatasetSpec::Voc { .. }, Some(MetricArg::Voc12)) => Some(VocMetric::Voc12),
+            (DatasetSpec::Coco { .. }, None | Some(MetricArg::Coco)) => None,
+            _ => return Err(BadInput(
+                "voc: data is scored with --metric voc07 or voc12, coco: data with --metric coco"
+                    .into(),
+            )
+            .into()),
+        };
+        let mut voc = match metric {
+            Some(_) => Some(ground_truth::voc_evaluator(&source)?),
+            None => None,
+        };
+        let mut coco = match spec {
+            DatasetSpec::Coco { annotations, .. } => Some(CocoEvaluator::open(annotations)?),
+            _ => None,
+        };
+        let classes = detector.classes.clone();
+        let resize = ShorterSideResize {
+            shorter: detector.transform.min_size as usize,
+            max_longer: detector.transform.max_size as usize,
+            rounding: SizeRounding::Floor,
+        };
+        let loader = detection_loader(
+            DetectionDataset {
+                source,
+                transform: DetectionTransform::eval(resize),
+            },
+            LoaderConfig {
+                batch_size: args.batch_size as usize,
+                workers: args.workers as usize,
+                prefetch: (2 * args.workers as usize).max(1),
+                shuffle: false,
+                drop_last: false,
+                seed: 0,
+                rank: 0,
+                world_size: 1,
+                skip_bad: false,
+            },
+        )?;
+        let transform = ImageTransform::new(&detector.transform, device);
+        let mut kept: Vec<(String, u64, ImageDetections)> = Vec::new();
+        let start = Instant::now();
+        let images = detect_split(&detector.model, &transform, &loader, false, |found| {
+            let coco_id = match &loader.dataset().source {
+                DetectionSource::Coco(d) => d.image_id(found.index),
+                DetectionSource::Voc(_) => 0,
+            };
+            if let Some(voc) = voc.as_mut() {
+                let image = voc
+                    .image_index(&found.id)
+                    .ok_or_else(|| anyhow::anyhow!("image {} is not in the split", found.id))?;
+                voc.add_image_detections(image, &found.detections)?;
+            }
+            if let Some(coco) = coco.as_mut() {
+                coco.add_detections(coco_id, &found.detections)?;
+            }
+            if args.write_detections.is_some() {
+                kept.push((found.id, coco_id, found.detections));
+            }
+            Ok(())
+        })?;
+        let seconds = start.elapsed().as_secs_f64();
+        if let Some(dir) = &args.write_detections {
+            match (&coco, metric) {
+                (Some(coco), _) => {
+                    let mut results = Vec::new();
+                    for (_, id, d) in &kept {
+                        results.extend(
+                            coco::coco_results(*id, d, coco.category_ids())
+                                .map_err(anyhow::Error::msg)?,
+                        );
+                    }
+                    std::fs::create_dir_all(dir)?;
+                    coco::write_results(&dir.join("detections.json"), &results)?;
+                }
+                _ => {
+                    let images: Vec<(&str, &ImageDetections)> =
+                        kept.iter().map(|(id, _, d)| (id.as_str(), d)).collect();
+                    comp4::write_dir(dir, &args.split, &classes, &images)?;
+                }
+            }
+        }
+        match (voc, coco, metric) {
+            (Some(voc), _, Some(metric)) => {
+                let report = voc.evaluate(metric, args.iou);
+                match args.json {
+                    true => println!("{}", report::voc_json(&report)),
+                    false => {
+                        print!("{}", report::voc_table(&report));
+                        println!("({images} images in {seconds:.1} s)");
+                    }
+                }
+            }
+            (_, Some(coco), _) => {
+                let report = coco.evaluate()?;
+                match args.json {
+                    true => println!("{}", report::coco_json(&report)),
+                    false => print!("{}", report::coco_table(&report)),
+                }
+            }
+            _ => unreachable!("a metric was chosen above"),
+        }
+        Ok(())
+    }
 }
