@@ -60,7 +60,10 @@ fn a_hand_made_case_gives_the_ap_worked_out_by_hand() {
     // An image id the file does not have is refused.
     let err = ev.add_detections(99, &first).unwrap_err();
     assert!(err.is_bad_input());
-    assert!(err.to_string().starts_with("image id 99 is not in "), "{err}");
+    assert!(
+        err.to_string().starts_with("image id 99 is not in "),
+        "{err}"
+    );
 }
 
 #[test]

@@ -13,7 +13,10 @@ fn classes() -> Vec<String> {
 /// Two images with one cat each (0-based continuous [0, 0, 10, 10] and [5, 5, 25, 15]).
 fn evaluator() -> VocEvaluator {
     let mut ev = VocEvaluator::new(classes());
-    for (id, bbox) in [("000001", [1.0, 1.0, 10.0, 10.0]), ("000002", [6.0, 6.0, 25.0, 15.0])] {
+    for (id, bbox) in [
+        ("000001", [1.0, 1.0, 10.0, 10.0]),
+        ("000002", [6.0, 6.0, 25.0, 15.0]),
+    ] {
         let gt = GroundTruth {
             bbox,
             class: 0,
@@ -33,7 +36,7 @@ fn written_files_read_back_the_same_boxes_and_scores() {
     let dir = tempfile::tempdir().unwrap();
     let first = ImageDetections {
         boxes: vec![[0.0, 0.0, 10.0, 10.0], [0.1, 0.7, 3.3, 9.9]],
-        scores: vec![0.9, 0.123456789],
+        scores: vec![0.9, 0.123_456_79],
         classes: vec![0, 1],
     };
     let second = ImageDetections {
@@ -68,7 +71,7 @@ fn written_files_read_back_the_same_boxes_and_scores() {
         .skip(1)
         .map(|f| f.parse().unwrap())
         .collect();
-    assert_eq!(fields[0] as f32, 0.123456789f32);
+    assert_eq!(fields[0] as f32, 0.123_456_79_f32);
     assert_eq!(
         comp4::model_box([fields[1], fields[2], fields[3], fields[4]]),
         [0.1, 0.7, 3.3, 9.9]
@@ -123,11 +126,22 @@ fn bad_lines_name_their_file_and_line() {
         "DIR/comp4_det_test_cat.txt:3: image id \"009999\" is not in the \"test\" split"
     );
     let (_, message) = read_error(&[("cat", "000001 0.9 1 1 10 10 extra\n")]);
-    assert!(message.starts_with("DIR/comp4_det_test_cat.txt:1: 7 fields"), "{message}");
+    assert!(
+        message.starts_with("DIR/comp4_det_test_cat.txt:1: 7 fields"),
+        "{message}"
+    );
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("comp4_det_test_cat.txt"), b"000001 0.9 1 1 10 \xff\n").unwrap();
+    std::fs::write(
+        dir.path().join("comp4_det_test_cat.txt"),
+        b"000001 0.9 1 1 10 \xff\n",
+    )
+    .unwrap();
     let err = comp4::read_dir(dir.path(), "test", &mut evaluator()).unwrap_err();
-    assert!(err.to_string().ends_with("comp4_det_test_cat.txt:1: not UTF-8 text"), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("comp4_det_test_cat.txt:1: not UTF-8 text"),
+        "{err}"
+    );
     let long = format!("000001 0.9 1 1 10 {}\n", "1".repeat(5000));
     let (_, message) = read_error(&[("cat", &long)]);
     assert!(message.starts_with("DIR/comp4_det_test_cat.txt:1: longer than 4096 bytes"));
@@ -141,8 +155,8 @@ fn unknown_class_files_and_unreadable_folders_are_refused() {
         message,
         "DIR/comp4_det_test_dgo.txt: \"dgo\" is not a class of this dataset (its classes: cat, dog, bird)"
     );
-    let err = comp4::read_dir(Path::new("/nonexistent/comp4"), "test", &mut evaluator())
-        .unwrap_err();
+    let err =
+        comp4::read_dir(Path::new("/nonexistent/comp4"), "test", &mut evaluator()).unwrap_err();
     assert!(err.is_bad_input());
     assert!(err.to_string().starts_with("/nonexistent/comp4: "), "{err}");
     // A FIFO in place of a class file is refused before it is read (no hang).

@@ -24,7 +24,12 @@ fn evaluator(fx: &Value) -> VocEvaluator {
             .unwrap()
             .iter()
             .map(|o| GroundTruth {
-                bbox: [quarter(&o[0]), quarter(&o[1]), quarter(&o[2]), quarter(&o[3])],
+                bbox: [
+                    quarter(&o[0]),
+                    quarter(&o[1]),
+                    quarter(&o[2]),
+                    quarter(&o[3]),
+                ],
                 class: o[4].as_u64().unwrap() as usize,
                 difficult: o[5].as_i64().unwrap() == 1,
             })
@@ -34,7 +39,12 @@ fn evaluator(fx: &Value) -> VocEvaluator {
     // One detection at a time, in the fixture's order: ties keep it.
     for d in fx["detections"].as_array().unwrap() {
         let detection = Detection {
-            bbox: [quarter(&d[3]), quarter(&d[4]), quarter(&d[5]), quarter(&d[6])],
+            bbox: [
+                quarter(&d[3]),
+                quarter(&d[4]),
+                quarter(&d[5]),
+                quarter(&d[6]),
+            ],
             class: d[1].as_u64().unwrap() as usize,
             score: d[2].as_i64().unwrap() as f64 / 1000.0,
         };
@@ -65,7 +75,11 @@ fn matches_the_devkit_transcription_at_both_thresholds_and_metrics() {
             for (class, want) in report.classes.iter().zip(golden) {
                 assert_close(class.ap, want, &format!("{} AP{key} @{iou}", class.name));
             }
-            assert_close(report.map, &case[format!("map{key}")], &format!("mAP{key} @{iou}"));
+            assert_close(
+                report.map,
+                &case[format!("map{key}")],
+                &format!("mAP{key} @{iou}"),
+            );
         }
     }
     // The class with only difficult boxes has no AP and is left out of the mean.

@@ -45,7 +45,10 @@ fn voc_folder(root: &Path) -> PathBuf {
         ),
         (
             "000002",
-            vec![("cat", [1, 1, 20, 20], false), ("bird", [30, 30, 40, 40], true)],
+            vec![
+                ("cat", [1, 1, 20, 20], false),
+                ("bird", [30, 30, 40, 40], true),
+            ],
         ),
         ("000003", vec![]),
     ];
@@ -56,7 +59,11 @@ fn voc_folder(root: &Path) -> PathBuf {
         )
         .unwrap();
     }
-    std::fs::write(voc.join("ImageSets/Main/test.txt"), "000001\n000002\n000003\n").unwrap();
+    std::fs::write(
+        voc.join("ImageSets/Main/test.txt"),
+        "000001\n000002\n000003\n",
+    )
+    .unwrap();
     voc
 }
 
@@ -120,7 +127,9 @@ fn eval_json(results: &Path, voc: &Path, more: &[&str]) -> serde_json::Value {
 }
 
 fn assert_near(value: &serde_json::Value, expected: f64) {
-    let got = value.as_f64().unwrap_or_else(|| panic!("not a number: {value}"));
+    let got = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("not a number: {value}"));
     assert!((got - expected).abs() < 1e-12, "{got} != {expected}");
 }
 
@@ -136,9 +145,18 @@ fn hand_worked_voc07_and_voc12_numbers() {
     assert_near(&v07["ap"]["dog"], 0.5);
     assert!(v07["ap"]["bird"].is_null(), "{v07}");
     assert_near(&v07["map"], 7.0 / 11.0);
-    assert_eq!(v07["positives"], serde_json::json!({"cat": 2, "dog": 1, "bird": 0}));
-    assert_eq!(v07["difficult"], serde_json::json!({"cat": 1, "dog": 0, "bird": 1}));
-    assert_eq!(v07["detections"], serde_json::json!({"cat": 6, "dog": 2, "bird": 1}));
+    assert_eq!(
+        v07["positives"],
+        serde_json::json!({"cat": 2, "dog": 1, "bird": 0})
+    );
+    assert_eq!(
+        v07["difficult"],
+        serde_json::json!({"cat": 1, "dog": 0, "bird": 1})
+    );
+    assert_eq!(
+        v07["detections"],
+        serde_json::json!({"cat": 6, "dog": 2, "bird": 1})
+    );
 
     let v12 = eval_json(&results, &voc, &["--metric", "voc12"]);
     assert_eq!(v12["metric"], "voc12");
@@ -157,14 +175,23 @@ fn hand_worked_voc07_and_voc12_numbers() {
     let data = format!("voc:{}", voc.display());
     let table = run_ok(
         "detect",
-        &["eval", "--detections", results.to_str().unwrap(), "--data", &data],
+        &[
+            "eval",
+            "--detections",
+            results.to_str().unwrap(),
+            "--data",
+            &data,
+        ],
     );
     assert!(table.starts_with(
         "VOC07 11-point AP at IoU >= 0.5 (inclusive-pixel IoU, difficult boxes ignored, duplicates false), 3 images\n"
     ), "{table}");
     assert!(table.contains("\ncat     0.7727"), "{table}");
     assert!(table.contains("\nbird         -"), "{table}");
-    assert!(table.contains("\nmAP     0.6364  (mean over the 2 of 3 classes with ground truth)"), "{table}");
+    assert!(
+        table.contains("\nmAP     0.6364  (mean over the 2 of 3 classes with ground truth)"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -176,12 +203,20 @@ fn a_missing_class_file_warns_and_scores_zero() {
     let data = format!("voc:{}", voc.display());
     let out = run(
         "detect",
-        &["eval", "--detections", results.to_str().unwrap(), "--data", &data, "--json"],
+        &[
+            "eval",
+            "--detections",
+            results.to_str().unwrap(),
+            "--data",
+            &data,
+            "--json",
+        ],
     );
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("no comp4 file for 1 of 3 classes (dog), which therefore have no detections"),
+        stderr
+            .contains("no comp4 file for 1 of 3 classes (dog), which therefore have no detections"),
         "{stderr}"
     );
     let v = json(&String::from_utf8_lossy(&out.stdout));
@@ -191,7 +226,13 @@ fn a_missing_class_file_warns_and_scores_zero() {
 
 fn eval_err(results: &Path, voc: &Path, more: &[&str]) -> String {
     let data = format!("voc:{}", voc.display());
-    let mut args = vec!["eval", "--detections", results.to_str().unwrap(), "--data", &data];
+    let mut args = vec![
+        "eval",
+        "--detections",
+        results.to_str().unwrap(),
+        "--data",
+        &data,
+    ];
     args.extend_from_slice(more);
     run_err("detect", &args, 2)
 }
@@ -204,9 +245,18 @@ fn bad_comp4_files_exit_2_naming_file_and_line() {
     let dog = results.join("comp4_det_test_dog.txt");
     let cases = [
         ("000001 0.3 2 22 11\n", ":1: 5 fields where 6 were expected"),
-        ("000001 0.3 2 22 11 31\n000002 inf 1 1 20 20\n", ":2: the score is \"inf\", not a finite number"),
-        ("000001 0.3 2 22 11 31\n000009 0.5 1 1 20 20\n", ":2: image id \"000009\" is not in the \"test\" split"),
-        ("000001 0.3 20 22 11 31\n", ":1: box (20, 22, 11, 31) has a negative width or height"),
+        (
+            "000001 0.3 2 22 11 31\n000002 inf 1 1 20 20\n",
+            ":2: the score is \"inf\", not a finite number",
+        ),
+        (
+            "000001 0.3 2 22 11 31\n000009 0.5 1 1 20 20\n",
+            ":2: image id \"000009\" is not in the \"test\" split",
+        ),
+        (
+            "000001 0.3 20 22 11 31\n",
+            ":1: box (20, 22, 11, 31) has a negative width or height",
+        ),
     ];
     for (text, expected) in cases {
         std::fs::write(&dog, text).unwrap();
@@ -227,5 +277,8 @@ fn bad_comp4_files_exit_2_naming_file_and_line() {
     let stderr = eval_err(&tmp.path().join("nowhere"), &voc, &[]);
     assert!(stderr.contains("nowhere"), "{stderr}");
     let stderr = eval_err(&results, &voc, &["--metric", "coco"]);
-    assert!(stderr.contains("--metric coco needs coco: data"), "{stderr}");
+    assert!(
+        stderr.contains("--metric coco needs coco: data"),
+        "{stderr}"
+    );
 }

@@ -181,21 +181,24 @@ impl CocoEvaluator {
                 message: format!("a box or score is not finite ({bad:?})"),
             });
         }
-        self.results
-            .extend(results.into_iter().map(|r| Annotation {
-                image_id: r.image_id,
-                category_id: r.category_id,
-                bbox: Some(r.bbox),
-                score: Some(r.score),
-                ..Default::default()
-            }));
+        self.results.extend(results.into_iter().map(|r| Annotation {
+            image_id: r.image_id,
+            category_id: r.category_id,
+            bbox: Some(r.bbox),
+            score: Some(r.score),
+            ..Default::default()
+        }));
         Ok(())
     }
 
     /// Adds the entries of a results file (`path` names it in errors): each must name an
     /// image and a category of the annotation file and have a box of finite, non-negative
     /// size and a finite score.
-    pub fn add_results(&mut self, path: &Path, results: &[CocoResult]) -> Result<(), CocoEvalError> {
+    pub fn add_results(
+        &mut self,
+        path: &Path,
+        results: &[CocoResult],
+    ) -> Result<(), CocoEvalError> {
         for (i, r) in results.iter().enumerate() {
             let bad = |message: String| CocoEvalError::Results {
                 path: path.to_path_buf(),
@@ -216,7 +219,11 @@ impl CocoEvaluator {
                 )));
             }
             let [_, _, w, h] = r.bbox;
-            if !(r.score.is_finite() && r.bbox.iter().all(|v| v.is_finite()) && w >= 0.0 && h >= 0.0) {
+            if !(r.score.is_finite()
+                && r.bbox.iter().all(|v| v.is_finite())
+                && w >= 0.0
+                && h >= 0.0)
+            {
                 return Err(bad(format!(
                     "bbox {:?} with score {} is not a finite box of non-negative size [x, y, w, h]",
                     r.bbox, r.score

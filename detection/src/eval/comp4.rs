@@ -212,7 +212,10 @@ fn parse_line(text: &str, class: usize) -> Result<(&str, Detection), String> {
                 "{name} is \"{}\", not a finite number",
                 text.escape_debug()
             )),
-            Err(_) => Err(format!("{name} is \"{}\", not a number", text.escape_debug())),
+            Err(_) => Err(format!(
+                "{name} is \"{}\", not a number",
+                text.escape_debug()
+            )),
         }
     };
     let score = number("the score", score)?;

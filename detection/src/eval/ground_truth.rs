@@ -15,8 +15,11 @@ pub fn voc_evaluator(source: &DetectionSource) -> Result<VocEvaluator, DataError
     let mut evaluator = VocEvaluator::new(source.classes().to_vec());
     for record in records {
         let record = record?;
-        let ground_truth: Vec<GroundTruth> =
-            record.objects.iter().map(GroundTruth::from_record).collect();
+        let ground_truth: Vec<GroundTruth> = record
+            .objects
+            .iter()
+            .map(GroundTruth::from_record)
+            .collect();
         evaluator
             .add_image(&record.id, &ground_truth)
             .map_err(|e| DataError::invalid(&record.image_path, e.to_string()))?;

@@ -3,11 +3,11 @@
 //! a command prints (`report`).
 
 pub mod ap;
-pub mod voc;
 pub mod coco;
 pub mod comp4;
 pub mod ground_truth;
 pub mod report;
+pub mod voc;
 
 /// One image's detections as a model gives them: 0-based continuous `[x1, y1, x2, y2]`
 /// boxes in original-image pixels, scores, and class indices (0-based, no background).
@@ -38,7 +38,9 @@ impl ImageDetections {
             ));
         }
         match self.classes.iter().find(|&&c| c >= num_classes) {
-            Some(c) => Err(format!("class index {c} is out of range ({num_classes} classes)")),
+            Some(c) => Err(format!(
+                "class index {c} is out of range ({num_classes} classes)"
+            )),
             None => Ok(()),
         }
     }

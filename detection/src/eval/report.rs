@@ -15,9 +15,7 @@ pub fn voc_rules(metric: VocMetric, iou: f64) -> String {
         VocMetric::Voc07 => "VOC07 11-point AP",
         VocMetric::Voc12 => "VOC12 area AP",
     };
-    format!(
-        "{ap} at IoU >= {iou} (inclusive-pixel IoU, difficult boxes ignored, duplicates false)"
-    )
+    format!("{ap} at IoU >= {iou} (inclusive-pixel IoU, difficult boxes ignored, duplicates false)")
 }
 
 pub fn voc_json(report: &VocReport) -> Value {
@@ -158,7 +156,10 @@ mod tests {
     fn the_table_says_which_metric_and_marks_classes_without_ap() {
         let table = voc_table(&report());
         assert!(table.starts_with("VOC07 11-point AP at IoU >= 0.5 (inclusive-pixel IoU, difficult boxes ignored, duplicates false), 2 images\n"), "{table}");
-        assert!(table.contains("\ncat     0.7500        2          1           3\n"), "{table}");
+        assert!(
+            table.contains("\ncat     0.7500        2          1           3\n"),
+            "{table}"
+        );
         assert!(table.contains("\nbird         -        0"), "{table}");
         assert!(table.contains("mAP     0.7500  (mean over the 1 of 2 classes with ground truth)"));
     }

@@ -365,7 +365,10 @@ fn evaluate_class(
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     let mut taken = vec![false; ground_truth.boxes.len()];
-    let (mut tp, mut fp) = (Vec::with_capacity(order.len()), Vec::with_capacity(order.len()));
+    let (mut tp, mut fp) = (
+        Vec::with_capacity(order.len()),
+        Vec::with_capacity(order.len()),
+    );
     let (mut tp_count, mut fp_count) = (0u32, 0u32);
     for &d in &order {
         let detection = &detections[d as usize];

@@ -108,7 +108,11 @@ fn eval_comp4(
 ) -> anyhow::Result<()> {
     let source = DetectionSource::open(spec, &args.split)?;
     if source.is_empty() {
-        return Err(BadInput(format!("{spec}: the \"{}\" split has no images", args.split)).into());
+        return Err(BadInput(format!(
+            "{spec}: the \"{}\" split has no images",
+            args.split
+        ))
+        .into());
     }
     let mut evaluator = ground_truth::voc_evaluator(&source)?;
     let summary = comp4::read_dir(dir, &args.split, &mut evaluator)?;
