@@ -219,3 +219,22 @@ fn mutated_files_are_read_or_refused_without_panicking() {
     }
     assert!(read > 0 && refused > 0, "{read} read, {refused} refused");
 }
+
+#[test]
+fn the_writer_refuses_what_the_reader_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let nan = ImageDetections {
+        boxes: vec![[0.0, 0.0, f32::NAN, 10.0]],
+        scores: vec![0.5],
+        classes: vec![0],
+    };
+    let unequal = ImageDetections {
+        boxes: vec![[0.0, 0.0, 1.0, 1.0]],
+        scores: vec![],
+        classes: vec![0],
+    };
+    for bad in [&nan, &unequal] {
+        let err = comp4::write_dir(dir.path(), "test", &classes(), &[("000001", bad)]);
+        assert_eq!(err.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    }
+}
