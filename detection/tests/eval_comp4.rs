@@ -36,7 +36,7 @@ fn written_files_read_back_the_same_boxes_and_scores() {
     let dir = tempfile::tempdir().unwrap();
     let first = ImageDetections {
         boxes: vec![[0.0, 0.0, 10.0, 10.0], [0.1, 0.7, 3.3, 9.9]],
-        scores: vec![0.9, 0.123456789],
+        scores: vec![0.9, 0.123_456_79],
         classes: vec![0, 1],
     };
     let second = ImageDetections {
@@ -71,7 +71,7 @@ fn written_files_read_back_the_same_boxes_and_scores() {
         .skip(1)
         .map(|f| f.parse().unwrap())
         .collect();
-    assert_eq!(fields[0] as f32, 0.123456789f32);
+    assert_eq!(fields[0] as f32, 0.123_456_79_f32);
     assert_eq!(
         comp4::model_box([fields[1], fields[2], fields[3], fields[4]]),
         [0.1, 0.7, 3.3, 9.9]
@@ -171,4 +171,70 @@ fn unknown_class_files_and_unreadable_folders_are_refused() {
 extern "C" {
     #[link_name = "mkfifo"]
     fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
+}
+
+/// Seeded byte mutations and truncations of a valid file: reading must give detections or
+/// an error naming the file, never a panic (`TRICKS_FUZZ_CASES` for more cases).
+#[test]
+fn mutated_files_are_read_or_refused_without_panicking() {
+    let cases: u64 = std::env::var("TRICKS_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let valid = b"000001 0.9 1 1 10 10\n000002 0.25 6.5 6 25 15e0\n000001 1e-3 2 2 3 3\n";
+    let mut state = 0x5EED_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(comp4::file_name("test", "cat"));
+    let (mut read, mut refused) = (0, 0);
+    for _ in 0..cases {
+        let mut bytes = valid.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % bytes.len() as u64) as usize;
+            match next() % 4 {
+                0 => bytes[at] = next() as u8,
+                1 => bytes[at] = b"0123456789.-+eE \nnaif"[(next() % 21) as usize],
+                2 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.truncate(at),
+            }
+            if bytes.is_empty() {
+                bytes.push(b'\n');
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        match comp4::read_dir(dir.path(), "test", &mut evaluator()) {
+            Ok(_) => read += 1,
+            Err(e) => {
+                assert!(e.to_string().contains("comp4_det_test_cat.txt"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(read > 0 && refused > 0, "{read} read, {refused} refused");
+}
+
+#[test]
+fn the_writer_refuses_what_the_reader_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let nan = ImageDetections {
+        boxes: vec![[0.0, 0.0, f32::NAN, 10.0]],
+        scores: vec![0.5],
+        classes: vec![0],
+    };
+    let unequal = ImageDetections {
+        boxes: vec![[0.0, 0.0, 1.0, 1.0]],
+        scores: vec![],
+        classes: vec![0],
+    };
+    for bad in [&nan, &unequal] {
+        let err = comp4::write_dir(dir.path(), "test", &classes(), &[("000001", bad)]);
+        assert_eq!(err.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    }
 }

@@ -282,3 +282,69 @@ fn bad_comp4_files_exit_2_naming_file_and_line() {
         "{stderr}"
     );
 }
+
+/// Two images with one 200 x 100 cat each (category 7; "large").
+const COCO_GROUND_TRUTH: &str = r#"{
+  "images": [
+    {"id": 1, "width": 640, "height": 480, "file_name": "a.jpg"},
+    {"id": 2, "width": 640, "height": 480, "file_name": "b.jpg"}
+  ],
+  "annotations": [
+    {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 20, 200, 100], "area": 20000, "iscrowd": 0},
+    {"id": 2, "image_id": 2, "category_id": 7, "bbox": [300, 200, 200, 100], "area": 20000, "iscrowd": 0}
+  ],
+  "categories": [{"id": 7, "name": "cat"}]
+}"#;
+
+#[test]
+fn coco_results_files_are_scored_with_hotcoco() {
+    let tmp = tempfile::tempdir().unwrap();
+    let annotations = tmp.path().join("instances_val.json");
+    std::fs::write(&annotations, COCO_GROUND_TRUTH).unwrap();
+    let results = tmp.path().join("results.json");
+    // The first cat found exactly, then a box on nothing: precision 1 up to recall 0.5, so
+    // 51 of COCO's 101 recall points, at every IoU threshold.
+    std::fs::write(
+        &results,
+        r#"[{"image_id": 1, "category_id": 7, "bbox": [10, 20, 200, 100], "score": 0.9},
+            {"image_id": 2, "category_id": 7, "bbox": [0, 0, 50, 50], "score": 0.8}]"#,
+    )
+    .unwrap();
+    let data = format!("coco:{}", annotations.display());
+    let v = json(&run_ok(
+        "detect",
+        &[
+            "eval",
+            "--detections",
+            results.to_str().unwrap(),
+            "--data",
+            &data,
+            "--json",
+        ],
+    ));
+    assert_eq!(v["metric"], "coco");
+    assert_near(&v["map"], 51.0 / 101.0);
+    assert_near(&v["stats"]["AP50"], 51.0 / 101.0);
+    assert_near(&v["ap"]["cat"], 51.0 / 101.0);
+
+    std::fs::write(
+        &results,
+        r#"[{"image_id": 3, "category_id": 7, "bbox": [10, 20, 200, 100], "score": 0.9}]"#,
+    )
+    .unwrap();
+    let stderr = run_err(
+        "detect",
+        &[
+            "eval",
+            "--detections",
+            results.to_str().unwrap(),
+            "--data",
+            &data,
+        ],
+        2,
+    );
+    assert!(
+        stderr.contains("results.json: entry 0: image_id 3 is not in"),
+        "{stderr}"
+    );
+}

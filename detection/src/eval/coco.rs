@@ -172,15 +172,6 @@ impl CocoEvaluator {
         }
         let results = coco_results(image_id, detections, &self.category_ids)
             .map_err(|message| CocoEvalError::Detections { image_id, message })?;
-        if let Some(bad) = results
-            .iter()
-            .find(|r| !(r.score.is_finite() && r.bbox.iter().all(|v| v.is_finite())))
-        {
-            return Err(CocoEvalError::Detections {
-                image_id,
-                message: format!("a box or score is not finite ({bad:?})"),
-            });
-        }
         self.results.extend(results.into_iter().map(|r| Annotation {
             image_id: r.image_id,
             category_id: r.category_id,

@@ -27,7 +27,8 @@ impl ImageDetections {
         self.boxes.is_empty()
     }
 
-    /// Whether the three lists agree in length and every class is below `num_classes`.
+    /// Whether the three lists agree in length, every class is below `num_classes`, and
+    /// every box and score is finite.
     pub fn check(&self, num_classes: usize) -> Result<(), String> {
         if self.scores.len() != self.boxes.len() || self.classes.len() != self.boxes.len() {
             return Err(format!(
@@ -37,11 +38,15 @@ impl ImageDetections {
                 self.classes.len()
             ));
         }
-        match self.classes.iter().find(|&&c| c >= num_classes) {
-            Some(c) => Err(format!(
+        if let Some(c) = self.classes.iter().find(|&&c| c >= num_classes) {
+            return Err(format!(
                 "class index {c} is out of range ({num_classes} classes)"
-            )),
-            None => Ok(()),
+            ));
+        }
+        let finite = |b: &[f32; 4]| b.iter().all(|v| v.is_finite());
+        match self.boxes.iter().all(finite) && self.scores.iter().all(|s| s.is_finite()) {
+            true => Ok(()),
+            false => Err("a box or score is not finite".into()),
         }
     }
 }

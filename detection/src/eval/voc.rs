@@ -415,3 +415,94 @@ fn evaluate_class(
         false_positives: fp_count as usize,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_cat() -> VocEvaluator {
+        let mut ev = VocEvaluator::new(vec!["cat".into()]);
+        let gt = GroundTruth {
+            bbox: [1.0, 1.0, 10.0, 10.0],
+            class: 0,
+            difficult: false,
+        };
+        ev.add_image("a", &[gt]).unwrap();
+        ev.add_image("b", &[]).unwrap();
+        ev
+    }
+
+    fn detection(score: f64) -> Detection {
+        Detection {
+            bbox: [1.0, 1.0, 10.0, 10.0],
+            class: 0,
+            score,
+        }
+    }
+
+    #[test]
+    fn equal_scores_keep_the_order_they_were_added_in() {
+        // A miss (image b) and a hit (image a) at the same score: whichever came first is
+        // ranked first, which decides the precision at the hit.
+        let mut miss_first = one_cat();
+        miss_first.add_detections(1, &[detection(0.5)]).unwrap();
+        miss_first.add_detections(0, &[detection(0.5)]).unwrap();
+        let mut hit_first = one_cat();
+        hit_first.add_detections(0, &[detection(0.5)]).unwrap();
+        hit_first.add_detections(1, &[detection(0.5)]).unwrap();
+        assert_eq!(miss_first.evaluate(VocMetric::Voc12, 0.5).map, Some(0.5));
+        assert_eq!(hit_first.evaluate(VocMetric::Voc12, 0.5).map, Some(1.0));
+    }
+
+    #[test]
+    fn boxes_convert_to_devkit_coordinates_and_iou_counts_inclusive_pixels() {
+        // Pixels 0..=9 are [0, 10) here and 1..=10 in the devkit.
+        assert_eq!(devkit_box([0.0, 0.0, 10.0, 10.0]), [1.0, 1.0, 10.0, 10.0]);
+        assert_eq!(
+            continuous_box([1.0, 1.0, 10.0, 10.0]),
+            [0.0, 0.0, 10.0, 10.0]
+        );
+        // Two 10x10 boxes sharing a 5-pixel-wide column block: 50 / 150.
+        let iou = inclusive_iou(&[1.0, 1.0, 10.0, 10.0], &[6.0, 1.0, 15.0, 10.0]).unwrap();
+        assert!((iou - 1.0 / 3.0).abs() < 1e-15);
+        // Touching edges share no pixel.
+        assert_eq!(
+            inclusive_iou(&[1.0, 1.0, 10.0, 10.0], &[11.0, 1.0, 20.0, 10.0]),
+            None
+        );
+    }
+
+    #[test]
+    fn misuse_is_an_error_not_a_panic() {
+        let mut ev = one_cat();
+        assert_eq!(
+            ev.add_image("a", &[]),
+            Err(VocEvalError::DuplicateImage("a".into()))
+        );
+        assert_eq!(
+            ev.add_detections(7, &[detection(0.5)]),
+            Err(VocEvalError::UnknownImage(7))
+        );
+        let mut dog = detection(0.5);
+        dog.class = 1;
+        assert!(matches!(
+            ev.add_detections(0, &[dog]),
+            Err(VocEvalError::ClassOutOfRange { class: 1, .. })
+        ));
+        assert_eq!(
+            ev.add_detections(0, &[detection(f64::NAN)]),
+            Err(VocEvalError::NotFinite("a".into()))
+        );
+        let uneven = crate::eval::ImageDetections {
+            boxes: vec![[0.0; 4]],
+            scores: vec![],
+            classes: vec![0],
+        };
+        assert_eq!(
+            ev.add_image_detections(0, &uneven),
+            Err(VocEvalError::LengthMismatch("a".into()))
+        );
+        // Nothing half-added: the image still has no detections.
+        assert_eq!(ev.evaluate(VocMetric::Voc07, 0.5).classes[0].detections, 0);
+    }
+}

@@ -66,10 +66,9 @@ pub struct EvalArgs {
     /// The VOC split whose images are evaluated (and whose name the comp4 files carry).
     #[arg(long, default_value = "test")]
     split: String,
-    /// voc07: 11-point interpolated AP (VOC2007 test's official metric, GluonCV's
-    /// VOC07MApMetric); voc12: area under the precision envelope (VOC2010-2012,
-    /// VOCMApMetric); coco: COCO mAP (coco: data only). Default: voc07 for voc:, coco for
-    /// coco:.
+    /// The metric (default: voc07 for voc: data, coco for coco: data). voc07 is VOC2007
+    /// test's official metric (GluonCV's VOC07MApMetric), voc12 the devkit's from 2010 on
+    /// (VOCMApMetric).
     #[arg(long, value_enum)]
     metric: Option<MetricArg>,
     /// The IoU a detection needs to find a box (VOC metrics).
