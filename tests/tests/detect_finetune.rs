@@ -117,7 +117,7 @@ fn records(run: &Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn finetuning_logs_four_losses_that_fall_and_evaluates_map() {
+fn finetuning_logs_four_losses_that_fall_evaluates_map_and_its_checkpoint_evaluates_alike() {
     let f = fixture(6);
     let out = f.root.join("run");
     let summary = json(&run_ok(
@@ -157,6 +157,56 @@ fn finetuning_logs_four_losses_that_fall_and_evaluates_map() {
     assert!(!val.is_empty());
     let map = val.last().unwrap()["map"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&map), "mAP {map}");
+
+    // `detect eval` scores the checkpoint as training did, and the comp4 files it writes
+    // score the same.
+    let logged = val.last().unwrap()["map"].as_f64().unwrap();
+    let comp4 = f.root.join("comp4");
+    let ckpt = out.join("last.safetensors");
+    let from_model = json(&run_ok(
+        "detect",
+        &[
+            "eval",
+            "--ckpt",
+            ckpt.to_str().unwrap(),
+            "--data",
+            &f.voc,
+            "--write-detections",
+            comp4.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    eprintln!("mAP after training: {logged}");
+    assert_eq!(from_model["metric"], "voc07");
+    assert!(
+        (from_model["map"].as_f64().unwrap() - logged).abs() < 1e-9,
+        "detect eval gives {} where training logged {logged}",
+        from_model["map"]
+    );
+    let from_files = json(&run_ok(
+        "detect",
+        &[
+            "eval",
+            "--detections",
+            comp4.to_str().unwrap(),
+            "--data",
+            &f.voc,
+            "--json",
+        ],
+    ));
+    assert_eq!(from_files["map"], from_model["map"]);
+
+    // The same run folder's checkpoint is no backbone.
+    let mut args = finetune_args(&f, "unused", &[]);
+    args[2] = ckpt.to_str().unwrap();
+    let err = run_err("detect", &args, 2);
+    assert!(
+        err.contains("last.safetensors") && err.contains("not a classification backbone"),
+        "{err}"
+    );
+    args[2] = "/nonexistent/backbone.safetensors";
+    let err = run_err("detect", &args, 2);
+    assert!(err.contains("/nonexistent/backbone.safetensors"), "{err}");
 }
 
 #[test]
@@ -183,22 +233,4 @@ fn a_killed_run_resumes_to_the_same_weights() {
         tensors(&a) == tensors(&b),
         "resumed weights differ from an uninterrupted run's"
     );
-}
-
-#[test]
-fn a_detection_checkpoint_or_a_missing_file_is_not_a_backbone() {
-    let f = fixture(1);
-    let out = f.root.join("run");
-    run_ok("detect", &finetune_args(&f, out.to_str().unwrap(), &[]));
-    let mut args = finetune_args(&f, "unused", &[]);
-    let last = out.join("last.safetensors");
-    args[2] = last.to_str().unwrap();
-    let err = run_err("detect", &args, 2);
-    assert!(
-        err.contains("last.safetensors") && err.contains("not a classification backbone"),
-        "{err}"
-    );
-    args[2] = "/nonexistent/backbone.safetensors";
-    let err = run_err("detect", &args, 2);
-    assert!(err.contains("/nonexistent/backbone.safetensors"), "{err}");
 }
