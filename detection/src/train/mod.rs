@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod finetune;
+pub mod step;
 pub mod targets;
 pub mod task;

@@ -3,18 +3,13 @@
 //! model on the validation split and scores it with the VOC devkit's rules (or COCO's).
 
 use super::config::FinetuneConfig;
-use super::targets::{
-    box_head_losses, image_seed, roi_labels, rpn_labels, rpn_losses, BoxLayout, GroundTruth,
-    RoiTargeting, RpnTargeting,
-};
+use super::step::{training_losses, Targeting};
+use super::targets::GroundTruth;
 use crate::eval::ground_truth::voc_evaluator;
 use crate::eval::voc::VocMetric;
 use crate::evaluate::detect_split;
-use crate::model::config::Design;
 use crate::model::{DetectorConfig, FasterRcnn};
-use crate::ops::anchors::inside_image;
-use crate::ops::matcher::Matcher;
-use crate::ops::sampler::{splitmix64, BalancedSampler};
+use crate::ops::sampler::splitmix64;
 use crate::transform::{ImageTransform, TransformSpec};
 use backbones::checkpoint::{Metadata, Task as CheckpointTask};
 use backbones::engine::task::{Losses, Metrics, Step, Task};
@@ -38,9 +33,7 @@ pub struct Detection {
     model: FasterRcnn,
     transform: ImageTransform,
     transform_spec: TransformSpec,
-    rpn_targeting: RpnTargeting,
-    roi_targeting: RoiTargeting,
-    layout: BoxLayout,
+    targeting: Targeting,
     classes: Vec<String>,
     val: DetectionLoader,
 }
@@ -62,34 +55,14 @@ impl Detection {
             ..TransformSpec::torchvision()
         };
         let transform = ImageTransform::new(&transform_spec, device);
-        let t = config.targets();
-        let c4 = model.config.design == Design::C4;
-        let rpn_targeting = RpnTargeting {
-            matcher: Matcher::new(t.rpn_fg_iou, t.rpn_bg_iou, true),
-            sampler: BalancedSampler::new(t.rpn_batch, t.rpn_positive_fraction),
-            coder: model.rpn.box_coder.clone(),
-            ignore_crossing_anchors: t.ignore_crossing_anchors,
-            box_beta: 1.0 / 9.0,
-        };
-        let roi_targeting = RoiTargeting {
-            matcher: Matcher::new(t.roi_fg_iou, t.roi_fg_iou, false),
-            sampler: BalancedSampler::new(t.roi_batch, t.roi_positive_fraction),
-            coder: model.box_coder.clone(),
-            box_beta: t.roi_box_beta,
-        };
+        let targeting = Targeting::new(&model, &config.targets());
         Detection {
             config,
             vs,
             model,
             transform,
             transform_spec,
-            rpn_targeting,
-            roi_targeting,
-            layout: if c4 {
-                BoxLayout::ObjectsOnly
-            } else {
-                BoxLayout::WithBackground
-            },
+            targeting,
             classes,
             val,
         }
@@ -161,64 +134,10 @@ impl Task for Detection {
         let images = self
             .transform
             .loader_batch(&input.pixels, &input.image_sizes);
-        let features = self.model.features(&images.tensors, true);
-        let out = self.model.rpn_outputs(&features, &images);
         // Every image's draw comes from the run's seed and this micro-batch, so a resumed
         // run samples the same anchors and RoIs.
         let seed = splitmix64(self.config.train.seed ^ splitmix64(step.micro_batch));
-
-        let anchors = Tensor::cat(&out.anchors, 0);
-        let (labels, targets): (Vec<Tensor>, Vec<Tensor>) = input
-            .truths
-            .iter()
-            .zip(&input.image_sizes)
-            .map(|(truth, &size)| {
-                let inside = inside_image(&anchors, size);
-                rpn_labels(&self.rpn_targeting, &anchors, truth, Some(&inside))
-            })
-            .unzip();
-        let objectness = Tensor::cat(&out.objectness, 1);
-        let deltas = Tensor::cat(&out.deltas, 1);
-        let (loss_objectness, loss_rpn_box_reg) = rpn_losses(
-            &self.rpn_targeting,
-            &objectness,
-            &deltas,
-            &labels,
-            &targets,
-            seed,
-        );
-
-        let proposals = self.model.proposals(&out, &images, true);
-        let mut rois = Vec::with_capacity(proposals.len());
-        let mut roi_classes = Vec::with_capacity(proposals.len());
-        let mut roi_targets = Vec::with_capacity(proposals.len());
-        for (i, (p, truth)) in proposals.iter().zip(&input.truths).enumerate() {
-            let sampled = roi_labels(
-                &self.roi_targeting,
-                &p.boxes,
-                truth,
-                image_seed(seed ^ 0x5151, i),
-            );
-            let (boxes, classes, targets) = sampled.compact();
-            rois.push(boxes);
-            roi_classes.push(classes);
-            roi_targets.push(targets);
-        }
-        let (logits, box_deltas) = self.model.box_predictions(&features, &rois, &images, true);
-        let (loss_classifier, loss_box_reg) = box_head_losses(
-            &logits,
-            &box_deltas,
-            &Tensor::cat(&roi_classes, 0),
-            &Tensor::cat(&roi_targets, 0),
-            self.layout,
-            self.roi_targeting.box_beta,
-        );
-        Losses::from([
-            ("loss_objectness".to_string(), loss_objectness),
-            ("loss_rpn_box_reg".to_string(), loss_rpn_box_reg),
-            ("loss_classifier".to_string(), loss_classifier),
-            ("loss_box_reg".to_string(), loss_box_reg),
-        ])
+        training_losses(&self.model, &self.targeting, &images, &input.truths, seed)
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
