@@ -2,6 +2,7 @@
 //! torchvision's `fasterrcnn_resnet50_fpn`, trained by the engine, evaluated with the VOC
 //! devkit's AP rules and COCO's (through `hotcoco`).
 
+pub mod bench;
 pub mod eval;
 pub mod evaluate;
 pub mod import;

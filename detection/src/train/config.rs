@@ -160,6 +160,24 @@ pub struct ResolvedTargets {
     pub roi_box_beta: f64,
 }
 
+impl ResolvedTargets {
+    /// GluonCV's settings for `c4`, torchvision's for `fpn`.
+    pub fn defaults(design: Design) -> Self {
+        let c4 = design == Design::C4;
+        ResolvedTargets {
+            rpn_fg_iou: 0.7,
+            rpn_bg_iou: 0.3,
+            rpn_batch: 256,
+            rpn_positive_fraction: 0.5,
+            ignore_crossing_anchors: c4,
+            roi_fg_iou: 0.5,
+            roi_batch: if c4 { 128 } else { 512 },
+            roi_positive_fraction: 0.25,
+            roi_box_beta: if c4 { 1.0 } else { 1.0 / 9.0 },
+        }
+    }
+}
+
 impl FinetuneConfig {
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
@@ -171,23 +189,26 @@ impl FinetuneConfig {
     }
 
     pub fn targets(&self) -> ResolvedTargets {
-        let c4 = self.model.design == Design::C4;
+        let d = ResolvedTargets::defaults(self.model.design);
         ResolvedTargets {
-            rpn_fg_iou: self.rpn.fg_iou.unwrap_or(0.7),
-            rpn_bg_iou: self.rpn.bg_iou.unwrap_or(0.3),
-            rpn_batch: self.rpn.batch_per_image.unwrap_or(256),
-            rpn_positive_fraction: self.rpn.positive_fraction.unwrap_or(0.5),
-            ignore_crossing_anchors: self.rpn.ignore_crossing_anchors.unwrap_or(c4),
-            roi_fg_iou: self.roi.fg_iou.unwrap_or(0.5),
-            roi_batch: self
+            rpn_fg_iou: self.rpn.fg_iou.unwrap_or(d.rpn_fg_iou),
+            rpn_bg_iou: self.rpn.bg_iou.unwrap_or(d.rpn_bg_iou),
+            rpn_batch: self.rpn.batch_per_image.unwrap_or(d.rpn_batch),
+            rpn_positive_fraction: self
+                .rpn
+                .positive_fraction
+                .unwrap_or(d.rpn_positive_fraction),
+            ignore_crossing_anchors: self
+                .rpn
+                .ignore_crossing_anchors
+                .unwrap_or(d.ignore_crossing_anchors),
+            roi_fg_iou: self.roi.fg_iou.unwrap_or(d.roi_fg_iou),
+            roi_batch: self.roi.batch_per_image.unwrap_or(d.roi_batch),
+            roi_positive_fraction: self
                 .roi
-                .batch_per_image
-                .unwrap_or(if c4 { 128 } else { 512 }),
-            roi_positive_fraction: self.roi.positive_fraction.unwrap_or(0.25),
-            roi_box_beta: self
-                .roi
-                .box_beta
-                .unwrap_or(if c4 { 1.0 } else { 1.0 / 9.0 }),
+                .positive_fraction
+                .unwrap_or(d.roi_positive_fraction),
+            roi_box_beta: self.roi.box_beta.unwrap_or(d.roi_box_beta),
         }
     }
 

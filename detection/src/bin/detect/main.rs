@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own file (`eval.rs`, ...) with its clap `Args` and a `run`;
 //! adding one is a module, an enum variant and a match arm here.
 
+mod bench;
 mod cli_error;
 mod eval;
 mod finetune;
@@ -22,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Training and inference images/s on random images of one size (beside torchvision's
+    /// fasterrcnn_resnet50_fpn: bench/detect_torchvision.py, `make bench`).
+    Bench(bench::BenchArgs),
     /// Fine-tunes Faster R-CNN (C4 or FPN) from a classification checkpoint on VOC or COCO
     /// data, on the training engine (resumable; mAP picks best.safetensors).
     Finetune(finetune::FinetuneArgs),
@@ -34,6 +38,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Finetune(args) => finetune::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Eval(args) => eval::run(args),
     };
     if let Err(err) = result {
