@@ -68,21 +68,22 @@ pub fn import_torchvision(
         .map(|(name, t)| (modern_name(&name), t))
         .collect();
     const SCORES: &str = "roi_heads.box_predictor.cls_score.weight";
-    let rows = match tensors.get(SCORES).map(|t| t.size()).as_deref() {
-        Some(&[rows, _]) => rows,
-        Some(shape) => {
-            return Err(CheckpointError::content(
+    let rows =
+        match tensors.get(SCORES).map(|t| t.size()).as_deref() {
+            Some(&[rows, _]) => rows,
+            Some(shape) => return Err(CheckpointError::content(
                 input,
-                format!("{SCORES} has shape {shape:?}; a class predictor is [classes + 1, features]"),
-            ))
-        }
-        None => {
-            return Err(CheckpointError::content(
-                input,
-                format!("has no {SCORES}: not a torchvision Faster R-CNN state dict"),
-            ))
-        }
-    };
+                format!(
+                    "{SCORES} has shape {shape:?}; a class predictor is [classes + 1, features]"
+                ),
+            )),
+            None => {
+                return Err(CheckpointError::content(
+                    input,
+                    format!("has no {SCORES}: not a torchvision Faster R-CNN state dict"),
+                ))
+            }
+        };
     let num_classes = rows - 1;
     backbones::limits::check(
         "the number of object classes",
@@ -150,8 +151,14 @@ mod tests {
             modern_name("backbone.fpn.layer_blocks.0.0.bias"),
             "backbone.fpn.layer_blocks.0.0.bias"
         );
-        assert_eq!(modern_name("rpn.head.conv.weight"), "rpn.head.conv.0.0.weight");
-        assert_eq!(modern_name("rpn.head.conv.0.0.bias"), "rpn.head.conv.0.0.bias");
+        assert_eq!(
+            modern_name("rpn.head.conv.weight"),
+            "rpn.head.conv.0.0.weight"
+        );
+        assert_eq!(
+            modern_name("rpn.head.conv.0.0.bias"),
+            "rpn.head.conv.0.0.bias"
+        );
         assert_eq!(
             modern_name("backbone.body.layer1.0.conv1.weight"),
             "backbone.body.layer1.0.conv1.weight"
@@ -162,7 +169,10 @@ mod tests {
     fn coco_list_has_torchvision_numbering() {
         let c = coco_categories();
         assert_eq!(c.len(), 91);
-        assert_eq!((c[0].as_str(), c[1].as_str(), c[12].as_str()), ("__background__", "person", "N/A"));
+        assert_eq!(
+            (c[0].as_str(), c[1].as_str(), c[12].as_str()),
+            ("__background__", "person", "N/A")
+        );
         assert_eq!(c[90], "toothbrush");
     }
 }

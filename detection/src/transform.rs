@@ -176,7 +176,11 @@ impl ImageTransform {
     /// normalised NCHW with the padding set back to 0 (normalising turned it into -mean/std).
     pub fn loader_batch(&self, pixels: &Tensor, image_sizes: &[(i64, i64)]) -> ImageList {
         let device = self.mean.device();
-        let x = pixels.to_device(device).permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0;
+        let x = pixels
+            .to_device(device)
+            .permute([0, 3, 1, 2])
+            .to_kind(Kind::Float)
+            / 255.0;
         let x = (x - self.mean.unsqueeze(0)) / self.std.unsqueeze(0);
         let s = x.size();
         let (h, w) = (s[2], s[3]);

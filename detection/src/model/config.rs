@@ -137,11 +137,7 @@ impl DetectorConfig {
 
     /// The name checkpoints record as `arch`: `fasterrcnn_resnet50_fpn`, `fasterrcnn_resnet50d_c4`.
     pub fn arch_name(&self) -> String {
-        format!(
-            "fasterrcnn_{}_{}",
-            self.backbone.arch,
-            self.design.name()
-        )
+        format!("fasterrcnn_{}_{}", self.backbone.arch, self.design.name())
     }
 
     /// Name prefixes of the body's parameters that stay frozen (for the engine's
@@ -213,7 +209,10 @@ impl DetectorConfig {
                 return Err(format!("{name} must be between 0 and 1, not {v}"));
             }
         }
-        for (name, v) in [("rpn.min_size", r.min_size), ("box_head.min_size", b.min_size)] {
+        for (name, v) in [
+            ("rpn.min_size", r.min_size),
+            ("box_head.min_size", b.min_size),
+        ] {
             if !(0.0..=10_000.0).contains(&v) {
                 return Err(format!("{name} must be between 0 and 10000, not {v}"));
             }

@@ -16,7 +16,9 @@ pub const BODY_PREFIX: &str = "backbone.body.";
 /// Reads a classification checkpoint to start a detector from: refuses other tasks with a
 /// sentence saying what the file is, and checks its metadata (an unknown arch is refused by
 /// the classification checks).
-pub fn read_backbone_checkpoint(path: &Path) -> Result<(Checkpoint, ClassifierSpec), CheckpointError> {
+pub fn read_backbone_checkpoint(
+    path: &Path,
+) -> Result<(Checkpoint, ClassifierSpec), CheckpointError> {
     let ckpt = Checkpoint::read(path)?;
     if ckpt.metadata.task != Task::Classification {
         return Err(CheckpointError::content(
@@ -82,7 +84,10 @@ pub fn load_body(vs: &nn::VarStore, ckpt: &Checkpoint, path: &Path) -> Result<()
                     .map(|s| s[BODY_PREFIX.len()..].to_string())
                     .collect::<Vec<_>>(),
             ),
-            ("unexpected", unexpected.iter().map(|s| s.to_string()).collect()),
+            (
+                "unexpected",
+                unexpected.iter().map(|s| s.to_string()).collect(),
+            ),
             ("with the wrong shape", wrong),
         ] {
             if !items.is_empty() {
@@ -125,7 +130,11 @@ impl DetectorSpec {
         if config.arch_name() != meta.arch {
             return Err(bad(
                 "model",
-                format!("describes a {} but arch says {}", config.arch_name(), meta.arch),
+                format!(
+                    "describes a {} but arch says {}",
+                    config.arch_name(),
+                    meta.arch
+                ),
             ));
         }
         if config.num_classes != meta.num_classes {
@@ -147,7 +156,10 @@ impl DetectorSpec {
             if !t.is_floating_point() {
                 return Err(CheckpointError::content(
                     path,
-                    format!("tensor {name} holds {:?} values; a detector's tensors are floating point", t.kind()),
+                    format!(
+                        "tensor {name} holds {:?} values; a detector's tensors are floating point",
+                        t.kind()
+                    ),
                 ));
             }
         }
@@ -195,7 +207,11 @@ impl Detector {
         Self::from_parts(ckpt, path, device)
     }
 
-    pub fn from_parts(ckpt: Checkpoint, path: &Path, device: Device) -> Result<Self, CheckpointError> {
+    pub fn from_parts(
+        ckpt: Checkpoint,
+        path: &Path,
+        device: Device,
+    ) -> Result<Self, CheckpointError> {
         let spec = DetectorSpec::of(&ckpt, path)?;
         let vs = nn::VarStore::new(device);
         let model = FasterRcnn::new(&vs.root(), &spec.config);

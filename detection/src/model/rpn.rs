@@ -68,7 +68,10 @@ impl Rpn {
             .iter()
             .map(|(logits, deltas)| {
                 let n = logits.size()[0];
-                (flatten_level(logits, 1).reshape([n, -1]), flatten_level(deltas, 4))
+                (
+                    flatten_level(logits, 1).reshape([n, -1]),
+                    flatten_level(deltas, 4),
+                )
             })
             .unzip();
         RpnOutput {
@@ -86,9 +89,15 @@ impl Rpn {
         train: bool,
     ) -> Vec<Proposals> {
         let (pre_nms, post_nms) = if train {
-            (self.config.pre_nms_top_n_train, self.config.post_nms_top_n_train)
+            (
+                self.config.pre_nms_top_n_train,
+                self.config.post_nms_top_n_train,
+            )
         } else {
-            (self.config.pre_nms_top_n_test, self.config.post_nms_top_n_test)
+            (
+                self.config.pre_nms_top_n_test,
+                self.config.post_nms_top_n_test,
+            )
         };
         let device = out.anchors[0].device();
         // Per level: the top-k anchors by logit (gradients never flow into proposals).
@@ -106,9 +115,10 @@ impl Rpn {
             let (n, count) = (objectness.size()[0], objectness.size()[1]);
             let k = pre_nms.min(count);
             let (top, index) = objectness.topk(k, 1, true, true);
-            let picked_deltas = deltas
-                .detach()
-                .gather(1, &index.unsqueeze(2).expand([n, k, 4], false), false);
+            let picked_deltas =
+                deltas
+                    .detach()
+                    .gather(1, &index.unsqueeze(2).expand([n, k, 4], false), false);
             let picked_anchors = anchors.index_select(0, &index.reshape([-1]));
             let decoded = self
                 .box_coder
