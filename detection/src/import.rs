@@ -68,22 +68,23 @@ pub fn import_torchvision(
         .map(|(name, t)| (modern_name(&name), t))
         .collect();
     const SCORES: &str = "roi_heads.box_predictor.cls_score.weight";
-    let rows =
-        match tensors.get(SCORES).map(|t| t.size()).as_deref() {
-            Some(&[rows, _]) => rows,
-            Some(shape) => return Err(CheckpointError::content(
+    let rows = match tensors.get(SCORES).map(|t| t.size()).as_deref() {
+        Some(&[rows, _]) => rows,
+        Some(shape) => {
+            return Err(CheckpointError::content(
                 input,
                 format!(
                     "{SCORES} has shape {shape:?}; a class predictor is [classes + 1, features]"
                 ),
-            )),
-            None => {
-                return Err(CheckpointError::content(
-                    input,
-                    format!("has no {SCORES}: not a torchvision Faster R-CNN state dict"),
-                ))
-            }
-        };
+            ))
+        }
+        None => {
+            return Err(CheckpointError::content(
+                input,
+                format!("has no {SCORES}: not a torchvision Faster R-CNN state dict"),
+            ))
+        }
+    };
     let num_classes = rows - 1;
     backbones::limits::check(
         "the number of object classes",

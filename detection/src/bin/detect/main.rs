@@ -1,4 +1,11 @@
 //! `detect`: fine-tune, evaluate, predict with, import and benchmark Faster R-CNN.
+//!
+//! Each subcommand lives in its own file with its clap `Args` and a `run`; adding one is a
+//! module, an enum variant and a match arm here.
+
+mod cli_error;
+mod import;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -13,9 +20,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Converts a torchvision Faster R-CNN state dict (.safetensors) into a checkpoint.
+    Import(import::ImportArgs),
+}
 
 fn main() {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Import(args) => import::run(args),
+    };
+    if let Err(err) = result {
+        std::process::exit(cli_error::report("detect", &err));
+    }
 }
