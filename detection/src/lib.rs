@@ -2,7 +2,9 @@
 //! torchvision's `fasterrcnn_resnet50_fpn`, trained by the engine, evaluated with the VOC
 //! devkit's AP rules and COCO's (through `hotcoco`).
 
+pub mod draw;
 pub mod import;
 pub mod model;
 pub mod ops;
+pub mod predict;
 pub mod transform;

@@ -31,11 +31,11 @@ fn value(k: usize, name: &str, shape: &[i64]) -> Tensor {
         (u - 0.5) * 2.0 * 6f64.sqrt() / fan_in.sqrt()
     };
     if name == "roi_heads.box_predictor.cls_score.weight" {
-        v = v * 30.0;
+        v *= 30.0;
     }
     if name == "roi_heads.box_predictor.cls_score.bias" {
         let raise = Tensor::from_slice(&[0.0, 11.0, 0.0, 33.0, 0.0]);
-        v = v + raise;
+        v += raise;
     }
     v.to_kind(Kind::Float).reshape(shape)
 }
@@ -106,6 +106,57 @@ fn imported_fpn_model_detects_what_torchvision_detects() {
     let box_error = f64::try_from((&boxes - &expected["boxes"]).abs().max()).unwrap();
     eprintln!("largest differences: boxes {box_error} px, scores {score_error}");
     assert!(box_error < 2e-3, "boxes differ by up to {box_error} px");
+
+    // `detect predict` on the same image, with the checkpoint told the fixture's sizes.
+    let mut ckpt = Checkpoint::read(&path).unwrap();
+    ckpt.metadata.transform = Some(serde_json::to_value(&spec).unwrap());
+    ckpt.metadata.model["rpn"]["post_nms_top_n_test"] = 300.into();
+    ckpt.write(&path).unwrap();
+    let (h, w) = (original.0 as u32, original.1 as u32);
+    let pixels = Vec::<u8>::try_from(image.reshape([-1])).unwrap();
+    let picture = image::RgbImage::from_raw(w, h, pixels).unwrap();
+    let image_path = dir.path().join("scene.png");
+    picture.save(&image_path).unwrap();
+    let drawn = dir.path().join("drawn.png");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_detect"))
+        .args(["predict", "--json", "--ckpt"])
+        .args([
+            &path,
+            Path::new("--image"),
+            &image_path,
+            Path::new("--out"),
+            &drawn,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let detections = json["detections"].as_array().unwrap();
+    assert_eq!(detections.len(), want_labels.len());
+    let want_boxes = Vec::<f32>::try_from(expected["boxes"].reshape([-1])).unwrap();
+    for (i, d) in detections.iter().enumerate() {
+        assert_eq!(d["class"], want_labels[i] - 1);
+        assert_eq!(d["label"], format!("class_{}", want_labels[i] - 1));
+        for (c, v) in d["box"].as_array().unwrap().iter().enumerate() {
+            let error = (v.as_f64().unwrap() - want_boxes[4 * i + c] as f64).abs();
+            assert!(
+                error < 2e-3,
+                "detection {i} coordinate {c} differs by {error}"
+            );
+        }
+    }
+    let drawn = image::open(&drawn).unwrap().to_rgb8();
+    assert_eq!(drawn.dimensions(), (w, h));
+    let changed = drawn
+        .pixels()
+        .zip(picture.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(changed > 500, "only {changed} pixels drawn");
 }
 
 #[test]
@@ -129,5 +180,4 @@ fn import_refuses_a_classifier_state_dict() {
         err.contains("resnet.safetensors") && err.contains("not a torchvision Faster R-CNN"),
         "{err}"
     );
-    let _ = Checkpoint::read;
 }

@@ -47,7 +47,7 @@ fn batches_are_padded_with_zeros_after_normalising() {
     );
 
     // The loader's u8 batch, zero-padded on the host, comes out the same way.
-    let mut pixels = Tensor::zeros([1, 64, 64, 3], (Kind::Uint8, Device::Cpu));
+    let pixels = Tensor::zeros([1, 64, 64, 3], (Kind::Uint8, Device::Cpu));
     let _ = pixels.narrow(1, 0, 40).narrow(2, 0, 60).fill_(255);
     let from_loader = transform.loader_batch(&pixels, &[(40, 60)]);
     assert!(from_loader

@@ -5,6 +5,7 @@
 
 mod cli_error;
 mod import;
+mod predict;
 
 use clap::{Parser, Subcommand};
 
@@ -23,12 +24,15 @@ struct Cli {
 enum Command {
     /// Converts a torchvision Faster R-CNN state dict (.safetensors) into a checkpoint.
     Import(import::ImportArgs),
+    /// Detections of one image: printed, as JSON, or drawn into a PNG.
+    Predict(predict::PredictArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Import(args) => import::run(args),
+        Command::Predict(args) => predict::run(args),
     };
     if let Err(err) = result {
         std::process::exit(cli_error::report("detect", &err));
