@@ -65,7 +65,7 @@ fn lying_detection_checkpoints_are_refused_naming_the_field() {
     c.metadata.transform.as_mut().unwrap()["min_size"] = 0.into();
     let err = open_error(c, &path);
     assert!(
-        err.contains("'transform'") && err.contains("min_size must be between 8 and 8192, not 0"),
+        err.contains("'transform'") && err.contains("min_size must be between 8 and 4096, not 0"),
         "{err}"
     );
 
@@ -183,4 +183,53 @@ fn detect_import_reads_the_older_key_spelling_and_refuses_bad_files() {
     }
     let (tensors, _) = read_safetensors(&output).unwrap();
     assert!(tensors.contains_key("rpn.head.conv.0.0.weight"));
+}
+
+#[test]
+fn detect_predict_refuses_a_classifier_and_a_missing_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = backbones::ResNetConfig::classifier("resnet18".parse().unwrap(), 3);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _net = backbones::ResNet::new(&vs.root(), &config);
+    let classifier = Checkpoint {
+        metadata: Metadata {
+            task: Task::Classification,
+            arch: "resnet18".into(),
+            num_classes: 3,
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            model: serde_json::to_value(&config).unwrap(),
+            transform: None,
+            config: None,
+            epoch: None,
+            iter: None,
+            metrics: None,
+        },
+        tensors: var_store_tensors(&vs),
+    };
+    let ckpt = dir.path().join("classifier.safetensors");
+    classifier.write(&ckpt).unwrap();
+    let image = dir.path().join("scene.png");
+    image::RgbImage::new(40, 30).save(&image).unwrap();
+    let predict = |ckpt: &Path, image: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_detect"))
+            .arg("predict")
+            .args([Path::new("--ckpt"), ckpt, Path::new("--image"), image])
+            .output()
+            .unwrap()
+    };
+    let run = predict(&ckpt, &image);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("classifier.safetensors")
+            && stderr.contains("is a classification checkpoint (resnet18), not a detection one"),
+        "{stderr}"
+    );
+
+    let det = dir.path().join("det.safetensors");
+    detector_checkpoint("resnet18", 2).write(&det).unwrap();
+    let run = predict(&det, &dir.path().join("absent.jpg"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("absent.jpg"), "{stderr}");
 }
