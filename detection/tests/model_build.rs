@@ -207,3 +207,31 @@ fn a_detection_checkpoint_or_an_unknown_arch_is_refused_as_a_backbone() {
         "{err}"
     );
 }
+
+#[test]
+fn a_batch_of_two_images_detects_what_each_image_detects_alone() {
+    tch::manual_seed(3);
+    let config = DetectorConfig::fpn(arch("resnet18"), 2, 1e-5);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = FasterRcnn::new(&vs.root(), &config);
+    let transform = ImageTransform::new(&TransformSpec::torchvision(), Device::Cpu);
+    // Both pad to 128x160 alone and together, so each sees the same features either way.
+    let a = Tensor::randn([3, 120, 160], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([3, 100, 140], (Kind::Float, Device::Cpu));
+    let together = model.detect(&transform.batch(vec![a.copy(), b.copy()]));
+    for (i, image) in [a, b].into_iter().enumerate() {
+        let alone = &model.detect(&transform.batch(vec![image]))[0];
+        let both = &together[i];
+        assert!(alone.len() > 0, "image {i}: no detections to compare");
+        assert_eq!(alone.len(), both.len(), "image {i}");
+        assert!(alone.labels.equal(&both.labels), "image {i}");
+        assert!(
+            alone.scores.allclose(&both.scores, 1e-5, 1e-6, false),
+            "image {i}"
+        );
+        assert!(
+            alone.boxes.allclose(&both.boxes, 1e-4, 1e-3, false),
+            "image {i}"
+        );
+    }
+}
