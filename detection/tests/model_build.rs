@@ -222,7 +222,7 @@ fn a_batch_of_two_images_detects_what_each_image_detects_alone() {
     for (i, image) in [a, b].into_iter().enumerate() {
         let alone = &model.detect(&transform.batch(vec![image]))[0];
         let both = &together[i];
-        assert!(alone.len() > 0, "image {i}: no detections to compare");
+        assert!(!alone.is_empty(), "image {i}: no detections to compare");
         assert_eq!(alone.len(), both.len(), "image {i}");
         assert!(alone.labels.equal(&both.labels), "image {i}");
         assert!(
