@@ -181,6 +181,24 @@ fn detect_import_reads_the_older_key_spelling_and_refuses_bad_files() {
         );
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
+    let run = Command::new(env!("CARGO_BIN_EXE_detect"))
+        .args([
+            "import",
+            "--from",
+            "torchvision",
+            "--arch",
+            "fasterrcnn_resnet50_fpn",
+        ])
+        .args(["--bn-eps", "1.5"])
+        .args([&input, &output])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--bn-eps") && stderr.contains("from 0 to below 1, not 1.5"),
+        "{stderr}"
+    );
     let (tensors, _) = read_safetensors(&output).unwrap();
     assert!(tensors.contains_key("rpn.head.conv.0.0.weight"));
 }

@@ -21,7 +21,7 @@ pub struct ImportArgs {
     arch: TorchvisionDetector,
     /// Epsilon of the frozen batch norms: torchvision's published COCO weights were trained
     /// with 0; models built by torchvision today use 1e-5 [0 to below 1].
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, value_parser = parse_bn_eps)]
     bn_eps: f64,
     /// Object class names, one per line, background excluded (default: torchvision's COCO
     /// list, N/A entries included, when the predictor has 91 rows; else class_0, class_1, ...).
@@ -31,6 +31,13 @@ pub struct ImportArgs {
     input: PathBuf,
     /// The checkpoint to write.
     output: PathBuf,
+}
+
+fn parse_bn_eps(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(eps) if (0.0..1.0).contains(&eps) => Ok(eps),
+        _ => Err(format!("must be a number from 0 to below 1, not {text}")),
+    }
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
