@@ -3,10 +3,12 @@
 //! devkit's AP rules and COCO's (through `hotcoco`).
 
 pub mod bench;
+pub mod draw;
 pub mod eval;
 pub mod evaluate;
 pub mod import;
 pub mod model;
 pub mod ops;
+pub mod predict;
 pub mod train;
 pub mod transform;

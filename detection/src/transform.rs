@@ -27,8 +27,9 @@ pub struct TransformSpec {
     pub size_divisible: i64,
 }
 
-/// Bounds of the sizes a checkpoint may ask for.
-pub const SIDE: std::ops::RangeInclusive<i64> = 8..=8192;
+/// Bounds of the sizes a checkpoint may ask for (a ResNet-50 at 4096 x 4096 still fits in
+/// memory at inference; torchvision uses 800 / 1333).
+pub const SIDE: std::ops::RangeInclusive<i64> = 8..=4096;
 
 impl TransformSpec {
     /// torchvision's detection defaults: 800 / 1333, ImageNet mean and std, multiples of 32.

@@ -1,7 +1,7 @@
 """Golden values for the whole fasterrcnn_resnet50_fpn inference (tests/model_fpn_golden.rs).
 
 torchvision's model with weights=None, weights_backbone=None, 4 object classes and smaller
-input sizes (400/600, so the test is quick on CPU while the resize still has a fractional
+input sizes (320/480 and 300 proposals, so the test is quick on CPU while the resize still has a fractional
 scale), every state-dict tensor overwritten by `value(k, j)` below (k = the tensor's index in
 sorted key order, j = the element's flat index), so the Rust test can rebuild the same
 160 MB of weights from the key list alone. The class-score weights are scaled up (RoIs of
@@ -25,9 +25,10 @@ from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NUM_CLASSES = 4  # objects; torchvision counts the background too (5)
-MIN_SIZE, MAX_SIZE = 400, 600
-CLASS1_BIAS = 8.0
-CLASS3_BIAS = 26.0
+MIN_SIZE, MAX_SIZE = 320, 480
+POST_NMS_TOP_N = 300  # proposals kept per image (torchvision's test default is 1000)
+CLASS1_BIAS = 11.0
+CLASS3_BIAS = 33.0
 CLS_WEIGHT_GAIN = 30.0
 
 
@@ -72,7 +73,8 @@ def image():
 
 def main():
     model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=NUM_CLASSES + 1,
-                                    min_size=MIN_SIZE, max_size=MAX_SIZE).eval()
+                                    min_size=MIN_SIZE, max_size=MAX_SIZE,
+                                    rpn_post_nms_top_n_test=POST_NMS_TOP_N).eval()
     state = model.state_dict()
     keys = sorted(state)
     new_state = {}

@@ -1,12 +1,14 @@
 //! `detect`: fine-tune, evaluate, predict with, import and benchmark Faster R-CNN.
 //!
-//! Each subcommand lives in its own file (`eval.rs`, ...) with its clap `Args` and a `run`;
-//! adding one is a module, an enum variant and a match arm here.
+//! Each subcommand lives in its own file with its clap `Args` and a `run`; adding one is a
+//! module, an enum variant and a match arm here.
 
 mod bench;
 mod cli_error;
 mod eval;
 mod finetune;
+mod import;
+mod predict;
 
 use clap::{Parser, Subcommand};
 
@@ -23,23 +25,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Training and inference images/s on random images of one size (beside torchvision's
-    /// fasterrcnn_resnet50_fpn: bench/detect_torchvision.py, `make bench`).
-    Bench(bench::BenchArgs),
     /// Fine-tunes Faster R-CNN (C4 or FPN) from a classification checkpoint on VOC or COCO
     /// data, on the training engine (resumable; mAP picks best.safetensors).
     Finetune(finetune::FinetuneArgs),
     /// Scores detections against a dataset's ground truth: VOC AP by the devkit's rules
-    /// (11-point VOC07 or area VOC12) or COCO mAP.
+    /// (11-point VOC07 or area VOC12) or COCO mAP; from a checkpoint or from result files.
     Eval(eval::EvalArgs),
+    /// Detections of one image: printed, as JSON, or drawn into a PNG.
+    Predict(predict::PredictArgs),
+    /// Converts a torchvision Faster R-CNN state dict (.safetensors) into a checkpoint.
+    Import(import::ImportArgs),
+    /// Training and inference images/s on random images of one size (beside torchvision's
+    /// fasterrcnn_resnet50_fpn: bench/detect_torchvision.py, `make bench`).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Finetune(args) => finetune::run(args),
-        Command::Bench(args) => bench::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     if let Err(err) = result {
         std::process::exit(cli_error::report("detect", &err));

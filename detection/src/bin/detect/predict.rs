@@ -1,0 +1,64 @@
+//! `detect predict`: the detections of one image, printed (or as JSON) and optionally drawn.
+
+use crate::cli_error::BadInput;
+use anyhow::Context;
+use backbones::device::parse_device;
+use clap::Args;
+use detection::draw::draw_detections;
+use detection::model::load::Detector;
+use detection::predict::predict;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A detection checkpoint (`detect finetune` or `detect import`).
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// A JPEG or PNG image.
+    #[arg(long)]
+    image: PathBuf,
+    /// Write the image with its labelled boxes to this PNG.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print one JSON object: {"image", "detections": [{"class", "label", "score", "box"}]},
+    /// `class` the index in the checkpoint's class list, `label` its name, `box`
+    /// [x1, y1, x2, y2] in 0-based float pixels of the original image.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: PredictArgs) -> anyhow::Result<()> {
+    let device = parse_device(&args.device).map_err(BadInput)?;
+    let detector = Detector::from_checkpoint(&args.ckpt, device)?;
+    let image = datasets::image_io::load_rgb(&args.image)?;
+    let detections = predict(&detector, &image);
+    if let Some(out) = &args.out {
+        let drawn = draw_detections(&image, &detections)
+            .map_err(|e| anyhow::anyhow!("{}: cannot draw the detections ({e})", out.display()))?;
+        let mut png = Vec::new();
+        drawn
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .with_context(|| format!("{}: cannot encode the PNG", out.display()))?;
+        backbones::atomic_write::write(out, &png)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    if args.json {
+        let json = serde_json::json!({
+            "image": args.image.display().to_string(),
+            "detections": detections,
+        });
+        println!("{json}");
+    } else {
+        println!("{}: {} detections", args.image.display(), detections.len());
+        for d in &detections {
+            println!(
+                "  {:.3}  {:<16} [{:.1}, {:.1}, {:.1}, {:.1}]",
+                d.score, d.label, d.bbox[0], d.bbox[1], d.bbox[2], d.bbox[3]
+            );
+        }
+    }
+    Ok(())
+}
