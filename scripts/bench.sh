@@ -41,6 +41,26 @@ o=$(best "${ours[@]}"); p=$(best "${peer[@]}")
 printf 'ours %.1f images/s, torchvision (PIL) %.1f images/s, ratio %.3f\n' "$o" "$p" \
   "$("$py" -c "print($o / $p)")"
 
+# Faster R-CNN: a training step and inference on random images, ours beside torchvision's
+# fasterrcnn_resnet50_fpn (frozen BN, layer2..4 trainable, as fine-tuned from ImageNet) at the
+# same size, batch and threads. torchvision has no C4 design: C4 is shown beside its FPN.
+for case in "fpn 800/1333" "c4 600/1000" "fpn 320/480"; do
+  set -- $case
+  det="--batch 1 --size $2 --device cpu --threads $threads --warmup 1 --iters 3"
+  echo "== Faster R-CNN $1 (ResNet-50), $det"
+  ours=() ; peer=()
+  for _ in 1 2; do
+    o_json=$("$bin/detect" bench --design "$1" --arch resnet50 $det --json 2>/dev/null)
+    p_json=$("$py" bench/detect_torchvision.py $det 2>/dev/null)
+    ours+=("$(field train_images_per_s "$o_json") $(field inference_images_per_s "$o_json")")
+    peer+=("$(field train_images_per_s "$p_json") $(field inference_images_per_s "$p_json")")
+  done
+  ot=$(best $(printf '%s\n' "${ours[@]}" | cut -d' ' -f1)); oi=$(best $(printf '%s\n' "${ours[@]}" | cut -d' ' -f2))
+  pt=$(best $(printf '%s\n' "${peer[@]}" | cut -d' ' -f1)); pi=$(best $(printf '%s\n' "${peer[@]}" | cut -d' ' -f2))
+  printf 'training: ours %.3f images/s, torchvision FPN %.3f, ratio %.3f\n' "$ot" "$pt" "$("$py" -c "print($ot / $pt)")"
+  printf 'inference: ours %.3f images/s, torchvision FPN %.3f, ratio %.3f\n' "$oi" "$pi" "$("$py" -c "print($oi / $pi)")"
+done
+
 # The whole fashion-quick job (train with an evaluation per epoch, then `backbone eval` of the
 # best checkpoint) beside the same recipe as a plain PyTorch script. About 15 minutes a pair on
 # 2 cores, so only on request: BENCH_JOB=1 make bench (BENCH_JOB_PAIRS=N for more pairs).

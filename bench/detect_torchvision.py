@@ -1,0 +1,114 @@
+"""The peer of `detect bench`: torchvision's fasterrcnn_resnet50_fpn, timed the same way.
+
+Random images of one size (already at the model's min_size/max_size, so its transform's resize
+keeps the size), three boxes each, a training step (the four losses summed, backward, SGD
+step) and inference (eval mode, no grad), after warm-up, one sync per timed window.
+
+    python bench/detect_torchvision.py --batch 2 --size 800/1333 --threads 2 --device cpu
+"""
+import argparse
+import json
+import time
+
+import torch
+import torchvision
+from torchvision.models import resnet50
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.ops import FrozenBatchNorm2d
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--num-classes", type=int, default=20)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--size", default="800/1333")
+    p.add_argument("--amp", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--iters", type=int, default=5)
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    short, long = (int(v) for v in a.size.split("/"))
+    device = torch.device(a.device)
+    torch.manual_seed(0)
+    # fasterrcnn_resnet50_fpn as it is fine-tuned from ImageNet weights: frozen batch norm and
+    # layer2..layer4 trainable (without weights torchvision would switch to plain BN and
+    # train every stage).
+    body = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
+    backbone = _resnet_fpn_extractor(body, 3)
+    model = FasterRCNN(
+        backbone, num_classes=a.num_classes + 1, min_size=short, max_size=long
+    ).to(device)
+    images = [torch.rand(3, short, long, device=device) for _ in range(a.batch)]
+    w, h = float(long), float(short)
+    boxes = torch.tensor(
+        [
+            [0.1 * w, 0.1 * h, 0.4 * w, 0.5 * h],
+            [0.5 * w, 0.2 * h, 0.9 * w, 0.7 * h],
+            [0.3 * w, 0.6 * h, 0.6 * w, 0.95 * h],
+        ],
+        device=device,
+    )
+    labels = torch.tensor([1, 2, 3], device=device).clamp(max=a.num_classes)
+    targets = [{"boxes": boxes, "labels": labels} for _ in range(a.batch)]
+    params = [q for q in model.parameters() if q.requires_grad]
+    sgd = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler("cuda", enabled=a.amp)
+
+    def train_step():
+        with torch.autocast(device.type, enabled=a.amp):
+            losses = model(images, targets)
+        loss = sum(losses.values())
+        sgd.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(sgd)
+        scaler.update()
+        return loss
+
+    def infer():
+        with torch.no_grad(), torch.autocast(device.type, enabled=a.amp):
+            out = model(images)
+        return sum(o["scores"].sum() for o in out)
+
+    def timed(run):
+        for _ in range(a.warmup):
+            run()
+        run().item()
+        start = time.perf_counter()
+        last = None
+        for _ in range(a.iters):
+            last = run()
+        last.item()
+        return time.perf_counter() - start
+
+    model.train()
+    train_s = timed(train_step)
+    model.eval()
+    infer_s = timed(infer)
+    n = a.iters * a.batch
+    print(
+        json.dumps(
+            {
+                "design": "fpn",
+                "arch": "resnet50",
+                "batch": a.batch,
+                "size": a.size,
+                "amp": a.amp,
+                "device": str(device),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "torchvision": torchvision.__version__,
+                "train_images_per_s": n / train_s,
+                "train_step_ms": train_s * 1000 / a.iters,
+                "inference_images_per_s": n / infer_s,
+                "inference_batch_ms": infer_s * 1000 / a.iters,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
