@@ -62,7 +62,7 @@ pub fn training_losses(
     seed: u64,
 ) -> Losses {
     let features = model.features(&images.tensors, true);
-    let out = model.rpn_outputs(&features, &images);
+    let out = model.rpn_outputs(&features, images);
 
     let anchors = Tensor::cat(&out.anchors, 0);
     let (labels, targets): (Vec<Tensor>, Vec<Tensor>) = truths
@@ -84,7 +84,7 @@ pub fn training_losses(
         seed,
     );
 
-    let proposals = model.proposals(&out, &images, true);
+    let proposals = model.proposals(&out, images, true);
     let mut rois = Vec::with_capacity(proposals.len());
     let mut roi_classes = Vec::with_capacity(proposals.len());
     let mut roi_targets = Vec::with_capacity(proposals.len());
@@ -100,7 +100,7 @@ pub fn training_losses(
         roi_classes.push(classes);
         roi_targets.push(targets);
     }
-    let (logits, box_deltas) = model.box_predictions(&features, &rois, &images, true);
+    let (logits, box_deltas) = model.box_predictions(&features, &rois, images, true);
     let (loss_classifier, loss_box_reg) = box_head_losses(
         &logits,
         &box_deltas,
