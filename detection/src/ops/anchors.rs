@@ -40,12 +40,18 @@ impl AnchorGenerator {
                 cells
             })
             .collect();
-        Self { cell_anchors, strides: vec![None; sizes.len()] }
+        Self {
+            cell_anchors,
+            strides: vec![None; sizes.len()],
+        }
     }
 
     /// `fasterrcnn_resnet50_fpn`'s: sizes 32, 64, 128, 256, 512 (one per level), ratios 0.5, 1, 2.
     pub fn torchvision_fpn() -> Self {
-        let sizes: Vec<Vec<f64>> = [32.0, 64.0, 128.0, 256.0, 512.0].iter().map(|&s| vec![s]).collect();
+        let sizes: Vec<Vec<f64>> = [32.0, 64.0, 128.0, 256.0, 512.0]
+            .iter()
+            .map(|&s| vec![s])
+            .collect();
         Self::torchvision(&sizes, &[0.5, 1.0, 2.0])
     }
 
@@ -59,10 +65,18 @@ impl AnchorGenerator {
             for &s in scales {
                 let half_w = 0.5 * (ws * s - 1.0);
                 let half_h = 0.5 * (hs * s - 1.0);
-                cells.push([centre - half_w, centre - half_h, centre + half_w, centre + half_h]);
+                cells.push([
+                    centre - half_w,
+                    centre - half_h,
+                    centre + half_w,
+                    centre + half_h,
+                ]);
             }
         }
-        Self { cell_anchors: vec![cells], strides: vec![Some((stride, stride))] }
+        Self {
+            cell_anchors: vec![cells],
+            strides: vec![Some((stride, stride))],
+        }
     }
 
     /// GluonCV's C4 model: base 16, scales 2..32, ratios 0.5, 1, 2 on the stride-16 map.
@@ -77,7 +91,12 @@ impl AnchorGenerator {
 
     /// Anchors `[H * W * A, 4]` (float32) of each level, ordered (y, x, anchor), for a batch
     /// padded to `image_size` `(h, w)` and feature maps of `feature_sizes` `(h, w)`.
-    pub fn anchors(&self, image_size: (i64, i64), feature_sizes: &[(i64, i64)], device: Device) -> Vec<Tensor> {
+    pub fn anchors(
+        &self,
+        image_size: (i64, i64),
+        feature_sizes: &[(i64, i64)],
+        device: Device,
+    ) -> Vec<Tensor> {
         assert_eq!(
             feature_sizes.len(),
             self.cell_anchors.len(),
@@ -92,14 +111,18 @@ impl AnchorGenerator {
             .zip(&self.strides)
             .map(|((&(fh, fw), cells), stride)| {
                 let (sy, sx) = stride.unwrap_or((image_size.0 / fh, image_size.1 / fw));
-                let shift_x = Tensor::arange(fw, (Kind::Int64, device)).to_kind(Kind::Float) * sx as f64;
-                let shift_y = Tensor::arange(fh, (Kind::Int64, device)).to_kind(Kind::Float) * sy as f64;
+                let shift_x =
+                    Tensor::arange(fw, (Kind::Int64, device)).to_kind(Kind::Float) * sx as f64;
+                let shift_y =
+                    Tensor::arange(fh, (Kind::Int64, device)).to_kind(Kind::Float) * sy as f64;
                 let grid = Tensor::meshgrid_indexing(&[&shift_y, &shift_x], "ij");
                 let (ys, xs) = (grid[0].reshape([-1]), grid[1].reshape([-1]));
                 let shifts = Tensor::stack(&[&xs, &ys, &xs, &ys], 1);
                 let flat: Vec<f32> = cells.iter().flatten().map(|&v| v as f32).collect();
                 let base = Tensor::from_slice(&flat).view([-1, 4]).to_device(device);
-                (shifts.view([-1, 1, 4]) + base.view([1, -1, 4])).reshape([-1, 4]).to_kind(opts.0)
+                (shifts.view([-1, 1, 4]) + base.view([1, -1, 4]))
+                    .reshape([-1, 4])
+                    .to_kind(opts.0)
             })
             .collect()
     }

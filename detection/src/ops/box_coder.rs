@@ -34,7 +34,11 @@ impl BoxCoder {
     /// torchvision's coder: clamp `ln(1000 / 16)` before `exp`. RPN weights are `(1, 1, 1, 1)`,
     /// the box head's `(10, 10, 5, 5)`.
     pub fn new(weights: [f64; 4]) -> Self {
-        Self { weights, bbox_xform_clip: (1000.0f64 / 16.0).ln(), clip: DeltaClip::BeforeExp }
+        Self {
+            weights,
+            bbox_xform_clip: (1000.0f64 / 16.0).ln(),
+            clip: DeltaClip::BeforeExp,
+        }
     }
 
     /// GluonCV's coder from its stds (weights are their inverses) and its optional scale clip.
@@ -65,7 +69,12 @@ impl BoxCoder {
         let n = deltas.size()[0];
         let codes = deltas.reshape([n, -1, 4]);
         let (cx, cy, w, h) = centres(&boxes.to_kind(deltas.kind()));
-        let (cx, cy, w, h) = (cx.unsqueeze(1), cy.unsqueeze(1), w.unsqueeze(1), h.unsqueeze(1));
+        let (cx, cy, w, h) = (
+            cx.unsqueeze(1),
+            cy.unsqueeze(1),
+            w.unsqueeze(1),
+            h.unsqueeze(1),
+        );
         let dx = codes.select(2, 0) / wx;
         let dy = codes.select(2, 1) / wy;
         let dw = codes.select(2, 2) / ww;
@@ -75,15 +84,24 @@ impl BoxCoder {
                 dw.clamp_max(self.bbox_xform_clip).exp(),
                 dh.clamp_max(self.bbox_xform_clip).exp(),
             ),
-            DeltaClip::AfterExp => {
-                (dw.exp().clamp_max(self.bbox_xform_clip), dh.exp().clamp_max(self.bbox_xform_clip))
-            }
+            DeltaClip::AfterExp => (
+                dw.exp().clamp_max(self.bbox_xform_clip),
+                dh.exp().clamp_max(self.bbox_xform_clip),
+            ),
         };
         let pred_cx = dx * &w + cx;
         let pred_cy = dy * &h + cy;
         let half_w = scale_w * w * 0.5;
         let half_h = scale_h * h * 0.5;
-        Tensor::stack(&[&pred_cx - &half_w, &pred_cy - &half_h, pred_cx + half_w, pred_cy + half_h], 2)
+        Tensor::stack(
+            &[
+                &pred_cx - &half_w,
+                &pred_cy - &half_h,
+                pred_cx + half_w,
+                pred_cy + half_h,
+            ],
+            2,
+        )
     }
 }
 

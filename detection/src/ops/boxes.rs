@@ -20,8 +20,14 @@ pub fn box_area(boxes: &Tensor) -> Tensor {
 pub fn box_iou(a: &Tensor, b: &Tensor) -> Tensor {
     let area_a = box_area(a);
     let area_b = box_area(b);
-    let top_left = a.slice(1, 0, 2, 1).unsqueeze(1).maximum(&b.slice(1, 0, 2, 1).unsqueeze(0));
-    let bottom_right = a.slice(1, 2, 4, 1).unsqueeze(1).minimum(&b.slice(1, 2, 4, 1).unsqueeze(0));
+    let top_left = a
+        .slice(1, 0, 2, 1)
+        .unsqueeze(1)
+        .maximum(&b.slice(1, 0, 2, 1).unsqueeze(0));
+    let bottom_right = a
+        .slice(1, 2, 4, 1)
+        .unsqueeze(1)
+        .minimum(&b.slice(1, 2, 4, 1).unsqueeze(0));
     let wh = (bottom_right - top_left).clamp_min(0.0);
     let inter = wh.select(2, 0) * wh.select(2, 1);
     let union = area_a.unsqueeze(1) + area_b.unsqueeze(0) - &inter;
@@ -34,7 +40,12 @@ pub fn clip_boxes(boxes: &Tensor, (height, width): (i64, i64)) -> Tensor {
     let [x1, y1, x2, y2] = columns(boxes);
     let (w, h) = (width as f64, height as f64);
     Tensor::stack(
-        &[x1.clamp(0.0, w), y1.clamp(0.0, h), x2.clamp(0.0, w), y2.clamp(0.0, h)],
+        &[
+            x1.clamp(0.0, w),
+            y1.clamp(0.0, h),
+            x2.clamp(0.0, w),
+            y2.clamp(0.0, h),
+        ],
         1,
     )
 }

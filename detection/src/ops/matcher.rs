@@ -21,8 +21,15 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn new(high: f64, low: f64, allow_low_quality_matches: bool) -> Self {
-        assert!(low <= high, "the matcher's low threshold {low} is above its high threshold {high}");
-        Self { high, low, allow_low_quality_matches }
+        assert!(
+            low <= high,
+            "the matcher's low threshold {low} is above its high threshold {high}"
+        );
+        Self {
+            high,
+            low,
+            allow_low_quality_matches,
+        }
     }
 
     /// For IoUs `[G, N]` (ground truth by prediction), the matched ground-truth index of each

@@ -19,7 +19,12 @@ pub struct MultiScaleRoIAlign {
 impl MultiScaleRoIAlign {
     /// torchvision's defaults (224, level 4) for an output size and sampling ratio.
     pub fn new(output_size: (i64, i64), sampling_ratio: i64) -> Self {
-        Self { output_size, sampling_ratio, canonical_scale: 224.0, canonical_level: 4.0 }
+        Self {
+            output_size,
+            sampling_ratio,
+            canonical_scale: 224.0,
+            canonical_level: 4.0,
+        }
     }
 
     /// Pooled features `[R, C, ph, pw]` of the boxes of each image (`boxes[i]` `[Ri, 4]`, RoIs
@@ -27,16 +32,32 @@ impl MultiScaleRoIAlign {
     /// whose largest image, before padding, is `image_size` `(h, w)` (torchvision's
     /// `image_shapes`). aligned = false, as torchvision. One host copy of the levels.
     pub fn forward(&self, features: &[Tensor], boxes: &[Tensor], image_size: (i64, i64)) -> Tensor {
-        let scales: Vec<f64> = features.iter().map(|f| infer_scale(f, image_size)).collect();
+        let scales: Vec<f64> = features
+            .iter()
+            .map(|f| infer_scale(f, image_size))
+            .collect();
         let all_boxes = Tensor::cat(boxes, 0);
-        let image_of_roi: Vec<i64> =
-            boxes.iter().enumerate().flat_map(|(i, b)| std::iter::repeat_n(i as i64, b.size()[0] as usize)).collect();
+        let image_of_roi: Vec<i64> = boxes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| std::iter::repeat_n(i as i64, b.size()[0] as usize))
+            .collect();
         let device = all_boxes.device();
-        let ids = Tensor::from_slice(&image_of_roi).to_device(device).to_kind(all_boxes.kind());
+        let ids = Tensor::from_slice(&image_of_roi)
+            .to_device(device)
+            .to_kind(all_boxes.kind());
         let rois = Tensor::cat(&[ids.unsqueeze(1), all_boxes.shallow_clone()], 1);
-        let images = Some(image_of_roi.as_slice()).filter(|_| features[0].size()[0] > 1);
+        let images = Some(image_of_roi.as_slice());
         if features.len() == 1 {
-            return roi_align_by_image(&features[0], &rois, images, self.output_size, scales[0], self.sampling_ratio, false);
+            return roi_align_by_image(
+                &features[0],
+                &rois,
+                images,
+                self.output_size,
+                scales[0],
+                self.sampling_ratio,
+                false,
+            );
         }
         let k_min = -scales[0].log2() as f32;
         let k_max = -scales[scales.len() - 1].log2() as f32;
@@ -46,19 +67,33 @@ impl MultiScaleRoIAlign {
         let mut pieces = Vec::new();
         let mut order = Vec::new();
         for (level, (feature, &scale)) in features.iter().zip(&scales).enumerate() {
-            let members: Vec<i64> = (0..levels.len() as i64).filter(|&i| levels[i as usize] == level as i64).collect();
+            let members: Vec<i64> = (0..levels.len() as i64)
+                .filter(|&i| levels[i as usize] == level as i64)
+                .collect();
             if members.is_empty() {
                 continue;
             }
             let level_rois = rois.index_select(0, &Tensor::from_slice(&members).to_device(device));
-            let level_images: Vec<i64> = members.iter().map(|&i| image_of_roi[i as usize]).collect();
-            let level_images = Some(level_images.as_slice()).filter(|_| feature.size()[0] > 1);
-            pieces.push(roi_align_by_image(feature, &level_rois, level_images, self.output_size, scale, self.sampling_ratio, false));
+            let level_images: Vec<i64> =
+                members.iter().map(|&i| image_of_roi[i as usize]).collect();
+            let level_images = Some(level_images.as_slice());
+            pieces.push(roi_align_by_image(
+                feature,
+                &level_rois,
+                level_images,
+                self.output_size,
+                scale,
+                self.sampling_ratio,
+                false,
+            ));
             order.extend(members);
         }
         if pieces.is_empty() {
             let c = features[0].size()[1];
-            return Tensor::zeros([0, c, self.output_size.0, self.output_size.1], (features[0].kind(), device));
+            return Tensor::zeros(
+                [0, c, self.output_size.0, self.output_size.1],
+                (features[0].kind(), device),
+            );
         }
         // Back from level order to RoI order.
         let mut inverse = vec![0i64; order.len()];
@@ -73,7 +108,10 @@ impl MultiScaleRoIAlign {
     pub fn levels(&self, boxes: &Tensor, k_min: i64, k_max: i64) -> Tensor {
         let s = box_area(boxes).sqrt();
         let target = ((s / self.canonical_scale).log2() + self.canonical_level + 1e-6).floor();
-        (target.clamp(k_min as f64, k_max as f64).to_kind(Kind::Int64)) - k_min
+        (target
+            .clamp(k_min as f64, k_max as f64)
+            .to_kind(Kind::Int64))
+            - k_min
     }
 }
 

@@ -6,21 +6,23 @@
 //! clamped to the map). Every part of that is a product of a y-factor and an x-factor, so for
 //! one RoI the output is `Ay [ph, H] · F [C, H, W] · Ax^T [W, pw]`, where `Ay` holds, for each
 //! output row, the summed bilinear weights of its sample rows divided by `gy` (`Ax` likewise).
-//! Per image this is one matrix product over all its RoIs' rows (`[R·ph, H] x [H, C·W]`) and
-//! one batched product (`[R, ph·C, W] x [R, W, pw]`), done in chunks of RoIs to bound memory.
+//! `Ay` and `Ax` are zero outside the rows and columns the RoI touches, so each RoI only needs
+//! its window of the map: RoIs are sorted by window size and taken in chunks whose windows
+//! share one size, each chunk being one gather of the windows and two batched products. The
+//! work is then about the RoIs' own area, not the whole map's, and memory stays bounded.
 
 use tch::{Device, Kind, Tensor};
 
-/// Floats an intermediate `[chunk, ph, C, W]` may hold (256 MB in single precision).
-const CHUNK_ELEMENTS: i64 = 64 << 20;
+/// Floats the intermediates of one chunk may hold (128 MB in single precision).
+const CHUNK_ELEMENTS: i64 = 32 << 20;
 
 /// Pooled features `[R, C, ph, pw]` of `rois` `[R, 5]` (image index, x1, y1, x2, y2 in image
 /// coordinates) on `input` `[N, C, H, W]`. `sampling_ratio <= 0` picks
 /// `ceil(roi size / output size)` points per bin per axis, as torchvision; `aligned` shifts
 /// the RoI by half a pixel and lets it be smaller than one pixel.
 ///
-/// Host syncs: with more than one image, one copy of the RoIs' image indices; with an adaptive
-/// sampling ratio, one read of the largest grid.
+/// Host syncs: one copy of the RoIs' windows (and image indices) to plan the chunks, and with
+/// an adaptive sampling ratio one read of the largest grid.
 pub fn roi_align(
     input: &Tensor,
     rois: &Tensor,
@@ -29,17 +31,19 @@ pub fn roi_align(
     sampling_ratio: i64,
     aligned: bool,
 ) -> Tensor {
-    let images = if input.size()[0] == 1 {
-        None
-    } else {
-        let ids = rois.select(1, 0).to_device(Device::Cpu).to_kind(Kind::Int64);
-        Some(Vec::<i64>::try_from(&ids).expect("image indices are i64"))
-    };
-    roi_align_by_image(input, rois, images.as_deref(), output_size, spatial_scale, sampling_ratio, aligned)
+    roi_align_by_image(
+        input,
+        rois,
+        None,
+        output_size,
+        spatial_scale,
+        sampling_ratio,
+        aligned,
+    )
 }
 
-/// [`roi_align`] for callers that already hold the RoIs' image indices on the host
-/// (`None`: all on image 0).
+/// [`roi_align`] for callers that already hold the RoIs' image indices on the host (`None`:
+/// read from `rois`).
 pub fn roi_align_by_image(
     input: &Tensor,
     rois: &Tensor,
@@ -52,8 +56,9 @@ pub fn roi_align_by_image(
     let size = input.size();
     let (c, h, w) = (size[1], size[2], size[3]);
     let r = rois.size()[0];
+    let device = input.device();
     if r == 0 {
-        return Tensor::zeros([0, c, ph, pw], (input.kind(), input.device()));
+        return Tensor::zeros([0, c, ph, pw], (input.kind(), device));
     }
     // torchvision passes no gradient to the boxes.
     let rois = rois.detach().to_kind(input.kind());
@@ -68,42 +73,144 @@ pub fn roi_align_by_image(
     let ay = axis_weights(&y1, &roi_h, ph, h, sampling_ratio);
     let ax = axis_weights(&x1, &roi_w, pw, w, sampling_ratio);
 
-    let runs = image_runs(image_of_roi, r);
-    let mut pieces = Vec::with_capacity(runs.len());
-    let chunk = (CHUNK_ELEMENTS / (ph * c * w).max(1)).max(1);
-    for (image, start, len) in runs {
-        // [H, C*W]: the image's rows, so that Ay multiplies from the left in one product.
-        let rows = input.get(image).permute([1, 0, 2]).reshape([h, c * w]);
-        let mut done = 0;
-        while done < len {
-            let n = chunk.min(len - done);
-            let ay_c = ay.narrow(0, start + done, n);
-            let ax_c = ax.narrow(0, start + done, n);
-            let pooled_rows = ay_c.reshape([n * ph, h]).mm(&rows); // [n*ph, C*W]
-            let pooled = pooled_rows.view([n, ph * c, w]).bmm(&ax_c.transpose(1, 2)); // [n, ph*C, pw]
-            pieces.push(pooled.view([n, ph, c, pw]).permute([0, 2, 1, 3]));
-            done += n;
-        }
+    // The one copy to the host: image index and window of every RoI.
+    let (y_first, y_len) = support(&ay);
+    let (x_first, x_len) = support(&ax);
+    let plan = Tensor::stack(
+        &[
+            rois.select(1, 0).to_kind(Kind::Int64),
+            y_first,
+            y_len,
+            x_first,
+            x_len,
+        ],
+        1,
+    );
+    let plan =
+        Vec::<i64>::try_from(&plan.to_device(Device::Cpu).view([-1])).expect("the plan is i64");
+    let windows: Vec<Window> = plan
+        .chunks(5)
+        .enumerate()
+        .map(|(i, p)| Window {
+            roi: i as i64,
+            image: image_of_roi.map_or(p[0], |ids| ids[i]),
+            y_first: p[1],
+            y_len: p[2],
+            x_first: p[3],
+            x_len: p[4],
+        })
+        .collect();
+
+    let mut pieces = Vec::new();
+    let mut order = Vec::with_capacity(r as usize);
+    for chunk in plan_chunks(windows, c, ph, pw) {
+        let image = chunk[0].image;
+        let n = chunk.len() as i64;
+        let hc = chunk.iter().map(|win| win.y_len).max().unwrap_or(0).max(1);
+        let wc = chunk.iter().map(|win| win.x_len).max().unwrap_or(0).max(1);
+        // Window origins, moved back where needed so that every window lies inside the map.
+        let y0: Vec<i64> = chunk.iter().map(|win| win.y_first.min(h - hc)).collect();
+        let x0: Vec<i64> = chunk.iter().map(|win| win.x_first.min(w - wc)).collect();
+        let ids: Vec<i64> = chunk.iter().map(|win| win.roi).collect();
+        order.extend_from_slice(&ids);
+        let to_dev = |v: &[i64]| Tensor::from_slice(v).to_device(device);
+        let (ids, y0, x0) = (
+            to_dev(&ids),
+            to_dev(&y0).view([n, 1]),
+            to_dev(&x0).view([n, 1]),
+        );
+        let rows = &y0 + Tensor::arange(hc, (Kind::Int64, device)).view([1, hc]); // [n, hc]
+        let cols = &x0 + Tensor::arange(wc, (Kind::Int64, device)).view([1, wc]); // [n, wc]
+        let ay_win = ay.index_select(0, &ids).gather(
+            2,
+            &rows.unsqueeze(1).expand([n, ph, hc], false),
+            false,
+        );
+        let ax_win = ax.index_select(0, &ids).gather(
+            2,
+            &cols.unsqueeze(1).expand([n, pw, wc], false),
+            false,
+        );
+        // [H*W, C] of this image; the windows are gathered as [n, hc, wc*C].
+        let pixels = input.get(image).permute([1, 2, 0]).reshape([h * w, c]);
+        let flat = (rows.unsqueeze(2) * w + cols.unsqueeze(1)).view([-1]);
+        let window = pixels.index_select(0, &flat).view([n, hc, wc * c]);
+        let pooled_rows = ay_win.bmm(&window).view([n, ph, wc, c]);
+        let pooled = ax_win.unsqueeze(1).matmul(&pooled_rows); // [n, ph, pw, C]
+        pieces.push(pooled.permute([0, 3, 1, 2]));
     }
-    Tensor::cat(&pieces, 0).contiguous()
+    let mut inverse = vec![0i64; order.len()];
+    for (position, &roi) in order.iter().enumerate() {
+        inverse[roi as usize] = position as i64;
+    }
+    Tensor::cat(&pieces, 0)
+        .index_select(0, &Tensor::from_slice(&inverse).to_device(device))
+        .contiguous()
 }
 
-/// Consecutive runs `(image, first RoI, count)` of RoIs on the same image.
-fn image_runs(image_of_roi: Option<&[i64]>, r: i64) -> Vec<(i64, i64, i64)> {
-    let Some(ids) = image_of_roi else { return vec![(0, 0, r)] };
-    let mut runs: Vec<(i64, i64, i64)> = Vec::new();
-    for (i, &id) in ids.iter().enumerate() {
-        match runs.last_mut() {
-            Some(last) if last.0 == id => last.2 += 1,
-            _ => runs.push((id, i as i64, 1)),
+/// The rows (or columns) one RoI reads: the first index with a non-zero weight and how many
+/// follow up to the last one (0 when it reads nothing).
+fn support(weights: &Tensor) -> (Tensor, Tensor) {
+    let len = weights.size()[2];
+    let used = weights.ne(0.0).any_dim(1, false).to_kind(Kind::Int64); // [R, len]
+    let first = used.argmax(1, false);
+    let last = (used.flip([1]).argmax(1, false)).neg() + (len - 1);
+    let count = (&last - &first + 1) * used.amax([1], false);
+    (first, count)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    roi: i64,
+    image: i64,
+    y_first: i64,
+    y_len: i64,
+    x_first: i64,
+    x_len: i64,
+}
+
+/// RoIs grouped by image, sorted by window size, cut into chunks whose common window keeps
+/// the intermediates within [`CHUNK_ELEMENTS`].
+fn plan_chunks(mut windows: Vec<Window>, c: i64, ph: i64, pw: i64) -> Vec<Vec<Window>> {
+    windows.sort_by_key(|win| {
+        (
+            win.image,
+            win.y_len.max(1) * win.x_len.max(1),
+            win.y_len,
+            win.roi,
+        )
+    });
+    let mut chunks: Vec<Vec<Window>> = Vec::new();
+    let mut current: Vec<Window> = Vec::new();
+    let (mut hc, mut wc) = (1, 1);
+    for win in windows {
+        let (h2, w2) = (hc.max(win.y_len), wc.max(win.x_len));
+        let n = current.len() as i64 + 1;
+        let cost = n * c * (h2 * w2 + ph * w2 + ph * pw);
+        let same_image = current.first().is_none_or(|first| first.image == win.image);
+        if !current.is_empty() && (!same_image || cost > CHUNK_ELEMENTS) {
+            chunks.push(std::mem::take(&mut current));
+            (hc, wc) = (win.y_len.max(1), win.x_len.max(1));
+        } else {
+            (hc, wc) = (h2, w2);
         }
+        current.push(win);
     }
-    runs
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
 }
 
 /// Weights `[R, bins, len]` of one axis: for each RoI and output bin, the bilinear weights of
 /// its sample points over the `len` pixels of the axis, averaged over the points.
-fn axis_weights(start: &Tensor, extent: &Tensor, bins: i64, len: i64, sampling_ratio: i64) -> Tensor {
+fn axis_weights(
+    start: &Tensor,
+    extent: &Tensor,
+    bins: i64,
+    len: i64,
+    sampling_ratio: i64,
+) -> Tensor {
     let r = start.size()[0];
     let device = start.device();
     let kind = start.kind();
@@ -124,14 +231,20 @@ fn axis_weights(start: &Tensor, extent: &Tensor, bins: i64, len: i64, sampling_r
     let opts = (kind, device);
     let bin = Tensor::arange(bins, opts).view([1, bins, 1]);
     let point = Tensor::arange(points, opts).view([1, 1, points]);
-    let used = Tensor::arange(points, opts).view([1, 1, points]).lt_tensor(&grid.view([r, 1, 1]));
+    let used = Tensor::arange(points, opts)
+        .view([1, 1, points])
+        .lt_tensor(&grid.view([r, 1, 1]));
     // An empty RoI has a grid of 0 points (no samples); dividing by 1 instead keeps the
     // unused positions finite.
     let grid = grid.clamp_min(1.0);
-    let (start, bin_size, grid) = (start.view([r, 1, 1]), bin_size.view([r, 1, 1]), grid.view([r, 1, 1]));
+    let (start, bin_size, grid) = (
+        start.view([r, 1, 1]),
+        bin_size.view([r, 1, 1]),
+        grid.view([r, 1, 1]),
+    );
     // Same operations in the same order as torchvision's kernel, so positions agree bit for bit.
     let pos = &start + &bin * &bin_size + (point + 0.5) * &bin_size / &grid; // [R, bins, points]
-    // Non-finite boxes sample nothing rather than index out of the map.
+                                                                             // Non-finite boxes sample nothing rather than index out of the map.
     let pos = pos.nan_to_num(-2.0, (len + 1) as f64, -2.0);
     let inside = pos.ge(-1.0).logical_and(&pos.le(len as f64));
     let pos = pos.clamp_min(0.0);

@@ -18,7 +18,10 @@ pub struct BalancedSampler {
 
 impl BalancedSampler {
     pub fn new(per_image: i64, positive_fraction: f64) -> Self {
-        Self { per_image, positive_fraction }
+        Self {
+            per_image,
+            positive_fraction,
+        }
     }
 
     /// The most positives one image may contribute (torchvision's `int(n * fraction)`).
@@ -34,7 +37,8 @@ impl BalancedSampler {
         let negative = labels.eq(0);
         let pos_mask = positive.logical_and(&rank_within(&positive, keys).lt(self.max_positives()));
         let negatives_wanted = pos_mask.sum(Kind::Int64).neg() + self.per_image;
-        let neg_mask = negative.logical_and(&rank_within(&negative, keys).lt_tensor(&negatives_wanted));
+        let neg_mask =
+            negative.logical_and(&rank_within(&negative, keys).lt_tensor(&negatives_wanted));
         (pos_mask, neg_mask)
     }
 
@@ -57,7 +61,11 @@ fn rank_within(member: &Tensor, keys: &Tensor) -> Tensor {
     let member_sorted = member.index_select(0, &by_key).to_kind(Kind::Int64);
     let by_member = member_sorted.sort_stable(true, 0, true).1;
     let order = by_key.index_select(0, &by_member);
-    Tensor::zeros([n], (Kind::Int64, device)).index_copy(0, &order, &Tensor::arange(n, (Kind::Int64, device)))
+    Tensor::zeros([n], (Kind::Int64, device)).index_copy(
+        0,
+        &order,
+        &Tensor::arange(n, (Kind::Int64, device)),
+    )
 }
 
 /// `n` keys (i64, non-negative) for [`BalancedSampler`] from `seed`: SplitMix64 of
@@ -65,7 +73,10 @@ fn rank_within(member: &Tensor, keys: &Tensor) -> Tensor {
 pub fn random_keys(n: i64, seed: u64, device: Device) -> Tensor {
     let counter = Tensor::arange(n, (Kind::Int64, device)) + (seed as i64);
     // Int64 arithmetic wraps like u64; right shifts are made logical by masking.
-    let shr = |t: &Tensor, s: i64| t.bitwise_right_shift_tensor_scalar(s).bitwise_and((u64::MAX >> s) as i64);
+    let shr = |t: &Tensor, s: i64| {
+        t.bitwise_right_shift_tensor_scalar(s)
+            .bitwise_and((u64::MAX >> s) as i64)
+    };
     let mut z = counter + GOLDEN_GAMMA as i64;
     z = z.bitwise_xor_tensor(&shr(&z, 30)) * MIX_1 as i64;
     z = z.bitwise_xor_tensor(&shr(&z, 27)) * MIX_2 as i64;

@@ -16,7 +16,13 @@ fn fpn_anchors_match_torchvision_on_every_level() {
     let anchors = generator.anchors((96, 128), &sizes, Device::Cpu);
     assert_eq!(anchors.len(), 5);
     for (level, a) in anchors.iter().enumerate() {
-        assert_close(a, f.t(&format!("fpn_level{level}")), 0.0, 0.0, &format!("level {level}"));
+        assert_close(
+            a,
+            f.t(&format!("fpn_level{level}")),
+            0.0,
+            0.0,
+            &format!("level {level}"),
+        );
     }
 }
 
@@ -29,5 +35,8 @@ fn c4_anchors_and_border_rule_match_gluoncv() {
     let anchors = generator.anchors((80, 112), &[(5, 7)], Device::Cpu);
     assert_close(&anchors[0], f.t("c4"), 0.0, 0.0, "c4 anchors");
     let inside = inside_image(&anchors[0], (80, 112));
-    assert!(inside.equal(f.t("c4_inside_80x112")), "anchors inside an 80 x 112 image");
+    assert!(
+        inside.equal(f.t("c4_inside_80x112")),
+        "anchors inside an 80 x 112 image"
+    );
 }

@@ -14,7 +14,11 @@ fn nms_keeps_torchvisions_boxes_in_its_order_with_both_algorithms() {
             assert_same_ints(&keep, f.t(key), &format!("{algorithm:?} at {threshold}"));
         }
         let keep = nms_with(algorithm, f.t("big_boxes"), f.t("big_scores"), None, 0.7);
-        assert_same_ints(&keep, f.t("big_keep_7"), &format!("{algorithm:?}, 1500 boxes"));
+        assert_same_ints(
+            &keep,
+            f.t("big_keep_7"),
+            &format!("{algorithm:?}, 1500 boxes"),
+        );
     }
     // The public entry point picks the host loop on the CPU.
     assert_same_ints(&nms(f.t("boxes"), f.t("scores"), 0.5), f.t("keep_5"), "nms");
@@ -24,16 +28,34 @@ fn nms_keeps_torchvisions_boxes_in_its_order_with_both_algorithms() {
 fn batched_nms_matches_both_torchvision_paths() {
     let f = fixture("nms");
     // 300 boxes: torchvision offsets the categories apart.
-    assert_same_ints(&batched_nms(f.t("boxes"), f.t("scores"), f.t("idxs"), 0.5), f.t("batched_keep_5"), "offset path");
+    assert_same_ints(
+        &batched_nms(f.t("boxes"), f.t("scores"), f.t("idxs"), 0.5),
+        f.t("batched_keep_5"),
+        "offset path",
+    );
     // 1500 boxes: torchvision loops over the categories; our category-aware pass must agree.
     let big = batched_nms(f.t("big_boxes"), f.t("big_scores"), f.t("big_idxs"), 0.5);
     assert_same_ints(&big, f.t("big_batched_keep_5"), "per-category path");
     for algorithm in ALGORITHMS {
         let shifted = offset_by_category(f.t("boxes"), f.t("idxs"));
         let keep = nms_with(algorithm, &shifted, f.t("scores"), None, 0.5);
-        assert_same_ints(&keep, f.t("batched_keep_5"), &format!("{algorithm:?} offset"));
-        let keep = nms_with(algorithm, f.t("big_boxes"), f.t("big_scores"), Some(f.t("big_idxs")), 0.5);
-        assert_same_ints(&keep, f.t("big_batched_keep_5"), &format!("{algorithm:?} categories"));
+        assert_same_ints(
+            &keep,
+            f.t("batched_keep_5"),
+            &format!("{algorithm:?} offset"),
+        );
+        let keep = nms_with(
+            algorithm,
+            f.t("big_boxes"),
+            f.t("big_scores"),
+            Some(f.t("big_idxs")),
+            0.5,
+        );
+        assert_same_ints(
+            &keep,
+            f.t("big_batched_keep_5"),
+            &format!("{algorithm:?} categories"),
+        );
     }
 }
 
@@ -45,7 +67,13 @@ fn nms_of_no_boxes_is_empty_and_double_precision_works() {
     assert_eq!(keep.kind(), Kind::Int64);
     let f = fixture("nms");
     for algorithm in ALGORITHMS {
-        let keep = nms_with(algorithm, &f.t("boxes").to_kind(Kind::Double), &f.t("scores").to_kind(Kind::Double), None, 0.5);
+        let keep = nms_with(
+            algorithm,
+            &f.t("boxes").to_kind(Kind::Double),
+            &f.t("scores").to_kind(Kind::Double),
+            None,
+            0.5,
+        );
         assert_same_ints(&keep, f.t("keep_5"), &format!("{algorithm:?} in f64"));
     }
 }
