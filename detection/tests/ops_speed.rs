@@ -44,7 +44,7 @@ fn nms_of_12000_boxes_takes_well_under_50_ms() {
         "nms 12000 @0.7: {ms:.1} ms, kept {}",
         nms(&boxes, &scores, 0.7).size()[0]
     );
-    assert!(ms < 25.0, "NMS of 12000 boxes took {ms:.1} ms");
+    assert!(ms < 50.0, "NMS of 12000 boxes took {ms:.1} ms");
 }
 
 #[test]
