@@ -6,10 +6,12 @@
 //! clamped to the map). Every part of that is a product of a y-factor and an x-factor, so for
 //! one RoI the output is `Ay [ph, H] · F [C, H, W] · Ax^T [W, pw]`, where `Ay` holds, for each
 //! output row, the summed bilinear weights of its sample rows divided by `gy` (`Ax` likewise).
-//! `Ay` and `Ax` are zero outside the rows and columns the RoI touches, so each RoI only needs
-//! its window of the map: RoIs are sorted by window size and taken in chunks whose windows
-//! share one size, each chunk being one gather of the windows and two batched products. The
-//! work is then about the RoIs' own area, not the whole map's, and memory stays bounded.
+//! `Ay` and `Ax` are zero outside the rows and columns the RoI touches. RoIs are sorted by the
+//! size of that window and taken in chunks; a chunk of large windows is pooled from the whole
+//! map (one matrix product `[n·ph, H] x [H, C·W]` and one batched `[n, ph·C, W] x [n, W, pw]`),
+//! a chunk of small ones from its gathered windows (the same two products, batched per RoI, on
+//! `[hc, wc·C]` windows), whichever costs less; on a large map (FPN's P2) the windows make the
+//! work about the RoIs' own area. Chunks keep the intermediates within a memory bound.
 
 use tch::{Device, Kind, Tensor};
 
@@ -48,104 +50,188 @@ pub fn roi_align_by_image(
     input: &Tensor,
     rois: &Tensor,
     image_of_roi: Option<&[i64]>,
-    (ph, pw): (i64, i64),
+    output_size: (i64, i64),
     spatial_scale: f64,
     sampling_ratio: i64,
     aligned: bool,
 ) -> Tensor {
-    let size = input.size();
-    let (c, h, w) = (size[1], size[2], size[3]);
-    let r = rois.size()[0];
-    let device = input.device();
-    if r == 0 {
-        return Tensor::zeros([0, c, ph, pw], (input.kind(), device));
-    }
-    // torchvision passes no gradient to the boxes.
-    let rois = rois.detach().to_kind(input.kind());
-    let offset = if aligned { 0.5 } else { 0.0 };
-    let coord = |i: i64| rois.select(1, i) * spatial_scale - offset;
-    let (x1, y1, x2, y2) = (coord(1), coord(2), coord(3), coord(4));
-    let (mut roi_w, mut roi_h) = (&x2 - &x1, &y2 - &y1);
-    if !aligned {
-        roi_w = roi_w.clamp_min(1.0);
-        roi_h = roi_h.clamp_min(1.0);
-    }
-    let ay = axis_weights(&y1, &roi_h, ph, h, sampling_ratio);
-    let ax = axis_weights(&x1, &roi_w, pw, w, sampling_ratio);
+    let settings = RoiAlign {
+        output_size,
+        spatial_scale,
+        sampling_ratio,
+        aligned,
+        plan: PoolPlan::Cheapest,
+    };
+    settings.pool(input, rois, image_of_roi)
+}
 
-    // The one copy to the host: image index and window of every RoI.
-    let (y_first, y_len) = support(&ay);
-    let (x_first, x_len) = support(&ax);
-    let plan = Tensor::stack(
-        &[
-            rois.select(1, 0).to_kind(Kind::Int64),
-            y_first,
-            y_len,
-            x_first,
-            x_len,
-        ],
-        1,
-    );
-    let plan =
-        Vec::<i64>::try_from(&plan.to_device(Device::Cpu).view([-1])).expect("the plan is i64");
-    let windows: Vec<Window> = plan
-        .chunks(5)
-        .enumerate()
-        .map(|(i, p)| Window {
-            roi: i as i64,
-            image: image_of_roi.map_or(p[0], |ids| ids[i]),
-            y_first: p[1],
-            y_len: p[2],
-            x_first: p[3],
-            x_len: p[4],
-        })
-        .collect();
+/// How chunks of RoIs are pooled; every plan gives the same values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolPlan {
+    /// Per chunk, whichever of the two costs less.
+    Cheapest,
+    /// Always from the whole map.
+    WholeMap,
+    /// Always from gathered windows.
+    Windows,
+}
 
-    let mut pieces = Vec::new();
-    let mut order = Vec::with_capacity(r as usize);
-    for chunk in plan_chunks(windows, c, ph, pw) {
-        let image = chunk[0].image;
-        let n = chunk.len() as i64;
-        let hc = chunk.iter().map(|win| win.y_len).max().unwrap_or(0).max(1);
-        let wc = chunk.iter().map(|win| win.x_len).max().unwrap_or(0).max(1);
-        // Window origins, moved back where needed so that every window lies inside the map.
-        let y0: Vec<i64> = chunk.iter().map(|win| win.y_first.min(h - hc)).collect();
-        let x0: Vec<i64> = chunk.iter().map(|win| win.x_first.min(w - wc)).collect();
-        let ids: Vec<i64> = chunk.iter().map(|win| win.roi).collect();
-        order.extend_from_slice(&ids);
+/// RoIAlign's settings, with the pooling plan exposed for tests and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoiAlign {
+    pub output_size: (i64, i64),
+    pub spatial_scale: f64,
+    pub sampling_ratio: i64,
+    pub aligned: bool,
+    pub plan: PoolPlan,
+}
+
+impl RoiAlign {
+    /// See [`roi_align`]; `image_of_roi` as in [`roi_align_by_image`].
+    pub fn pool(&self, input: &Tensor, rois: &Tensor, image_of_roi: Option<&[i64]>) -> Tensor {
+        let RoiAlign {
+            output_size: (ph, pw),
+            spatial_scale,
+            sampling_ratio,
+            aligned,
+            plan,
+        } = *self;
+        let size = input.size();
+        let (c, h, w) = (size[1], size[2], size[3]);
+        let r = rois.size()[0];
+        let device = input.device();
+        if r == 0 {
+            return Tensor::zeros([0, c, ph, pw], (input.kind(), device));
+        }
+        // torchvision passes no gradient to the boxes.
+        let rois = rois.detach().to_kind(input.kind());
+        let offset = if aligned { 0.5 } else { 0.0 };
+        let coord = |i: i64| rois.select(1, i) * spatial_scale - offset;
+        let (x1, y1, x2, y2) = (coord(1), coord(2), coord(3), coord(4));
+        let (mut roi_w, mut roi_h) = (&x2 - &x1, &y2 - &y1);
+        if !aligned {
+            roi_w = roi_w.clamp_min(1.0);
+            roi_h = roi_h.clamp_min(1.0);
+        }
+        let ay = axis_weights(&y1, &roi_h, ph, h, sampling_ratio);
+        let ax = axis_weights(&x1, &roi_w, pw, w, sampling_ratio);
+
+        // The one copy to the host: image index and window of every RoI.
+        let (y_first, y_len) = support(&ay);
+        let (x_first, x_len) = support(&ax);
+        let windows_of = Tensor::stack(
+            &[
+                rois.select(1, 0).to_kind(Kind::Int64),
+                y_first,
+                y_len,
+                x_first,
+                x_len,
+            ],
+            1,
+        );
+        let windows_of = Vec::<i64>::try_from(&windows_of.to_device(Device::Cpu).view([-1]))
+            .expect("the windows are i64");
+        let windows: Vec<Window> = windows_of
+            .chunks(5)
+            .enumerate()
+            .map(|(i, p)| Window {
+                roi: i as i64,
+                image: image_of_roi.map_or(p[0], |ids| ids[i]),
+                y_first: p[1],
+                y_len: p[2],
+                x_first: p[3],
+                x_len: p[4],
+            })
+            .collect();
+
+        let mut pieces = Vec::new();
+        let mut order = Vec::with_capacity(r as usize);
         let to_dev = |v: &[i64]| Tensor::from_slice(v).to_device(device);
-        let (ids, y0, x0) = (
-            to_dev(&ids),
-            to_dev(&y0).view([n, 1]),
-            to_dev(&x0).view([n, 1]),
-        );
-        let rows = &y0 + Tensor::arange(hc, (Kind::Int64, device)).view([1, hc]); // [n, hc]
-        let cols = &x0 + Tensor::arange(wc, (Kind::Int64, device)).view([1, wc]); // [n, wc]
-        let ay_win = ay.index_select(0, &ids).gather(
-            2,
-            &rows.unsqueeze(1).expand([n, ph, hc], false),
-            false,
-        );
-        let ax_win = ax.index_select(0, &ids).gather(
-            2,
-            &cols.unsqueeze(1).expand([n, pw, wc], false),
-            false,
-        );
-        // [H*W, C] of this image; the windows are gathered as [n, hc, wc*C].
-        let pixels = input.get(image).permute([1, 2, 0]).reshape([h * w, c]);
-        let flat = (rows.unsqueeze(2) * w + cols.unsqueeze(1)).view([-1]);
-        let window = pixels.index_select(0, &flat).view([n, hc, wc * c]);
-        let pooled_rows = ay_win.bmm(&window).view([n, ph, wc, c]);
-        let pooled = ax_win.unsqueeze(1).matmul(&pooled_rows); // [n, ph, pw, C]
-        pieces.push(pooled.permute([0, 3, 1, 2]));
+        for chunk in plan_chunks(windows, c, ph, pw) {
+            let image = chunk[0].image;
+            let hc = chunk.iter().map(|win| win.y_len).max().unwrap_or(0).max(1);
+            let wc = chunk.iter().map(|win| win.x_len).max().unwrap_or(0).max(1);
+            let ids: Vec<i64> = chunk.iter().map(|win| win.roi).collect();
+            order.extend_from_slice(&ids);
+            // Measured on CPU, a flop of the gathered windows' small products costs about ten of
+            // the whole-map products', so the windows only pay when they are much smaller.
+            let window_cost = 10 * ph * wc * (hc + pw);
+            let whole_cost = ph * w * (h + pw);
+            let whole_map = match plan {
+                PoolPlan::Cheapest => window_cost >= whole_cost,
+                PoolPlan::WholeMap => true,
+                PoolPlan::Windows => false,
+            };
+            if whole_map {
+                let rows = input.get(image).permute([1, 0, 2]).reshape([h, c * w]);
+                let per_piece = (CHUNK_ELEMENTS / (ph * c * w).max(1)).max(1) as usize;
+                for part in ids.chunks(per_piece) {
+                    pieces.push(pool_whole_map(
+                        &rows,
+                        &ay,
+                        &ax,
+                        &to_dev(part),
+                        (c, h, w),
+                        (ph, pw),
+                    ));
+                }
+                continue;
+            }
+            let n = chunk.len() as i64;
+            // Window origins, moved back where needed so that every window lies inside the map.
+            let y0: Vec<i64> = chunk.iter().map(|win| win.y_first.min(h - hc)).collect();
+            let x0: Vec<i64> = chunk.iter().map(|win| win.x_first.min(w - wc)).collect();
+            let (ids, y0, x0) = (
+                to_dev(&ids),
+                to_dev(&y0).view([n, 1]),
+                to_dev(&x0).view([n, 1]),
+            );
+            let rows = &y0 + Tensor::arange(hc, (Kind::Int64, device)).view([1, hc]); // [n, hc]
+            let cols = &x0 + Tensor::arange(wc, (Kind::Int64, device)).view([1, wc]); // [n, wc]
+            let ay_win = ay.index_select(0, &ids).gather(
+                2,
+                &rows.unsqueeze(1).expand([n, ph, hc], false),
+                false,
+            );
+            let ax_win = ax.index_select(0, &ids).gather(
+                2,
+                &cols.unsqueeze(1).expand([n, pw, wc], false),
+                false,
+            );
+            // [H*W, C] of this image; the windows are gathered as [n, hc, wc*C].
+            let pixels = input.get(image).permute([1, 2, 0]).reshape([h * w, c]);
+            let flat = (rows.unsqueeze(2) * w + cols.unsqueeze(1)).view([-1]);
+            let window = pixels.index_select(0, &flat).view([n, hc, wc * c]);
+            let pooled_rows = ay_win.bmm(&window).view([n, ph, wc, c]);
+            let pooled = ax_win.unsqueeze(1).matmul(&pooled_rows); // [n, ph, pw, C]
+            pieces.push(pooled.permute([0, 3, 1, 2]));
+        }
+        let mut inverse = vec![0i64; order.len()];
+        for (position, &roi) in order.iter().enumerate() {
+            inverse[roi as usize] = position as i64;
+        }
+        Tensor::cat(&pieces, 0)
+            .index_select(0, &Tensor::from_slice(&inverse).to_device(device))
+            .contiguous()
     }
-    let mut inverse = vec![0i64; order.len()];
-    for (position, &roi) in order.iter().enumerate() {
-        inverse[roi as usize] = position as i64;
-    }
-    Tensor::cat(&pieces, 0)
-        .index_select(0, &Tensor::from_slice(&inverse).to_device(device))
-        .contiguous()
+}
+
+/// Pooled `[n, C, ph, pw]` of the RoIs `ids` from the whole map `rows` `[H, C*W]`: one product
+/// `[n*ph, H] x [H, C*W]`, then one batched `[n, ph*C, W] x [n, W, pw]`.
+fn pool_whole_map(
+    rows: &Tensor,
+    ay: &Tensor,
+    ax: &Tensor,
+    ids: &Tensor,
+    (c, h, w): (i64, i64, i64),
+    (ph, pw): (i64, i64),
+) -> Tensor {
+    let n = ids.size()[0];
+    let pooled_rows = ay.index_select(0, ids).reshape([n * ph, h]).mm(rows); // [n*ph, C*W]
+    let pooled = pooled_rows
+        .view([n, ph * c, w])
+        .bmm(&ax.index_select(0, ids).transpose(1, 2)); // [n, ph*C, pw]
+    pooled.view([n, ph, c, pw]).permute([0, 2, 1, 3])
 }
 
 /// The rows (or columns) one RoI reads: the first index with a non-zero weight and how many
