@@ -64,8 +64,10 @@ fn roi_align_timings_c4_and_fpn() {
         let _ = roi_align(&feature, &rois, (14, 14), 1.0 / 16.0, 2, false);
     });
     let x = feature.detach().set_requires_grad(true);
+    // A dense upstream gradient, as in training (the gradient of a plain sum is a broadcast).
+    let upstream = Tensor::randn([512, 1024, 14, 14], opts);
     let both = median_ms(|| {
-        roi_align(&x, &rois, (14, 14), 1.0 / 16.0, 2, false)
+        (roi_align(&x, &rois, (14, 14), 1.0 / 16.0, 2, false) * &upstream)
             .sum(Kind::Float)
             .backward();
     });
@@ -83,9 +85,9 @@ fn roi_align_timings_c4_and_fpn() {
         .iter()
         .map(|l| l.detach().set_requires_grad(true))
         .collect();
+    let upstream = Tensor::randn([512, 256, 7, 7], opts);
     let both = median_ms(|| {
-        pooler
-            .forward(&levels, &boxes, (800, 1216))
+        (pooler.forward(&levels, &boxes, (800, 1216)) * &upstream)
             .sum(Kind::Float)
             .backward();
     });

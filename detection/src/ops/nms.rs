@@ -135,9 +135,9 @@ macro_rules! greedy {
             match categories {
                 Some(c) => {
                     let dense = dense_categories(order.iter().map(|&i| c[i as usize]));
-                    greedy_pass::<$t, true>(&boxes, &dense, order, threshold)
+                    run_greedy_pass::<$t, true>(&boxes, &dense, order, threshold)
                 }
-                None => greedy_pass::<$t, false>(&boxes, &[], order, threshold),
+                None => run_greedy_pass::<$t, false>(&boxes, &[], order, threshold),
             }
         }
     };
@@ -186,6 +186,33 @@ impl Coordinate for f64 {
     fn max(self, other: Self) -> Self {
         f64::max(self, other)
     }
+}
+
+/// [`greedy_pass`] compiled for AVX2 when the CPU has it (8 lanes instead of SSE2's 4; the
+/// portable build cannot assume it), else the portable build.
+fn run_greedy_pass<T: Coordinate, const BY_CATEGORY: bool>(
+    boxes: &[Vec<T>; 4],
+    category: &[i32],
+    order: &[i64],
+    threshold: T,
+) -> Vec<i64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just found to support AVX2.
+        return unsafe { greedy_pass_avx2::<T, BY_CATEGORY>(boxes, category, order, threshold) };
+    }
+    greedy_pass::<T, BY_CATEGORY>(boxes, category, order, threshold)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn greedy_pass_avx2<T: Coordinate, const BY_CATEGORY: bool>(
+    boxes: &[Vec<T>; 4],
+    category: &[i32],
+    order: &[i64],
+    threshold: T,
+) -> Vec<i64> {
+    greedy_pass::<T, BY_CATEGORY>(boxes, category, order, threshold)
 }
 
 #[inline(always)]

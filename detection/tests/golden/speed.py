@@ -33,7 +33,8 @@ feature = torch.randn(1, 1024, 38, 63)
 rois = random_rois(512, 600, 1000)
 print("c4 forward", median_ms(lambda: roi_align(feature, rois, (14, 14), 1 / 16, 2, False)))
 x = feature.clone().requires_grad_(True)
-print("c4 forward+backward", median_ms(lambda: roi_align(x, rois, (14, 14), 1 / 16, 2, False).sum().backward()))
+g = torch.randn(512, 1024, 14, 14)  # a dense upstream gradient, as in training
+print("c4 forward+backward", median_ms(lambda: roi_align(x, rois, (14, 14), 1 / 16, 2, False).backward(g)))
 
 # FPN: 512 RoIs over P2..P5 (256 channels) of an 800 x 1216 padded image, 7 x 7, sr 2.
 levels = {f"p{k}": torch.randn(1, 256, 800 // 2**k, 1216 // 2**k) for k in range(2, 6)}
@@ -41,7 +42,8 @@ boxes = [random_rois(512, 800, 1216)[:, 1:]]
 pooler = MultiScaleRoIAlign(list(levels), 7, 2)
 print("fpn forward", median_ms(lambda: pooler(levels, boxes, [(800, 1216)])))
 lv = {k: v.clone().requires_grad_(True) for k, v in levels.items()}
-print("fpn forward+backward", median_ms(lambda: pooler(lv, boxes, [(800, 1216)]).sum().backward()))
+g = torch.randn(512, 256, 7, 7)
+print("fpn forward+backward", median_ms(lambda: pooler(lv, boxes, [(800, 1216)]).backward(g)))
 
 b = random_rois(12000, 800, 1216)[:, 1:]
 s = torch.rand(12000)
