@@ -152,7 +152,6 @@ impl RoiAlign {
             let hc = chunk.iter().map(|win| win.y_len).max().unwrap_or(0).max(1);
             let wc = chunk.iter().map(|win| win.x_len).max().unwrap_or(0).max(1);
             let ids: Vec<i64> = chunk.iter().map(|win| win.roi).collect();
-            order.extend_from_slice(&ids);
             // Measured on CPU, a flop of the gathered windows' small products costs about ten of
             // the whole-map products', so the windows only pay when they are much smaller.
             let window_cost = 10 * ph * wc * (hc + pw);
@@ -163,20 +162,26 @@ impl RoiAlign {
                 PoolPlan::Windows => false,
             };
             if whole_map {
-                let rows = input.get(image).permute([1, 0, 2]).reshape([h, c * w]);
+                // Neighbours side by side, so that each piece's common window is narrow.
+                let mut by_position = chunk.clone();
+                by_position.sort_by_key(|win| (win.x_first, win.y_first, win.roi));
                 let per_piece = (CHUNK_ELEMENTS / (ph * c * w).max(1)).max(1) as usize;
-                for part in ids.chunks(per_piece) {
-                    pieces.push(pool_whole_map(
-                        &rows,
+                for part in by_position.chunks(per_piece) {
+                    let ids: Vec<i64> = part.iter().map(|win| win.roi).collect();
+                    order.extend_from_slice(&ids);
+                    let map = input.get(image);
+                    pieces.push(pool_common_window(
+                        &map,
                         &ay,
                         &ax,
-                        &to_dev(part),
-                        (c, h, w),
+                        &to_dev(&ids),
+                        part,
                         (ph, pw),
                     ));
                 }
                 continue;
             }
+            order.extend_from_slice(&ids);
             let n = chunk.len() as i64;
             // Window origins, moved back where needed so that every window lies inside the map.
             let y0: Vec<i64> = chunk.iter().map(|win| win.y_first.min(h - hc)).collect();
@@ -216,21 +221,34 @@ impl RoiAlign {
     }
 }
 
-/// Pooled `[n, C, ph, pw]` of the RoIs `ids` from the whole map `rows` `[H, C*W]`: one product
-/// `[n*ph, H] x [H, C*W]`, then one batched `[n, ph*C, W] x [n, W, pw]`.
-fn pool_whole_map(
-    rows: &Tensor,
+/// Pooled `[n, C, ph, pw]` of the RoIs `ids` (windows `part`) from `map` `[C, H, W]`, cut to
+/// the smallest window holding all of theirs: one product `[n*ph, hu] x [hu, C*wu]`, then one
+/// batched `[n, ph*C, wu] x [n, wu, pw]`.
+fn pool_common_window(
+    map: &Tensor,
     ay: &Tensor,
     ax: &Tensor,
     ids: &Tensor,
-    (c, h, w): (i64, i64, i64),
+    part: &[Window],
     (ph, pw): (i64, i64),
 ) -> Tensor {
+    let c = map.size()[0];
     let n = ids.size()[0];
-    let pooled_rows = ay.index_select(0, ids).reshape([n * ph, h]).mm(rows); // [n*ph, C*W]
-    let pooled = pooled_rows
-        .view([n, ph * c, w])
-        .bmm(&ax.index_select(0, ids).transpose(1, 2)); // [n, ph*C, pw]
+    let read = || part.iter().filter(|win| win.y_len > 0 && win.x_len > 0);
+    let y0 = read().map(|win| win.y_first).min().unwrap_or(0);
+    let y1 = read().map(|win| win.y_first + win.y_len).max().unwrap_or(1);
+    let x0 = read().map(|win| win.x_first).min().unwrap_or(0);
+    let x1 = read().map(|win| win.x_first + win.x_len).max().unwrap_or(1);
+    let (hu, wu) = (y1 - y0, x1 - x0);
+    let rows = map
+        .narrow(1, y0, hu)
+        .narrow(2, x0, wu)
+        .permute([1, 0, 2])
+        .reshape([hu, c * wu]);
+    let ay = ay.index_select(0, ids).narrow(2, y0, hu);
+    let ax = ax.index_select(0, ids).narrow(2, x0, wu);
+    let pooled_rows = ay.reshape([n * ph, hu]).mm(&rows); // [n*ph, C*wu]
+    let pooled = pooled_rows.view([n, ph * c, wu]).bmm(&ax.transpose(1, 2)); // [n, ph*C, pw]
     pooled.view([n, ph, c, pw]).permute([0, 2, 1, 3])
 }
 
