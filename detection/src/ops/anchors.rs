@@ -104,7 +104,6 @@ impl AnchorGenerator {
             self.cell_anchors.len(),
             feature_sizes.len()
         );
-        let opts = (Kind::Float, device);
         feature_sizes
             .iter()
             .zip(&self.cell_anchors)
@@ -120,9 +119,7 @@ impl AnchorGenerator {
                 let shifts = Tensor::stack(&[&xs, &ys, &xs, &ys], 1);
                 let flat: Vec<f32> = cells.iter().flatten().map(|&v| v as f32).collect();
                 let base = Tensor::from_slice(&flat).view([-1, 4]).to_device(device);
-                (shifts.view([-1, 1, 4]) + base.view([1, -1, 4]))
-                    .reshape([-1, 4])
-                    .to_kind(opts.0)
+                (shifts.view([-1, 1, 4]) + base.view([1, -1, 4])).reshape([-1, 4])
             })
             .collect()
     }

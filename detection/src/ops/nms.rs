@@ -105,7 +105,12 @@ pub fn nms_with(
                 greedy_f64(&flat, &order, categories.as_deref(), iou_threshold)
             } else {
                 let flat = Vec::<f32>::try_from(&host(boxes, Kind::Float).view([-1])).expect("f32");
-                greedy_f32(&flat, &order, categories.as_deref(), iou_threshold)
+                greedy_f32(
+                    &flat,
+                    &order,
+                    categories.as_deref(),
+                    strict_f32_threshold(iou_threshold),
+                )
             };
             Tensor::from_slice(&keep).to_device(device)
         }
@@ -113,57 +118,164 @@ pub fn nms_with(
     }
 }
 
-/// The greedy loop over host boxes in structure-of-arrays form, so the inner loop vectorises.
+/// The greedy loop over host boxes in structure-of-arrays form, so the inner loop (one pass
+/// of a kept box over the later ones) vectorises; the category test is compiled in only when
+/// categories are given, as dense `i32` so that it keeps the float lanes' width.
 macro_rules! greedy {
     ($name:ident, $t:ty) => {
         fn $name(
             flat: &[$t],
             order: &[i64],
             categories: Option<&[i64]>,
-            threshold: f64,
+            threshold: $t,
         ) -> Vec<i64> {
-            let n = order.len();
             let column =
                 |c: usize| -> Vec<$t> { order.iter().map(|&i| flat[i as usize * 4 + c]).collect() };
-            let (x1, y1, x2, y2) = (column(0), column(1), column(2), column(3));
-            let area: Vec<$t> = (0..n).map(|k| (x2[k] - x1[k]) * (y2[k] - y1[k])).collect();
-            let category: Vec<i64> = match categories {
-                Some(c) => order.iter().map(|&i| c[i as usize]).collect(),
-                None => vec![0; n],
-            };
-            let mut suppressed = vec![false; n];
-            let mut keep = Vec::new();
-            for i in 0..n {
-                if suppressed[i] {
-                    continue;
+            let boxes = [column(0), column(1), column(2), column(3)];
+            match categories {
+                Some(c) => {
+                    let dense = dense_categories(order.iter().map(|&i| c[i as usize]));
+                    run_greedy_pass::<$t, true>(&boxes, &dense, order, threshold)
                 }
-                keep.push(order[i]);
-                let (ix1, iy1, ix2, iy2, iarea, icat) =
-                    (x1[i], y1[i], x2[i], y2[i], area[i], category[i]);
-                let rest = i + 1..n;
-                for ((((((s, &jx1), &jy1), &jx2), &jy2), &jarea), &jcat) in suppressed[rest.clone()]
-                    .iter_mut()
-                    .zip(&x1[rest.clone()])
-                    .zip(&y1[rest.clone()])
-                    .zip(&x2[rest.clone()])
-                    .zip(&y2[rest.clone()])
-                    .zip(&area[rest.clone()])
-                    .zip(&category[rest])
-                {
-                    let w = (ix2.min(jx2) - ix1.max(jx1)).max(0.0);
-                    let h = (iy2.min(jy2) - iy1.max(jy1)).max(0.0);
-                    let inter = w * h;
-                    let iou = inter / (iarea + jarea - inter);
-                    // Compared in double precision, as torchvision's kernel does.
-                    *s |= (iou as f64) > threshold && jcat == icat;
-                }
+                None => run_greedy_pass::<$t, false>(&boxes, &[], order, threshold),
             }
-            keep
         }
     };
 }
 greedy!(greedy_f32, f32);
 greedy!(greedy_f64, f64);
+
+/// Category ids renumbered 0, 1, 2, ... in order of first appearance.
+fn dense_categories(ids: impl Iterator<Item = i64>) -> Vec<i32> {
+    let mut numbers = std::collections::HashMap::new();
+    ids.map(|id| {
+        let next = numbers.len() as i32;
+        *numbers.entry(id).or_insert(next)
+    })
+    .collect()
+}
+
+trait Coordinate:
+    Copy
+    + PartialOrd
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Add<Output = Self>
+{
+    const ZERO: Self;
+    fn min(self, other: Self) -> Self;
+    fn max(self, other: Self) -> Self;
+}
+
+impl Coordinate for f32 {
+    const ZERO: Self = 0.0;
+    fn min(self, other: Self) -> Self {
+        f32::min(self, other)
+    }
+    fn max(self, other: Self) -> Self {
+        f32::max(self, other)
+    }
+}
+
+impl Coordinate for f64 {
+    const ZERO: Self = 0.0;
+    fn min(self, other: Self) -> Self {
+        f64::min(self, other)
+    }
+    fn max(self, other: Self) -> Self {
+        f64::max(self, other)
+    }
+}
+
+/// [`greedy_pass`] compiled for AVX2 when the CPU has it (8 lanes instead of SSE2's 4; the
+/// portable build cannot assume it), else the portable build.
+fn run_greedy_pass<T: Coordinate, const BY_CATEGORY: bool>(
+    boxes: &[Vec<T>; 4],
+    category: &[i32],
+    order: &[i64],
+    threshold: T,
+) -> Vec<i64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU was just found to support AVX2.
+        return unsafe { greedy_pass_avx2::<T, BY_CATEGORY>(boxes, category, order, threshold) };
+    }
+    greedy_pass::<T, BY_CATEGORY>(boxes, category, order, threshold)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn greedy_pass_avx2<T: Coordinate, const BY_CATEGORY: bool>(
+    boxes: &[Vec<T>; 4],
+    category: &[i32],
+    order: &[i64],
+    threshold: T,
+) -> Vec<i64> {
+    greedy_pass::<T, BY_CATEGORY>(boxes, category, order, threshold)
+}
+
+#[inline(always)]
+fn greedy_pass<T: Coordinate, const BY_CATEGORY: bool>(
+    [x1, y1, x2, y2]: &[Vec<T>; 4],
+    category: &[i32],
+    order: &[i64],
+    threshold: T,
+) -> Vec<i64> {
+    let n = order.len();
+    let area: Vec<T> = (0..n).map(|k| (x2[k] - x1[k]) * (y2[k] - y1[k])).collect();
+    let mut suppressed = vec![0u8; n];
+    let mut keep = Vec::new();
+    for i in 0..n {
+        if suppressed[i] != 0 {
+            continue;
+        }
+        keep.push(order[i]);
+        let (ix1, iy1, ix2, iy2, iarea) = (x1[i], y1[i], x2[i], y2[i], area[i]);
+        let rest = i + 1..n;
+        let s = &mut suppressed[rest.clone()];
+        let (jx1, jy1, jx2, jy2) = (
+            &x1[rest.clone()],
+            &y1[rest.clone()],
+            &x2[rest.clone()],
+            &y2[rest.clone()],
+        );
+        let jarea = &area[rest.clone()];
+        let (jcat, icat) = if BY_CATEGORY {
+            (&category[rest], category[i])
+        } else {
+            (&category[..0], 0)
+        };
+        for k in 0..s.len() {
+            let w = (ix2.min(jx2[k]) - ix1.max(jx1[k])).max(T::ZERO);
+            let h = (iy2.min(jy2[k]) - iy1.max(jy1[k])).max(T::ZERO);
+            let inter = w * h;
+            let iou = inter / (iarea + jarea[k] - inter);
+            let same = if BY_CATEGORY { jcat[k] == icat } else { true };
+            s[k] |= ((iou > threshold) & same) as u8;
+        }
+    }
+    keep
+}
+
+/// The `f32` bound `t` with `iou > t` exactly when `iou as f64 > threshold`: torchvision's
+/// kernel compares single-precision IoUs with the double-precision threshold.
+fn strict_f32_threshold(threshold: f64) -> f32 {
+    let nearest = threshold as f32;
+    if (nearest as f64) > threshold {
+        // The largest f32 below `nearest`; `iou >= nearest` is `iou > that`.
+        let bits = nearest.to_bits();
+        if nearest > 0.0 {
+            f32::from_bits(bits - 1)
+        } else if nearest == 0.0 {
+            -f32::from_bits(1)
+        } else {
+            f32::from_bits(bits + 1)
+        }
+    } else {
+        nearest
+    }
+}
 
 /// Rows of the IoU bitmask computed at once (bounds the device memory to rows x N floats).
 const MASK_ROWS: i64 = 2048;

@@ -47,7 +47,7 @@ impl MultiScaleRoIAlign {
             .to_device(device)
             .to_kind(all_boxes.kind());
         let rois = Tensor::cat(&[ids.unsqueeze(1), all_boxes.shallow_clone()], 1);
-        let images = Some(image_of_roi.as_slice()).filter(|_| features[0].size()[0] > 1);
+        let images = Some(image_of_roi.as_slice());
         if features.len() == 1 {
             return roi_align_by_image(
                 &features[0],
@@ -76,7 +76,7 @@ impl MultiScaleRoIAlign {
             let level_rois = rois.index_select(0, &Tensor::from_slice(&members).to_device(device));
             let level_images: Vec<i64> =
                 members.iter().map(|&i| image_of_roi[i as usize]).collect();
-            let level_images = Some(level_images.as_slice()).filter(|_| feature.size()[0] > 1);
+            let level_images = Some(level_images.as_slice());
             pieces.push(roi_align_by_image(
                 feature,
                 &level_rois,

@@ -29,11 +29,12 @@ impl BalancedSampler {
         (self.per_image as f64 * self.positive_fraction) as i64
     }
 
-    /// Masks `[N]` (bool) of the sampled positives and negatives for `labels` `[N]` (i64: 1
-    /// positive, 0 negative, anything else ignored) and `keys` `[N]`. No host sync: the
+    /// Masks `[N]` (bool) of the sampled positives and negatives for `labels` `[N]` (i64: >= 1
+    /// positive, so class labels work as they are, as in torchvision; 0 negative; below 0
+    /// ignored) and `keys` `[N]`. No host sync: the
     /// number of negatives is a device-side count.
     pub fn sample_masks(&self, labels: &Tensor, keys: &Tensor) -> (Tensor, Tensor) {
-        let positive = labels.eq(1);
+        let positive = labels.ge(1);
         let negative = labels.eq(0);
         let pos_mask = positive.logical_and(&rank_within(&positive, keys).lt(self.max_positives()));
         let negatives_wanted = pos_mask.sum(Kind::Int64).neg() + self.per_image;

@@ -1,5 +1,5 @@
 use detection::ops::poolers::MultiScaleRoIAlign;
-use detection::ops::roi_align::roi_align;
+use detection::ops::roi_align::{roi_align, PoolPlan, RoiAlign};
 use tch::{Kind, Tensor};
 
 use crate::support::{assert_close, fixture, Get};
@@ -47,6 +47,34 @@ fn roi_align_forward_and_backward_match_torchvision() {
             1e-5,
             &format!("{name} backward"),
         );
+        // Both ways of pooling a chunk give torchvision's values.
+        for plan in [PoolPlan::WholeMap, PoolPlan::Windows] {
+            let settings = RoiAlign {
+                output_size: (ph, pw),
+                spatial_scale: scale,
+                sampling_ratio,
+                aligned,
+                plan,
+            };
+            let (out, grad) =
+                forward_backward(f.t("feature"), f.t(&format!("{name}_weight")), |x| {
+                    settings.pool(x, f.t("rois"), None)
+                });
+            assert_close(
+                &out,
+                f.t(&format!("{name}_out")),
+                1e-5,
+                1e-5,
+                &format!("{name} {plan:?} forward"),
+            );
+            assert_close(
+                &grad,
+                f.t(&format!("{name}_grad")),
+                1e-5,
+                1e-5,
+                &format!("{name} {plan:?} backward"),
+            );
+        }
     }
 }
 
