@@ -1,0 +1,11 @@
+//! Semantic segmentation with FCN over the project's ResNets: the model (torchvision's names),
+//! fine-tuning on the shared engine, pixel accuracy and mIoU as the ADE20K benchmark computes
+//! them, and interop with torchvision's `fcn_resnet50`.
+
+pub mod backbone_init;
+pub mod fcn;
+pub mod import;
+pub mod segmenter;
+
+pub use fcn::{Fcn, FcnConfig, FcnOutput};
+pub use segmenter::{Preprocess, Segmenter};
