@@ -5,6 +5,7 @@
 pub mod backbone_init;
 pub mod fcn;
 pub mod import;
+pub mod metric;
 pub mod segmenter;
 
 pub use fcn::{Fcn, FcnConfig, FcnOutput};
