@@ -3,10 +3,16 @@
 //! them, and interop with torchvision's `fcn_resnet50`.
 
 pub mod backbone_init;
+pub mod config;
+pub mod evaluate;
 pub mod fcn;
+pub mod finetune;
 pub mod import;
 pub mod metric;
+pub mod predict;
+pub mod predictions;
 pub mod segmenter;
+pub mod task;
 
 pub use fcn::{Fcn, FcnConfig, FcnOutput};
 pub use segmenter::{Preprocess, Segmenter};
