@@ -3,6 +3,7 @@
 //! them, and interop with torchvision's `fcn_resnet50`.
 
 pub mod backbone_init;
+pub mod bench;
 pub mod config;
 pub mod evaluate;
 pub mod fcn;

@@ -1,6 +1,7 @@
 //! `segment`: FCN semantic segmentation — fine-tune from a classification backbone, evaluate
 //! (pixAcc, mIoU), predict masks, import torchvision's weights, benchmark.
 
+mod bench_cmd;
 mod cli_error;
 mod eval_cmd;
 mod finetune_cmd;
@@ -30,6 +31,8 @@ enum Command {
     Predict(predict_cmd::PredictArgs),
     /// Converts a torchvision FCN state dict (.safetensors) into a checkpoint.
     Import(import_cmd::ImportArgs),
+    /// Images per second of a training step and of inference (random data).
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Import(args) => import_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     if let Err(err) = result {
         std::process::exit(cli_error::report("segment", &err));
