@@ -166,7 +166,10 @@ pub fn evaluate_source(
         let (w, h) = (batch.width, batch.height);
         let logits = match multi_scale {
             Some(ms) => multi_scale_logits(model, &batch.pixels, w, h, ms),
-            None => model.logits(&batch.pixels, w, h),
+            None => {
+                model.check_input(std::path::Path::new(&batch.ids[0]), w, h)?;
+                model.logits(&batch.pixels, w, h)
+            }
         };
         let labels = Tensor::from_slice(&batch.labels).to_device(device);
         confusion.add(&logits.argmax(1, false).flatten(0, -1), &labels);

@@ -164,15 +164,29 @@ impl Segmenter {
         })
     }
 
+    /// The size the model runs an image of `width` x `height` at.
+    pub fn input_size(&self, width: usize, height: usize) -> (usize, usize) {
+        match self.preprocess.resize_shorter {
+            Some(side) => shorter_side_size(width, height, side),
+            None => (width, height),
+        }
+    }
+
+    /// Refuses an image whose resized input would exceed the pixel limit (a 1 x 60000 image
+    /// with its shorter side resized to 520 would be 31 million pixels long).
+    pub fn check_input(&self, image: &Path, width: usize, height: usize) -> datasets::Result<()> {
+        let (w, h) = self.input_size(width, height);
+        datasets::limits::check_pixel_count(image, "resized model input", w as u64, h as u64)
+    }
+
     /// The model's input for one RGB image (HWC u8): resized as the preprocessing says,
     /// normalised, 1 x 3 x h x w on the model's device.
     pub fn input(&self, pixels: &[u8], width: usize, height: usize) -> Tensor {
-        let (pixels, w, h) = match self.preprocess.resize_shorter {
-            Some(side) => {
-                let (w2, h2) = shorter_side_size(width, height, side);
-                (resize_bilinear(pixels, width, height, 3, w2, h2), w2, h2)
-            }
-            None => (pixels.to_vec(), width, height),
+        let (w, h) = self.input_size(width, height);
+        let pixels = if (w, h) == (width, height) {
+            pixels.to_vec()
+        } else {
+            resize_bilinear(pixels, width, height, 3, w, h)
         };
         let x = Tensor::from_slice(&pixels)
             .view([1, h as i64, w as i64, 3])

@@ -41,6 +41,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         model.preprocess.resize_shorter = None;
     }
     let image = datasets::image_io::load_rgb(&args.image)?;
+    model.check_input(&args.image, image.width() as usize, image.height() as usize)?;
     let prediction = Prediction::of(&model, &image);
     let png = prediction.png().context("encoding the mask")?;
     std::fs::write(&args.out, png)
