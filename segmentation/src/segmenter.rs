@@ -133,14 +133,14 @@ impl Segmenter {
         let ckpt = Checkpoint::read(path)?;
         ckpt.expect_task(Task::Segmentation, path)?;
         let (config, preprocess) = spec_of(&ckpt, path)?;
-        Ok(Self::build(
+        Self::build(
             config,
             ckpt.metadata.classes,
             preprocess,
             &ckpt.tensors,
             path,
             device,
-        )?)
+        )
     }
 
     /// The model of `config` with `tensors` loaded (all of them, exactly).

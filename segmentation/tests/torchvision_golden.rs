@@ -159,8 +159,7 @@ fn import_refuses_a_missing_an_extra_or_a_misshaped_key() {
     let path = tmp.path().join("edited.safetensors");
     zeros_state_dict(&keys, &path);
     let err = import_torchvision(&path, TorchvisionFcn::FcnResnet50, None)
-        .err()
-        .expect("an edited state dict is refused")
+        .expect_err("an edited state dict is refused")
         .to_string();
     assert!(err.contains("edited.safetensors"), "{err}");
     assert!(
@@ -178,8 +177,7 @@ fn import_refuses_a_missing_an_extra_or_a_misshaped_key() {
     keys.retain(|k| !k[0].as_str().unwrap().starts_with("classifier.4"));
     zeros_state_dict(&keys, &path);
     let err = import_torchvision(&path, TorchvisionFcn::FcnResnet50, None)
-        .err()
-        .unwrap()
+        .expect_err("a state dict without the classifier is refused")
         .to_string();
     assert!(err.contains("not a torchvision FCN state dict"), "{err}");
 }
