@@ -45,6 +45,15 @@ impl DeviceBatch {
     }
 }
 
+/// libtorch's seed for micro-batch `m` of a run seeded `seed` (SplitMix64 of both, kept
+/// within the non-negative i64 range `manual_seed` takes).
+fn dropout_seed(seed: u64, micro_batch: u64) -> i64 {
+    let mut z = seed ^ micro_batch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x4452_4F50_0000_0000;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
 /// Mean cross-entropy over the labelled pixels (IGNORE left out). A batch without a single
 /// labelled pixel gives 0, not NaN, so a crop of pure padding cannot stop a run.
 pub fn pixel_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
@@ -145,7 +154,10 @@ impl Task for Segmentation {
         DeviceBatch::upload(batch, self.vs.device())
     }
 
-    fn losses(&mut self, input: &DeviceBatch, _step: &Step) -> Losses {
+    fn losses(&mut self, input: &DeviceBatch, step: &Step) -> Losses {
+        // The heads' dropout draws from libtorch's global generator, which a run's state does
+        // not hold: seeding it from (seed, micro-batch) makes a resumed run draw the same masks.
+        tch::manual_seed(dropout_seed(self.config.train.seed, step.micro_batch));
         let x = input.input(&self.normalizer, self.config.train.channels_last);
         let out = self.model.forward_t(&x, true);
         let mut losses = Losses::from([(

@@ -336,3 +336,60 @@ fn a_backbone_that_is_not_a_classifier_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_resumed_finetune_arrives_at_the_weights_of_an_uninterrupted_one() {
+    let t = trained();
+    let config = repo_root().join("configs/segmentation/tiny.toml");
+    let out = t.root.join("resumed");
+    let args = |more: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "finetune",
+            "--backbone",
+            s(&t.backbone),
+            "--config",
+            s(&config),
+            "--data",
+            &t.data(),
+            "--out",
+            s(&out),
+            "--set",
+            "data.base_size=48",
+            "--set",
+            "data.crop_size=32",
+            "--set",
+            "schedule.epochs=3",
+        ]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+        a.extend(more.iter().map(|v| v.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_ok("segment", &refs);
+    };
+    // Stopped mid-epoch (4 steps an epoch), then continued to the end.
+    run(args(&["--max-iters", "5"]));
+    run(args(&["--resume"]));
+    let tensors = |p: PathBuf| {
+        let bytes = std::fs::read(p).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut v: Vec<(String, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.data().to_vec()))
+            .collect();
+        v.sort();
+        v
+    };
+    let (resumed, straight) = (
+        tensors(out.join("last.safetensors")),
+        tensors(t.run.join("last.safetensors")),
+    );
+    assert_eq!(resumed.len(), straight.len());
+    for ((name, a), (_, b)) in resumed.iter().zip(&straight) {
+        assert!(a == b, "{name} differs after resuming");
+    }
+}
