@@ -61,6 +61,25 @@ for case in "fpn 800/1333" "c4 600/1000" "fpn 320/480"; do
   printf 'inference: ours %.3f images/s, torchvision FPN %.3f, ratio %.3f\n' "$oi" "$pi" "$("$py" -c "print($oi / $pi)")"
 done
 
+# FCN (dilated ResNet-50, output stride 8, 150 classes, aux head) beside torchvision's
+# fcn_resnet50: training step and inference at the paper's crop (480) and a small one.
+for crop in ${BENCH_FCN_CROPS:-128 480}; do
+  fcn="--batch ${BENCH_FCN_BATCH:-2} --crop $crop --device cpu --threads $threads --warmup 1 --iters ${BENCH_FCN_ITERS:-3}"
+  echo "== FCN-ResNet-50: $fcn"
+  ours_t=() ; ours_i=() ; peer_t=() ; peer_i=()
+  for _ in 1 2; do
+    o=$("$bin/segment" bench $fcn --json 2>/dev/null)
+    p=$("$py" bench/fcn_torchvision.py $fcn 2>/dev/null)
+    ours_t+=("$(field train_images_per_s "$o")"); ours_i+=("$(field infer_images_per_s "$o")")
+    peer_t+=("$(field train_images_per_s "$p")"); peer_i+=("$(field infer_images_per_s "$p")")
+  done
+  for kind in train infer; do
+    if [ $kind = train ]; then o=$(best "${ours_t[@]}"); p=$(best "${peer_t[@]}"); else o=$(best "${ours_i[@]}"); p=$(best "${peer_i[@]}"); fi
+    printf '%s: ours %.2f images/s, torchvision %.2f images/s, ratio %.3f\n' "$kind" "$o" "$p" \
+      "$("$py" -c "print($o / $p)")"
+  done
+done
+
 # The whole fashion-quick job (train with an evaluation per epoch, then `backbone eval` of the
 # best checkpoint) beside the same recipe as a plain PyTorch script. About 15 minutes a pair on
 # 2 cores, so only on request: BENCH_JOB=1 make bench (BENCH_JOB_PAIRS=N for more pairs).

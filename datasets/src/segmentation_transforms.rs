@@ -9,7 +9,7 @@
 //! `crop_size` square is cut out; optionally blurred (Gaussian, sigma uniform in [0, 1)).
 
 use crate::records::{LabelMap, IGNORE_LABEL};
-use crate::resize::resize_bilinear;
+use crate::resize::{resize_bilinear, resize_bilinear_window, Window};
 use crate::rng::SampleRng;
 use image::RgbImage;
 use rand::RngExt;
@@ -126,17 +126,23 @@ impl SegmentationEvalTransform {
                     (crop_size, (h as f64 * crop_size as f64 / w as f64) as usize)
                 };
                 let (ow, oh) = (ow.max(crop_size), oh.max(crop_size));
-                let pixels = resize_bilinear(image.as_raw(), w, h, 3, ow, oh);
-                let labels = resize_nearest(&target.labels, w, h, ow, oh);
                 // Python's round(): half to even.
                 let x1 = ((ow - crop_size) as f64 / 2.0).round_ties_even() as usize;
                 let y1 = ((oh - crop_size) as f64 / 2.0).round_ties_even() as usize;
+                // Only the crop is computed: the whole resized image of a long thin input
+                // (1 x 60000 at crop 480: 28.8 million rows) would not fit in memory.
+                let window = Window {
+                    x: x1,
+                    y: y1,
+                    w: crop_size,
+                    h: crop_size,
+                };
                 SegmentationSample {
                     id: id.to_string(),
-                    pixels: cut(&pixels, ow, 3, x1, y1, crop_size, crop_size),
+                    pixels: resize_bilinear_window(image.as_raw(), w, h, 3, ow, oh, window),
                     width: crop_size,
                     height: crop_size,
-                    labels: cut(&labels, ow, 1, x1, y1, crop_size, crop_size),
+                    labels: resize_nearest_window(&target.labels, w, h, ow, oh, window),
                 }
             }
         }
@@ -149,12 +155,32 @@ pub fn resize_nearest(src: &[u8], w: usize, h: usize, out_w: usize, out_h: usize
     if (w, h) == (out_w, out_h) {
         return src.to_vec();
     }
+    let whole = Window {
+        x: 0,
+        y: 0,
+        w: out_w,
+        h: out_h,
+    };
+    resize_nearest_window(src, w, h, out_w, out_h, whole)
+}
+
+/// The `window` of what [`resize_nearest`] would return, computing only that window.
+pub fn resize_nearest_window(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    out_w: usize,
+    out_h: usize,
+    window: Window,
+) -> Vec<u8> {
     let source_index = |x: usize, input: usize, output: usize| {
         (((x as f64 + 0.5) * input as f64 / output as f64) as usize).min(input - 1)
     };
-    let columns: Vec<usize> = (0..out_w).map(|x| source_index(x, w, out_w)).collect();
-    let mut out = Vec::with_capacity(out_w * out_h);
-    for y in 0..out_h {
+    let columns: Vec<usize> = (window.x..window.x + window.w)
+        .map(|x| source_index(x, w, out_w))
+        .collect();
+    let mut out = Vec::with_capacity(window.w * window.h);
+    for y in window.y..window.y + window.h {
         let row = &src[source_index(y, h, out_h) * w..][..w];
         out.extend(columns.iter().map(|&x| row[x]));
     }
@@ -357,6 +383,29 @@ mod tests {
             &s.labels[..20],
             &[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]
         );
+    }
+
+    #[test]
+    fn center_crop_of_a_long_thin_image_computes_only_the_crop() {
+        // A moderate case: the windowed crop equals resize-everything-then-cut.
+        let (image, target) = scene(7, 300);
+        let s = SegmentationEvalTransform::CenterCrop { crop_size: 20 }.apply("x", &image, &target);
+        let (ow, oh) = (20, 300 * 20 / 7);
+        let y1 = ((oh - 20) as f64 / 2.0).round_ties_even() as usize;
+        let full = resize_bilinear(image.as_raw(), 7, 300, 3, ow, oh);
+        assert_eq!(s.pixels, cut(&full, ow, 3, 0, y1, 20, 20));
+        let full_labels = resize_nearest(&target.labels, 7, 300, ow, oh);
+        assert_eq!(s.labels, cut(&full_labels, ow, 1, 0, y1, 20, 20));
+        // 1 x 200000 at crop 480 would resize to 96 million rows (138 GB of pixels); the crop
+        // alone is 480 x 480.
+        let (image, target) = scene(1, 200_000);
+        let s =
+            SegmentationEvalTransform::CenterCrop { crop_size: 480 }.apply("x", &image, &target);
+        assert_eq!(
+            (s.width, s.height, s.pixels.len()),
+            (480, 480, 480 * 480 * 3)
+        );
+        assert_eq!(s.labels.len(), 480 * 480);
     }
 
     #[test]

@@ -25,7 +25,13 @@ pub fn values(name: &str, shape: &[usize]) -> Vec<f32> {
     let n: usize = shape.iter().product();
     let scale: Box<dyn Fn(f64) -> f64> = if shape.len() == 4 {
         let fan_in = (shape[1] * shape[2] * shape[3]) as f64;
-        Box::new(move |u| (u - 0.5) * 2.0 * (6.0 / fan_in).sqrt())
+        // FCN's last convs are spread 8x wider so that the classes differ more.
+        let spread = if name.ends_with("classifier.4.weight") {
+            8.0
+        } else {
+            1.0
+        };
+        Box::new(move |u| (u - 0.5) * 2.0 * (6.0 / fan_in).sqrt() * spread)
     } else if name == "fc.weight" {
         let fan_in = shape[1] as f64;
         Box::new(move |u| (u - 0.5) * 2.0 * (3.0 / fan_in).sqrt() * 4.0)

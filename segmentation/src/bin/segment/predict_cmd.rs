@@ -1,0 +1,79 @@
+use crate::cli_error::BadInput;
+use anyhow::Context;
+use backbones::device::parse_device;
+use clap::Args;
+use segmentation::predict::Prediction;
+use segmentation::Segmenter;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A segmentation checkpoint (`segment finetune`, `segment import`).
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// A JPEG or PNG image.
+    #[arg(long)]
+    image: PathBuf,
+    /// The mask to write: 8-bit grayscale PNG of the image's size, 1 + class index per pixel
+    /// (ADE20K's submission format; 0 is never written).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the image with the classes' colours blended in.
+    #[arg(long)]
+    overlay: Option<PathBuf>,
+    /// Run the model on the image at its own size instead of the checkpoint's preprocessing
+    /// (an imported torchvision model resizes the shorter side to 520).
+    #[arg(long)]
+    native_size: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print one JSON object: {"image", "mask", "overlay", "width", "height",
+    /// "classes": [{"class", "label", "pixels", "fraction"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: PredictArgs) -> anyhow::Result<()> {
+    let device = parse_device(&args.device).map_err(BadInput)?;
+    let mut model = Segmenter::from_checkpoint(&args.ckpt, device)?;
+    if args.native_size {
+        model.preprocess.resize_shorter = None;
+    }
+    let image = datasets::image_io::load_rgb(&args.image)?;
+    model.check_input(&args.image, image.width() as usize, image.height() as usize)?;
+    let prediction = Prediction::of(&model, &image);
+    let png = prediction.png().context("encoding the mask")?;
+    std::fs::write(&args.out, png)
+        .with_context(|| format!("{}: cannot write", args.out.display()))?;
+    if let Some(path) = &args.overlay {
+        prediction
+            .overlay(&image)
+            .save(path)
+            .with_context(|| format!("{}: cannot write the overlay", path.display()))?;
+    }
+    let areas = prediction.areas(&model.classes);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "image": args.image.display().to_string(),
+                "mask": args.out.display().to_string(),
+                "overlay": args.overlay.as_ref().map(|p| p.display().to_string()),
+                "width": prediction.width,
+                "height": prediction.height,
+                "classes": areas,
+            })
+        );
+    } else {
+        for a in areas.iter().take(10) {
+            println!(
+                "{:>6.2}%  {} ({})",
+                100.0 * a.fraction,
+                a.label,
+                a.class + 1
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The FCN fine-tuning recipe, as a TOML file (configs/segmentation/*.toml): `[model]`,
+//! `[data]` and `[loss]`-free sections of its own plus the engine's `[optim]`, `[schedule]`
+//! and `[train]`. Every section rejects unknown keys; missing keys take GluonCV's ADE20K
+//! values.
+
+use backbones::classification::config::NormalizationChoice;
+use backbones::engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
+use backbones::limits::{self, check};
+use datasets::segmentation_transforms::SegmentationTrainTransform;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneConfig {
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub data: DataSection,
+    pub optim: OptimSection,
+    pub schedule: ScheduleSection,
+    #[serde(default)]
+    pub train: RunSection,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// 8 (layer3 and layer4 dilated, GluonCV's and torchvision's FCN) or 16.
+    pub output_stride: i64,
+    /// Train with the auxiliary head on layer3.
+    pub aux: bool,
+    /// Weight of the auxiliary loss (GluonCV 0.5; 0.4 is also common).
+    pub aux_weight: f64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            output_stride: 8,
+            aux: true,
+            aux_weight: 0.5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSection {
+    /// `ade20k:ROOT` (or `voc:ROOT`); `--data` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    /// Crops per iteration (GluonCV: 16).
+    pub batch_size: usize,
+    pub workers: usize,
+    pub prefetch: usize,
+    pub skip_bad: bool,
+    /// The longer side is drawn from `scale_range x base_size`, then a `crop_size` square is
+    /// cut (padded where the image is smaller).
+    pub base_size: usize,
+    pub crop_size: usize,
+    pub scale_range: (f64, f64),
+    pub flip_probability: f64,
+    /// Gaussian blur (sigma uniform in [0, 1)) with this probability, as GluonCV's
+    /// `_sync_transform` does.
+    pub blur_probability: f64,
+    pub normalization: NormalizationChoice,
+    /// Validation during training: the whole image (`None`, what the reported numbers use)
+    /// or GluonCV's shorter-side-to-crop + centre crop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_crop: Option<usize>,
+    /// Validation images per batch. Whole images of different sizes are padded to one batch
+    /// size, which shifts the logits near the padding: keep 1 unless the images share a size.
+    pub val_batch_size: usize,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let t = SegmentationTrainTransform::ADE20K;
+        DataSection {
+            spec: None,
+            batch_size: 16,
+            workers,
+            prefetch: 2 * workers.max(1),
+            skip_bad: false,
+            base_size: t.base_size,
+            crop_size: t.crop_size,
+            scale_range: t.scale_range,
+            flip_probability: t.flip_probability,
+            blur_probability: 0.5,
+            normalization: NormalizationChoice::Imagenet,
+            eval_crop: None,
+            val_batch_size: 1,
+        }
+    }
+}
+
+impl DataSection {
+    pub fn train_transform(&self) -> SegmentationTrainTransform {
+        SegmentationTrainTransform {
+            base_size: self.base_size,
+            crop_size: self.crop_size,
+            scale_range: self.scale_range,
+            flip_probability: self.flip_probability,
+            blur_probability: self.blur_probability,
+        }
+    }
+}
+
+/// Epochs a run may ask for (as the classification recipe).
+const MAX_EPOCHS: u64 = 100_000;
+
+impl FinetuneConfig {
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            optim: self.optim.clone(),
+            schedule: self.schedule.clone(),
+            run: self.train.clone(),
+            batch_size: self.data.batch_size,
+        }
+    }
+
+    /// Checks what serde cannot: ranges and combinations (a config file is untrusted input).
+    pub fn validate(&self) -> Result<(), String> {
+        let m = &self.model;
+        if ![8, 16].contains(&m.output_stride) {
+            return Err(format!(
+                "model.output_stride must be 8 or 16, not {}",
+                m.output_stride
+            ));
+        }
+        if !(m.aux_weight.is_finite() && m.aux_weight >= 0.0) {
+            return Err(format!(
+                "model.aux_weight must be a number >= 0, not {}",
+                m.aux_weight
+            ));
+        }
+        let d = &self.data;
+        check("data.base_size", d.base_size, &limits::RESIZE_SIDE)?;
+        check("data.crop_size", d.crop_size, &limits::INPUT_SIDE)?;
+        if let Some(c) = d.eval_crop {
+            check("data.eval_crop", c, &limits::INPUT_SIDE)?;
+        }
+        check("data.batch_size", d.batch_size, &limits::BATCH)?;
+        check("data.val_batch_size", d.val_batch_size, &limits::BATCH)?;
+        check("data.workers", d.workers, &limits::WORKERS)?;
+        check("data.prefetch", d.prefetch.max(1), &limits::PREFETCH)?;
+        let (lo, hi) = d.scale_range;
+        if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi && hi <= 4.0) {
+            return Err(format!(
+                "data.scale_range must be [low, high] with 0 < low <= high <= 4, not [{lo}, {hi}]"
+            ));
+        }
+        for (key, p) in [
+            ("data.flip_probability", d.flip_probability),
+            ("data.blur_probability", d.blur_probability),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{key} must be between 0 and 1, not {p}"));
+            }
+        }
+        check("schedule.epochs", self.schedule.epochs, &(1..=MAX_EPOCHS))?;
+        check("train.threads", self.train.threads, &(0..=1024))?;
+        self.engine().validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FinetuneConfig, String> {
+        let c: FinetuneConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    const MINIMAL: &str =
+        "[optim]\nlr = 0.16\n[schedule]\nepochs = 50\ndecay = { kind = \"poly\", power = 0.9 }\n";
+
+    #[test]
+    fn defaults_are_gluoncvs_ade20k_recipe() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            (c.data.base_size, c.data.crop_size, c.data.batch_size),
+            (520, 480, 16)
+        );
+        assert_eq!(c.data.blur_probability, 0.5);
+        assert_eq!(
+            (c.model.output_stride, c.model.aux, c.model.aux_weight),
+            (8, true, 0.5)
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        for (extra, key) in [
+            ("[model]\noutput_stride = 32\n", "model.output_stride"),
+            ("[model]\naux_weight = -1.0\n", "model.aux_weight"),
+            ("[data]\nblur_probability = 1.5\n", "data.blur_probability"),
+            ("[data]\nscale_range = [2.0, 0.5]\n", "data.scale_range"),
+            ("[data]\ncrop_size = 0\n", "data.crop_size"),
+        ] {
+            let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
+    }
+}

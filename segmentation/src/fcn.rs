@@ -1,0 +1,243 @@
+//! FCN (Long et al.; GluonCV's and torchvision's variant): a dilated ResNet, a head on C5
+//! (3x3 conv to C/4 channels, BN, ReLU, dropout 0.1, 1x1 conv to the classes), an auxiliary
+//! head of the same shape on C4, and both outputs upsampled bilinearly to the input size.
+//!
+//! Parameter names are torchvision's `fcn_resnet50`: `backbone.<ResNet keys without fc>`,
+//! `classifier.{0,1,4}.*` and `aux_classifier.{0,1,4}.*` (the Sequential indices of the conv,
+//! the BN and the last conv; ReLU and dropout hold 2 and 3 and have no parameters).
+
+use backbones::layers::{BatchNorm2d, Conv2d, NormMode};
+use backbones::{Arch, ResNet, ResNetConfig};
+use serde::{Deserialize, Serialize};
+use tch::nn;
+use tch::Tensor;
+
+/// Everything that decides the shape of an FCN.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FcnConfig {
+    /// The body: `num_classes` is `None` (no fc), `output_stride` 8 or 16.
+    pub backbone: ResNetConfig,
+    pub num_classes: i64,
+    /// Whether the auxiliary head on C4 exists (it is used only for the training loss).
+    pub aux: bool,
+}
+
+/// Classes an FCN may have: its masks are 8-bit PNGs holding 1 + the class index, 0 being
+/// "unlabelled" (ADE20K's convention).
+pub const CLASSES: std::ops::RangeInclusive<i64> = 1..=254;
+
+/// Dropout before each head's last conv (torchvision's and GluonCV's 0.1).
+const HEAD_DROPOUT: f64 = 0.1;
+
+impl FcnConfig {
+    /// An FCN over `arch` with plain batch norm and torchvision's eps.
+    pub fn new(arch: Arch, output_stride: i64, num_classes: i64, aux: bool) -> Self {
+        FcnConfig {
+            backbone: ResNetConfig {
+                arch,
+                num_classes: None,
+                output_stride,
+                zero_gamma: false,
+                norm: NormMode::Batch,
+                bn_eps: 1e-5,
+            },
+            num_classes,
+            aux,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.backbone.validate()?;
+        if self.backbone.num_classes.is_some() {
+            return Err("the backbone of an FCN has no fc layer (num_classes must be null)".into());
+        }
+        if ![8, 16].contains(&self.backbone.output_stride) {
+            return Err(format!(
+                "an FCN's output stride must be 8 or 16, not {}",
+                self.backbone.output_stride
+            ));
+        }
+        backbones::limits::check("the number of classes", self.num_classes, &CLASSES).map(drop)
+    }
+
+    /// Channels of C4 and C5, the inputs of the auxiliary and main heads.
+    pub fn head_inputs(&self) -> (i64, i64) {
+        let c = self.backbone.arch.stage_channels();
+        (c[2], c[3])
+    }
+}
+
+/// torchvision's `FCNHead`: conv3x3 (no bias) → BN → ReLU → dropout → conv1x1 (with bias).
+#[derive(Debug)]
+pub struct FcnHead {
+    pub conv: Conv2d,
+    pub bn: BatchNorm2d,
+    pub classify: nn::Conv2D,
+}
+
+impl FcnHead {
+    pub fn new(p: nn::Path, in_channels: i64, num_classes: i64) -> Self {
+        let inner = in_channels / 4;
+        FcnHead {
+            conv: Conv2d::new(&p / 0, in_channels, inner, 3, 1, 1),
+            bn: BatchNorm2d::new(&p / 1, inner, NormMode::Batch, 1.0, 1e-5),
+            classify: nn::conv2d(&p / 4, inner, num_classes, 1, Default::default()),
+        }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = self.bn.forward_t(&self.conv.forward(x), train).relu_();
+        x.dropout(HEAD_DROPOUT, train).apply(&self.classify)
+    }
+}
+
+/// The model's outputs, at the size asked for.
+#[derive(Debug)]
+pub struct FcnOutput {
+    pub out: Tensor,
+    /// The auxiliary head's logits (only when the model has one).
+    pub aux: Option<Tensor>,
+}
+
+#[derive(Debug)]
+pub struct Fcn {
+    pub config: FcnConfig,
+    pub backbone: ResNet,
+    pub classifier: FcnHead,
+    pub aux_classifier: Option<FcnHead>,
+}
+
+impl Fcn {
+    /// Builds the model under `p` (`p / "backbone"`, `p / "classifier"`, ...). The config must
+    /// be valid ([`FcnConfig::validate`]).
+    pub fn new(p: &nn::Path, config: &FcnConfig) -> Self {
+        config.validate().expect("invalid FCN config");
+        let (c4, c5) = config.head_inputs();
+        Fcn {
+            config: config.clone(),
+            backbone: ResNet::new(&(p / "backbone"), &config.backbone),
+            classifier: FcnHead::new(p / "classifier", c5, config.num_classes),
+            aux_classifier: config
+                .aux
+                .then(|| FcnHead::new(p / "aux_classifier", c4, config.num_classes)),
+        }
+    }
+
+    /// Logits upsampled to `size` (height, width): the input's own size in training and
+    /// torchvision's forward; evaluation at another scale asks for the original image's size.
+    /// The auxiliary head runs only when `with_aux` (training) and the model has one.
+    pub fn forward_to(
+        &self,
+        x: &Tensor,
+        size: (i64, i64),
+        train: bool,
+        with_aux: bool,
+    ) -> FcnOutput {
+        let stem = self.backbone.stem_forward(x, train);
+        let c2 = self.backbone.stage_forward(0, &stem, train);
+        let c3 = self.backbone.stage_forward(1, &c2, train);
+        let c4 = self.backbone.stage_forward(2, &c3, train);
+        let c5 = self.backbone.stage_forward(3, &c4, train);
+        let out = upsample(&self.classifier.forward_t(&c5, train), size);
+        let aux = match &self.aux_classifier {
+            Some(head) if with_aux => Some(upsample(&head.forward_t(&c4, train), size)),
+            _ => None,
+        };
+        FcnOutput { out, aux }
+    }
+
+    /// torchvision's forward: both outputs at the input's size.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> FcnOutput {
+        let size = x.size();
+        self.forward_to(x, (size[2], size[3]), train, true)
+    }
+}
+
+/// Bilinear resize of NCHW logits with align_corners = False (torchvision's `F.interpolate`).
+pub fn upsample(x: &Tensor, (h, w): (i64, i64)) -> Tensor {
+    let size = x.size();
+    if (size[2], size[3]) == (h, w) {
+        return x.shallow_clone();
+    }
+    x.upsample_bilinear2d([h, w], false, None, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn shapes(arch: &str, output_stride: i64) -> (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let config = FcnConfig::new(arch.parse().unwrap(), output_stride, 5, true);
+        let model = Fcn::new(&vs.root(), &config);
+        let x = Tensor::randn([2, 3, 64, 48], (Kind::Float, Device::Cpu));
+        let c5 = model.backbone.features(&x, false).c5;
+        let c4 = tch::no_grad(|| {
+            let s = model.backbone.stem_forward(&x, false);
+            let c3 =
+                model
+                    .backbone
+                    .stage_forward(1, &model.backbone.stage_forward(0, &s, false), false);
+            model.backbone.stage_forward(2, &c3, false)
+        });
+        let out = tch::no_grad(|| model.forward_t(&x, false));
+        (
+            c4.size(),
+            c5.size(),
+            out.out.size(),
+            out.aux.unwrap().size(),
+        )
+    }
+
+    #[test]
+    fn output_stride_8_dilates_layer3_and_layer4() {
+        let (c4, c5, out, aux) = shapes("resnet18", 8);
+        assert_eq!(c4, [2, 256, 8, 6]);
+        assert_eq!(c5, [2, 512, 8, 6]);
+        assert_eq!(out, [2, 5, 64, 48]);
+        assert_eq!(aux, [2, 5, 64, 48]);
+    }
+
+    #[test]
+    fn output_stride_16_dilates_layer4_only() {
+        let (c4, c5, out, aux) = shapes("resnet18d", 16);
+        assert_eq!(c4, [2, 256, 4, 3]);
+        assert_eq!(c5, [2, 512, 4, 3]);
+        assert_eq!(out, [2, 5, 64, 48]);
+        assert_eq!(aux, [2, 5, 64, 48]);
+    }
+
+    #[test]
+    fn names_and_head_shapes_are_torchvisions() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _model = Fcn::new(
+            &vs.root(),
+            &FcnConfig::new("resnet50".parse().unwrap(), 8, 7, true),
+        );
+        let vars = vs.variables();
+        let shape = |k: &str| vars.get(k).unwrap_or_else(|| panic!("no {k}")).size();
+        assert_eq!(shape("classifier.0.weight"), [512, 2048, 3, 3]);
+        assert_eq!(shape("classifier.1.running_var"), [512]);
+        assert_eq!(shape("classifier.4.weight"), [7, 512, 1, 1]);
+        assert_eq!(shape("classifier.4.bias"), [7]);
+        assert_eq!(shape("aux_classifier.0.weight"), [256, 1024, 3, 3]);
+        assert_eq!(shape("aux_classifier.4.weight"), [7, 256, 1, 1]);
+        assert_eq!(
+            shape("backbone.layer4.0.downsample.0.weight"),
+            [2048, 1024, 1, 1]
+        );
+        assert!(vars.keys().all(|k| k.starts_with("backbone.")
+            || k.starts_with("classifier.")
+            || k.starts_with("aux_classifier.")));
+        assert!(!vars.keys().any(|k| k.starts_with("backbone.fc")));
+    }
+
+    #[test]
+    fn upsampling_keeps_a_constant_map_constant() {
+        let x = Tensor::full([1, 2, 3, 4], 1.5, (Kind::Float, Device::Cpu));
+        let y = upsample(&x, (17, 9));
+        assert_eq!(y.size(), [1, 2, 17, 9]);
+        assert!((y - 1.5).abs().max().double_value(&[]) < 1e-6);
+    }
+}

@@ -1,0 +1,151 @@
+//! `segment finetune`: a recipe read from TOML, the backbone loaded from a classification
+//! checkpoint, the segmentation data opened, and the engine's loop run on the task.
+
+use crate::backbone_init::{copy_backbone, read_pretrained};
+use crate::config::FinetuneConfig;
+use crate::fcn::{Fcn, FcnConfig};
+use crate::task::{Segmentation, SegmentationLoader};
+use anyhow::bail;
+use backbones::engine::config_file;
+use backbones::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
+use backbones::engine::run_dir::RunDir;
+use datasets::loader::LoaderConfig;
+use datasets::segmentation_data::{
+    segmentation_loader, SegmentationAugment, SegmentationDataset, SegmentationSource,
+};
+use datasets::segmentation_transforms::SegmentationEvalTransform;
+use datasets::spec::DatasetSpec;
+use std::path::PathBuf;
+use tch::{nn, Device};
+
+/// What the command line adds to the config.
+pub struct FinetuneOptions {
+    pub backbone: PathBuf,
+    pub config: PathBuf,
+    pub sets: Vec<String>,
+    pub data: Option<String>,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub device: Device,
+    pub max_iters: Option<u64>,
+}
+
+/// The train and validation loaders of a config, and the class names.
+pub fn open_loaders(
+    config: &FinetuneConfig,
+    spec: &str,
+) -> anyhow::Result<(SegmentationLoader, SegmentationLoader, Vec<String>)> {
+    let spec = DatasetSpec::parse(spec).map_err(|e| TrainInputError(e.to_string()))?;
+    let d = &config.data;
+    let loader_config = |batch_size, shuffle, drop_last| LoaderConfig {
+        batch_size,
+        workers: d.workers,
+        prefetch: d.prefetch.max(1),
+        shuffle,
+        drop_last,
+        seed: config.train.seed,
+        rank: 0,
+        world_size: 1,
+        skip_bad: d.skip_bad,
+    };
+    let train_source = SegmentationSource::open(&spec, "train")?;
+    let classes = train_source.classes();
+    let train = segmentation_loader(
+        SegmentationDataset {
+            source: train_source,
+            augment: SegmentationAugment::Train(d.train_transform()),
+        },
+        loader_config(d.batch_size, true, true),
+    )?;
+    let val_source = SegmentationSource::open(&spec, "val")?;
+    let eval = match d.eval_crop {
+        Some(crop_size) => SegmentationEvalTransform::CenterCrop { crop_size },
+        None => SegmentationEvalTransform::Full,
+    };
+    let val = segmentation_loader(
+        SegmentationDataset {
+            source: val_source,
+            augment: SegmentationAugment::Eval(eval),
+        },
+        loader_config(d.val_batch_size, false, false),
+    )?;
+    if train.batches_per_epoch() == 0 {
+        bail!(TrainInputError(format!(
+            "{} training images make no full batch of {}",
+            train.samples_per_epoch(),
+            d.batch_size
+        )));
+    }
+    Ok((train, val, classes))
+}
+
+/// Reads the recipe with its overrides and checks it.
+pub fn load_config(
+    path: &std::path::Path,
+    sets: &[String],
+    data: Option<&str>,
+) -> anyhow::Result<FinetuneConfig> {
+    let mut sets = sets.to_vec();
+    if let Some(data) = data {
+        sets.push(format!("data.spec=\"{data}\""));
+    }
+    let config: FinetuneConfig =
+        config_file::load(path, &sets).map_err(|e| TrainInputError(e.to_string()))?;
+    config
+        .validate()
+        .map_err(|e| TrainInputError(format!("{}: {e}", path.display())))?;
+    Ok(config)
+}
+
+pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
+    let config = load_config(&opts.config, &opts.sets, opts.data.as_deref())?;
+    if config.train.amp && opts.device == Device::Cpu {
+        bail!(TrainInputError(
+            "train.amp = true needs a CUDA device (fp16 autocast is CUDA-only in libtorch); run with --device cuda or --set train.amp=false".into()
+        ));
+    }
+    let spec = config.data.spec.clone().ok_or_else(|| {
+        TrainInputError(format!(
+            "{}: no dataset: set data.spec or pass --data ade20k:ROOT",
+            opts.config.display()
+        ))
+    })?;
+    let pretrained = read_pretrained(&opts.backbone)?;
+    let run = RunDir::open(&opts.out, opts.resume)?;
+    let (train_loader, val_loader, classes) = open_loaders(&config, &spec)?;
+    let num_classes = classes.len() as i64;
+    crate::fcn::CLASSES
+        .contains(&num_classes)
+        .then_some(())
+        .ok_or_else(|| {
+            TrainInputError(format!(
+                "{spec}: {num_classes} classes; an FCN takes 1 to 254"
+            ))
+        })?;
+    set_up(&config.train, opts.device);
+    let fcn_config = FcnConfig {
+        backbone: backbones::ResNetConfig {
+            output_stride: config.model.output_stride,
+            ..pretrained.config.clone()
+        },
+        num_classes,
+        aux: config.model.aux,
+    };
+    let vs = nn::VarStore::new(opts.device);
+    let model = Fcn::new(&vs.root(), &fcn_config);
+    copy_backbone(&vs, &pretrained);
+    drop(pretrained);
+    let engine_config = config.engine();
+    let mut task = Segmentation::new(config, fcn_config, classes, vs, model, val_loader);
+    fit(
+        &mut task,
+        &train_loader,
+        &engine_config,
+        run,
+        &RunOptions {
+            out: opts.out,
+            resume: opts.resume,
+            max_iters: opts.max_iters,
+        },
+    )
+}

@@ -1,0 +1,121 @@
+//! `segment import --from torchvision`: a torchvision FCN state dict (saved with safetensors)
+//! becomes a segmentation checkpoint. Our names are torchvision's, so the import is
+//! validation: exactly torchvision's key set (less the BN counters) with its shapes.
+
+use crate::fcn::FcnConfig;
+use crate::segmenter::{metadata, Preprocess, Segmenter};
+use backbones::checkpoint::{read_safetensors, var_store_tensors, Checkpoint, CheckpointError};
+use backbones::Arch;
+use std::path::Path;
+use tch::Device;
+
+/// The library a state dict comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Framework {
+    Torchvision,
+}
+
+/// torchvision's FCN models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TorchvisionFcn {
+    #[value(name = "fcn_resnet50")]
+    FcnResnet50,
+    #[value(name = "fcn_resnet101")]
+    FcnResnet101,
+}
+
+impl TorchvisionFcn {
+    pub fn backbone(self) -> Arch {
+        match self {
+            TorchvisionFcn::FcnResnet50 => "resnet50".parse().expect("a known arch"),
+            TorchvisionFcn::FcnResnet101 => "resnet101".parse().expect("a known arch"),
+        }
+    }
+}
+
+/// The 21 classes of torchvision's pretrained FCN weights (VOC's, trained on COCO).
+const VOC_CLASSES: [&str; 21] = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+];
+
+/// Reads a torchvision FCN state dict. The number of classes comes from
+/// `classifier.4.weight`, the auxiliary head from whether `aux_classifier.*` is there; class
+/// names from `classes`, else VOC's for 21, ADE20K's for 150, else `class_<i>`.
+pub fn import_torchvision(
+    input: &Path,
+    arch: TorchvisionFcn,
+    classes: Option<Vec<String>>,
+) -> Result<Checkpoint, CheckpointError> {
+    let (mut tensors, _) = read_safetensors(input)?;
+    tensors.retain(|name, _| !name.ends_with("num_batches_tracked"));
+    let num_classes = match tensors.get("classifier.4.weight").map(|w| w.size()).as_deref() {
+        Some(&[rows, _, 1, 1]) => rows,
+        Some(shape) => {
+            return Err(CheckpointError::content(
+                input,
+                format!("classifier.4.weight has shape {shape:?}; an FCN's last conv is [classes, channels, 1, 1]"),
+            ))
+        }
+        None => {
+            return Err(CheckpointError::content(
+                input,
+                "has no classifier.4.weight: not a torchvision FCN state dict",
+            ))
+        }
+    };
+    backbones::limits::check("the number of classes", num_classes, &crate::fcn::CLASSES)
+        .map_err(|e| CheckpointError::content(input, format!("classifier.4.weight: {e}")))?;
+    let classes = match classes {
+        Some(c) if c.len() as i64 == num_classes => c,
+        Some(c) => {
+            return Err(CheckpointError::content(
+                input,
+                format!(
+                    "has {num_classes} classes but {} class names were given",
+                    c.len()
+                ),
+            ))
+        }
+        None if num_classes == 21 => VOC_CLASSES.iter().map(|s| s.to_string()).collect(),
+        None if num_classes == 150 => datasets::ade20k::ADE20K_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        None => (0..num_classes).map(|i| format!("class_{i}")).collect(),
+    };
+    let aux = tensors.keys().any(|k| k.starts_with("aux_classifier."));
+    let config = FcnConfig::new(arch.backbone(), 8, num_classes, aux);
+    // Building the model loads every tensor by name and shape, or lists every difference.
+    let model = Segmenter::build(
+        config.clone(),
+        classes.clone(),
+        Preprocess::TORCHVISION,
+        &tensors,
+        input,
+        Device::Cpu,
+    )?;
+    Ok(Checkpoint {
+        metadata: metadata(&config, &classes, &Preprocess::TORCHVISION, None),
+        tensors: var_store_tensors(&model.vs),
+    })
+}

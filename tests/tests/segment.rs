@@ -1,0 +1,395 @@
+//! `segment` end to end on synthetic shape scenes (ADE20K layout) from a `backbone init`
+//! ResNet-18: a tiny CPU fine-tuning whose loss falls, evaluation from the model and from
+//! prediction PNGs agreeing, predict's mask, and the bad inputs a user meets (masks of the
+//! wrong size or with values above K, a missing or wrong prediction PNG, a backbone
+//! checkpoint that is not a classifier).
+
+use e2e::{json, repo_root, run_err, run_ok};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Scenes, a backbone and a fine-tuned FCN, made once for all the tests of this file.
+struct Trained {
+    root: PathBuf,
+    ade: PathBuf,
+    backbone: PathBuf,
+    run: PathBuf,
+}
+
+impl Trained {
+    fn data(&self) -> String {
+        format!("ade20k:{}", self.ade.display())
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn trained() -> &'static Trained {
+    static TRAINED: OnceLock<Trained> = OnceLock::new();
+    TRAINED.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("segment-e2e");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let scenes = root.join("scenes");
+        run_ok(
+            "datasets",
+            &[
+                "synth",
+                "--out",
+                s(&scenes),
+                "--source",
+                "shapes",
+                "--train",
+                "16",
+                "--val",
+                "4",
+                "--test",
+                "0",
+                "--size",
+                "48",
+            ],
+        );
+        let backbone = root.join("r18.safetensors");
+        run_ok(
+            "backbone",
+            &[
+                "init",
+                "--arch",
+                "resnet18",
+                "--num-classes",
+                "10",
+                "--input-size",
+                "32",
+                s(&backbone),
+            ],
+        );
+        let t = Trained {
+            ade: scenes.join("ADEChallengeData2016"),
+            run: root.join("run"),
+            root,
+            backbone,
+        };
+        let config = repo_root().join("configs/segmentation/tiny.toml");
+        run_ok(
+            "segment",
+            &[
+                "finetune",
+                "--backbone",
+                s(&t.backbone),
+                "--config",
+                s(&config),
+                "--data",
+                &t.data(),
+                "--out",
+                s(&t.run),
+                "--set",
+                "data.base_size=48",
+                "--set",
+                "data.crop_size=32",
+                "--set",
+                "schedule.epochs=3",
+                "--json",
+            ],
+        );
+        t
+    })
+}
+
+fn records(run: &Path, split: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(json)
+        .filter(|r| r["split"] == split)
+        .collect()
+}
+
+#[test]
+fn a_tiny_finetune_lowers_its_loss_and_evaluates_like_its_predictions() {
+    let t = trained();
+    for file in [
+        "config.toml",
+        "metrics.jsonl",
+        "last.safetensors",
+        "best.safetensors",
+        "state.safetensors",
+        "curves.png",
+    ] {
+        assert!(t.run.join(file).is_file(), "{file} missing");
+    }
+    let train = records(&t.run, "train");
+    let loss = |r: &serde_json::Value| r["loss"].as_f64().unwrap();
+    // Twelve steps from a random backbone: the loss leaves chance level (about 3.6 here,
+    // ln 11 for the main head plus half that for the auxiliary one) for the class prior.
+    // Training is deterministic on the CPU, so the margin does not flicker.
+    assert!(train
+        .iter()
+        .all(|r| r["loss_aux"].is_number() && r["loss_seg"].is_number()));
+    let n = train.len();
+    let first = (loss(&train[0]) + loss(&train[1])) / 2.0;
+    let last = (loss(&train[n - 2]) + loss(&train[n - 1])) / 2.0;
+    assert!(last < 0.95 * first, "the loss went from {first} to {last}");
+    let val = records(&t.run, "val");
+    assert_eq!(val.len(), 3, "evaluated every epoch: {val:?}");
+    let best = val
+        .iter()
+        .map(|r| r["mIoU"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+
+    // The best checkpoint scores what the run logged for it.
+    let ckpt = t.run.join("best.safetensors");
+    let eval = json(&run_ok(
+        "segment",
+        &["eval", "--ckpt", s(&ckpt), "--data", &t.data(), "--json"],
+    ));
+    assert!(
+        (eval["mIoU"].as_f64().unwrap() - best).abs() < 1e-9,
+        "{eval} vs best {best}"
+    );
+    assert_eq!(
+        eval["iou"].as_object().unwrap().len(),
+        11,
+        "background + 10 shapes"
+    );
+    assert!(eval["iou"]["background"].as_f64().unwrap() > 0.0);
+
+    // Its masks, written one image at a time, score the same as a folder of predictions.
+    let predictions = t.root.join("predictions");
+    std::fs::create_dir_all(&predictions).unwrap();
+    let images = t.ade.join("images/validation");
+    for entry in std::fs::read_dir(&images).unwrap() {
+        let image = entry.unwrap().path();
+        let mask = predictions
+            .join(image.file_stem().unwrap())
+            .with_extension("png");
+        let overlay = t.root.join("overlay.png");
+        let out = json(&run_ok(
+            "segment",
+            &[
+                "predict",
+                "--ckpt",
+                s(&ckpt),
+                "--image",
+                s(&image),
+                "--out",
+                s(&mask),
+                "--overlay",
+                s(&overlay),
+                "--json",
+            ],
+        ));
+        assert_eq!(
+            (out["width"].as_u64(), out["height"].as_u64()),
+            (Some(48), Some(48))
+        );
+        let png = image::open(&mask).unwrap().to_luma8();
+        assert_eq!(png.dimensions(), (48, 48), "the mask has the image's size");
+        assert!(
+            png.as_raw().iter().all(|&v| (1..=11).contains(&v)),
+            "values 1..=K"
+        );
+        assert_eq!(image::open(&overlay).unwrap().width(), 48);
+    }
+    let from_pngs = json(&run_ok(
+        "segment",
+        &[
+            "eval",
+            "--predictions",
+            s(&predictions),
+            "--data",
+            &t.data(),
+            "--json",
+        ],
+    ));
+    assert_eq!(from_pngs["pixAcc"], eval["pixAcc"]);
+    assert_eq!(from_pngs["mIoU"], eval["mIoU"]);
+    assert_eq!(from_pngs["iou"], eval["iou"]);
+}
+
+/// A copy of the scenes' validation split whose first mask is replaced by `mask`.
+fn scenes_with_mask(t: &Trained, name: &str, mask: image::GrayImage) -> (String, PathBuf) {
+    let copy = t.root.join(name).join("ADEChallengeData2016");
+    for sub in [
+        "images/validation",
+        "annotations/validation",
+        "images/training",
+        "annotations/training",
+    ] {
+        std::fs::create_dir_all(copy.join(sub)).unwrap();
+        for e in std::fs::read_dir(t.ade.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, copy.join(sub).join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(t.ade.join("classes.txt"), copy.join("classes.txt")).unwrap();
+    let mut masks: Vec<PathBuf> = std::fs::read_dir(copy.join("annotations/validation"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    masks.sort();
+    mask.save(&masks[0]).unwrap();
+    (format!("ade20k:{}", copy.display()), masks[0].clone())
+}
+
+#[test]
+fn bad_ground_truth_masks_are_named() {
+    let t = trained();
+    let ckpt = t.run.join("best.safetensors");
+    let (data, mask) = scenes_with_mask(t, "wrong-size", image::GrayImage::new(40, 48));
+    let err = run_err("segment", &["eval", "--ckpt", s(&ckpt), "--data", &data], 2);
+    assert!(
+        err.contains(s(&mask)) && err.contains("the mask is 40x48 but its image is 48x48"),
+        "{err}"
+    );
+
+    let (data, mask) = scenes_with_mask(
+        t,
+        "too-large",
+        image::GrayImage::from_pixel(48, 48, image::Luma([200])),
+    );
+    let err = run_err("segment", &["eval", "--ckpt", s(&ckpt), "--data", &data], 2);
+    assert!(
+        err.contains(s(&mask)) && err.contains("value 200 at pixel (0, 0) is not a class"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_prediction_folders_are_named() {
+    let t = trained();
+    let dir = t.root.join("bad-predictions");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut stems: Vec<String> = std::fs::read_dir(t.ade.join("images/validation"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    stems.sort();
+    let eval = || {
+        run_err(
+            "segment",
+            &["eval", "--predictions", s(&dir), "--data", &t.data()],
+            2,
+        )
+    };
+    let good = image::GrayImage::from_pixel(48, 48, image::Luma([1]));
+    for stem in &stems[1..] {
+        good.save(dir.join(format!("{stem}.png"))).unwrap();
+    }
+    let first = dir.join(format!("{}.png", stems[0]));
+    let err = eval();
+    assert!(err.contains(s(&first)) && err.contains("missing"), "{err}");
+
+    image::GrayImage::from_pixel(48, 47, image::Luma([1]))
+        .save(&first)
+        .unwrap();
+    let err = eval();
+    assert!(
+        err.contains(s(&first)) && err.contains("the prediction is 48x47 but the image is 48x48"),
+        "{err}"
+    );
+
+    image::GrayImage::from_pixel(48, 48, image::Luma([12]))
+        .save(&first)
+        .unwrap();
+    let err = eval();
+    assert!(
+        err.contains(s(&first))
+            && err.contains("value 12 at pixel (0, 0) is not a class (predictions hold 1..=11)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_backbone_that_is_not_a_classifier_is_refused() {
+    let t = trained();
+    let config = repo_root().join("configs/segmentation/tiny.toml");
+    let seg = t.run.join("best.safetensors");
+    let err = run_err(
+        "segment",
+        &[
+            "finetune",
+            "--backbone",
+            s(&seg),
+            "--config",
+            s(&config),
+            "--data",
+            &t.data(),
+            "--out",
+            s(&t.root.join("refused")),
+        ],
+        2,
+    );
+    assert!(
+        err.contains(s(&seg))
+            && err
+                .contains("is a segmentation checkpoint (fcn_resnet18), not a classification one"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_resumed_finetune_arrives_at_the_weights_of_an_uninterrupted_one() {
+    let t = trained();
+    let config = repo_root().join("configs/segmentation/tiny.toml");
+    let out = t.root.join("resumed");
+    let args = |more: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "finetune",
+            "--backbone",
+            s(&t.backbone),
+            "--config",
+            s(&config),
+            "--data",
+            &t.data(),
+            "--out",
+            s(&out),
+            "--set",
+            "data.base_size=48",
+            "--set",
+            "data.crop_size=32",
+            "--set",
+            "schedule.epochs=3",
+        ]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+        a.extend(more.iter().map(|v| v.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_ok("segment", &refs);
+    };
+    // Stopped mid-epoch (4 steps an epoch), then continued to the end.
+    run(args(&["--max-iters", "5"]));
+    run(args(&["--resume"]));
+    let tensors = |p: PathBuf| {
+        let bytes = std::fs::read(p).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut v: Vec<(String, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.data().to_vec()))
+            .collect();
+        v.sort();
+        v
+    };
+    let (resumed, straight) = (
+        tensors(out.join("last.safetensors")),
+        tensors(t.run.join("last.safetensors")),
+    );
+    assert_eq!(resumed.len(), straight.len());
+    for ((name, a), (_, b)) in resumed.iter().zip(&straight) {
+        assert!(a == b, "{name} differs after resuming");
+    }
+}
