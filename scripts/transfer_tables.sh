@@ -91,7 +91,7 @@ case "$profile" in
     [ -z "$missing" ] || { printf 'transfer_tables: missing data:\n%b' "$missing" >&2; exit 2; }
     cls_data="imagenet:$imagenet" det_data="voc:$voc" seg_data="ade20k:$ade20k"
     det_config=configs/detection/voc-c4.toml seg_config=configs/segmentation/ade20k-fcn.toml
-    backbone_sets=() step_sets=() teacher_sets=() det_sets=() seg_sets=()
+    backbone_sets=() step_sets=() teacher_sets=() det_sets=() seg_sets=() eval_flags=()
     ;;
   *)
     fm_file=$root/target/fashion-mnist-dir
@@ -103,25 +103,26 @@ case "$profile" in
     seg_config=configs/segmentation/fashion-scenes-fcn.toml
     case "$profile" in
       mini)
-        scene_args=(--train 800 --val 100 --test 200)
+        scene_args=(--size 128 --train 800 --val 100 --test 200) eval_flags=()
         backbone_sets=(--set schedule.epochs=2) step_sets=(--set 'schedule.decay.epochs=[1.4]')
         teacher_sets=(--set schedule.epochs=2)
         det_sets=() seg_sets=() ;;
       demo)
-        scene_args=(--train 300 --val 50 --test 100)
+        scene_args=(--size 128 --train 300 --val 50 --test 100) eval_flags=(--max-samples 2000)
         backbone_sets=(--set schedule.epochs=1 --set data.max_train_samples=20000) step_sets=(--set 'schedule.decay.epochs=[0.7]')
         teacher_sets=(--set schedule.epochs=1 --set data.max_train_samples=20000)
         det_sets=(--set schedule.epochs=4) seg_sets=(--set schedule.epochs=4) ;;
       smoke)
-        scene_args=(--train 60 --val 20 --test 20)
+        scene_args=(--size 96 --train 60 --val 20 --test 20) eval_flags=(--max-samples 1000)
         backbone_sets=(--set schedule.epochs=1 --set data.max_train_samples=3000 --set data.max_val_samples=1000) step_sets=(--set 'schedule.decay.epochs=[0.7]')
         teacher_sets=(--set schedule.epochs=1 --set data.max_train_samples=3000 --set data.max_val_samples=1000)
         det_sets=(--set schedule.epochs=1) seg_sets=(--set schedule.epochs=1) ;;
       ci)  # the test suite's: a few steps of everything, to check the orchestration
-        scene_args=(--train 8 --val 4 --test 4)
+        scene_args=(--size 64 --train 8 --val 4 --test 4) eval_flags=(--max-samples 64)
         backbone_sets=(--set schedule.epochs=1 --set data.max_train_samples=64 --set data.max_val_samples=64 --set data.batch_size=32) step_sets=(--set 'schedule.decay.epochs=[0.7]')
         teacher_sets=(--set schedule.epochs=1 --set data.max_train_samples=64 --set data.max_val_samples=64 --set data.batch_size=32)
-        det_sets=(--set schedule.epochs=1) seg_sets=(--set schedule.epochs=1) ;;
+        det_sets=(--set schedule.epochs=1 --set data.shorter=64 --set data.max_longer=64 --set data.batch_size=2 --set data.workers=1)
+        seg_sets=(--set schedule.epochs=1 --set data.base_size=64 --set data.crop_size=64 --set data.batch_size=2 --set data.workers=1) ;;
     esac
     ;;
 esac
@@ -194,7 +195,7 @@ train_backbone() {
   stage "$row" backbone "" "$bin/backbone" train --config "$(backbone_config "$row")" \
     --data "$cls_data" --out "$run" "${run_flags[@]}" "${sets[@]}" $(amp_sets "$row") $(resume_flag "$run") \
   && stage "$row" backbone-eval backbone.json "$bin/backbone" eval --ckpt "$run/best.safetensors" \
-    --data "$cls_data" --device "$device" --json
+    --data "$cls_data" --device "$device" "${eval_flags[@]}" --json
 }
 
 transfer() {
