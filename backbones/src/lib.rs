@@ -14,6 +14,7 @@ pub mod interop;
 pub mod layers;
 pub mod limits;
 pub mod resnet;
+pub mod transfer_tables;
 
 pub use arch::{Arch, Variant};
 pub use checkpoint::{Checkpoint, CheckpointError, Metadata, Task};

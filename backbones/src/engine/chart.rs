@@ -395,7 +395,7 @@ pub fn draw_line_panel(area: &Area, panel: &LinePanel) -> DrawResult {
     Ok(())
 }
 
-fn draw_bars(
+pub fn draw_bars(
     area: &Area,
     title: &str,
     y_label: &str,

@@ -1,0 +1,74 @@
+use backbones::transfer_tables::{write_report, ReportContext};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct TablesArgs {
+    /// The folder scripts/transfer_tables.sh filled (one sub-folder per row).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The profile the runs used (demo, smoke, mini, paper), as the report's title says.
+    #[arg(long, default_value = "mini")]
+    profile: String,
+    /// The rows to report, in order, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "b-standard,d-efficient,cosine,smooth,distill,mixup,distill-mixup"
+    )]
+    rows: Vec<String>,
+}
+
+/// Writes DIR/results.md and DIR/tables.png and prints the Markdown.
+pub fn run(args: TablesArgs) -> anyhow::Result<()> {
+    let date = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let machine = machine_description();
+    let md = write_report(
+        &args.dir,
+        &args.rows,
+        &ReportContext {
+            profile: &args.profile,
+            date: &date,
+            machine: &machine,
+        },
+    )?;
+    println!("{md}");
+    eprintln!(
+        "tables: {} and {}",
+        args.dir.join("results.md").display(),
+        args.dir.join("tables.png").display()
+    );
+    Ok(())
+}
+
+/// "AMD EPYC ... (2 cores)" from /proc/cpuinfo, plus the GPU when `nvidia-smi` names one.
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "an unknown CPU".to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let gpu = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+        .filter(|s| !s.is_empty());
+    match gpu {
+        Some(gpu) => format!("{cpu} ({cores} cores) with {gpu}"),
+        None => format!("{cpu} ({cores} cores), no GPU"),
+    }
+}
