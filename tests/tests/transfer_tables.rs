@@ -1,0 +1,125 @@
+//! scripts/transfer_tables.sh on its smallest profile: one row goes through backbone,
+//! detection and segmentation for real; another row's backbone is broken, so its downstream
+//! stages fail, are named with their logs, and the script still writes the tables. Run again,
+//! finished stages are reused untouched and the failed ones are tried again.
+
+use e2e::{bin, repo_root};
+use std::path::Path;
+use std::process::Command;
+
+fn run_script(out: &Path) -> (bool, String) {
+    let bins = bin("backbone").parent().unwrap().to_path_buf();
+    for b in ["detect", "segment", "datasets"] {
+        bin(b);
+    }
+    let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
+        .args([
+            "--profile",
+            "ci",
+            "--rows",
+            "b-standard,d-efficient",
+            "--out",
+        ])
+        .arg(out)
+        .env("TABLES_BIN", &bins)
+        .current_dir(repo_root())
+        .output()
+        .expect("run scripts/transfer_tables.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tables");
+    // d-efficient's backbone "finished" earlier but its checkpoint is garbage.
+    let broken = out.join("d-efficient");
+    std::fs::create_dir_all(broken.join("backbone")).unwrap();
+    std::fs::write(
+        broken.join("backbone/best.safetensors"),
+        b"not a checkpoint",
+    )
+    .unwrap();
+    for stage in ["backbone", "backbone-eval"] {
+        std::fs::write(
+            broken.join(format!("{stage}.done")),
+            "seconds 1.0\ncommand (made by the test)\n",
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        broken.join("backbone.json"),
+        r#"{"top1": 0.5, "top5": 0.9, "loss": 1.0}"#,
+    )
+    .unwrap();
+
+    let (ok, text) = run_script(&out);
+    assert!(ok, "the script must finish with the rows it can:\n{text}");
+    let detection_log = broken.join("detection.log");
+    assert!(
+        text.contains("[d-efficient] detection FAILED")
+            && text.contains(detection_log.to_str().unwrap()),
+        "{text}"
+    );
+    let results = std::fs::read_to_string(out.join("results.md")).unwrap();
+    for stage in ["detection", "segmentation"] {
+        let line = format!(
+            "- d-efficient {stage}: see `{}`",
+            broken.join(format!("{stage}.log")).display()
+        );
+        assert!(results.contains(&line), "missing {line:?} in\n{results}");
+    }
+    // The good row has our numbers in every table: top-1 and top-5, mAP, PixAcc and mIoU.
+    let ours = |table: &str, columns: usize| -> Vec<f64> {
+        let start = results.find(table).unwrap();
+        let line = results[start..]
+            .lines()
+            .find(|l| l.starts_with("| B-standard |"))
+            .unwrap();
+        line.split('|')
+            .skip(2)
+            .take(columns)
+            .map(|cell| {
+                cell.trim()
+                    .parse::<f64>()
+                    .unwrap_or_else(|_| panic!("no number in {line}"))
+            })
+            .collect()
+    };
+    assert_eq!(ours("## Table 6", 2).len(), 2);
+    assert_eq!(ours("## Table 8", 2).len(), 2);
+    assert!(ours("## Table 9", 3)
+        .iter()
+        .all(|v| (0.0..=100.0).contains(v)));
+    assert!(out.join("tables.png").is_file());
+
+    // Again: nothing of b-standard runs, d-efficient's failed stages are tried again.
+    let checkpoint = out.join("b-standard/detection/best.safetensors");
+    let before = modified(&checkpoint);
+    let (ok, text) = run_script(&out);
+    assert!(ok, "{text}");
+    for stage in [
+        "backbone",
+        "backbone-eval",
+        "detection",
+        "detection-eval",
+        "segmentation",
+        "segmentation-eval",
+    ] {
+        assert!(
+            text.contains(&format!("[b-standard] {stage}: finished earlier, reused")),
+            "{stage} was not reused:\n{text}"
+        );
+    }
+    assert!(text.contains("[d-efficient] detection FAILED"), "{text}");
+    assert_eq!(modified(&checkpoint), before, "a reused stage was rerun");
+}
