@@ -176,3 +176,77 @@ pub fn evaluate_source(
     }
     Ok(confusion.scores())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fcn::{Fcn, FcnConfig};
+    use crate::segmenter::Preprocess;
+    use datasets::classify::Normalization;
+    use std::path::Path;
+    use tch::nn;
+
+    fn model() -> Segmenter {
+        tch::manual_seed(0);
+        let config = FcnConfig::new("resnet18".parse().unwrap(), 8, 3, false);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _model = Fcn::new(&vs.root(), &config);
+        let tensors = backbones::checkpoint::var_store_tensors(&vs);
+        let preprocess = Preprocess {
+            resize_shorter: None,
+            normalization: Normalization::IMAGENET,
+        };
+        let classes = vec!["a".to_string(), "b".into(), "c".into()];
+        Segmenter::build(
+            config,
+            classes,
+            preprocess,
+            &tensors,
+            Path::new("x"),
+            Device::Cpu,
+        )
+        .unwrap()
+    }
+
+    fn image(w: usize, h: usize) -> Vec<u8> {
+        (0..w * h * 3).map(|i| ((i * 37) % 251) as u8).collect()
+    }
+
+    #[test]
+    fn one_scale_one_window_is_single_scale_inference() {
+        let m = model();
+        let pixels = image(40, 40);
+        let ms = MultiScale {
+            base_size: 40,
+            crop_size: 40,
+            scales: vec![1.0],
+            flip: false,
+        };
+        let single = m.logits(&pixels, 40, 40);
+        let multi = multi_scale_logits(&m, &pixels, 40, 40, &ms);
+        assert!((multi - &single).abs().max().double_value(&[]) < 1e-4);
+        // With flip, the mirrored image's logits mirrored back are added.
+        let flipped: Vec<u8> = (0..40 * 40)
+            .map(|p| (p / 40, 39 - p % 40))
+            .flat_map(|(y, x)| pixels[(y * 40 + x) * 3..][..3].to_vec())
+            .collect();
+        let expected = &single + m.logits(&flipped, 40, 40).flip([3]);
+        let with_flip = multi_scale_logits(&m, &pixels, 40, 40, &MultiScale { flip: true, ..ms });
+        assert!((with_flip - expected).abs().max().double_value(&[]) < 1e-4);
+    }
+
+    #[test]
+    fn windows_and_scales_come_back_at_the_images_size() {
+        let m = model();
+        let pixels = image(50, 30);
+        let ms = MultiScale {
+            base_size: 40,
+            crop_size: 32,
+            scales: vec![0.5, 1.0, 1.5],
+            flip: true,
+        };
+        let out = multi_scale_logits(&m, &pixels, 50, 30, &ms);
+        assert_eq!(out.size(), [1, 3, 30, 50]);
+        assert!(bool::try_from(out.isfinite().all()).unwrap());
+    }
+}

@@ -208,3 +208,39 @@ impl Segmenter {
         &self.normalizer
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resized_input_gives_logits_at_the_images_own_size() {
+        let config = FcnConfig::new("resnet18".parse().unwrap(), 8, 3, false);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _model = Fcn::new(&vs.root(), &config);
+        let tensors = backbones::checkpoint::var_store_tensors(&vs);
+        let preprocess = Preprocess {
+            resize_shorter: Some(64),
+            normalization: Normalization::IMAGENET,
+        };
+        let classes = vec!["a".to_string(), "b".into(), "c".into()];
+        let model = Segmenter::build(
+            config,
+            classes,
+            preprocess,
+            &tensors,
+            Path::new("x"),
+            Device::Cpu,
+        )
+        .unwrap();
+        let pixels = vec![128u8; 100 * 50 * 3];
+        assert_eq!(model.input_size(100, 50), (128, 64));
+        assert_eq!(model.input(&pixels, 100, 50).size(), [1, 3, 64, 128]);
+        assert_eq!(model.logits(&pixels, 100, 50).size(), [1, 3, 50, 100]);
+        // Past the pixel limit the resized input is refused, naming the image.
+        let err = model
+            .check_input(Path::new("thin.png"), 1, 70_000)
+            .unwrap_err();
+        assert!(err.to_string().contains("thin.png"), "{err}");
+    }
+}

@@ -40,6 +40,22 @@ pub struct EvalArgs {
     /// (stride 320) and horizontal flips, logits summed.
     #[arg(long, conflicts_with = "predictions")]
     multi_scale: bool,
+    #[arg(
+        long,
+        default_value_t = 520,
+        requires = "multi_scale",
+        value_parser = backbones::limits::flag_range_usize(backbones::limits::RESIZE_SIDE),
+        help = backbones::limits::help("Multi-scale: the base size the scales multiply (the longer side)", &backbones::limits::RESIZE_SIDE)
+    )]
+    base_size: usize,
+    #[arg(
+        long,
+        default_value_t = 480,
+        requires = "multi_scale",
+        value_parser = backbones::limits::flag_range_usize(backbones::limits::INPUT_SIDE),
+        help = backbones::limits::help("Multi-scale: the sliding window's side (stride 2/3 of it)", &backbones::limits::INPUT_SIDE)
+    )]
+    crop_size: usize,
     /// Run the model on each image at its own size instead of the checkpoint's preprocessing
     /// (single-scale only).
     #[arg(long)]
@@ -89,7 +105,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            let ms = args.multi_scale.then(MultiScale::gluoncv);
+            let ms = args.multi_scale.then(|| MultiScale {
+                base_size: args.base_size,
+                crop_size: args.crop_size,
+                ..MultiScale::gluoncv()
+            });
             let classes = model.classes.clone();
             (
                 evaluate_source(&model, source, ms.as_ref(), args.workers)?,
