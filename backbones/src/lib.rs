@@ -13,6 +13,7 @@ pub mod interop;
 pub mod layers;
 pub mod limits;
 pub mod resnet;
+pub mod sync_batch_norm;
 
 pub use arch::{Arch, Variant};
 pub use checkpoint::{Checkpoint, CheckpointError, Metadata, Task};
