@@ -45,7 +45,11 @@ fn main() {
         // The wheel's own dependencies (nvidia-cuda-runtime, nvidia-nccl) carry the headers
         // beside torch/ in site-packages.
         let nvidia = libtorch.join("../nvidia");
-        let cuda = header_dir("CUDA_INCLUDE", &nvidia.join("cu13/include"), "cuda_runtime_api.h");
+        let cuda = header_dir(
+            "CUDA_INCLUDE",
+            &nvidia.join("cu13/include"),
+            "cuda_runtime_api.h",
+        );
         let nccl = header_dir("NCCL_INCLUDE", &nvidia.join("nccl/include"), "nccl.h");
         build
             .include(cuda)

@@ -101,7 +101,10 @@ pub enum NormMode {
 pub enum BatchNorm2d {
     Trainable(nn::BatchNorm),
     /// [`NormMode::Sync`]: the same variables as `Trainable` (tch keeps its eps private).
-    Synced { bn: nn::BatchNorm, eps: f64 },
+    Synced {
+        bn: nn::BatchNorm,
+        eps: f64,
+    },
     Frozen {
         weight: Tensor,
         bias: Tensor,

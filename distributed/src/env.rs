@@ -78,14 +78,17 @@ impl RankEnv {
 pub fn timeout_from_env() -> Result<Duration, String> {
     match std::env::var(TIMEOUT_VAR) {
         Err(_) => Ok(DEFAULT_TIMEOUT),
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(s) if s.is_finite() && s > 0.0 && s <= 7.0 * 86400.0 => {
-                Ok(Duration::from_secs_f64(s))
-            }
-            _ => Err(format!(
-                "{TIMEOUT_VAR}={v:?} must be a number of seconds above 0 (at most a week)"
-            )),
-        },
+        Ok(v) => parse_timeout(&v),
+    }
+}
+
+/// A value of `TRICKS_DIST_TIMEOUT_S`.
+pub fn parse_timeout(v: &str) -> Result<Duration, String> {
+    match v.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 7.0 * 86400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "{TIMEOUT_VAR}={v:?} must be a number of seconds above 0 (at most a week)"
+        )),
     }
 }
 
@@ -124,11 +127,18 @@ mod tests {
 
     #[test]
     fn bad_variables_are_named() {
-        let e = env(&[("WORLD_SIZE", "2"), ("RANK", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")]);
+        let e = env(&[
+            ("WORLD_SIZE", "2"),
+            ("RANK", "2"),
+            ("MASTER_ADDR", "h"),
+            ("MASTER_PORT", "1"),
+        ]);
         assert!(e.unwrap_err().contains("RANK=2 must be below WORLD_SIZE=2"));
         let e = env(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_ADDR", "h")]);
         assert!(e.unwrap_err().contains("MASTER_PORT is not"));
         let e = env(&[("WORLD_SIZE", "x")]);
-        assert!(e.unwrap_err().contains("WORLD_SIZE=\"x\" is not a whole number"));
+        assert!(e
+            .unwrap_err()
+            .contains("WORLD_SIZE=\"x\" is not a whole number"));
     }
 }

@@ -17,14 +17,26 @@ use std::time::{Duration, Instant};
 pub enum Outcome {
     Success,
     /// `rank` failed first; `message` says how.
-    Failed { rank: usize, code: i32, message: String },
+    Failed {
+        rank: usize,
+        code: i32,
+        message: String,
+    },
 }
 
 /// Starts `nproc` copies of the running executable with `args` (its command line without
-/// `--nproc`) as ranks 0..nproc, and waits for them.
-pub fn run_local_ranks(nproc: usize, args: &[OsString]) -> Result<Outcome, String> {
+/// `--nproc`) and the variables `env` added to this process's, as ranks 0..nproc, and waits
+/// for them.
+pub fn run_local_ranks(
+    nproc: usize,
+    args: &[OsString],
+    env: &[(&str, &str)],
+) -> Result<Outcome, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-    let timeout = timeout_from_env()?;
+    let timeout = match env.iter().find(|(k, _)| *k == crate::env::TIMEOUT_VAR) {
+        Some((_, v)) => crate::env::parse_timeout(v)?,
+        None => timeout_from_env()?,
+    };
     let store = Store::tcp("127.0.0.1", 0, true, timeout)?;
     let port = store
         .port()
@@ -37,6 +49,7 @@ pub fn run_local_ranks(nproc: usize, args: &[OsString]) -> Result<Outcome, Strin
     for rank in 0..nproc {
         let mut cmd = Command::new(&exe);
         cmd.args(args)
+            .envs(env.iter().copied())
             .env("RANK", rank.to_string())
             .env("LOCAL_RANK", rank.to_string())
             .env("GROUP_RANK", "0")
@@ -62,7 +75,10 @@ pub fn run_local_ranks(nproc: usize, args: &[OsString]) -> Result<Outcome, Strin
             Ok(c) => c,
             Err(e) => {
                 stop_all(&mut children);
-                return Err(format!("could not start rank {rank} ({}): {e}", exe.display()));
+                return Err(format!(
+                    "could not start rank {rank} ({}): {e}",
+                    exe.display()
+                ));
             }
         };
         if let Some(stderr) = child.stderr.take() {
@@ -95,7 +111,10 @@ fn wait_all(children: &mut [Option<Child>]) -> Outcome {
                         return Outcome::Failed {
                             rank,
                             code: if status.code() == Some(2) { 2 } else { 1 },
-                            message: format!("rank {rank} {}; the other ranks were stopped", describe(status)),
+                            message: format!(
+                                "rank {rank} {}; the other ranks were stopped",
+                                describe(status)
+                            ),
                         };
                     }
                 }
@@ -144,5 +163,37 @@ fn stop_all(children: &mut [Option<Child>]) {
             let _ = child.wait();
         }
         *slot = None;
+    }
+}
+
+/// The command line of this process without `--nproc N` / `--nproc=N` (what each rank runs).
+pub fn args_without_nproc(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--nproc" {
+            args.next();
+        } else if !arg.to_string_lossy().starts_with("--nproc=") {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nproc_is_removed_in_both_spellings() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            args_without_nproc(args(&["train", "--nproc", "2", "--out", "r"])),
+            args(&["train", "--out", "r"])
+        );
+        assert_eq!(
+            args_without_nproc(args(&["train", "--nproc=4", "--resume"])),
+            args(&["train", "--resume"])
+        );
     }
 }

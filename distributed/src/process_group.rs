@@ -49,8 +49,13 @@ impl ProcessGroup {
     /// (hosted by rank 0, or by torchrun's agent under TORCHELASTIC_USE_AGENT_STORE=True).
     pub fn from_env(env: &RankEnv, options: &GroupOptions) -> Result<ProcessGroup, DistError> {
         let is_server = env.rank == 0 && !env.use_agent_store;
-        let store = Store::tcp(&env.master_addr, env.master_port, is_server, options.timeout)
-            .map_err(DistError)?;
+        let store = Store::tcp(
+            &env.master_addr,
+            env.master_port,
+            is_server,
+            options.timeout,
+        )
+        .map_err(DistError)?;
         // Gloo binds to the address other ranks can reach: loopback for a one-machine run on
         // 127.0.0.1, GLOO_SOCKET_IFNAME when given, else this host's name.
         let loopback = matches!(env.master_addr.as_str(), "127.0.0.1" | "localhost" | "::1");
@@ -137,11 +142,17 @@ impl ProcessGroup {
 
     /// Reduces `tensors` in place across ranks (each tensor separately). `what` names the
     /// operation in the error ("the gradient all-reduce").
-    pub fn all_reduce(&self, tensors: &[Tensor], op: ReduceOp, what: &str) -> Result<(), DistError> {
+    pub fn all_reduce(
+        &self,
+        tensors: &[Tensor],
+        op: ReduceOp,
+        what: &str,
+    ) -> Result<(), DistError> {
         let mut handles: Vec<Tensor> = tensors.iter().map(|t| t.shallow_clone()).collect();
         let mut ptrs = ffi::pointers(&mut handles);
         // SAFETY: the pointers live as long as `handles`, past the call.
-        let result = unsafe { ffi::c10d_allreduce(self.raw, ptrs.as_mut_ptr(), ptrs.len(), op as i32) };
+        let result =
+            unsafe { ffi::c10d_allreduce(self.raw, ptrs.as_mut_ptr(), ptrs.len(), op as i32) };
         ffi::check(result).map_err(|e| self.failure(what, &e))
     }
 
@@ -185,7 +196,8 @@ impl ProcessGroup {
 
     /// Turns a C++ failure of `what` into a sentence: timed out, or which rank is gone.
     pub fn failure(&self, what: &str, message: &str) -> DistError {
-        let timed_out = message.contains("Timed out") || message.contains("timed out")
+        let timed_out = message.contains("Timed out")
+            || message.contains("timed out")
             || message.contains("Timeout");
         let lost = self.heartbeat.lost_ranks(&self.store);
         let cause = match lost {

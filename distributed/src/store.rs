@@ -58,8 +58,10 @@ impl Store {
             .map_err(|_| format!("{}: bad file name", path.display()))?;
         let mut raw = std::ptr::null_mut();
         // SAFETY: as above.
-        ffi::check(unsafe { ffi::c10d_file_store_new(c_path.as_ptr(), world_size as i32, &mut raw) })
-            .map_err(|e| format!("{}: could not open the file store: {e}", path.display()))?;
+        ffi::check(unsafe {
+            ffi::c10d_file_store_new(c_path.as_ptr(), world_size as i32, &mut raw)
+        })
+        .map_err(|e| format!("{}: could not open the file store: {e}", path.display()))?;
         Ok(Store {
             raw,
             address: path.display().to_string(),

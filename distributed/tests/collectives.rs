@@ -60,13 +60,19 @@ fn sum_min_max_broadcast_and_barrier_agree_across_two_processes() {
     if let Some((rank, group)) = as_rank(Duration::from_secs(30)) {
         let r = rank as f32;
         let sum = Tensor::from_slice(&[1.0 + r, 10.0 * r]);
-        group.all_reduce(&[sum.shallow_clone()], ReduceOp::Sum, "sum").unwrap();
+        group
+            .all_reduce(&[sum.shallow_clone()], ReduceOp::Sum, "sum")
+            .unwrap();
         assert_eq!(Vec::<f32>::try_from(&sum).unwrap(), vec![3.0, 10.0]);
         let min = Tensor::from_slice(&[5 - rank as i64]);
-        group.all_reduce(&[min.shallow_clone()], ReduceOp::Min, "min").unwrap();
+        group
+            .all_reduce(&[min.shallow_clone()], ReduceOp::Min, "min")
+            .unwrap();
         assert_eq!(min.int64_value(&[0]), 4);
         let max = Tensor::from_slice(&[r]);
-        group.all_reduce(&[max.shallow_clone()], ReduceOp::Max, "max").unwrap();
+        group
+            .all_reduce(&[max.shallow_clone()], ReduceOp::Max, "max")
+            .unwrap();
         assert_eq!(max.double_value(&[0]), 1.0);
         let mut values = [r as f64, 2.5];
         group.sum_f64(&mut values, "sum_f64").unwrap();
@@ -74,7 +80,9 @@ fn sum_min_max_broadcast_and_barrier_agree_across_two_processes() {
         // Rank 0's tensors of two types reach rank 1.
         let a = Tensor::from_slice(&[r + 7.0, r + 8.0]);
         let b = Tensor::from_slice(&[rank as i64 * 100]);
-        group.broadcast(&[a.shallow_clone(), b.shallow_clone()], 0, "bcast").unwrap();
+        group
+            .broadcast(&[a.shallow_clone(), b.shallow_clone()], 0, "bcast")
+            .unwrap();
         assert_eq!(Vec::<f32>::try_from(&a).unwrap(), vec![7.0, 8.0]);
         assert_eq!(b.int64_value(&[0]), 0);
         group.barrier("the barrier").unwrap();
@@ -92,7 +100,9 @@ fn sum_min_max_broadcast_and_barrier_agree_across_two_processes() {
 fn a_rank_that_dies_is_named_by_the_survivor_within_the_timeout() {
     if let Some((rank, group)) = as_rank(Duration::from_secs(20)) {
         let t = Tensor::from_slice(&[1.0f32]);
-        group.all_reduce(&[t.shallow_clone()], ReduceOp::Sum, "warm-up").unwrap();
+        group
+            .all_reduce(&[t.shallow_clone()], ReduceOp::Sum, "warm-up")
+            .unwrap();
         if rank == 1 {
             // Dies without a word, as a SIGKILLed process does.
             unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };

@@ -49,7 +49,11 @@ pub fn open_loaders(
         // Training: the loader deals each rank its share of every shuffled epoch. Evaluation:
         // each rank takes every world-th image, without padding, and the counts are summed.
         let (rank, world) = (data_parallel::rank(), data_parallel::world_size());
-        let subset = if shuffle { subset } else { subset.shard(rank, world) };
+        let subset = if shuffle {
+            subset
+        } else {
+            subset.shard(rank, world)
+        };
         let (rank, world) = if shuffle { (rank, world) } else { (0, 1) };
         let loader_config = LoaderConfig {
             batch_size: config.data.batch_size,

@@ -50,7 +50,10 @@ impl LossScaler {
 
     /// The live scale and growth tracker (shallow clones), for a broadcast from rank 0.
     pub fn live_tensors(&self) -> Vec<Tensor> {
-        vec![self.scale.shallow_clone(), self.growth_tracker.shallow_clone()]
+        vec![
+            self.scale.shallow_clone(),
+            self.growth_tracker.shallow_clone(),
+        ]
     }
 
     /// `loss * S`, in the loss's type.

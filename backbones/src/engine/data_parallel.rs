@@ -95,3 +95,31 @@ pub fn all_reduce(tensors: &[Tensor], op: ReduceOp, what: &str) -> Result<(), Di
         None => Ok(()),
     }
 }
+
+/// `--nproc N`: runs this command as N local ranks (this process only launches and waits).
+/// A rank's bad-input failure (exit 2) stays one; any other failure is a run-time one.
+pub fn launch_local_ranks(nproc: usize) -> anyhow::Result<()> {
+    if std::env::var_os("WORLD_SIZE").is_some() {
+        return Err(LaunchError(
+            "--nproc starts its own ranks and cannot be used under torchrun (WORLD_SIZE is set)"
+                .into(),
+        )
+        .into());
+    }
+    let args = distributed::launch::args_without_nproc(std::env::args_os().skip(1));
+    match distributed::launch::run_local_ranks(nproc, &args, &[]).map_err(LaunchError)? {
+        distributed::launch::Outcome::Success => Ok(()),
+        distributed::launch::Outcome::Failed {
+            code: 2, message, ..
+        } => Err(LaunchError(message).into()),
+        distributed::launch::Outcome::Failed { message, .. } => Err(anyhow::anyhow!(message)),
+    }
+}
+
+/// This process's rank as the environment says (0 when alone), before the group is joined.
+pub fn rank_from_env() -> usize {
+    match RankEnv::from_env() {
+        Ok(Some(env)) => env.rank,
+        _ => 0,
+    }
+}

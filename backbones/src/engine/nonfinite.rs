@@ -91,7 +91,11 @@ impl NonFiniteGuard {
         } else {
             let none = self.first_bad.lt(0);
             let first = self.first_bad.masked_fill(&none, i64::MAX);
-            group.all_reduce(std::slice::from_ref(&first), distributed::ReduceOp::Min, what)?;
+            group.all_reduce(
+                std::slice::from_ref(&first),
+                distributed::ReduceOp::Min,
+                what,
+            )?;
             self.first_bad = first.masked_fill(&first.eq(i64::MAX), -1);
             Ok(())
         }

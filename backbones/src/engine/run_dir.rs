@@ -160,7 +160,9 @@ impl RunDir {
     pub fn log(&mut self, record: &serde_json::Value) -> Result<()> {
         let path = self.path(Self::METRICS);
         match &mut self.metrics {
-            Some(file) => writeln!(file, "{record}").map_err(|source| RunDirError::Io { path, source }),
+            Some(file) => {
+                writeln!(file, "{record}").map_err(|source| RunDirError::Io { path, source })
+            }
             None => Ok(()),
         }
     }

@@ -47,6 +47,7 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
         || e.is::<TrainInputError>()
         || e.is::<UnknownArch>()
         || e.is::<datasets::loader::InvalidLoaderConfig>()
+        || e.is::<backbones::engine::data_parallel::LaunchError>()
 }
 
 /// Messages quote what files contain (names, keys, values); a newline or a terminal escape in
