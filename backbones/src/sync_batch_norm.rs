@@ -50,13 +50,14 @@ pub fn forward(bn: &nn::BatchNorm, eps: f64, x: &Tensor, group: &ProcessGroup) -
     }
     let shape = [1, channels, 1, 1];
     let inv_std = (var + eps).rsqrt();
-    let mut y = (xd - mean.view(shape)) * inv_std.view(shape);
-    y = y.to_kind(x.kind());
-    if let Some(w) = &bn.ws {
-        y = y * w.view(shape);
+    let y = ((xd - mean.view(shape)) * inv_std.view(shape)).to_kind(x.kind());
+    // Not in place: autograd keeps the normalised values for the affine step's backward.
+    let y = match &bn.ws {
+        Some(w) => y * w.view(shape),
+        None => y,
+    };
+    match &bn.bs {
+        Some(b) => y + b.view(shape),
+        None => y,
     }
-    if let Some(b) = &bn.bs {
-        y = y + b.view(shape);
-    }
-    y
 }
