@@ -45,15 +45,15 @@ fn main() {
         // The wheel's own dependencies (nvidia-cuda-runtime, nvidia-nccl) carry the headers
         // beside torch/ in site-packages.
         let nvidia = libtorch.join("../nvidia");
-        let cuda = header_dir(
+        let cuda = header_dirs(
             "CUDA_INCLUDE",
             &nvidia.join("cu13/include"),
-            "cuda_runtime_api.h",
+            &["cuda_runtime_api.h", "crt/host_config.h"],
         );
-        let nccl = header_dir("NCCL_INCLUDE", &nvidia.join("nccl/include"), "nccl.h");
+        let nccl = header_dirs("NCCL_INCLUDE", &nvidia.join("nccl/include"), &["nccl.h"]);
         build
-            .include(cuda)
-            .include(nccl)
+            .includes(cuda)
+            .includes(nccl)
             .define("USE_C10D_NCCL", None)
             .define("USE_CUDA", None)
             .define("TRICKS_NCCL", None);
@@ -65,19 +65,23 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=c10");
 }
 
-/// A header folder from `var`, else `default`, which must hold `header`.
-fn header_dir(var: &str, default: &Path, header: &str) -> PathBuf {
-    let dir = std::env::var(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| default.to_path_buf());
-    if !dir.join(header).exists() {
-        fail(&format!(
-            "the `nccl` feature needs {header} in {} (set {var}, or install the PyPI wheels \
-             nvidia-cuda-runtime and nvidia-nccl matching torch: see docs/distributed.md)",
-            dir.display()
-        ));
+/// Header folders from `var` (a path list), else `default`; each of `headers` must be in one.
+fn header_dirs(var: &str, default: &Path, headers: &[&str]) -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = match std::env::var_os(var) {
+        Some(list) => std::env::split_paths(&list).collect(),
+        None => vec![default.to_path_buf()],
+    };
+    for header in headers {
+        if !dirs.iter().any(|d| d.join(header).exists()) {
+            fail(&format!(
+                "the `nccl` feature needs {header} in {} (set {var} to a list of folders; the \
+                 headers come with the PyPI wheels nvidia-cuda-runtime, nvidia-cuda-crt and \
+                 nvidia-nccl-cu13 matching torch: see docs/distributed.md)",
+                dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")
+            ));
+        }
     }
-    dir
+    dirs
 }
 
 fn fail(message: &str) -> ! {
