@@ -3,7 +3,8 @@
 #   1. libtorch 2.11.0: $LIBTORCH if the user has one, otherwise the PyPI wheel torch==2.11.0
 #      installed into a virtual environment kept outside the clone (shared by every clone);
 #   2. .cargo/config.toml pointing cargo at it, so plain `cargo build` / `cargo test` work;
-#   3. Fashion-MNIST: Debian's dataset-fashion-mnist, else a checksummed download.
+#   3. Fashion-MNIST: Debian's dataset-fashion-mnist, else a checksummed download;
+#   4. Gloo's headers (Debian's libgloo-dev), which the c10d shim of crate `distributed` needs.
 # Re-running it does nothing that is already done.
 set -euo pipefail
 TORCH_VERSION=2.11.0
@@ -76,3 +77,18 @@ if ! have_fm "$fm"; then
 fi
 mkdir -p "$root/target"
 printf '%s\n' "$fm" > "$root/target/fashion-mnist-dir"
+
+# --- 3. Gloo headers for the c10d shim ----------------------------------------------------------
+# The torch wheel ships libtorch's Gloo code but not Gloo's headers, which c10d's
+# ProcessGroupGloo.hpp includes; Debian packages them.
+if [ ! -f "${GLOO_INCLUDE:-/usr/include}/gloo/config.h" ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    say "installing Debian's libgloo-dev (Gloo headers for the distributed crate)"
+    (apt-get install -y -qq libgloo-dev >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libgloo-dev >/dev/null 2>&1; }) \
+      || { say "apt-get could not install libgloo-dev; install it (or set GLOO_INCLUDE to a folder holding gloo/) and run this again"; exit 1; }
+  else
+    say "the Gloo headers are missing: run 'sudo apt-get install libgloo-dev' (Debian/Ubuntu), or set GLOO_INCLUDE to a folder holding gloo/, then run this again"
+    exit 1
+  fi
+fi

@@ -51,6 +51,7 @@ pub fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
         || e.is::<UnknownArch>()
         || e.is::<datasets::loader::InvalidLoaderConfig>()
         || e.is::<datasets::spec::SpecError>()
+        || e.is::<crate::engine::data_parallel::LaunchError>()
 }
 
 /// Messages quote what files contain (names, keys, values); a newline or a terminal escape in

@@ -89,6 +89,10 @@ pub enum NormMode {
     /// A fixed affine map from the running statistics, never updated (torchvision's
     /// FrozenBatchNorm2d): detection fine-tuning with a few images per batch.
     Frozen,
+    /// Batch norm whose training statistics are taken over the batches of every rank of a
+    /// data-parallel run (PyTorch's SyncBatchNorm): segmentation and detection with few
+    /// images per GPU. With one process it is ordinary batch norm.
+    Sync,
 }
 
 /// Batch norm over channels, with PyTorch's parameter names (weight, bias, running_mean,
@@ -96,6 +100,11 @@ pub enum NormMode {
 #[derive(Debug)]
 pub enum BatchNorm2d {
     Trainable(nn::BatchNorm),
+    /// [`NormMode::Sync`]: the same variables as `Trainable` (tch keeps its eps private).
+    Synced {
+        bn: nn::BatchNorm,
+        eps: f64,
+    },
     Frozen {
         weight: Tensor,
         bias: Tensor,
@@ -108,8 +117,8 @@ pub enum BatchNorm2d {
 impl BatchNorm2d {
     /// `gamma` is the initial scale: 1, or 0 for the zero-gamma trick on a block's last BN.
     pub fn new(p: nn::Path, channels: i64, mode: NormMode, gamma: f64, eps: f64) -> Self {
-        match mode {
-            NormMode::Batch => BatchNorm2d::Trainable(nn::batch_norm2d(
+        let trainable = |p| {
+            nn::batch_norm2d(
                 p,
                 channels,
                 nn::BatchNormConfig {
@@ -119,7 +128,14 @@ impl BatchNorm2d {
                     bs_init: Init::Const(0.0),
                     ..Default::default()
                 },
-            )),
+            )
+        };
+        match mode {
+            NormMode::Batch => BatchNorm2d::Trainable(trainable(p)),
+            NormMode::Sync => BatchNorm2d::Synced {
+                bn: trainable(p),
+                eps,
+            },
             NormMode::Frozen => {
                 let mut weight = p.ones_no_train("weight", &[channels]);
                 if gamma != 1.0 {
@@ -141,6 +157,12 @@ impl BatchNorm2d {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         match self {
             BatchNorm2d::Trainable(bn) => nn::ModuleT::forward_t(bn, x, train),
+            BatchNorm2d::Synced { bn, eps } => match crate::engine::data_parallel::group() {
+                Some(group) if train && group.world_size() > 1 => {
+                    crate::sync_batch_norm::forward(bn, *eps, x, group)
+                }
+                _ => nn::ModuleT::forward_t(bn, x, train),
+            },
             BatchNorm2d::Frozen {
                 weight,
                 bias,
@@ -158,7 +180,9 @@ impl BatchNorm2d {
     /// The scale parameter (gamma), to check or set the zero-gamma initialisation.
     pub fn weight(&self) -> &Tensor {
         match self {
-            BatchNorm2d::Trainable(bn) => bn.ws.as_ref().expect("affine batch norm"),
+            BatchNorm2d::Trainable(bn) | BatchNorm2d::Synced { bn, .. } => {
+                bn.ws.as_ref().expect("affine batch norm")
+            }
             BatchNorm2d::Frozen { weight, .. } => weight,
         }
     }

@@ -557,3 +557,69 @@ fn resume_accepts_a_moved_dataset_and_other_workers() {
         "config.toml keeps the settings the run continued with: {config}"
     );
 }
+
+#[test]
+fn nproc_two_trains_as_two_ranks_and_rank_zero_reports_once() {
+    let f = fixture("");
+    let out = f.dir.join("two-ranks");
+    let o = out.to_str().unwrap();
+    // 4 per rank x 2 ranks: the 8 images per step of the one-process runs above.
+    let more = [
+        "--nproc",
+        "2",
+        "--set",
+        "data.batch_size=4",
+        "--set",
+        "schedule.epochs=1",
+    ];
+    let stdout = run_ok(
+        "backbone",
+        &train_args(&f, o, &[&more[..], &["--json"]].concat()),
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "one report, from rank 0: {stdout}"
+    );
+    let summary = json(&stdout);
+    assert_eq!(summary["iters"], 3, "24 images, 8 per step over both ranks");
+    // Each rank evaluated half of the 12 validation images; the counts were summed.
+    assert_eq!(summary["last"]["images"], 12.0);
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let iters: Vec<u64> = log
+        .lines()
+        .map(json)
+        .filter(|r| r["split"] == "train")
+        .map(|r| r["iter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(iters, vec![2, 3], "logged once, by rank 0");
+    assert!(out.join("best.safetensors").exists());
+
+    // A rank's bad input stays bad input (exit 2), with the rank named.
+    let err = run_err(
+        "backbone",
+        &train_args(
+            &f,
+            f.dir.join("bad").to_str().unwrap(),
+            &["--nproc", "2", "--set", "optim.bogus=1"],
+        ),
+        2,
+    );
+    assert!(err.contains("bogus"), "{err}");
+    assert!(
+        err.contains("exited with status 2; the other ranks were stopped"),
+        "{err}"
+    );
+    // --nproc under torchrun is refused.
+    let out = Command::new(e2e::bin("backbone"))
+        .args(train_args(
+            &f,
+            f.dir.join("nested").to_str().unwrap(),
+            &["--nproc", "2"],
+        ))
+        .env("WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used under torchrun"));
+}

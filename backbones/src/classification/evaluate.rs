@@ -15,6 +15,10 @@ pub struct EvalMetrics {
     pub top5: f64,
     pub loss: f64,
     pub images: u64,
+    /// The sums behind the rates, which add up across the ranks of a data-parallel run.
+    pub correct1: f64,
+    pub correct5: f64,
+    pub loss_sum: f64,
 }
 
 /// A loader batch on the device: 8-bit NHWC pixels, labels and (when the augmentation adds
@@ -89,10 +93,18 @@ pub fn evaluate(
         images += labels.size()[0] as u64;
     }
     let n = images.max(1) as f64;
+    let (correct1, correct5, loss_sum) = (
+        correct1.double_value(&[]),
+        correct5.double_value(&[]),
+        loss_sum.double_value(&[]),
+    );
     Ok(EvalMetrics {
-        top1: correct1.double_value(&[]) / n,
-        top5: correct5.double_value(&[]) / n,
-        loss: loss_sum.double_value(&[]) / n,
+        top1: correct1 / n,
+        top5: correct5 / n,
+        loss: loss_sum / n,
         images,
+        correct1,
+        correct5,
+        loss_sum,
     })
 }

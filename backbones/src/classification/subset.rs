@@ -23,6 +23,19 @@ impl<D: Dataset> Subset<D> {
         Subset { inner, indices }
     }
 
+    /// Rank `rank`'s share of `world`: every `world`-th entry from `rank` on, so the shares
+    /// are disjoint, cover the subset once and differ in size by at most one.
+    pub fn shard(mut self, rank: usize, world: usize) -> Self {
+        self.indices = self
+            .indices
+            .iter()
+            .copied()
+            .skip(rank)
+            .step_by(world.max(1))
+            .collect();
+        self
+    }
+
     pub fn inner(&self) -> &D {
         &self.inner
     }

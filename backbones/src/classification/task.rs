@@ -8,6 +8,7 @@ use super::subset::Subset;
 use crate::arch::Arch;
 use crate::checkpoint::{Metadata, Task as CheckpointTask};
 use crate::classifier::{Classifier, Normalizer};
+use crate::engine::data_parallel;
 use crate::engine::loss::{distillation_loss, one_hot_targets, soft_cross_entropy};
 use crate::engine::mix::{apply_mix, Mix};
 use crate::engine::task::{Losses, Metrics, Step, Task};
@@ -145,11 +146,17 @@ impl Task for Classification {
             self.config.train.channels_last,
             amp,
         )?;
+        // Each rank evaluated its shard of the validation images: sum the counts over ranks
+        // so that every rank reports (and picks `best` by) the same metrics.
+        let mut sums = [m.correct1, m.correct5, m.loss_sum, m.images as f64];
+        data_parallel::sum_f64(&mut sums, "the evaluation's counts")?;
+        let [correct1, correct5, loss_sum, images] = sums;
+        let n = images.max(1.0);
         Ok(Metrics::from([
-            ("top1".to_string(), m.top1),
-            ("top5".to_string(), m.top5),
-            ("loss".to_string(), m.loss),
-            ("images".to_string(), m.images as f64),
+            ("top1".to_string(), correct1 / n),
+            ("top5".to_string(), correct5 / n),
+            ("loss".to_string(), loss_sum / n),
+            ("images".to_string(), images),
         ]))
     }
 

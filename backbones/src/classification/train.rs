@@ -5,6 +5,7 @@ use super::config::TrainConfig;
 use super::subset::Subset;
 use super::task::{Classification, ClassificationLoader};
 use crate::engine::config_file;
+use crate::engine::data_parallel;
 use crate::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
 use crate::engine::run_dir::RunDir;
 use anyhow::bail;
@@ -45,6 +46,15 @@ pub fn open_loaders(
         let dataset = ClassificationDataset::new(source, transform);
         let size = dataset.image_size();
         let subset = Subset::random(dataset, limit.unwrap_or(usize::MAX), config.train.seed);
+        // Training: the loader deals each rank its share of every shuffled epoch. Evaluation:
+        // each rank takes every world-th image, without padding, and the counts are summed.
+        let (rank, world) = (data_parallel::rank(), data_parallel::world_size());
+        let subset = if shuffle {
+            subset
+        } else {
+            subset.shard(rank, world)
+        };
+        let (rank, world) = if shuffle { (rank, world) } else { (0, 1) };
         let loader_config = LoaderConfig {
             batch_size: config.data.batch_size,
             workers: config.data.workers,
@@ -52,8 +62,8 @@ pub fn open_loaders(
             shuffle,
             drop_last,
             seed: config.train.seed,
-            rank: 0,
-            world_size: 1,
+            rank,
+            world_size: world,
             skip_bad: config.data.skip_bad,
         };
         Ok(Loader::new(
@@ -108,12 +118,14 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         ))
     })?;
 
+    // One rank of several under torchrun or --nproc: join before anything is built.
+    let device = data_parallel::join_from_env(opts.device)?;
     let run = RunDir::open(&opts.out, opts.resume)?;
     let (train_loader, val_loader) = open_loaders(&config, &spec)?;
     let classes = train_loader.dataset().inner().source().class_names();
-    set_up(&config.train, opts.device);
+    set_up(&config.train, device);
     let engine_config = config.engine();
-    let mut task = Classification::new(config, arch, classes, val_loader, opts.device)?;
+    let mut task = Classification::new(config, arch, classes, val_loader, device)?;
     fit(
         &mut task,
         &train_loader,

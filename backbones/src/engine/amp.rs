@@ -48,6 +48,14 @@ impl LossScaler {
         }
     }
 
+    /// The live scale and growth tracker (shallow clones), for a broadcast from rank 0.
+    pub fn live_tensors(&self) -> Vec<Tensor> {
+        vec![
+            self.scale.shallow_clone(),
+            self.growth_tracker.shallow_clone(),
+        ]
+    }
+
     /// `loss * S`, in the loss's type.
     pub fn scale(&self, loss: &Tensor) -> Tensor {
         loss * &self.scale

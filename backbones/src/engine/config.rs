@@ -143,9 +143,10 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Images per optimiser step.
+    /// Images per optimiser step, over all ranks of a data-parallel run (each rank's
+    /// micro-batch is `data.batch_size`, as in PyTorch's DDP).
     pub fn effective_batch(&self) -> usize {
-        self.batch_size * self.run.accumulate as usize
+        self.batch_size * self.run.accumulate as usize * super::data_parallel::world_size()
     }
 
     /// Checks what serde cannot in the shared sections: ranges and combinations.

@@ -10,6 +10,7 @@ use super::amp::LossScaler;
 use super::config::{is_operational, EngineConfig, RunSection};
 use super::config_file;
 use super::curves::write_curves_png;
+use super::data_parallel;
 use super::ema::Ema;
 use super::nonfinite::{NonFiniteGuard, Verdict, AMP_LIMIT};
 use super::optim::Sgd;
@@ -26,6 +27,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
+
+/// The position a run starts from, as rank 0 read it (see [`synchronise_ranks`]).
+struct Position {
+    epoch: u64,
+    start_step: u64,
+    iter: u64,
+    best: Option<f64>,
+}
 
 /// What the command line adds to a task's config.
 #[derive(Clone, Debug)]
@@ -143,7 +152,8 @@ where
     let mut ema = config.run.ema_decay.map(|d| Ema::new(task.var_store(), d));
 
     let (mut epoch, mut start_step, mut iter, mut best) = (0u64, 0u64, 0u64, None::<f64>);
-    if opts.resume {
+    // Only rank 0 reads the state; the others receive it below.
+    if opts.resume && run.is_writer() {
         let state = run.load_state()?;
         let state_path = run.path(RunDir::STATE);
         let bad_state = |e: String| TrainInputError(format!("{}: {e}", state_path.display()));
@@ -185,6 +195,26 @@ where
     } else {
         run.write_config(&config_file::to_toml(task.config()))?;
     }
+    let group = data_parallel::group();
+    if group.is_some() {
+        let position = Position {
+            epoch,
+            start_step,
+            iter,
+            best,
+        };
+        let position = synchronise_ranks(task, &sgd, &scaler, &ema, position)?;
+        (epoch, start_step, iter, best) = (
+            position.epoch,
+            position.start_step,
+            position.iter,
+            position.best,
+        );
+    }
+    // DDP's reducer: gradients averaged over ranks in buckets, during the backward pass.
+    let reducer = group
+        .map(|g| distributed::Reducer::new(g, &params))
+        .transpose()?;
 
     let progress = Progress::new(epochs * iters_per_epoch, iter);
     let mut guard = NonFiniteGuard::new(device, amp);
@@ -222,9 +252,20 @@ where
                 } else {
                     total.shallow_clone()
                 };
-                match &scaler {
-                    Some(s) => s.scale(&backward).backward(),
-                    None => backward.backward(),
+                let backward = match &scaler {
+                    Some(s) => s.scale(&backward),
+                    None => backward,
+                };
+                match &reducer {
+                    // Gradients are averaged on the step's last micro-batch only; the ones
+                    // before accumulate locally (DDP's `no_sync`).
+                    Some(r) if k + 1 == accumulate => {
+                        r.prepare_for_backward()?;
+                        backward
+                            .f_backward()
+                            .map_err(|e| r.backward_failure(&e.to_string()))?;
+                    }
+                    _ => backward.backward(),
                 }
                 guard.observe(&total);
                 accumulate_losses(&mut loss_sums, &losses, &total, scale);
@@ -255,6 +296,7 @@ where
             let at_stop = opts.max_iters.is_some_and(|m| iter >= m);
             let at_epoch_end = step_in_epoch == iters_per_epoch;
             if iter % config.run.log_every == 0 || at_checkpoint || at_stop || at_epoch_end {
+                guard.agree_across_ranks()?;
                 let skipped = match guard.check() {
                     Verdict::Continue { skipped } => skipped,
                     Verdict::Diverged { first_bad_iter } => bail!(
@@ -273,8 +315,14 @@ where
                     "time": run_start.elapsed().as_secs_f64(), "lr": lr,
                     "images_per_s": (logged_since * config.effective_batch() as u64) as f64 / seconds,
                 });
+                if group.is_some() {
+                    // The logged losses are the mean over ranks.
+                    let sums: Vec<Tensor> = loss_sums.values().map(|t| t.shallow_clone()).collect();
+                    data_parallel::all_reduce(&sums, distributed::ReduceOp::Sum, "the loss log")?;
+                }
+                let ranks = data_parallel::world_size() as f64;
                 for (name, sum) in &loss_sums {
-                    record[name] = (sum.double_value(&[]) / logged_since as f64).into();
+                    record[name] = (sum.double_value(&[]) / (logged_since as f64 * ranks)).into();
                 }
                 if let Some(s) = &scaler {
                     record["loss_scale"] = s.scale_value().into();
@@ -376,18 +424,26 @@ where
             metadata,
             tensors: weights,
         };
-        checkpoint.write(&run.path(RunDir::LAST))?;
+        if run.is_writer() {
+            checkpoint.write(&run.path(RunDir::LAST))?;
+        }
         if let Some((m, value)) = metrics {
             if best.is_none_or(|b| value > b) {
                 best = Some(value);
-                checkpoint.write(&run.path(RunDir::BEST))?;
+                if run.is_writer() {
+                    checkpoint.write(&run.path(RunDir::BEST))?;
+                }
             }
             last_metrics = Some(m);
         }
         epoch += 1;
         start_step = 0;
         save_state(&run, task, &sgd, &scaler, &ema, epoch, 0, iter, best)?;
-        if let Err(e) = write_curves_png(&run.path(RunDir::METRICS), &run.path(RunDir::CURVES)) {
+        if !run.is_writer() {
+            // Rank 0 draws the curves.
+        } else if let Err(e) =
+            write_curves_png(&run.path(RunDir::METRICS), &run.path(RunDir::CURVES))
+        {
             progress.println(&format!(
                 "warning: could not draw {}: {e:#}",
                 RunDir::CURVES
@@ -398,6 +454,11 @@ where
         }
     }
     progress.finish();
+    drop(reducer);
+    if let Some(g) = group {
+        // No rank leaves while another still needs it (rank 0 writes the last files).
+        g.barrier("the end-of-run barrier")?;
+    }
     let skipped = train.skipped();
     for s in &skipped {
         eprintln!("skipped {}: {}", s.path.display(), s.error);
@@ -503,6 +564,9 @@ fn save_state<T: Task>(
     iter: u64,
     best: Option<f64>,
 ) -> anyhow::Result<()> {
+    if !run.is_writer() {
+        return Ok(());
+    }
     let mut tensors = prefixed(var_store_tensors(task.var_store()), "model.");
     // The optimiser, scaler and EMA name their own tensors with distinct prefixes.
     tensors.extend(sgd.state());
@@ -550,4 +614,45 @@ fn changed_operational_settings<T: Task>(
         )));
     }
     Ok(operational)
+}
+
+/// Makes every rank start alike: rank 0's position, weights and buffers (all variables, the
+/// frozen ones and BN statistics included), momentum buffers, loss scale and EMA are copied
+/// into every other rank. At the start of a new run this is DDP's initial broadcast; after
+/// `--resume` it hands rank 0's loaded state to ranks that never read the state file.
+fn synchronise_ranks<T: Task>(
+    task: &T,
+    sgd: &Sgd,
+    scaler: &Option<LossScaler>,
+    ema: &Option<Ema>,
+    position: Position,
+) -> anyhow::Result<Position> {
+    let numbers = Tensor::from_slice(&[
+        position.epoch as f64,
+        position.start_step as f64,
+        position.iter as f64,
+        if position.best.is_some() { 1.0 } else { 0.0 },
+        position.best.unwrap_or(0.0),
+    ]);
+    data_parallel::broadcast_from_main(std::slice::from_ref(&numbers), "the start position")?;
+    let mut values = [0f64; 5];
+    numbers.copy_data(&mut values, 5);
+
+    // Sorted by name: every rank must list the same tensors in the same order.
+    let mut tensors: Vec<Tensor> = var_store_tensors(task.var_store()).into_values().collect();
+    tensors.extend(sgd.momentum_buffers());
+    if let Some(s) = scaler {
+        tensors.extend(s.live_tensors());
+    }
+    if let Some(e) = ema {
+        tensors.extend(e.tensors().values().map(|t| t.shallow_clone()));
+    }
+    let _guard = tch::no_grad_guard();
+    data_parallel::broadcast_from_main(&tensors, "the broadcast of rank 0's weights")?;
+    Ok(Position {
+        epoch: values[0] as u64,
+        start_step: values[1] as u64,
+        iter: values[2] as u64,
+        best: (values[3] != 0.0).then_some(values[4]),
+    })
 }

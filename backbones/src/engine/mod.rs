@@ -9,6 +9,7 @@ pub mod chart;
 pub mod config;
 pub mod config_file;
 pub mod curves;
+pub mod data_parallel;
 pub mod ema;
 pub mod fit;
 pub mod loss;

@@ -72,6 +72,35 @@ impl NonFiniteGuard {
         let _ = self.step_bad.zero_();
     }
 
+    /// Makes every rank of a data-parallel run reach the same verdict at a log point (a
+    /// non-finite loss on one rank poisons every rank's averaged gradients, yet only that
+    /// rank saw it): the first bad step is the earliest on any rank, the AMP counters the
+    /// largest. A lone process has nothing to do.
+    pub fn agree_across_ranks(&mut self) -> Result<(), distributed::DistError> {
+        let Some(group) = super::data_parallel::group() else {
+            return Ok(());
+        };
+        let what = "the non-finite loss check";
+        if self.amp {
+            let counters = [
+                self.streak.shallow_clone(),
+                self.longest.shallow_clone(),
+                self.count.shallow_clone(),
+            ];
+            group.all_reduce(&counters, distributed::ReduceOp::Max, what)
+        } else {
+            let none = self.first_bad.lt(0);
+            let first = self.first_bad.masked_fill(&none, i64::MAX);
+            group.all_reduce(
+                std::slice::from_ref(&first),
+                distributed::ReduceOp::Min,
+                what,
+            )?;
+            self.first_bad = first.masked_fill(&first.eq(i64::MAX), -1);
+            Ok(())
+        }
+    }
+
     /// Reads the flags (one host sync) and resets the AMP counters.
     pub fn check(&mut self) -> Verdict {
         if !self.amp {

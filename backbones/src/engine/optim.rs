@@ -244,6 +244,15 @@ impl Sgd {
     pub fn params(&self) -> Vec<Tensor> {
         self.slots.iter().map(|s| s.param.shallow_clone()).collect()
     }
+
+    /// The live momentum buffers (shallow clones), in the order of [`Sgd::params`]: a
+    /// data-parallel run broadcasts them from rank 0 after a resume.
+    pub fn momentum_buffers(&self) -> Vec<Tensor> {
+        self.slots
+            .iter()
+            .map(|s| s.momentum_buffer.shallow_clone())
+            .collect()
+    }
 }
 
 /// A copy on the CPU that no later in-place step can change (`to_device(Cpu)` of a CPU

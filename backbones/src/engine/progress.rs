@@ -4,12 +4,15 @@ use std::io::IsTerminal;
 
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// Ranks other than 0 of a data-parallel run stay silent (rank 0 speaks for the run).
+    quiet: bool,
 }
 
 impl Progress {
     /// `total` optimiser steps, `done` of them already (a resumed run).
     pub fn new(total: u64, done: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let quiet = !super::data_parallel::is_main_rank();
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -21,10 +24,13 @@ impl Progress {
             bar.set_position(done);
             bar
         });
-        Progress { bar }
+        Progress { bar, quiet }
     }
 
     pub fn update(&self, iter: u64, epoch: u64, loss: f64, lr: f64, images_per_s: f64) {
+        if self.quiet {
+            return;
+        }
         let msg = format!("loss {loss:.4} lr {lr:.4} {images_per_s:.0} img/s");
         match &self.bar {
             Some(bar) => {
@@ -37,6 +43,9 @@ impl Progress {
     }
 
     pub fn println(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
         match &self.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),

@@ -46,9 +46,11 @@ pub struct TrainState {
 
 pub struct RunDir {
     root: PathBuf,
-    metrics: File,
+    /// None on ranks other than 0 of a data-parallel run: rank 0 alone writes the folder
+    /// (the others may be on machines that cannot even see it), so their writes do nothing.
+    metrics: Option<File>,
     /// Held until the run ends (or its process dies): no second run writes here meanwhile.
-    _lock: RunLock,
+    _lock: Option<RunLock>,
 }
 
 impl RunDir {
@@ -66,6 +68,13 @@ impl RunDir {
     /// Either way a second live run on the folder is refused with its pid, and temporary
     /// files of writers killed mid-write are removed.
     pub fn open(root: &Path, resume: bool) -> Result<Self> {
+        if !crate::engine::data_parallel::is_main_rank() {
+            return Ok(RunDir {
+                root: root.to_path_buf(),
+                metrics: None,
+                _lock: None,
+            });
+        }
         let invalid = |message: String| RunDirError::Invalid {
             path: root.to_path_buf(),
             message,
@@ -125,9 +134,14 @@ impl RunDir {
             })?;
         Ok(RunDir {
             root: root.to_path_buf(),
-            metrics,
-            _lock: lock,
+            metrics: Some(metrics),
+            _lock: Some(lock),
         })
+    }
+
+    /// Whether this process writes the folder (see [`RunDir::metrics`]).
+    pub fn is_writer(&self) -> bool {
+        self.metrics.is_some()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -135,6 +149,9 @@ impl RunDir {
     }
 
     pub fn write_config(&self, toml_text: &str) -> Result<()> {
+        if !self.is_writer() {
+            return Ok(());
+        }
         let path = self.path(Self::CONFIG);
         write_atomically(&path, toml_text.as_bytes())
     }
@@ -142,12 +159,20 @@ impl RunDir {
     /// Appends one record to metrics.jsonl (flushed, so a killed run keeps its log).
     pub fn log(&mut self, record: &serde_json::Value) -> Result<()> {
         let path = self.path(Self::METRICS);
-        writeln!(self.metrics, "{record}").map_err(|source| RunDirError::Io { path, source })
+        match &mut self.metrics {
+            Some(file) => {
+                writeln!(file, "{record}").map_err(|source| RunDirError::Io { path, source })
+            }
+            None => Ok(()),
+        }
     }
 
     /// Drops records logged after iteration `iter` (by a run killed after its last state was
     /// saved), so a resumed run's log has no duplicates.
     pub fn truncate_metrics_after(&mut self, iter: u64) -> Result<()> {
+        if !self.is_writer() {
+            return Ok(());
+        }
         let path = self.path(Self::METRICS);
         let io = |source| RunDirError::Io {
             path: path.clone(),
@@ -166,11 +191,14 @@ impl RunDir {
             }
         }
         write_atomically(&path, kept.as_bytes())?;
-        self.metrics = OpenOptions::new().append(true).open(&path).map_err(io)?;
+        self.metrics = Some(OpenOptions::new().append(true).open(&path).map_err(io)?);
         Ok(())
     }
 
     pub fn save_state(&self, state: &TrainState) -> Result<()> {
+        if !self.is_writer() {
+            return Ok(());
+        }
         let mut header = HashMap::from([
             ("epoch".to_string(), state.epoch.to_string()),
             ("batch".to_string(), state.batch.to_string()),

@@ -1,6 +1,7 @@
 use crate::cli_error::BadInput;
 use backbones::classification::{self, TrainOptions};
 use backbones::device::parse_device;
+use backbones::engine::data_parallel;
 use backbones::limits;
 use clap::Args;
 use std::path::PathBuf;
@@ -37,10 +38,17 @@ pub struct TrainArgs {
     /// Print the final evaluation as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Train data-parallel on N local processes (ranks) without torchrun: Gloo on CPU, one
+    /// GPU per rank (cuda:RANK) with --device cuda. data.batch_size is per rank.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    nproc: Option<u16>,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device).map_err(BadInput)?;
+    if let Some(nproc) = args.nproc {
+        return data_parallel::launch_local_ranks(nproc as usize);
+    }
     let summary = classification::train(TrainOptions {
         config: args.config,
         sets: args.sets,
@@ -50,6 +58,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         device,
         max_iters: args.max_iters,
     })?;
+    if !data_parallel::is_main_rank() {
+        // Rank 0 reports for the run.
+        return Ok(());
+    }
     let report = serde_json::json!({
         "out": args.out.display().to_string(),
         "epochs": summary.epochs_done,

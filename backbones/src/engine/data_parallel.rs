@@ -1,0 +1,125 @@
+//! Data-parallel runs: this process as one rank of several (torchrun, or `--nproc`). The
+//! process group is process-wide, joined once by the command before the model is built, so
+//! the loop, the loaders, the run folder and SyncBatchNorm all see the same ranks.
+//!
+//! Each rank holds a full replica: parameters and buffers are broadcast from rank 0 when the
+//! loop starts (after a resume is loaded), gradients are averaged by DDP's reducer, each rank
+//! reads its shard of the data, and only rank 0 writes the run folder.
+
+use distributed::{DistError, GroupOptions, ProcessGroup, RankEnv, ReduceOp};
+use std::sync::OnceLock;
+use tch::{Device, Tensor};
+
+static GROUP: OnceLock<ProcessGroup> = OnceLock::new();
+
+/// The process group, when this process is one rank of several.
+pub fn group() -> Option<&'static ProcessGroup> {
+    GROUP.get()
+}
+
+pub fn rank() -> usize {
+    group().map_or(0, |g| g.rank())
+}
+
+pub fn world_size() -> usize {
+    group().map_or(1, |g| g.world_size())
+}
+
+/// Whether this process writes the run folder, logs and prints (rank 0, or a lone process).
+/// Decided from the environment so it holds before the group is joined.
+pub fn is_main_rank() -> bool {
+    match RankEnv::from_env() {
+        Ok(Some(env)) => env.rank == 0,
+        _ => true,
+    }
+}
+
+/// A bad variable or an unusable device: the user's to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LaunchError(pub String);
+
+/// Joins the process group when torchrun's variables (or `--nproc`'s) are set, and returns
+/// the device this rank trains on: `cuda:LOCAL_RANK` when `device` is CUDA. A lone process
+/// gets `device` back unchanged.
+pub fn join_from_env(device: Device) -> anyhow::Result<Device> {
+    let Some(env) = RankEnv::from_env().map_err(LaunchError)? else {
+        return Ok(device);
+    };
+    let device = match device {
+        Device::Cuda(_) => {
+            let count = tch::Cuda::device_count() as usize;
+            if env.local_rank >= count {
+                return Err(LaunchError(format!(
+                    "LOCAL_RANK={} needs cuda:{}, but this machine has {count} CUDA device(s)",
+                    env.local_rank, env.local_rank
+                ))
+                .into());
+            }
+            Device::Cuda(env.local_rank)
+        }
+        d => d,
+    };
+    if group().is_some() {
+        return Ok(device);
+    }
+    let options = GroupOptions {
+        timeout: distributed::env::timeout_from_env().map_err(LaunchError)?,
+        nccl: device.is_cuda(),
+    };
+    let group = ProcessGroup::from_env(&env, &options)?;
+    let _ = GROUP.set(group);
+    Ok(device)
+}
+
+/// Copies rank 0's `tensors` into every rank's (no-op for a lone process).
+pub fn broadcast_from_main(tensors: &[Tensor], what: &str) -> Result<(), DistError> {
+    match group() {
+        Some(g) => g.broadcast(tensors, 0, what),
+        None => Ok(()),
+    }
+}
+
+/// Sums `values` over ranks (no-op for a lone process).
+pub fn sum_f64(values: &mut [f64], what: &str) -> Result<(), DistError> {
+    match group() {
+        Some(g) => g.sum_f64(values, what),
+        None => Ok(()),
+    }
+}
+
+/// Reduces device tensors in place over ranks (no-op for a lone process).
+pub fn all_reduce(tensors: &[Tensor], op: ReduceOp, what: &str) -> Result<(), DistError> {
+    match group() {
+        Some(g) => g.all_reduce(tensors, op, what),
+        None => Ok(()),
+    }
+}
+
+/// `--nproc N`: runs this command as N local ranks (this process only launches and waits).
+/// A rank's bad-input failure (exit 2) stays one; any other failure is a run-time one.
+pub fn launch_local_ranks(nproc: usize) -> anyhow::Result<()> {
+    if std::env::var_os("WORLD_SIZE").is_some() {
+        return Err(LaunchError(
+            "--nproc starts its own ranks and cannot be used under torchrun (WORLD_SIZE is set)"
+                .into(),
+        )
+        .into());
+    }
+    let args = distributed::launch::args_without_nproc(std::env::args_os().skip(1));
+    match distributed::launch::run_local_ranks(nproc, &args, &[]).map_err(LaunchError)? {
+        distributed::launch::Outcome::Success => Ok(()),
+        distributed::launch::Outcome::Failed {
+            code: 2, message, ..
+        } => Err(LaunchError(message).into()),
+        distributed::launch::Outcome::Failed { message, .. } => Err(anyhow::anyhow!(message)),
+    }
+}
+
+/// This process's rank as the environment says (0 when alone), before the group is joined.
+pub fn rank_from_env() -> usize {
+    match RankEnv::from_env() {
+        Ok(Some(env)) => env.rank,
+        _ => 0,
+    }
+}
