@@ -8,6 +8,7 @@ use crate::model::load::{load_body, read_backbone_checkpoint};
 use crate::model::{DetectorConfig, FasterRcnn};
 use anyhow::{bail, Context};
 use backbones::engine::config_file;
+use backbones::engine::data_parallel;
 use backbones::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
 use backbones::engine::run_dir::RunDir;
 use datasets::detection_data::{detection_loader, DetectionDataset, DetectionSource};
@@ -78,6 +79,13 @@ fn open_loader(
     } else {
         DetectionTransform::eval(resize)
     };
+    // Training: each rank of a data-parallel run takes its share of every shuffled epoch.
+    // Evaluation: every rank scores the whole split (the VOC evaluator needs all of its
+    // detections), so all ranks agree on the metrics.
+    let (rank, world_size) = match train {
+        true => (data_parallel::rank(), data_parallel::world_size()),
+        false => (0, 1),
+    };
     let loader_config = LoaderConfig {
         batch_size: config.data.batch_size,
         workers: config.data.workers,
@@ -85,8 +93,8 @@ fn open_loader(
         shuffle: train,
         drop_last: train,
         seed: config.train.seed,
-        rank: 0,
-        world_size: 1,
+        rank,
+        world_size,
         skip_bad: config.data.skip_bad,
     };
     Ok(detection_loader(
@@ -120,6 +128,8 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
     let spec = DatasetSpec::parse(&spec_text).map_err(|e| TrainInputError(e.to_string()))?;
     let (backbone_ckpt, backbone_spec) = read_backbone_checkpoint(&opts.backbone)?;
 
+    // One rank of several under torchrun or --nproc: join before anything is built.
+    let device = data_parallel::join_from_env(opts.device)?;
     let run = RunDir::open(&opts.out, opts.resume)?;
     let train_loader = open_loader(&config, &spec, &config.data.train_split, true)?;
     let val_loader = open_loader(&config, &spec, &config.data.val_split, false)?;
@@ -138,12 +148,12 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         )));
     }
 
-    set_up(&config.train, opts.device);
+    set_up(&config.train, device);
     let detector = detector_config(&config, &backbone_spec.config, classes.len() as i64);
     detector
         .validate()
         .map_err(|e| TrainInputError(format!("{}: {e}", opts.backbone.display())))?;
-    let vs = nn::VarStore::new(opts.device);
+    let vs = nn::VarStore::new(device);
     let model = FasterRcnn::new(&vs.root(), &detector);
     load_body(&vs, &backbone_ckpt, &opts.backbone)
         .with_context(|| format!("loading the backbone {}", opts.backbone.display()))?;
