@@ -393,3 +393,55 @@ fn a_resumed_finetune_arrives_at_the_weights_of_an_uninterrupted_one() {
         assert!(a == b, "{name} differs after resuming");
     }
 }
+
+#[test]
+fn segment_import_writes_a_checkpoint_with_the_given_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(e2e::fixture("pytorch/fcn_resnet50_keys.json")).unwrap(),
+    )
+    .unwrap();
+    let state_dict = tmp.path().join("fcn.safetensors");
+    e2e::formula::write_state_dict(&keys, &state_dict);
+    let classes = tmp.path().join("classes.txt");
+    std::fs::write(&classes, "sky\ntree\nroad\ncar\nperson\n").unwrap();
+    let out = tmp.path().join("imported.safetensors");
+    let args = |classes: &Path| {
+        vec![
+            "import".to_string(),
+            "--from".into(),
+            "torchvision".into(),
+            "--arch".into(),
+            "fcn_resnet50".into(),
+            "--classes".into(),
+            s(classes).into(),
+            s(&state_dict).into(),
+            s(&out).into(),
+        ]
+    };
+    let a = args(&classes);
+    run_ok("segment", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let bytes = std::fs::read(&out).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let header = meta.metadata().clone().unwrap();
+    assert_eq!(header["task"], "segmentation");
+    assert_eq!(header["arch"], "fcn_resnet50");
+    assert_eq!(header["classes"], r#"["sky","tree","road","car","person"]"#);
+    assert!(
+        header["transform"].contains("\"resize_shorter\":520"),
+        "{}",
+        header["transform"]
+    );
+
+    std::fs::write(&classes, "sky\ntree\n").unwrap();
+    let a = args(&classes);
+    let err = run_err(
+        "segment",
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        2,
+    );
+    assert!(
+        err.contains("has 5 classes but 2 class names were given"),
+        "{err}"
+    );
+}

@@ -1,5 +1,7 @@
 use crate::cli_error::BadInput;
 use backbones::device::parse_device;
+use backbones::engine::config::RunSection;
+use backbones::engine::fit::set_up;
 use backbones::{limits, Arch};
 use clap::Args;
 use segmentation::bench::{bench, BenchSettings};
@@ -66,10 +68,16 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
-    }
     let device = parse_device(&args.device).map_err(BadInput)?;
+    // What `segment finetune` sets up before training (threads, cuDNN autotuning, and the
+    // malloc thresholds that keep freed activations mapped), so the bench times the same.
+    set_up(
+        &RunSection {
+            threads: args.threads.unwrap_or(0) as usize,
+            ..RunSection::default()
+        },
+        device,
+    );
     if ![8, 16].contains(&args.output_stride) {
         return Err(BadInput(format!(
             "--output-stride must be 8 or 16, not {}",
@@ -82,9 +90,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "--amp needs a CUDA device (fp16 autocast is CUDA-only in libtorch)".into(),
         )
         .into());
-    }
-    if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(true);
     }
     let r = bench(&BenchSettings {
         arch: args.arch,
