@@ -77,7 +77,10 @@ fn header_dirs(var: &str, default: &Path, headers: &[&str]) -> Vec<PathBuf> {
                 "the `nccl` feature needs {header} in {} (set {var} to a list of folders; the \
                  headers come with the PyPI wheels nvidia-cuda-runtime, nvidia-cuda-crt and \
                  nvidia-nccl-cu13 matching torch: see docs/distributed.md)",
-                dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
             ));
         }
     }

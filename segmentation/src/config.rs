@@ -31,6 +31,10 @@ pub struct ModelSection {
     pub aux: bool,
     /// Weight of the auxiliary loss (GluonCV 0.5; 0.4 is also common).
     pub aux_weight: f64,
+    /// Batch norm of the body and heads: "batch" (per process) or "sync" (statistics over
+    /// every rank of a data-parallel run, as GluonCV's FCN trained; one process: the same as
+    /// "batch").
+    pub norm: backbones::layers::NormMode,
 }
 
 impl Default for ModelSection {
@@ -39,6 +43,7 @@ impl Default for ModelSection {
             output_stride: 8,
             aux: true,
             aux_weight: 0.5,
+            norm: backbones::layers::NormMode::Batch,
         }
     }
 }

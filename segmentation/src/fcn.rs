@@ -76,11 +76,12 @@ pub struct FcnHead {
 }
 
 impl FcnHead {
-    pub fn new(p: nn::Path, in_channels: i64, num_classes: i64) -> Self {
+    /// `norm` as the body's: plain, or synchronised across the ranks of a data-parallel run.
+    pub fn new(p: nn::Path, in_channels: i64, num_classes: i64, norm: NormMode) -> Self {
         let inner = in_channels / 4;
         FcnHead {
             conv: Conv2d::new(&p / 0, in_channels, inner, 3, 1, 1),
-            bn: BatchNorm2d::new(&p / 1, inner, NormMode::Batch, 1.0, 1e-5),
+            bn: BatchNorm2d::new(&p / 1, inner, norm, 1.0, 1e-5),
             classify: nn::conv2d(&p / 4, inner, num_classes, 1, Default::default()),
         }
     }
@@ -116,10 +117,20 @@ impl Fcn {
         Fcn {
             config: config.clone(),
             backbone: ResNet::new(&(p / "backbone"), &config.backbone),
-            classifier: FcnHead::new(p / "classifier", c5, config.num_classes),
-            aux_classifier: config
-                .aux
-                .then(|| FcnHead::new(p / "aux_classifier", c4, config.num_classes)),
+            classifier: FcnHead::new(
+                p / "classifier",
+                c5,
+                config.num_classes,
+                config.backbone.norm,
+            ),
+            aux_classifier: config.aux.then(|| {
+                FcnHead::new(
+                    p / "aux_classifier",
+                    c4,
+                    config.num_classes,
+                    config.backbone.norm,
+                )
+            }),
         }
     }
 

@@ -7,6 +7,7 @@ use crate::fcn::{Fcn, FcnConfig};
 use crate::task::{Segmentation, SegmentationLoader};
 use anyhow::bail;
 use backbones::engine::config_file;
+use backbones::engine::data_parallel;
 use backbones::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
 use backbones::engine::run_dir::RunDir;
 use datasets::loader::LoaderConfig;
@@ -44,8 +45,14 @@ pub fn open_loaders(
         shuffle,
         drop_last,
         seed: config.train.seed,
-        rank: 0,
-        world_size: 1,
+        // Training: each rank of a data-parallel run takes its share of every shuffled
+        // epoch. Evaluation: every rank scores the whole split, so all agree on the metrics.
+        rank: if shuffle { data_parallel::rank() } else { 0 },
+        world_size: if shuffle {
+            data_parallel::world_size()
+        } else {
+            1
+        },
         skip_bad: d.skip_bad,
     };
     let train_source = SegmentationSource::open(&spec, "train")?;
@@ -111,6 +118,8 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         ))
     })?;
     let pretrained = read_pretrained(&opts.backbone)?;
+    // One rank of several under torchrun or --nproc: join before anything is built.
+    let device = data_parallel::join_from_env(opts.device)?;
     let run = RunDir::open(&opts.out, opts.resume)?;
     let (train_loader, val_loader, classes) = open_loaders(&config, &spec)?;
     let num_classes = classes.len() as i64;
@@ -122,16 +131,17 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
                 "{spec}: {num_classes} classes; an FCN takes 1 to 254"
             ))
         })?;
-    set_up(&config.train, opts.device);
+    set_up(&config.train, device);
     let fcn_config = FcnConfig {
         backbone: backbones::ResNetConfig {
             output_stride: config.model.output_stride,
+            norm: config.model.norm,
             ..pretrained.config.clone()
         },
         num_classes,
         aux: config.model.aux,
     };
-    let vs = nn::VarStore::new(opts.device);
+    let vs = nn::VarStore::new(device);
     let model = Fcn::new(&vs.root(), &fcn_config);
     copy_backbone(&vs, &pretrained);
     drop(pretrained);

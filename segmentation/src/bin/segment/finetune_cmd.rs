@@ -1,5 +1,6 @@
 use crate::cli_error::BadInput;
 use backbones::device::parse_device;
+use backbones::engine::data_parallel;
 use backbones::limits;
 use clap::Args;
 use segmentation::finetune::{finetune, FinetuneOptions};
@@ -41,10 +42,18 @@ pub struct FinetuneArgs {
     /// Print the outcome as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Train data-parallel on N local processes (ranks) without torchrun: Gloo on CPU, one
+    /// GPU per rank (cuda:RANK) with --device cuda. data.batch_size is per rank; set
+    /// model.norm = "sync" for batch norm over every rank's images.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    nproc: Option<u16>,
 }
 
 pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device).map_err(BadInput)?;
+    if let Some(nproc) = args.nproc {
+        return data_parallel::launch_local_ranks(nproc as usize);
+    }
     let summary = finetune(FinetuneOptions {
         backbone: args.backbone,
         config: args.config,
@@ -55,6 +64,10 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
         device,
         max_iters: args.max_iters,
     })?;
+    if !data_parallel::is_main_rank() {
+        // Rank 0 reports for the run.
+        return Ok(());
+    }
     let report = serde_json::json!({
         "out": args.out.display().to_string(),
         "epochs": summary.epochs_done,
