@@ -75,7 +75,7 @@ fn header_dirs(var: &str, default: &Path, headers: &[&str]) -> Vec<PathBuf> {
         if !dirs.iter().any(|d| d.join(header).exists()) {
             fail(&format!(
                 "the `nccl` feature needs {header} in {} (set {var} to a list of folders; the \
-                 headers come with the PyPI wheels nvidia-cuda-runtime, nvidia-cuda-crt and \
+                 headers come with the PyPI wheels nvidia-cuda-runtime, nvidia-cuda-crt, nvidia-cuda-cccl and \
                  nvidia-nccl-cu13 matching torch: see docs/distributed.md)",
                 dirs.iter()
                     .map(|d| d.display().to_string())
