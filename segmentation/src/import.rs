@@ -33,31 +33,6 @@ impl TorchvisionFcn {
     }
 }
 
-/// The 21 classes of torchvision's pretrained FCN weights (VOC's, trained on COCO).
-const VOC_CLASSES: [&str; 21] = [
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-];
-
 /// Reads a torchvision FCN state dict. The number of classes comes from
 /// `classifier.4.weight`, the auxiliary head from whether `aux_classifier.*` is there; class
 /// names from `classes`, else VOC's for 21, ADE20K's for 150, else `class_<i>`.
@@ -96,7 +71,11 @@ pub fn import_torchvision(
                 ),
             ))
         }
-        None if num_classes == 21 => VOC_CLASSES.iter().map(|s| s.to_string()).collect(),
+        // torchvision's pretrained FCN weights: the background and VOC's 20 classes.
+        None if num_classes == 21 => std::iter::once("background")
+            .chain(datasets::voc::VOC_CLASSES)
+            .map(str::to_string)
+            .collect(),
         None if num_classes == 150 => datasets::ade20k::ADE20K_CLASSES
             .iter()
             .map(|s| s.to_string())
