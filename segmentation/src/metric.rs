@@ -2,9 +2,11 @@
 //! compute them: only pixels with a ground-truth label count; per class, intersection and
 //! union are summed over the whole split before dividing.
 //!
-//! The counts live in a K x K confusion matrix on the device (`bincount` of
-//! `truth * K + prediction` over labelled pixels), so evaluation adds nothing per image but
-//! device work; the host reads the matrix once, at the end of the split.
+//! The counts live in a K x K confusion matrix on the device (`truth * K + prediction` of each
+//! labelled pixel added into its cell with `index_add`; unlabelled pixels go to one extra
+//! cell that is never read). Neither `masked_select` nor `bincount` is used: both need the
+//! host to learn a size, a sync per batch on CUDA. The host reads the matrix once, at the
+//! end of the split.
 //!
 //! Classes absent from both the ground truth and the predictions of the whole split have no
 //! union. `mIoU` leaves them out of the mean (the benchmark's and most tools' choice);
@@ -26,7 +28,8 @@ impl ConfusionMatrix {
     pub fn new(num_classes: i64, device: Device) -> Self {
         ConfusionMatrix {
             num_classes,
-            counts: Tensor::zeros([num_classes * num_classes], (Kind::Int64, device)),
+            // K x K cells plus the unlabelled pixels' cell.
+            counts: Tensor::zeros([num_classes * num_classes + 1], (Kind::Int64, device)),
         }
     }
 
@@ -37,13 +40,16 @@ impl ConfusionMatrix {
         let truth = truth.to_kind(Kind::Int64).flatten(0, -1);
         let prediction = prediction.to_kind(Kind::Int64).flatten(0, -1);
         let labelled = truth.ge(0).logical_and(&truth.lt(k));
-        let index = (truth.masked_select(&labelled) * k) + prediction.masked_select(&labelled);
-        self.counts += index.bincount(None::<Tensor>, k * k);
+        let cell = (truth * k + prediction).where_scalarother(&labelled, k * k);
+        let ones = Tensor::ones_like(&cell);
+        let _ = self.counts.index_add_(0, &cell, &ones);
     }
 
     /// Copies the matrix to the host (the one sync of an evaluation).
     pub fn counts(&self) -> Vec<i64> {
-        Vec::<i64>::try_from(&self.counts.to_device(Device::Cpu)).expect("int64 counts")
+        let k = self.num_classes;
+        Vec::<i64>::try_from(&self.counts.narrow(0, 0, k * k).to_device(Device::Cpu))
+            .expect("int64 counts")
     }
 
     pub fn scores(&self) -> Scores {
