@@ -12,9 +12,9 @@ use crate::transform::{ImageTransform, TransformSpec};
 use backbones::engine::amp::LossScaler;
 use backbones::engine::optim::{Sgd, SgdConfig};
 use backbones::engine::param_groups::freeze;
+use backbones::engine::timing::timed;
 use backbones::Arch;
 use serde::Serialize;
-use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 #[derive(Clone, Debug)]
@@ -66,26 +66,6 @@ fn ground_truth(s: &DetectBenchSettings) -> Vec<GroundTruth> {
             labels: Tensor::from_slice(&labels).to_device(s.device),
         })
         .collect()
-}
-
-fn timed(warmup: usize, iters: usize, mut run: impl FnMut() -> Tensor) -> f64 {
-    // Reading one value waits for every queued kernel.
-    let sync = |t: Tensor| {
-        let _ = t.double_value(&[]);
-    };
-    for _ in 0..warmup {
-        let _ = run();
-    }
-    sync(run());
-    let start = Instant::now();
-    let mut last = None;
-    for _ in 0..iters {
-        last = Some(run());
-    }
-    if let Some(t) = last {
-        sync(t);
-    }
-    start.elapsed().as_secs_f64()
 }
 
 pub fn bench(s: &DetectBenchSettings) -> DetectBenchResult {

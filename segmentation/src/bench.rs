@@ -8,9 +8,9 @@ use crate::task::pixel_cross_entropy;
 use backbones::channels_last::{tensor_to_channels_last, var_store_to_channels_last};
 use backbones::engine::amp::LossScaler;
 use backbones::engine::optim::{Sgd, SgdConfig};
+use backbones::engine::timing::timed;
 use backbones::Arch;
 use serde::Serialize;
-use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 #[derive(Clone, Debug)]
@@ -42,26 +42,6 @@ pub struct BenchResult {
     pub infer_images_per_s: f64,
 }
 
-/// Seconds for `iters` calls of `f` after `warmup` calls, the queue drained at both ends.
-fn time(warmup: usize, iters: usize, mut f: impl FnMut() -> Tensor) -> f64 {
-    let sync = |t: Tensor| {
-        let _ = t.sum(Kind::Float).double_value(&[]);
-    };
-    for _ in 0..warmup {
-        let _ = f();
-    }
-    sync(f());
-    let start = Instant::now();
-    let mut last = None;
-    for _ in 0..iters {
-        last = Some(f());
-    }
-    if let Some(t) = last {
-        sync(t);
-    }
-    start.elapsed().as_secs_f64()
-}
-
 pub fn bench(s: &BenchSettings) -> BenchResult {
     let vs = nn::VarStore::new(s.device);
     let config = FcnConfig::new(s.arch, s.output_stride, s.num_classes, true);
@@ -87,7 +67,7 @@ pub fn bench(s: &BenchSettings) -> BenchResult {
     );
     let mut scaler = s.amp.then(|| LossScaler::new(s.device));
     let params = vs.trainable_variables();
-    let train_secs = time(s.warmup, s.iters, || {
+    let train_secs = timed(s.warmup, s.iters, || {
         let forward = || {
             let out = model.forward_t(&x, true);
             let aux = out.aux.expect("built with the auxiliary head");
@@ -115,7 +95,7 @@ pub fn bench(s: &BenchSettings) -> BenchResult {
     });
     let infer_secs = {
         let _no_grad = tch::no_grad_guard();
-        time(s.warmup, s.iters, || {
+        timed(s.warmup, s.iters, || {
             let forward = || model.forward_to(&x, (s.crop, s.crop), false, false).out;
             if s.amp {
                 tch::autocast(true, forward)

@@ -21,6 +21,7 @@ pub mod progress;
 pub mod run_dir;
 pub mod schedule;
 pub mod task;
+pub mod timing;
 pub mod transfer;
 
 pub use fit::{fit, RunOptions, Summary, TrainInputError};
