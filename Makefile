@@ -15,8 +15,11 @@ test: setup
 	cargo build --workspace --bins
 	cargo test --workspace
 
+# The transfer tables' demo profile: two rows (B-standard and D with every refinement) through
+# backbone, Faster R-CNN and FCN, on CUDA when the machine has a GPU.
+DEMO_DEVICE ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
 demo: build
-	scripts/demo.sh
+	scripts/transfer_tables.sh --profile demo --device $(DEMO_DEVICE) --out runs/demo
 
 bench: build
 	scripts/bench.sh

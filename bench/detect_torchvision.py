@@ -24,6 +24,8 @@ def main():
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--size", default="800/1333")
     p.add_argument("--amp", action="store_true")
+    p.add_argument("--channels-last", action="store_true",
+                   help="weights in channels-last memory format (as detect bench --channels-last)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int)
     p.add_argument("--warmup", type=int, default=2)
@@ -42,6 +44,8 @@ def main():
     model = FasterRCNN(
         backbone, num_classes=a.num_classes + 1, min_size=short, max_size=long
     ).to(device)
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     images = [torch.rand(3, short, long, device=device) for _ in range(a.batch)]
     w, h = float(long), float(short)
     boxes = torch.tensor(
@@ -97,6 +101,7 @@ def main():
                 "batch": a.batch,
                 "size": a.size,
                 "amp": a.amp,
+                "channels_last": a.channels_last,
                 "device": str(device),
                 "threads": torch.get_num_threads(),
                 "torch": torch.__version__,

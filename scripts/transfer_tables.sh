@@ -212,6 +212,24 @@ transfer() {
     --data "$seg_data" --split validation --device "$device" --json
 }
 
+# Detections drawn on the first few test scenes and segmentation overlays of the first few
+# validation scenes, from the row's fine-tuned models (the Fashion-scene profiles).
+pictures() {
+  local row=$1 dir=$out/$1/pictures n=4 id img
+  mkdir -p "$dir"
+  head -n "$n" "$scenes/VOCdevkit/VOC2007/ImageSets/Main/test.txt" | while read -r id; do
+    "$bin/detect" predict --ckpt "$out/$row/detection/best.safetensors" \
+      --image "$scenes/VOCdevkit/VOC2007/JPEGImages/$id.jpg" --out "$dir/detections-$id.png" \
+      --device "$device" || exit 1
+  done || return 1
+  find "$scenes/ADEChallengeData2016/images/validation" -maxdepth 1 -name '*.jpg' | sort | head -n "$n" |
+    while read -r img; do
+      id=$(basename "$img" .jpg)
+      "$bin/segment" predict --ckpt "$out/$row/segmentation/best.safetensors" --image "$img" \
+        --out "$dir/mask-$id.png" --overlay "$dir/overlay-$id.png" --device "$device" || exit 1
+    done
+}
+
 started=$(date +%s)
 if [ "$profile" != paper ]; then
   stage data scenes "" "$bin/datasets" synth --out "$scenes" "${scene_args[@]}" --seed 0 --preview 8 \
@@ -222,8 +240,23 @@ for r in $rows; do t=$(teacher_of "$r"); [ -z "$t" ] || [[ " $teachers " == *" $
 for t in $teachers; do train_backbone "$t" || true; done
 for r in $rows; do
   if train_backbone "$r"; then transfer "$r" || true; fi
+  if [ "$profile" != paper ] && [ -f "$out/$r/detection.done" ] && [ -f "$out/$r/segmentation.done" ]; then
+    stage "$r" pictures "" pictures "$r" || true
+  fi
 done
 
 echo
 echo "all stages done in $(( $(date +%s) - started )) s (stages reused from earlier runs count 0)"
-"$bin/backbone" tables --dir "$out" --profile "$profile" --rows "${rows// /,}"
+"$bin/backbone" tables --dir "$out" --profile "$profile" --rows "${rows// /,}" || exit 1
+
+echo
+echo "pictures"
+echo "  the chart of the three tables:  $out/tables.png"
+for r in $rows; do
+  for f in backbone/curves.png detection/curves.png segmentation/curves.png; do
+    [ -f "$out/$r/$f" ] && echo "  $r training curves:  $out/$r/$f"
+  done
+  [ -d "$out/$r/pictures" ] && echo "  $r detections and segmentation overlays:  $out/$r/pictures/"
+done
+[ -f "${scenes:-/nonexistent}/preview.png" ] && echo "  the scenes with their boxes and masks:  $scenes/preview.png"
+exit 0

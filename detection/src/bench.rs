@@ -9,6 +9,7 @@ use crate::train::config::ResolvedTargets;
 use crate::train::step::{training_losses, Targeting};
 use crate::train::targets::GroundTruth;
 use crate::transform::{ImageTransform, TransformSpec};
+use backbones::channels_last::var_store_to_channels_last;
 use backbones::engine::amp::LossScaler;
 use backbones::engine::optim::{Sgd, SgdConfig};
 use backbones::engine::param_groups::freeze;
@@ -28,6 +29,8 @@ pub struct DetectBenchSettings {
     pub shorter: i64,
     pub longer: i64,
     pub amp: bool,
+    /// Weights in NHWC: convolutions then run (and give their outputs) channels-last.
+    pub channels_last: bool,
     pub device: Device,
     pub warmup: usize,
     pub iters: usize,
@@ -40,6 +43,7 @@ pub struct DetectBenchResult {
     pub batch: i64,
     pub size: String,
     pub amp: bool,
+    pub channels_last: bool,
     pub device: String,
     pub threads: i32,
     pub train_images_per_s: f64,
@@ -76,6 +80,9 @@ pub fn bench(s: &DetectBenchSettings) -> DetectBenchResult {
     };
     let model = FasterRcnn::new(&vs.root(), &config);
     freeze(&vs, &config.frozen_prefixes());
+    if s.channels_last {
+        var_store_to_channels_last(&vs);
+    }
     let targeting = Targeting::new(&model, &ResolvedTargets::defaults(s.design));
     let transform = ImageTransform::new(
         &TransformSpec {
@@ -147,6 +154,7 @@ pub fn bench(s: &DetectBenchSettings) -> DetectBenchResult {
         batch: s.batch,
         size: format!("{}/{}", s.shorter, s.longer),
         amp: s.amp,
+        channels_last: s.channels_last,
         device: format!("{:?}", s.device).to_lowercase(),
         threads: tch::get_num_threads(),
         train_images_per_s: images / train_seconds,

@@ -101,6 +101,23 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
         .iter()
         .all(|v| (0.0..=100.0).contains(v)));
     assert!(out.join("tables.png").is_file());
+    // The good row's pictures: detections drawn on test scenes, overlays of validation scenes,
+    // and the script's last words say where they are.
+    let pictures = out.join("b-standard/pictures");
+    let names: Vec<String> = std::fs::read_dir(&pictures)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for prefix in ["detections-", "overlay-", "mask-"] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with(prefix) && n.ends_with(".png")),
+            "no {prefix}*.png in {names:?}"
+        );
+    }
+    assert!(text.contains(pictures.to_str().unwrap()), "{text}");
+    assert!(!broken.join("pictures").exists());
 
     // Again: nothing of b-standard runs, d-efficient's failed stages are tried again.
     let checkpoint = out.join("b-standard/detection/best.safetensors");
@@ -114,6 +131,7 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
         "detection-eval",
         "segmentation",
         "segmentation-eval",
+        "pictures",
     ] {
         assert!(
             text.contains(&format!("[b-standard] {stage}: finished earlier, reused")),

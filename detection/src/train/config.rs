@@ -103,6 +103,10 @@ pub struct RpnSection {
     /// GluonCV; fpn: 2000/2000 per level as torchvision).
     pub pre_nms_top_n_train: Option<i64>,
     pub post_nms_top_n_train: Option<i64>,
+    /// The same at evaluation (c4: 6000/300 as GluonCV; fpn: 1000/1000 per level). Recorded in
+    /// the checkpoint, so `detect eval` and `detect predict` use them too.
+    pub pre_nms_top_n_test: Option<i64>,
+    pub post_nms_top_n_test: Option<i64>,
 }
 
 /// The box head's training targets.
@@ -247,6 +251,8 @@ impl FinetuneConfig {
         for (name, v) in [
             ("rpn.pre_nms_top_n_train", self.rpn.pre_nms_top_n_train),
             ("rpn.post_nms_top_n_train", self.rpn.post_nms_top_n_train),
+            ("rpn.pre_nms_top_n_test", self.rpn.pre_nms_top_n_test),
+            ("rpn.post_nms_top_n_test", self.rpn.post_nms_top_n_test),
         ] {
             if let Some(v) = v {
                 if !(1..=100_000).contains(&v) {

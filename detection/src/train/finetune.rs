@@ -48,6 +48,12 @@ pub fn detector_config(
     if let Some(n) = config.rpn.post_nms_top_n_train {
         detector.rpn.post_nms_top_n_train = n;
     }
+    if let Some(n) = config.rpn.pre_nms_top_n_test {
+        detector.rpn.pre_nms_top_n_test = n;
+    }
+    if let Some(n) = config.rpn.post_nms_top_n_test {
+        detector.rpn.post_nms_top_n_test = n;
+    }
     detector
 }
 

@@ -25,6 +25,10 @@ pub struct BenchArgs {
     /// fp16 autocast with dynamic loss scaling (CUDA).
     #[arg(long)]
     amp: bool,
+    /// Weights in channels-last (NHWC) memory format, as the fine-tuning recipes' `train.channels_last`
+    /// (bench/detect_torchvision.py takes the same flag).
+    #[arg(long)]
+    channels_last: bool,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -72,6 +76,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         shorter: args.size.0,
         longer: args.size.1,
         amp: args.amp,
+        channels_last: args.channels_last,
         device,
         warmup: args.warmup as usize,
         iters: args.iters as usize,
@@ -80,11 +85,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&result)?);
     } else {
         println!(
-            "{} {} batch {} at {}: training {:.2} images/s ({:.0} ms a step), inference {:.2} images/s",
+            "{} {} batch {} at {}{}: training {:.2} images/s ({:.0} ms a step), inference {:.2} images/s",
             result.design,
             result.arch,
             result.batch,
             result.size,
+            if result.channels_last { ", channels-last" } else { "" },
             result.train_images_per_s,
             result.train_step_ms,
             result.inference_images_per_s
