@@ -35,7 +35,7 @@ bin=${TABLES_BIN:-$root/target/release}
 [ -x "$bin/detect" ] || { echo "eval_voc: no $bin/detect: run make build" >&2; exit 2; }
 [ -f "$ckpt" ] || { echo "eval_voc: no checkpoint $ckpt" >&2; exit 2; }
 test_list=""
-for d in "$voc/VOC2007" "$voc" "$voc/VOCdevkit/VOC2007"; do
+for d in "$voc/VOC2007" "$voc"; do
   if [ -f "$d/ImageSets/Main/test.txt" ]; then test_list=$d/ImageSets/Main/test.txt; break; fi
 done
 [ -n "$test_list" ] || { echo "eval_voc: $voc has no VOC2007/ImageSets/Main/test.txt (VOC2007 test is what the paper reports)" >&2; exit 2; }

@@ -157,6 +157,33 @@ fn imported_fpn_model_detects_what_torchvision_detects() {
         .filter(|(a, b)| a != b)
         .count();
     assert!(changed > 500, "only {changed} pixels drawn");
+
+    // --min-score keeps exactly torchvision's detections scoring at least that much.
+    let want_scores = Vec::<f32>::try_from(expected["scores"].reshape([-1])).unwrap();
+    // Halfway between two of torchvision's scores, so a 1e-5 difference cannot move a box
+    // across it.
+    let middle = want_scores.len() / 2;
+    let threshold = 0.5 * f64::from(want_scores[middle - 1] + want_scores[middle]);
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_detect"))
+        .args([
+            "predict",
+            "--json",
+            "--min-score",
+            &threshold.to_string(),
+            "--ckpt",
+        ])
+        .args([&path, Path::new("--image"), &image_path])
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let kept = json["detections"].as_array().unwrap().len();
+    let want = want_scores
+        .iter()
+        .filter(|&&v| f64::from(v) >= threshold)
+        .count();
+    assert!(kept > 0 && kept < detections.len());
+    assert_eq!(kept, want);
 }
 
 #[test]

@@ -119,6 +119,56 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
     assert!(text.contains(pictures.to_str().unwrap()), "{text}");
     assert!(!broken.join("pictures").exists());
 
+    // The paper's evaluation settings on the good row's checkpoints: one paper-style line
+    // each, the JSON beside the checkpoint; a root without VOC2007 test is named.
+    let scenes = out.join("data/scenes");
+    let script = |name: &str, args: &[&Path], extra: &[&str]| {
+        let output = Command::new(repo_root().join("scripts").join(name))
+            .args(args)
+            .args(extra)
+            .env("TABLES_BIN", bin("detect").parent().unwrap())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+    let det_ckpt = out.join("b-standard/detection/best.safetensors");
+    let (code, text) = script("eval_voc.sh", &[&det_ckpt, &scenes.join("VOCdevkit")], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("VOC2007 test (4 images), 11-point mAP: "),
+        "{text}"
+    );
+    let json =
+        std::fs::read_to_string(out.join("b-standard/detection/best.voc07-test.json")).unwrap();
+    assert!(json.contains("\"map\""), "{json}");
+    let (code, text) = script("eval_voc.sh", &[&det_ckpt, &scenes], &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("no VOC2007/ImageSets/Main/test.txt"),
+        "{text}"
+    );
+    let seg_ckpt = out.join("b-standard/segmentation/best.safetensors");
+    let (code, text) = script(
+        "eval_ade20k.sh",
+        &[&seg_ckpt, &scenes.join("ADEChallengeData2016")],
+        &["--single-scale-only"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("ADE20K validation (4 images), single-scale: PixAcc "),
+        "{text}"
+    );
+    assert!(out
+        .join("b-standard/segmentation/best.ade20k-val.json")
+        .is_file());
+
     // Again: nothing of b-standard runs, d-efficient's failed stages are tried again.
     let checkpoint = out.join("b-standard/detection/best.safetensors");
     let before = modified(&checkpoint);
