@@ -181,3 +181,35 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recipe's proposal counts reach the detector it builds (and so its checkpoints), the
+    /// others keep the design's defaults.
+    #[test]
+    fn the_recipe_sets_the_proposal_counts() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/detection/fashion-scenes-fpn.toml"
+        ))
+        .unwrap();
+        let config: FinetuneConfig = toml::from_str(&text).unwrap();
+        config.validate().unwrap();
+        let body = crate::model::config::body_config("resnet18d".parse().unwrap(), 1e-5);
+        let detector = detector_config(&config, &body, 10);
+        assert_eq!(detector.design, Design::Fpn);
+        assert_eq!(detector.rpn.pre_nms_top_n_test, 500);
+        assert_eq!(detector.rpn.post_nms_top_n_test, 100);
+        let defaults = DetectorConfig::fpn(body.arch, 10, body.bn_eps);
+        assert_eq!(
+            detector.rpn.pre_nms_top_n_train,
+            defaults.rpn.pre_nms_top_n_train
+        );
+        assert_eq!(
+            detector.rpn.post_nms_top_n_train,
+            defaults.rpn.post_nms_top_n_train
+        );
+    }
+}
