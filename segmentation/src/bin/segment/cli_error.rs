@@ -1,84 +1,14 @@
-//! One sentence on stderr per failure; exit 2 for bad input, 1 for failures at run time
-//! (the same rules as `backbone`'s).
+//! `segment`'s failures, reported as every command of the project reports them, with the
+//! recipe's and the prediction PNGs' own errors counted as bad input.
 
-use backbones::arch::UnknownArch;
+pub use backbones::cli::BadInput;
 use backbones::engine::config_file::ConfigError;
-use backbones::engine::fit::TrainInputError;
-use backbones::engine::run_dir::RunDirError;
-use backbones::CheckpointError;
-use datasets::DataError;
 use segmentation::predictions::BadPrediction;
-use std::io::ErrorKind;
-
-/// Marks an error as the user's input being wrong (exit status 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
-fn io_is_bad_input(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::IsADirectory
-    )
-}
-
-fn checkpoint_is_bad_input(e: &CheckpointError) -> bool {
-    match e {
-        CheckpointError::Io { source, .. } => io_is_bad_input(source),
-        _ => true,
-    }
-}
 
 fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(c) = e.downcast_ref::<CheckpointError>() {
-        return checkpoint_is_bad_input(c);
-    }
-    if let Some(r) = e.downcast_ref::<RunDirError>() {
-        return match r {
-            RunDirError::Invalid { .. } => true,
-            RunDirError::Checkpoint(c) => checkpoint_is_bad_input(c),
-            RunDirError::Io { .. } => false,
-        };
-    }
-    if let Some(d) = e.downcast_ref::<DataError>() {
-        return !d.is_bug();
-    }
-    e.is::<BadInput>()
-        || e.is::<BadPrediction>()
-        || e.is::<TrainInputError>()
-        || e.is::<ConfigError>()
-        || e.is::<UnknownArch>()
-        || e.is::<datasets::loader::InvalidLoaderConfig>()
+    e.is::<BadPrediction>() || e.is::<ConfigError>()
 }
 
-/// A newline or terminal escape quoted from a hostile file must not break the one-line error.
-fn escape_controls(message: &str) -> String {
-    message
-        .chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
-
-/// Prints the error and its causes as one line and returns the exit status.
 pub fn report(program: &str, err: &anyhow::Error) -> i32 {
-    let mut message = err.to_string();
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-    }
-    eprintln!("{program}: {}", escape_controls(&message));
-    if err.chain().any(is_bad_input) {
-        2
-    } else {
-        1
-    }
+    backbones::cli::report(program, err, is_bad_input)
 }
