@@ -108,7 +108,7 @@ case "$profile" in
         scene_args=(--size 128 --train 800 --val 100 --test 200) eval_flags=()
         backbone_sets=(--set schedule.epochs=2) step_sets=(--set 'schedule.decay.epochs=[1.4]')
         teacher_sets=(--set schedule.epochs=2)
-        det_sets=(--set schedule.epochs=3) seg_sets=(--set schedule.epochs=4) ;;
+        det_sets=(--set schedule.epochs=3) seg_sets=(--set schedule.epochs=8 --set train.eval_every_epochs=2) ;;
       demo)
         scene_args=(--size 128 --train 300 --val 50 --test 100) eval_flags=(--max-samples 2000)
         backbone_sets=(--set schedule.epochs=1 --set data.max_train_samples=20000) step_sets=(--set 'schedule.decay.epochs=[0.7]')
