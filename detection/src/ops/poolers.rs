@@ -6,7 +6,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::boxes::box_area;
-use super::roi_align::roi_align_by_image;
+use super::roi_align::roi_align;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MultiScaleRoIAlign {
@@ -47,12 +47,10 @@ impl MultiScaleRoIAlign {
             .to_device(device)
             .to_kind(all_boxes.kind());
         let rois = Tensor::cat(&[ids.unsqueeze(1), all_boxes.shallow_clone()], 1);
-        let images = Some(image_of_roi.as_slice());
         if features.len() == 1 {
-            return roi_align_by_image(
+            return roi_align(
                 &features[0],
                 &rois,
-                images,
                 self.output_size,
                 scales[0],
                 self.sampling_ratio,
@@ -74,13 +72,9 @@ impl MultiScaleRoIAlign {
                 continue;
             }
             let level_rois = rois.index_select(0, &Tensor::from_slice(&members).to_device(device));
-            let level_images: Vec<i64> =
-                members.iter().map(|&i| image_of_roi[i as usize]).collect();
-            let level_images = Some(level_images.as_slice());
-            pieces.push(roi_align_by_image(
+            pieces.push(roi_align(
                 feature,
                 &level_rois,
-                level_images,
                 self.output_size,
                 scale,
                 self.sampling_ratio,

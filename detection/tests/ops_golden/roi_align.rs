@@ -1,5 +1,5 @@
 use detection::ops::poolers::MultiScaleRoIAlign;
-use detection::ops::roi_align::{roi_align, PoolPlan, RoiAlign};
+use detection::ops::roi_align::roi_align;
 use tch::{Kind, Tensor};
 
 use crate::support::{assert_close, fixture, Get};
@@ -47,34 +47,6 @@ fn roi_align_forward_and_backward_match_torchvision() {
             1e-5,
             &format!("{name} backward"),
         );
-        // Both ways of pooling a chunk give torchvision's values.
-        for plan in [PoolPlan::WholeMap, PoolPlan::Windows] {
-            let settings = RoiAlign {
-                output_size: (ph, pw),
-                spatial_scale: scale,
-                sampling_ratio,
-                aligned,
-                plan,
-            };
-            let (out, grad) =
-                forward_backward(f.t("feature"), f.t(&format!("{name}_weight")), |x| {
-                    settings.pool(x, f.t("rois"), None)
-                });
-            assert_close(
-                &out,
-                f.t(&format!("{name}_out")),
-                1e-5,
-                1e-5,
-                &format!("{name} {plan:?} forward"),
-            );
-            assert_close(
-                &grad,
-                f.t(&format!("{name}_grad")),
-                1e-5,
-                1e-5,
-                &format!("{name} {plan:?} backward"),
-            );
-        }
     }
 }
 
@@ -122,4 +94,21 @@ fn multi_scale_pooler_matches_torchvision_forward_and_backward() {
         bool::try_from(used.gt(0).all()).unwrap(),
         "levels used: {used}"
     );
+}
+
+#[test]
+fn roi_align_reads_a_channels_last_map_the_same() {
+    let f = fixture("roi_align");
+    let weight = f.t("a0_s2_7x7_weight");
+    let run = |x: &Tensor| roi_align(x, f.t("rois"), (7, 7), 0.5, 2, false);
+    let (out, grad) = forward_backward(f.t("feature"), weight, run);
+    // NHWC strides with NCHW sizes, as `backbones::channels_last` lays out a model's maps.
+    let channels_last = f
+        .t("feature")
+        .permute([0, 2, 3, 1])
+        .contiguous()
+        .permute([0, 3, 1, 2]);
+    let (out_cl, grad_cl) = forward_backward(&channels_last, weight, run);
+    assert_close(&out_cl, &out, 1e-6, 1e-6, "channels-last forward");
+    assert_close(&grad_cl, &grad, 1e-6, 1e-6, "channels-last backward");
 }
