@@ -14,7 +14,7 @@
 //! A tap's weight is a y-factor times an x-factor, so the taps are built per axis (two per
 //! sample point, the low and high neighbour) and combined by broadcasting.
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// `embedding_bag`'s mode that sums each bag.
 const BAG_SUM: i64 = 0;
@@ -25,8 +25,8 @@ const BAG_SUM: i64 = 0;
 /// the RoI by half a pixel and lets it be smaller than one pixel. The boxes get no gradient,
 /// as in torchvision.
 ///
-/// Host syncs: none with a fixed sampling ratio; with an adaptive one, one read of the largest
-/// grid and one of the number of taps that carry weight.
+/// Host syncs off the CPU: none with a fixed sampling ratio; with an adaptive one, one read of
+/// the largest grid and one of the number of taps that carry weight.
 pub fn roi_align(
     input: &Tensor,
     rois: &Tensor,
@@ -63,13 +63,14 @@ pub fn roi_align(
     let weight = row_weights.view([r, ph, 1, ty, 1]) * col_weights.view([r, 1, pw, 1, tx]);
     let bins = r * ph * pw;
     let per_bin = ty * tx;
-    let (pixel, weight, offsets) = if sampling_ratio > 0 {
+    let (pixel, weight, offsets) = if sampling_ratio > 0 && device != Device::Cpu {
         // Every bin has the same number of taps: no host sync.
         let offsets = Tensor::arange(bins, (Kind::Int64, device)) * per_bin;
         (pixel.view([-1]), weight.view([-1]), offsets)
     } else {
-        // Bins use the grid of their own RoI, padded to the largest with weightless taps;
-        // dropping those keeps a large RoI from costing every other RoI its grid.
+        // Only the taps that carry weight: on the CPU dropping the rest costs no sync and
+        // saves their multiply-adds (a merged duplicate, a point outside the map); with an
+        // adaptive grid it also keeps a large RoI from costing every other RoI its grid.
         let weight = weight.view([bins, per_bin]);
         let carries = weight.ne(0.0);
         let taps_per_bin = carries.sum_dim_intlist(1, false, Kind::Int64);
@@ -147,5 +148,18 @@ fn axis_taps(
     let scale = used.logical_and(&inside).to_kind(Kind::Float) / &grid;
     let index = Tensor::cat(&[low, high], 2).to_kind(Kind::Int64);
     let weight = Tensor::cat(&[frac_low * &scale, frac_high * &scale], 2);
-    (index, weight)
+    merge_repeated_taps(&index, &weight)
+}
+
+/// Neighbouring sample points of a bin often share a pixel (the high neighbour of one is the
+/// low neighbour of the next; in a bin under a pixel wide all share two): each pixel's weights
+/// summed onto its first tap, the repeats left weighing 0, so that they can be dropped.
+fn merge_repeated_taps(index: &Tensor, weight: &Tensor) -> (Tensor, Tensor) {
+    let taps = index.size()[2];
+    let same = index.unsqueeze(3).eq_tensor(&index.unsqueeze(2)); // [R, bins, taps, taps]
+    let merged =
+        (same.to_kind(Kind::Float) * weight.unsqueeze(2)).sum_dim_intlist(3, false, Kind::Float);
+    let earlier = Tensor::ones([taps, taps], (Kind::Bool, index.device())).tril(-1);
+    let repeat = same.logical_and(&earlier).any_dim(3, false);
+    (index.shallow_clone(), merged.masked_fill(&repeat, 0.0))
 }

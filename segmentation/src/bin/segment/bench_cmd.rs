@@ -37,6 +37,8 @@ pub struct BenchArgs {
     /// fp16 autocast with dynamic loss scaling (CUDA).
     #[arg(long)]
     amp: bool,
+    /// Weights and inputs in channels-last (NHWC) memory format, as the recipes'
+    /// `train.channels_last` (bench/fcn_torchvision.py takes the same flag).
     #[arg(long)]
     channels_last: bool,
     /// cpu, cuda or cuda:N.
