@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: our training step and data loader beside their PyTorch peers, on this machine,
-# in one run (ratios from one run count; absolute numbers drift). Each side runs twice,
-# alternating, and keeps its better run.
+# in one run (ratios from one run count; absolute numbers drift). The training step and the
+# loader run each side twice, alternating, and keep the better run; the detectors and FCN run
+# BENCH_PAIRS (3) pairs and report the median of the per-pair ratios.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -43,22 +44,17 @@ printf 'ours %.1f images/s, torchvision (PIL) %.1f images/s, ratio %.3f\n' "$o" 
 
 # Faster R-CNN: a training step and inference on random images, ours beside torchvision's
 # fasterrcnn_resnet50_fpn (frozen BN, layer2..4 trainable, as fine-tuned from ImageNet) at the
-# same size, batch and threads. torchvision has no C4 design: C4 is shown beside its FPN.
-for case in "fpn 800/1333" "c4 600/1000" "fpn 320/480"; do
+# same size, batch, threads and memory format, A B A B, the ratio taken pair by pair
+# (bench/pairs.py prints each pair and the median). torchvision has no C4 design: C4 is shown
+# beside its FPN.
+pairs=${BENCH_PAIRS:-3}
+for case in "fpn 800/1333" "fpn 800/1333 --channels-last" "c4 600/1000" "fpn 320/480"; do
   set -- $case
-  det="--batch 1 --size $2 --device cpu --threads $threads --warmup 1 --iters 3"
+  det="--batch 1 --size $2 --device cpu --threads $threads --warmup 1 --iters 3 ${3:-}"
   echo "== Faster R-CNN $1 (ResNet-50), $det"
-  ours=() ; peer=()
-  for _ in 1 2; do
-    o_json=$("$bin/detect" bench --design "$1" --arch resnet50 $det --json 2>/dev/null)
-    p_json=$("$py" bench/detect_torchvision.py $det 2>/dev/null)
-    ours+=("$(field train_images_per_s "$o_json") $(field inference_images_per_s "$o_json")")
-    peer+=("$(field train_images_per_s "$p_json") $(field inference_images_per_s "$p_json")")
-  done
-  ot=$(best $(printf '%s\n' "${ours[@]}" | cut -d' ' -f1)); oi=$(best $(printf '%s\n' "${ours[@]}" | cut -d' ' -f2))
-  pt=$(best $(printf '%s\n' "${peer[@]}" | cut -d' ' -f1)); pi=$(best $(printf '%s\n' "${peer[@]}" | cut -d' ' -f2))
-  printf 'training: ours %.3f images/s, torchvision FPN %.3f, ratio %.3f\n' "$ot" "$pt" "$("$py" -c "print($ot / $pt)")"
-  printf 'inference: ours %.3f images/s, torchvision FPN %.3f, ratio %.3f\n' "$oi" "$pi" "$("$py" -c "print($oi / $pi)")"
+  "$py" bench/pairs.py --pairs "$pairs" --fields train_images_per_s,inference_images_per_s \
+    --a "$bin/detect bench --design $1 --arch resnet50 $det --json" \
+    --b "$py bench/detect_torchvision.py $det"
 done
 
 # FCN (dilated ResNet-50, output stride 8, 150 classes, aux head) beside torchvision's
@@ -66,18 +62,8 @@ done
 for crop in ${BENCH_FCN_CROPS:-128 480}; do
   fcn="--batch ${BENCH_FCN_BATCH:-2} --crop $crop --device cpu --threads $threads --warmup 1 --iters ${BENCH_FCN_ITERS:-3}"
   echo "== FCN-ResNet-50: $fcn"
-  ours_t=() ; ours_i=() ; peer_t=() ; peer_i=()
-  for _ in 1 2; do
-    o=$("$bin/segment" bench $fcn --json 2>/dev/null)
-    p=$("$py" bench/fcn_torchvision.py $fcn 2>/dev/null)
-    ours_t+=("$(field train_images_per_s "$o")"); ours_i+=("$(field infer_images_per_s "$o")")
-    peer_t+=("$(field train_images_per_s "$p")"); peer_i+=("$(field infer_images_per_s "$p")")
-  done
-  for kind in train infer; do
-    if [ $kind = train ]; then o=$(best "${ours_t[@]}"); p=$(best "${peer_t[@]}"); else o=$(best "${ours_i[@]}"); p=$(best "${peer_i[@]}"); fi
-    printf '%s: ours %.2f images/s, torchvision %.2f images/s, ratio %.3f\n' "$kind" "$o" "$p" \
-      "$("$py" -c "print($o / $p)")"
-  done
+  "$py" bench/pairs.py --pairs "$pairs" --fields train_images_per_s,infer_images_per_s \
+    --a "$bin/segment bench $fcn --json" --b "$py bench/fcn_torchvision.py $fcn"
 done
 
 # The whole fashion-quick job (train with an evaluation per epoch, then `backbone eval` of the

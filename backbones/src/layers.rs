@@ -64,6 +64,24 @@ impl Conv2d {
         )
     }
 
+    /// This conv followed by `bn`. When `bn` is a fixed affine map (frozen, or in evaluation)
+    /// it is folded into the conv: weights scaled per output channel, the shift as the conv's
+    /// bias. The result is the same map, but the output is written once instead of being read
+    /// and written twice more by the norm, which is most of what frozen BN costs a detector.
+    pub fn forward_bn(&self, x: &Tensor, bn: &BatchNorm2d, train: bool) -> Tensor {
+        match bn.affine(train) {
+            Some((scale, shift)) => x.conv2d(
+                &(&self.weight * scale.view([-1, 1, 1, 1])),
+                Some(shift),
+                [self.stride; 2],
+                [self.padding; 2],
+                [self.dilation; 2],
+                1,
+            ),
+            None => bn.forward_t(&self.forward(x), train),
+        }
+    }
+
     /// Output shape and multiply-accumulates for an input of `input`'s shape.
     pub fn macs(&self, input: FeatureShape) -> (u64, FeatureShape) {
         let size = self.weight.size();
@@ -99,12 +117,10 @@ pub enum NormMode {
 /// running_var).
 #[derive(Debug)]
 pub enum BatchNorm2d {
-    Trainable(nn::BatchNorm),
+    /// Ordinary batch norm (tch keeps its eps private, so it is kept here too).
+    Trainable { bn: nn::BatchNorm, eps: f64 },
     /// [`NormMode::Sync`]: the same variables as `Trainable` (tch keeps its eps private).
-    Synced {
-        bn: nn::BatchNorm,
-        eps: f64,
-    },
+    Synced { bn: nn::BatchNorm, eps: f64 },
     Frozen {
         weight: Tensor,
         bias: Tensor,
@@ -131,7 +147,10 @@ impl BatchNorm2d {
             )
         };
         match mode {
-            NormMode::Batch => BatchNorm2d::Trainable(trainable(p)),
+            NormMode::Batch => BatchNorm2d::Trainable {
+                bn: trainable(p),
+                eps,
+            },
             NormMode::Sync => BatchNorm2d::Synced {
                 bn: trainable(p),
                 eps,
@@ -156,31 +175,54 @@ impl BatchNorm2d {
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         match self {
-            BatchNorm2d::Trainable(bn) => nn::ModuleT::forward_t(bn, x, train),
+            BatchNorm2d::Trainable { bn, .. } => nn::ModuleT::forward_t(bn, x, train),
             BatchNorm2d::Synced { bn, eps } => match crate::engine::data_parallel::group() {
                 Some(group) if train && group.world_size() > 1 => {
                     crate::sync_batch_norm::forward(bn, *eps, x, group)
                 }
                 _ => nn::ModuleT::forward_t(bn, x, train),
             },
+            BatchNorm2d::Frozen { .. } => {
+                let (scale, shift) = self.affine(train).expect("frozen batch norm is affine");
+                x * scale.view([1, -1, 1, 1]) + shift.view([1, -1, 1, 1])
+            }
+        }
+    }
+
+    /// The per-channel `(scale, shift)` this norm applies when it does not normalise by the
+    /// batch: always when frozen, in evaluation otherwise (running statistics). `None` when
+    /// it uses the batch's statistics.
+    pub fn affine(&self, train: bool) -> Option<(Tensor, Tensor)> {
+        let fixed = |weight: &Tensor, bias: &Tensor, mean: &Tensor, var: &Tensor, eps: f64| {
+            let scale = weight * (var + eps).rsqrt();
+            let shift = bias - mean * &scale;
+            (scale, shift)
+        };
+        match self {
             BatchNorm2d::Frozen {
                 weight,
                 bias,
                 running_mean,
                 running_var,
                 eps,
-            } => {
-                let scale = weight * (running_var + *eps).rsqrt();
-                let shift = bias - running_mean * &scale;
-                x * scale.view([1, -1, 1, 1]) + shift.view([1, -1, 1, 1])
+            } => Some(fixed(weight, bias, running_mean, running_var, *eps)),
+            BatchNorm2d::Trainable { bn, eps } | BatchNorm2d::Synced { bn, eps } if !train => {
+                Some(fixed(
+                    bn.ws.as_ref().expect("affine batch norm"),
+                    bn.bs.as_ref().expect("affine batch norm"),
+                    &bn.running_mean,
+                    &bn.running_var,
+                    *eps,
+                ))
             }
+            _ => None,
         }
     }
 
     /// The scale parameter (gamma), to check or set the zero-gamma initialisation.
     pub fn weight(&self) -> &Tensor {
         match self {
-            BatchNorm2d::Trainable(bn) | BatchNorm2d::Synced { bn, .. } => {
+            BatchNorm2d::Trainable { bn, .. } | BatchNorm2d::Synced { bn, .. } => {
                 bn.ws.as_ref().expect("affine batch norm")
             }
             BatchNorm2d::Frozen { weight, .. } => weight,
@@ -199,5 +241,76 @@ pub fn stem_max_pool_shape(s: FeatureShape) -> FeatureShape {
         channels: s.channels,
         height: out(s.height),
         width: out(s.width),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// A conv and a norm with statistics far from the identity, under `mode`.
+    fn conv_and_norm(vs: &nn::VarStore, mode: NormMode) -> (Conv2d, BatchNorm2d) {
+        let conv = Conv2d::new(vs.root() / "conv", 3, 5, 3, 2, 1);
+        let bn = BatchNorm2d::new(vs.root() / "bn", 5, mode, 1.0, 1e-5);
+        tch::no_grad(|| {
+            for (name, mut t) in vs.variables() {
+                if name.starts_with("bn.") {
+                    let values = Tensor::rand([5], (Kind::Float, Device::Cpu)) + 0.5;
+                    t.copy_(&values);
+                }
+            }
+        });
+        (conv, bn)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn a_frozen_norm_folded_into_the_conv_gives_the_same_map_and_gradients() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (conv, bn) = conv_and_norm(&vs, NormMode::Frozen);
+        let x = Tensor::randn([2, 3, 9, 11], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let folded = conv.forward_bn(&x, &bn, true);
+        let plain = bn.forward_t(&conv.forward(&x), true);
+        assert_eq!(folded.size(), plain.size());
+        assert!(max_diff(&folded, &plain) < 1e-5);
+
+        let grads = |y: &Tensor| {
+            let g = Tensor::run_backward(
+                &[(y * y).sum(Kind::Float)],
+                &[&x, &conv.weight],
+                false,
+                false,
+            );
+            (g[0].shallow_clone(), g[1].shallow_clone())
+        };
+        let (gx_folded, gw_folded) = grads(&folded);
+        let (gx_plain, gw_plain) = grads(&plain);
+        assert!(max_diff(&gx_folded, &gx_plain) < 1e-4);
+        assert!(max_diff(&gw_folded, &gw_plain) < 1e-3);
+    }
+
+    #[test]
+    fn a_trainable_norm_is_folded_only_in_evaluation() {
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (conv, bn) = conv_and_norm(&vs, NormMode::Batch);
+        let x = Tensor::randn([4, 3, 8, 8], (Kind::Float, Device::Cpu));
+        assert!(bn.affine(true).is_none());
+        let folded = tch::no_grad(|| conv.forward_bn(&x, &bn, false));
+        let plain = tch::no_grad(|| bn.forward_t(&conv.forward(&x), false));
+        assert!(max_diff(&folded, &plain) < 1e-5);
+        // In training the batch's own statistics are used: each channel comes out centred.
+        let train = tch::no_grad(|| conv.forward_bn(&x, &bn, true));
+        let means = train.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);
+        let shifts = match &bn {
+            BatchNorm2d::Trainable { bn, .. } => bn.bs.as_ref().unwrap().shallow_clone(),
+            _ => unreachable!(),
+        };
+        assert!(max_diff(&means, &shifts) < 1e-4);
     }
 }

@@ -266,11 +266,11 @@ impl ResNet {
 
     pub fn stem_forward(&self, x: &Tensor, train: bool) -> Tensor {
         let mut x = match &self.stem {
-            Stem::Plain { conv1, bn1 } => bn1.forward_t(&conv1.forward(x), train),
+            Stem::Plain { conv1, bn1 } => conv1.forward_bn(x, bn1, train),
             Stem::Deep { convs, bns, bn1 } => {
-                let x = bns[0].forward_t(&convs[0].forward(x), train).relu_();
-                let x = bns[1].forward_t(&convs[1].forward(&x), train).relu_();
-                bn1.forward_t(&convs[2].forward(&x), train)
+                let x = convs[0].forward_bn(x, &bns[0], train).relu_();
+                let x = convs[1].forward_bn(&x, &bns[1], train).relu_();
+                convs[2].forward_bn(&x, bn1, train)
             }
         };
         stem_max_pool(&x.relu_())
@@ -434,7 +434,7 @@ impl Block {
         let last = self.convs.len() - 1;
         let mut out = x.shallow_clone();
         for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
-            out = bn.forward_t(&conv.forward(&out), train);
+            out = conv.forward_bn(&out, bn, train);
             if i < last {
                 out = out.relu_();
             }
@@ -447,9 +447,12 @@ impl Block {
                     Some(s) => x.avg_pool2d([s, s], [s, s], [0, 0], true, false, None),
                     None => x.shallow_clone(),
                 };
-                d.bn.forward_t(&d.conv.forward(&pooled), train)
+                d.conv.forward_bn(&pooled, &d.bn, train)
             }
         };
-        (out + shortcut).relu_()
+        // In place, as torchvision's `out += identity`: neither the conv nor the norm before
+        // needs its output for the backward pass, so one feature map less is allocated.
+        let _ = out.g_add_(&shortcut);
+        out.relu_()
     }
 }

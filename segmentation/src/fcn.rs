@@ -87,7 +87,7 @@ impl FcnHead {
     }
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = self.bn.forward_t(&self.conv.forward(x), train).relu_();
+        let x = self.conv.forward_bn(x, &self.bn, train).relu_();
         x.dropout(HEAD_DROPOUT, train).apply(&self.classify)
     }
 }

@@ -57,10 +57,12 @@ impl Fpn {
         let mut top_down = inputs[last].apply(&self.inner[last]);
         let mut outputs = vec![top_down.apply(&self.layer[last])];
         for i in (0..last).rev() {
-            let lateral = inputs[i].apply(&self.inner[i]);
+            let mut lateral = inputs[i].apply(&self.inner[i]);
             let size = lateral.size();
             let upsampled = top_down.upsample_nearest2d([size[2], size[3]], None, None);
-            top_down = lateral + upsampled;
+            // In place: the lateral conv's backward does not read its output.
+            let _ = lateral.g_add_(&upsampled);
+            top_down = lateral;
             outputs.push(top_down.apply(&self.layer[i]));
         }
         outputs.reverse();

@@ -51,7 +51,7 @@ impl RpnHead {
         features
             .iter()
             .map(|f| {
-                let t = f.apply(&self.conv).relu();
+                let t = f.apply(&self.conv).relu_();
                 (t.apply(&self.cls_logits), t.apply(&self.bbox_pred))
             })
             .collect()
@@ -111,9 +111,9 @@ impl TwoMlpHead {
         pooled
             .flatten(1, -1)
             .apply(&self.fc6)
-            .relu()
+            .relu_()
             .apply(&self.fc7)
-            .relu()
+            .relu_()
     }
 }
 
