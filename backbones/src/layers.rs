@@ -2,6 +2,9 @@
 //! own geometry (so multiply-accumulates are counted from the real modules), and batch norm,
 //! trainable or frozen.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
 use tch::Tensor;
@@ -28,6 +31,32 @@ pub struct Conv2d {
     pub stride: i64,
     pub padding: i64,
     pub dilation: i64,
+    /// The weights with the following norm folded in, made once for inference.
+    folded: Mutex<Option<Folded>>,
+}
+
+/// A folded weight and bias, and what they were made from: every tensor's storage and
+/// version counter (in-place updates such as an optimiser step or a checkpoint load bump it),
+/// and how many training-mode norm passes had run, since those update running statistics
+/// without bumping their version.
+#[derive(Debug)]
+struct Folded {
+    made_from: Vec<(usize, i64)>,
+    norm_passes: u64,
+    weight: Tensor,
+    bias: Tensor,
+}
+
+/// Training-mode passes of a trainable norm, in this process.
+static NORM_TRAINING_PASSES: AtomicU64 = AtomicU64::new(0);
+
+fn grad_mode_enabled() -> bool {
+    // SAFETY: plain calls into libtorch's thread-local GradMode; the mode is put back as found.
+    unsafe {
+        let was = torch_sys::at_grad_set_enabled(0);
+        torch_sys::at_grad_set_enabled(was);
+        was != 0
+    }
 }
 
 impl Conv2d {
@@ -46,6 +75,7 @@ impl Conv2d {
             stride,
             padding: dilation * (kernel / 2),
             dilation,
+            folded: Mutex::new(None),
         }
     }
 
@@ -54,14 +84,7 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv2d(
-            &self.weight,
-            None::<Tensor>,
-            [self.stride; 2],
-            [self.padding; 2],
-            [self.dilation; 2],
-            1,
-        )
+        self.conv_with(x, &self.weight, None)
     }
 
     /// This conv followed by `bn`. When `bn` is a fixed affine map (frozen, or in evaluation)
@@ -69,17 +92,52 @@ impl Conv2d {
     /// bias. The result is the same map, but the output is written once instead of being read
     /// and written twice more by the norm, which is most of what frozen BN costs a detector.
     pub fn forward_bn(&self, x: &Tensor, bn: &BatchNorm2d, train: bool) -> Tensor {
+        // Without gradients (evaluation, prediction) the folded weights are made once and kept
+        // until a weight or statistic changes, instead of being remade on every image.
+        if !train && !grad_mode_enabled() {
+            if let Some(sources) = bn.affine_sources(train) {
+                let mut made_from = vec![(
+                    self.weight.data_ptr() as usize,
+                    self.weight.internal_version(),
+                )];
+                made_from.extend(
+                    sources
+                        .iter()
+                        .map(|t| (t.data_ptr() as usize, t.internal_version())),
+                );
+                let norm_passes = NORM_TRAINING_PASSES.load(Ordering::Relaxed);
+                let mut cache = self.folded.lock().unwrap_or_else(|e| e.into_inner());
+                let stale = !matches!(&*cache, Some(f) if f.made_from == made_from && f.norm_passes == norm_passes);
+                if stale {
+                    let (scale, shift) = bn.affine(train).expect("a norm with sources is affine");
+                    *cache = Some(Folded {
+                        made_from,
+                        norm_passes,
+                        weight: &self.weight * scale.view([-1, 1, 1, 1]),
+                        bias: shift,
+                    });
+                }
+                let f = cache.as_ref().expect("filled above");
+                return self.conv_with(x, &f.weight, Some(&f.bias));
+            }
+        }
         match bn.affine(train) {
-            Some((scale, shift)) => x.conv2d(
-                &(&self.weight * scale.view([-1, 1, 1, 1])),
-                Some(shift),
-                [self.stride; 2],
-                [self.padding; 2],
-                [self.dilation; 2],
-                1,
-            ),
+            Some((scale, shift)) => {
+                self.conv_with(x, &(&self.weight * scale.view([-1, 1, 1, 1])), Some(&shift))
+            }
             None => bn.forward_t(&self.forward(x), train),
         }
+    }
+
+    fn conv_with(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        x.conv2d(
+            weight,
+            bias,
+            [self.stride; 2],
+            [self.padding; 2],
+            [self.dilation; 2],
+            1,
+        )
     }
 
     /// Output shape and multiply-accumulates for an input of `input`'s shape.
@@ -174,6 +232,9 @@ impl BatchNorm2d {
     }
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        if train && !matches!(self, BatchNorm2d::Frozen { .. }) {
+            NORM_TRAINING_PASSES.fetch_add(1, Ordering::Relaxed);
+        }
         match self {
             BatchNorm2d::Trainable { bn, .. } => nn::ModuleT::forward_t(bn, x, train),
             BatchNorm2d::Synced { bn, eps } => match crate::engine::data_parallel::group() {
@@ -215,6 +276,26 @@ impl BatchNorm2d {
                     *eps,
                 ))
             }
+            _ => None,
+        }
+    }
+
+    /// The tensors [`affine`](Self::affine) is computed from, when it is `Some`.
+    fn affine_sources(&self, train: bool) -> Option<[&Tensor; 4]> {
+        match self {
+            BatchNorm2d::Frozen {
+                weight,
+                bias,
+                running_mean,
+                running_var,
+                ..
+            } => Some([weight, bias, running_mean, running_var]),
+            BatchNorm2d::Trainable { bn, .. } | BatchNorm2d::Synced { bn, .. } if !train => Some([
+                bn.ws.as_ref().expect("affine batch norm"),
+                bn.bs.as_ref().expect("affine batch norm"),
+                &bn.running_mean,
+                &bn.running_var,
+            ]),
             _ => None,
         }
     }
@@ -312,5 +393,29 @@ mod tests {
             _ => unreachable!(),
         };
         assert!(max_diff(&means, &shifts) < 1e-4);
+    }
+
+    #[test]
+    fn the_folded_weights_kept_for_inference_follow_every_change_of_weights_or_statistics() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (conv, bn) = conv_and_norm(&vs, NormMode::Batch);
+        let x = Tensor::randn([4, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let plain = || tch::no_grad(|| bn.forward_t(&conv.forward(&x), false));
+        let kept = || tch::no_grad(|| conv.forward_bn(&x, &bn, false));
+        assert!(max_diff(&kept(), &plain()) < 1e-5);
+        // An optimiser step or a checkpoint load writes the weights in place.
+        tch::no_grad(|| {
+            let mut w = conv.weight.shallow_clone();
+            let _ = w.g_mul_scalar_(-2.0);
+        });
+        assert!(max_diff(&kept(), &plain()) < 1e-5);
+        // A training pass moves the running statistics without bumping their version.
+        let _ = tch::no_grad(|| bn.forward_t(&(conv.forward(&x) * 3.0 + 1.0), true));
+        assert!(max_diff(&kept(), &plain()) < 1e-5);
+        // With gradients on, evaluation still reaches the weights (nothing kept is used).
+        let y = conv.forward_bn(&x, &bn, false);
+        let g = Tensor::run_backward(&[y.sum(Kind::Float)], &[&conv.weight], false, false);
+        assert!(g[0].abs().sum(Kind::Float).double_value(&[]) > 0.0);
     }
 }
