@@ -6,6 +6,7 @@
 //! `classifier.{0,1,4}.*` and `aux_classifier.{0,1,4}.*` (the Sequential indices of the conv,
 //! the BN and the last conv; ReLU and dropout hold 2 and 3 and have no parameters).
 
+use backbones::channels_last::tensor_to_channels_last;
 use backbones::layers::{BatchNorm2d, Conv2d, NormMode};
 use backbones::{Arch, ResNet, ResNetConfig};
 use serde::{Deserialize, Serialize};
@@ -92,7 +93,8 @@ impl FcnHead {
     }
 }
 
-/// The model's outputs, at the size asked for.
+/// The model's outputs, at the size asked for (N x K x H x W; in evaluation laid out
+/// channels-last in memory, which only `view` and raw data access notice).
 #[derive(Debug)]
 pub struct FcnOutput {
     pub out: Tensor,
@@ -149,9 +151,16 @@ impl Fcn {
         let c3 = self.backbone.stage_forward(1, &c2, train);
         let c4 = self.backbone.stage_forward(2, &c3, train);
         let c5 = self.backbone.stage_forward(3, &c4, train);
-        let out = upsample(&self.classifier.forward_t(&c5, train), size);
+        // Without training the logits go on to an argmax or a sum, which read any layout, so
+        // they are upsampled channels-last: libtorch's bilinear kernel then runs vectorised
+        // over the classes, the largest single step of inference at the paper's crop.
+        let resize = |logits: Tensor| match train {
+            true => upsample(&logits, size),
+            false => upsample(&tensor_to_channels_last(&logits), size),
+        };
+        let out = resize(self.classifier.forward_t(&c5, train));
         let aux = match &self.aux_classifier {
-            Some(head) if with_aux => Some(upsample(&head.forward_t(&c4, train), size)),
+            Some(head) if with_aux => Some(resize(head.forward_t(&c4, train))),
             _ => None,
         };
         FcnOutput { out, aux }
@@ -250,5 +259,23 @@ mod tests {
         let y = upsample(&x, (17, 9));
         assert_eq!(y.size(), [1, 2, 17, 9]);
         assert!((y - 1.5).abs().max().double_value(&[]) < 1e-6);
+    }
+
+    #[test]
+    fn inference_logits_are_the_nchw_upsampling_in_another_layout() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Fcn::new(
+            &vs.root(),
+            &FcnConfig::new("resnet18".parse().unwrap(), 8, 5, false),
+        );
+        let x = Tensor::randn([2, 3, 40, 56], (Kind::Float, Device::Cpu));
+        let (out, reference) = tch::no_grad(|| {
+            let out = model.forward_to(&x, (37, 61), false, false).out;
+            let c5 = model.backbone.features(&x, false).c5;
+            (out, upsample(&model.classifier.forward_t(&c5, false), (37, 61)))
+        });
+        assert_eq!(out.size(), [2, 5, 37, 61]);
+        assert!((&out - &reference).abs().max().double_value(&[]) < 1e-5);
     }
 }
