@@ -273,7 +273,10 @@ mod tests {
         let (out, reference) = tch::no_grad(|| {
             let out = model.forward_to(&x, (37, 61), false, false).out;
             let c5 = model.backbone.features(&x, false).c5;
-            (out, upsample(&model.classifier.forward_t(&c5, false), (37, 61)))
+            (
+                out,
+                upsample(&model.classifier.forward_t(&c5, false), (37, 61)),
+            )
         });
         assert_eq!(out.size(), [2, 5, 37, 61]);
         assert!((&out - &reference).abs().max().double_value(&[]) < 1e-5);
