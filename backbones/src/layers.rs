@@ -41,7 +41,7 @@ pub struct Conv2d {
 /// without bumping their version.
 #[derive(Debug)]
 struct Folded {
-    made_from: Vec<(usize, i64)>,
+    made_from: [(usize, i64); 5],
     norm_passes: u64,
     weight: Tensor,
     bias: Tensor,
@@ -95,30 +95,8 @@ impl Conv2d {
         // Without gradients (evaluation, prediction) the folded weights are made once and kept
         // until a weight or statistic changes, instead of being remade on every image.
         if !train && !grad_mode_enabled() {
-            if let Some(sources) = bn.affine_sources(train) {
-                let mut made_from = vec![(
-                    self.weight.data_ptr() as usize,
-                    self.weight.internal_version(),
-                )];
-                made_from.extend(
-                    sources
-                        .iter()
-                        .map(|t| (t.data_ptr() as usize, t.internal_version())),
-                );
-                let norm_passes = NORM_TRAINING_PASSES.load(Ordering::Relaxed);
-                let mut cache = self.folded.lock().unwrap_or_else(|e| e.into_inner());
-                let stale = !matches!(&*cache, Some(f) if f.made_from == made_from && f.norm_passes == norm_passes);
-                if stale {
-                    let (scale, shift) = bn.affine(train).expect("a norm with sources is affine");
-                    *cache = Some(Folded {
-                        made_from,
-                        norm_passes,
-                        weight: &self.weight * scale.view([-1, 1, 1, 1]),
-                        bias: shift,
-                    });
-                }
-                let f = cache.as_ref().expect("filled above");
-                return self.conv_with(x, &f.weight, Some(&f.bias));
+            if let Some((weight, bias)) = self.kept_fold(bn) {
+                return self.conv_with(x, &weight, Some(&bias));
             }
         }
         match bn.affine(train) {
@@ -127,6 +105,30 @@ impl Conv2d {
             }
             None => bn.forward_t(&self.forward(x), train),
         }
+    }
+
+    /// The inference-mode folded weight and bias, remade only when one of their sources
+    /// changed; `None` when `bn` in evaluation is not an affine map.
+    fn kept_fold(&self, bn: &BatchNorm2d) -> Option<(Tensor, Tensor)> {
+        let ([w, b, mean, var], _) = bn.affine_sources(false)?;
+        let made_from =
+            [&self.weight, w, b, mean, var].map(|t| (t.data_ptr() as usize, t.internal_version()));
+        let norm_passes = NORM_TRAINING_PASSES.load(Ordering::Relaxed);
+        let mut cache = self.folded.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = matches!(&*cache,
+            Some(f) if f.made_from == made_from && f.norm_passes == norm_passes);
+        if !fresh {
+            let (scale, shift) = bn.affine(false)?;
+            *cache = Some(Folded {
+                made_from,
+                norm_passes,
+                weight: &self.weight * scale.view([-1, 1, 1, 1]),
+                bias: shift,
+            });
+        }
+        cache
+            .as_ref()
+            .map(|f| (f.weight.shallow_clone(), f.bias.shallow_clone()))
     }
 
     fn conv_with(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
@@ -254,11 +256,15 @@ impl BatchNorm2d {
     /// batch: always when frozen, in evaluation otherwise (running statistics). `None` when
     /// it uses the batch's statistics.
     pub fn affine(&self, train: bool) -> Option<(Tensor, Tensor)> {
-        let fixed = |weight: &Tensor, bias: &Tensor, mean: &Tensor, var: &Tensor, eps: f64| {
-            let scale = weight * (var + eps).rsqrt();
-            let shift = bias - mean * &scale;
-            (scale, shift)
-        };
+        let ([weight, bias, mean, var], eps) = self.affine_sources(train)?;
+        let scale = weight * (var + eps).rsqrt();
+        let shift = bias - mean * &scale;
+        Some((scale, shift))
+    }
+
+    /// What [`affine`](Self::affine) is computed from, when it is `Some`: weight, bias,
+    /// running mean and running variance, and eps.
+    fn affine_sources(&self, train: bool) -> Option<([&Tensor; 4], f64)> {
         match self {
             BatchNorm2d::Frozen {
                 weight,
@@ -266,36 +272,18 @@ impl BatchNorm2d {
                 running_mean,
                 running_var,
                 eps,
-            } => Some(fixed(weight, bias, running_mean, running_var, *eps)),
+            } => Some(([weight, bias, running_mean, running_var], *eps)),
             BatchNorm2d::Trainable { bn, eps } | BatchNorm2d::Synced { bn, eps } if !train => {
-                Some(fixed(
-                    bn.ws.as_ref().expect("affine batch norm"),
-                    bn.bs.as_ref().expect("affine batch norm"),
-                    &bn.running_mean,
-                    &bn.running_var,
+                Some((
+                    [
+                        bn.ws.as_ref().expect("affine batch norm"),
+                        bn.bs.as_ref().expect("affine batch norm"),
+                        &bn.running_mean,
+                        &bn.running_var,
+                    ],
                     *eps,
                 ))
             }
-            _ => None,
-        }
-    }
-
-    /// The tensors [`affine`](Self::affine) is computed from, when it is `Some`.
-    fn affine_sources(&self, train: bool) -> Option<[&Tensor; 4]> {
-        match self {
-            BatchNorm2d::Frozen {
-                weight,
-                bias,
-                running_mean,
-                running_var,
-                ..
-            } => Some([weight, bias, running_mean, running_var]),
-            BatchNorm2d::Trainable { bn, .. } | BatchNorm2d::Synced { bn, .. } if !train => Some([
-                bn.ws.as_ref().expect("affine batch norm"),
-                bn.bs.as_ref().expect("affine batch norm"),
-                &bn.running_mean,
-                &bn.running_var,
-            ]),
             _ => None,
         }
     }
