@@ -50,7 +50,8 @@ struct Folded {
 /// Training-mode passes of a trainable norm, in this process.
 static NORM_TRAINING_PASSES: AtomicU64 = AtomicU64::new(0);
 
-fn grad_mode_enabled() -> bool {
+/// Whether autograd records operations on this thread (libtorch's GradMode).
+pub fn grad_mode_enabled() -> bool {
     // SAFETY: plain calls into libtorch's thread-local GradMode; the mode is put back as found.
     unsafe {
         let was = torch_sys::at_grad_set_enabled(0);

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod interop;
 pub mod layers;
 pub mod limits;
+pub mod onednn;
 pub mod resnet;
 pub mod sync_batch_norm;
 pub mod transfer_tables;

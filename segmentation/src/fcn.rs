@@ -8,6 +8,7 @@
 
 use backbones::channels_last::tensor_to_channels_last;
 use backbones::layers::{BatchNorm2d, Conv2d, NormMode};
+use backbones::onednn;
 use backbones::{Arch, ResNet, ResNetConfig};
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -146,7 +147,8 @@ impl Fcn {
         train: bool,
         with_aux: bool,
     ) -> FcnOutput {
-        let stem = self.backbone.stem_forward(x, train);
+        // In CPU inference the features stay in oneDNN's blocked layout up to the logits.
+        let stem = self.backbone.stem_forward(&onednn::enter(x, train), train);
         let c2 = self.backbone.stage_forward(0, &stem, train);
         let c3 = self.backbone.stage_forward(1, &c2, train);
         let c4 = self.backbone.stage_forward(2, &c3, train);
@@ -156,7 +158,7 @@ impl Fcn {
         // over the classes, the largest single step of inference at the paper's crop.
         let resize = |logits: Tensor| match train {
             true => upsample(&logits, size),
-            false => upsample(&tensor_to_channels_last(&logits), size),
+            false => upsample(&tensor_to_channels_last(&onednn::leave(logits)), size),
         };
         let out = resize(self.classifier.forward_t(&c5, train));
         let aux = match &self.aux_classifier {
@@ -226,6 +228,34 @@ mod tests {
         assert_eq!(c5, [2, 512, 4, 3]);
         assert_eq!(out, [2, 5, 64, 48]);
         assert_eq!(aux, [2, 5, 64, 48]);
+    }
+
+    /// Without gradients the CPU forward runs in oneDNN's blocked layout, with them on the
+    /// ordinary one: the two must give the same logits, through the deep stem, the average-
+    /// pooled shortcuts and the dilated stages, at odd sizes.
+    #[test]
+    fn blocked_layout_inference_gives_the_strided_logits() {
+        for output_stride in [8, 16] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let config = FcnConfig::new("resnet18d".parse().unwrap(), output_stride, 5, true);
+            let model = Fcn::new(&vs.root(), &config);
+            let x = Tensor::randn([2, 3, 45, 38], (Kind::Float, Device::Cpu));
+            let strided = model.forward_to(&x, (45, 38), false, true);
+            let blocked = tch::no_grad(|| model.forward_to(&x, (45, 38), false, true));
+            for (a, b) in [
+                (&strided.out, &blocked.out),
+                (&strided.aux.unwrap(), &blocked.aux.unwrap()),
+            ] {
+                assert!(!b.is_mkldnn());
+                assert_eq!(a.size(), b.size());
+                let err = (a - b).abs().max().double_value(&[]);
+                let scale = a.abs().max().double_value(&[]);
+                assert!(
+                    err <= 1e-4 * scale,
+                    "output stride {output_stride}: {err} of {scale}"
+                );
+            }
+        }
     }
 
     #[test]
