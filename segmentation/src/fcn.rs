@@ -11,8 +11,8 @@ use backbones::layers::{BatchNorm2d, Conv2d, NormMode};
 use backbones::onednn;
 use backbones::{Arch, ResNet, ResNetConfig};
 use serde::{Deserialize, Serialize};
-use tch::nn;
 use tch::Tensor;
+use tch::{nn, Device};
 
 /// Everything that decides the shape of an FCN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -153,12 +153,16 @@ impl Fcn {
         let c3 = self.backbone.stage_forward(1, &c2, train);
         let c4 = self.backbone.stage_forward(2, &c3, train);
         let c5 = self.backbone.stage_forward(3, &c4, train);
-        // Without training the logits go on to an argmax or a sum, which read any layout, so
-        // they are upsampled channels-last: libtorch's bilinear kernel then runs vectorised
-        // over the classes, the largest single step of inference at the paper's crop.
-        let resize = |logits: Tensor| match train {
-            true => upsample(&logits, size),
-            false => upsample(&tensor_to_channels_last(&onednn::leave(logits)), size),
+        // On CPU the logits are upsampled channels-last: libtorch's bilinear kernel then runs
+        // vectorised over the classes (the largest single step of inference at the paper's
+        // crop), and what reads them takes any layout (an argmax, a sum, or in training
+        // `pixel_cross_entropy`, which is faster on that layout too). CUDA keeps the layout
+        // the model computes in.
+        let on_cpu = x.device() == Device::Cpu;
+        let resize = |logits: Tensor| match (train, on_cpu) {
+            (false, _) => upsample(&tensor_to_channels_last(&onednn::leave(logits)), size),
+            (true, true) => upsample(&tensor_to_channels_last(&logits), size),
+            (true, false) => upsample(&logits, size),
         };
         let out = resize(self.classifier.forward_t(&c5, train));
         let aux = match &self.aux_classifier {

@@ -59,13 +59,27 @@ fn dropout_seed(seed: u64, micro_batch: u64) -> i64 {
 pub fn pixel_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     let target = labels.to_kind(Kind::Int64);
     let labelled = target.ne(IGNORE).sum(Kind::Float).clamp_min(1.0);
-    logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(
-        &target,
-        None,
-        Reduction::Sum,
-        IGNORE,
-        0.0,
-    ) / labelled
+    let logits = logits.to_kind(Kind::Float);
+    let total = if is_channels_last(&logits) {
+        // Channels-last logits are already one row of classes per pixel: libtorch's NCHW
+        // cross-entropy would stride across them, while a row-wise log-softmax runs
+        // vectorised (forward and backward of both losses at crop 480 on CPU: about half the
+        // time).
+        let classes = logits.size()[1];
+        logits
+            .permute([0, 2, 3, 1])
+            .reshape([-1, classes])
+            .log_softmax(-1, None)
+            .g_nll_loss::<Tensor>(&target.reshape([-1]), None, Reduction::Sum, IGNORE)
+    } else {
+        logits.cross_entropy_loss::<Tensor>(&target, None, Reduction::Sum, IGNORE, 0.0)
+    };
+    total / labelled
+}
+
+/// Whether a 4-D tensor has NHWC strides (its classes adjacent in memory).
+fn is_channels_last(t: &Tensor) -> bool {
+    t.dim() == 4 && t.size()[1] > 1 && t.stride()[1] == 1
 }
 
 pub struct Segmentation {
@@ -216,5 +230,28 @@ mod tests {
             pixel_cross_entropy(&logits, &all_ignored).double_value(&[]),
             0.0
         );
+    }
+
+    #[test]
+    fn cross_entropy_is_the_same_on_channels_last_logits() {
+        // The NHWC path must give libtorch's NCHW cross-entropy and its gradient, ignored
+        // pixels included.
+        tch::manual_seed(3);
+        let logits = Tensor::randn([2, 5, 6, 7], (Kind::Float, tch::Device::Cpu));
+        let labels =
+            Tensor::randint(5, [2, 6, 7], (Kind::Int64, tch::Device::Cpu)).to_kind(Kind::Uint8);
+        let _ = labels.narrow(2, 0, 3).fill_(IGNORE);
+        let strided = logits.copy().set_requires_grad(true);
+        let nhwc = tensor_to_channels_last(&logits).set_requires_grad(true);
+        assert!(is_channels_last(&nhwc) && !is_channels_last(&strided));
+        let (a, b) = (
+            pixel_cross_entropy(&strided, &labels),
+            pixel_cross_entropy(&nhwc, &labels),
+        );
+        assert!((a.double_value(&[]) - b.double_value(&[])).abs() < 1e-6);
+        a.backward();
+        b.backward();
+        let diff = (strided.grad() - nhwc.grad()).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
     }
 }
