@@ -4,7 +4,7 @@
 //! times torchvision's fcn_resnet50 the same way.
 
 use crate::fcn::{Fcn, FcnConfig};
-use crate::task::pixel_cross_entropy;
+use crate::task::training_losses;
 use backbones::channels_last::{tensor_to_channels_last, var_store_to_channels_last};
 use backbones::engine::amp::LossScaler;
 use backbones::engine::optim::{Sgd, SgdConfig};
@@ -69,9 +69,8 @@ pub fn bench(s: &BenchSettings) -> BenchResult {
     let params = vs.trainable_variables();
     let train_secs = timed(s.warmup, s.iters, || {
         let forward = || {
-            let out = model.forward_t(&x, true);
-            let aux = out.aux.expect("built with the auxiliary head");
-            pixel_cross_entropy(&out.out, &labels) + pixel_cross_entropy(&aux, &labels) * 0.5
+            let (seg, aux) = training_losses(&model, &x, &labels);
+            seg + aux.expect("built with the auxiliary head") * 0.5
         };
         let loss = if s.amp {
             tch::autocast(true, forward)

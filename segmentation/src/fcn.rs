@@ -11,8 +11,8 @@ use backbones::layers::{BatchNorm2d, Conv2d, NormMode};
 use backbones::onednn;
 use backbones::{Arch, ResNet, ResNetConfig};
 use serde::{Deserialize, Serialize};
+use tch::nn;
 use tch::Tensor;
-use tch::{nn, Device};
 
 /// Everything that decides the shape of an FCN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,6 +137,24 @@ impl Fcn {
         }
     }
 
+    /// The heads' logits at the features' resolution (the input's over the output stride), as
+    /// ordinary strided tensors. The auxiliary head runs only when `with_aux` (training) and
+    /// the model has one.
+    pub fn head_logits(&self, x: &Tensor, train: bool, with_aux: bool) -> FcnOutput {
+        // In CPU inference the features stay in oneDNN's blocked layout up to the logits.
+        let stem = self.backbone.stem_forward(&onednn::enter(x, train), train);
+        let c2 = self.backbone.stage_forward(0, &stem, train);
+        let c3 = self.backbone.stage_forward(1, &c2, train);
+        let c4 = self.backbone.stage_forward(2, &c3, train);
+        let c5 = self.backbone.stage_forward(3, &c4, train);
+        let out = onednn::leave(self.classifier.forward_t(&c5, train));
+        let aux = match &self.aux_classifier {
+            Some(head) if with_aux => Some(onednn::leave(head.forward_t(&c4, train))),
+            _ => None,
+        };
+        FcnOutput { out, aux }
+    }
+
     /// Logits upsampled to `size` (height, width): the input's own size in training and
     /// torchvision's forward; evaluation at another scale asks for the original image's size.
     /// The auxiliary head runs only when `with_aux` (training) and the model has one.
@@ -147,29 +165,18 @@ impl Fcn {
         train: bool,
         with_aux: bool,
     ) -> FcnOutput {
-        // In CPU inference the features stay in oneDNN's blocked layout up to the logits.
-        let stem = self.backbone.stem_forward(&onednn::enter(x, train), train);
-        let c2 = self.backbone.stage_forward(0, &stem, train);
-        let c3 = self.backbone.stage_forward(1, &c2, train);
-        let c4 = self.backbone.stage_forward(2, &c3, train);
-        let c5 = self.backbone.stage_forward(3, &c4, train);
-        // On CPU the logits are upsampled channels-last: libtorch's bilinear kernel then runs
-        // vectorised over the classes (the largest single step of inference at the paper's
-        // crop), and what reads them takes any layout (an argmax, a sum, or in training
-        // `pixel_cross_entropy`, which is faster on that layout too). CUDA keeps the layout
-        // the model computes in.
-        let on_cpu = x.device() == Device::Cpu;
-        let resize = |logits: Tensor| match (train, on_cpu) {
-            (false, _) => upsample(&tensor_to_channels_last(&onednn::leave(logits)), size),
-            (true, true) => upsample(&tensor_to_channels_last(&logits), size),
-            (true, false) => upsample(&logits, size),
+        // Without training the logits go on to an argmax or a sum, which read any layout, so
+        // they are upsampled channels-last: libtorch's bilinear kernel then runs vectorised
+        // over the classes, the largest single step of inference at the paper's crop.
+        let resize = |logits: Tensor| match train {
+            true => upsample(&logits, size),
+            false => upsample(&tensor_to_channels_last(&logits), size),
         };
-        let out = resize(self.classifier.forward_t(&c5, train));
-        let aux = match &self.aux_classifier {
-            Some(head) if with_aux => Some(resize(head.forward_t(&c4, train))),
-            _ => None,
-        };
-        FcnOutput { out, aux }
+        let logits = self.head_logits(x, train, with_aux);
+        FcnOutput {
+            out: resize(logits.out),
+            aux: logits.aux.map(resize),
+        }
     }
 
     /// torchvision's forward: both outputs at the input's size.

@@ -3,7 +3,7 @@
 //! split (mIoU picks `best`).
 
 use crate::config::FinetuneConfig;
-use crate::fcn::{Fcn, FcnConfig};
+use crate::fcn::{upsample, Fcn, FcnConfig};
 use crate::metric::{ConfusionMatrix, Scores, IGNORE};
 use crate::segmenter::{metadata, Preprocess};
 use backbones::channels_last::tensor_to_channels_last;
@@ -15,7 +15,7 @@ use datasets::loader::Loader;
 use datasets::segmentation_data::{SegmentationCollate, SegmentationDataset};
 use datasets::segmentation_transforms::SegmentationBatch;
 use datasets::DataError;
-use tch::{nn, Device, Kind, Reduction, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 pub type SegmentationLoader = Loader<SegmentationDataset, SegmentationCollate>;
 
@@ -54,32 +54,62 @@ fn dropout_seed(seed: u64, micro_batch: u64) -> i64 {
     ((z ^ (z >> 31)) >> 1) as i64
 }
 
-/// Mean cross-entropy over the labelled pixels (IGNORE left out). A batch without a single
-/// labelled pixel gives 0, not NaN, so a crop of pure padding cannot stop a run.
-pub fn pixel_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
-    let target = labels.to_kind(Kind::Int64);
-    let labelled = target.ne(IGNORE).sum(Kind::Float).clamp_min(1.0);
-    let logits = logits.to_kind(Kind::Float);
-    let total = if is_channels_last(&logits) {
-        // Channels-last logits are already one row of classes per pixel: libtorch's NCHW
-        // cross-entropy would stride across them, while a row-wise log-softmax runs
-        // vectorised (forward and backward of both losses at crop 480 on CPU: about half the
-        // time).
-        let classes = logits.size()[1];
-        logits
-            .permute([0, 2, 3, 1])
-            .reshape([-1, classes])
-            .log_softmax(-1, None)
-            .g_nll_loss::<Tensor>(&target.reshape([-1]), None, Reduction::Sum, IGNORE)
-    } else {
-        logits.cross_entropy_loss::<Tensor>(&target, None, Reduction::Sum, IGNORE, 0.0)
-    };
-    total / labelled
+/// Mean cross-entropy over the labelled pixels (IGNORE left out) of `logits` upsampled
+/// bilinearly to the labels' size, as torchvision's FCN computes it (`F.interpolate`, then
+/// `F.cross_entropy`), with the gradient flowing to the low-resolution `logits`. A batch
+/// without a single labelled pixel gives 0, not NaN, so a crop of pure padding cannot stop a
+/// run.
+///
+/// The gradient is formed here rather than by autograd: with C classes over the labels' P
+/// pixels, autograd keeps the upsampled logits and their log-softmax for the backward pass
+/// and then zero-fills, scatters and reads three more P x C tensors, while the gradient of
+/// softmax cross-entropy is the softmax less one at the label, written in place over the
+/// log-softmax and carried back through the upsampling at once (forward and backward at crop
+/// 480, 150 classes, on CPU: 0.26 s against autograd's 0.39 with the same layouts and 0.59 as
+/// torchvision does it). The upsampling runs channels-last, so that each pixel's classes are
+/// one contiguous row.
+pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    let (n, classes) = (logits.size()[0], logits.size()[1]);
+    let (h, w) = (labels.size()[1], labels.size()[2]);
+    let target = labels.to_kind(Kind::Int64).reshape([-1, 1]);
+    let labelled = target.ne(IGNORE);
+    let weight = labelled.to_kind(Kind::Float);
+    // Unlabelled pixels look up class 0 and are then weighted out.
+    let target = target.masked_fill(&labelled.logical_not(), 0);
+    let upsampled = upsample(
+        &tensor_to_channels_last(&logits.detach().to_kind(Kind::Float)),
+        (h, w),
+    );
+    let mut gradient = upsampled
+        .permute([0, 2, 3, 1])
+        .reshape([-1, classes])
+        .log_softmax(-1, Kind::Float);
+    let picked = gradient.gather(1, &target, false);
+    let total = -(&picked * &weight).sum(Kind::Float);
+    let _ = gradient.exp_();
+    let _ = gradient.scatter_(1, &target, &(picked.exp() - 1.0));
+    let _ = gradient.g_mul_(&weight);
+    let gradient = Tensor::upsample_bilinear2d_backward(
+        &gradient.view([n, h, w, classes]).permute([0, 3, 1, 2]),
+        [h, w],
+        logits.size(),
+        false,
+        None,
+        None,
+    );
+    // Its value is `total`; its gradient with respect to `logits` is `gradient`.
+    let surrogate = (logits * gradient).sum(Kind::Float);
+    let loss = &surrogate - surrogate.detach() + total;
+    loss / weight.sum(Kind::Float).clamp_min(1.0)
 }
 
-/// Whether a 4-D tensor has NHWC strides (its classes adjacent in memory).
-fn is_channels_last(t: &Tensor) -> bool {
-    t.dim() == 4 && t.size()[1] > 1 && t.stride()[1] == 1
+/// The unweighted losses of `model`'s main and auxiliary heads on a training batch.
+pub fn training_losses(model: &Fcn, x: &Tensor, labels: &Tensor) -> (Tensor, Option<Tensor>) {
+    let logits = model.head_logits(x, true, true);
+    (
+        upsampled_cross_entropy(&logits.out, labels),
+        logits.aux.map(|aux| upsampled_cross_entropy(&aux, labels)),
+    )
 }
 
 pub struct Segmentation {
@@ -173,16 +203,10 @@ impl Task for Segmentation {
         // not hold: seeding it from (seed, micro-batch) makes a resumed run draw the same masks.
         tch::manual_seed(dropout_seed(self.config.train.seed, step.micro_batch));
         let x = input.input(&self.normalizer, self.config.train.channels_last);
-        let out = self.model.forward_t(&x, true);
-        let mut losses = Losses::from([(
-            "loss_seg".to_string(),
-            pixel_cross_entropy(&out.out, &input.labels),
-        )]);
-        if let Some(aux) = &out.aux {
-            losses.insert(
-                "loss_aux".to_string(),
-                pixel_cross_entropy(aux, &input.labels) * self.config.model.aux_weight,
-            );
+        let (seg, aux) = training_losses(&self.model, &x, &input.labels);
+        let mut losses = Losses::from([("loss_seg".to_string(), seg)]);
+        if let Some(aux) = aux {
+            losses.insert("loss_aux".to_string(), aux * self.config.model.aux_weight);
         }
         losses
     }
@@ -216,6 +240,7 @@ impl Task for Segmentation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Reduction;
 
     #[test]
     fn cross_entropy_ignores_unlabelled_pixels() {
@@ -223,35 +248,51 @@ mod tests {
         // second unlabelled with a huge wrong logit, which must not count.
         let logits = Tensor::from_slice(&[0.0f32, 50.0, 0.0, -50.0]).view([1, 2, 1, 2]);
         let labels = Tensor::from_slice(&[0u8, 255]).view([1, 1, 2]);
-        let loss = pixel_cross_entropy(&logits, &labels).double_value(&[]);
+        let loss = upsampled_cross_entropy(&logits, &labels).double_value(&[]);
         assert!((loss - std::f64::consts::LN_2).abs() < 1e-6, "{loss}");
+        let logits = logits.set_requires_grad(true);
         let all_ignored = Tensor::from_slice(&[255u8, 255]).view([1, 1, 2]);
-        assert_eq!(
-            pixel_cross_entropy(&logits, &all_ignored).double_value(&[]),
-            0.0
-        );
+        let loss = upsampled_cross_entropy(&logits, &all_ignored);
+        assert_eq!(loss.double_value(&[]), 0.0);
+        loss.backward();
+        assert_eq!(logits.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
     }
 
+    /// The hand-formed gradient must be autograd's through torchvision's formula (bilinear
+    /// upsampling, then cross-entropy with ignore_index), for strided and channels-last
+    /// logits, at an output size that is no multiple of the input's.
     #[test]
-    fn cross_entropy_is_the_same_on_channels_last_logits() {
-        // The NHWC path must give libtorch's NCHW cross-entropy and its gradient, ignored
-        // pixels included.
+    fn cross_entropy_and_gradient_are_autograds_through_the_upsampling() {
         tch::manual_seed(3);
-        let logits = Tensor::randn([2, 5, 6, 7], (Kind::Float, tch::Device::Cpu));
+        let logits = Tensor::randn([2, 5, 6, 7], (Kind::Float, Device::Cpu)) * 3.0;
         let labels =
-            Tensor::randint(5, [2, 6, 7], (Kind::Int64, tch::Device::Cpu)).to_kind(Kind::Uint8);
-        let _ = labels.narrow(2, 0, 3).fill_(IGNORE);
-        let strided = logits.copy().set_requires_grad(true);
-        let nhwc = tensor_to_channels_last(&logits).set_requires_grad(true);
-        assert!(is_channels_last(&nhwc) && !is_channels_last(&strided));
-        let (a, b) = (
-            pixel_cross_entropy(&strided, &labels),
-            pixel_cross_entropy(&nhwc, &labels),
-        );
-        assert!((a.double_value(&[]) - b.double_value(&[])).abs() < 1e-6);
-        a.backward();
-        b.backward();
-        let diff = (strided.grad() - nhwc.grad()).abs().max().double_value(&[]);
-        assert!(diff < 1e-6, "{diff}");
+            Tensor::randint(5, [2, 45, 38], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8);
+        let _ = labels.narrow(1, 0, 10).fill_(IGNORE);
+        let labelled = labels.ne(IGNORE).sum(Kind::Float);
+        let reference = logits.copy().set_requires_grad(true);
+        let expected = reference
+            .upsample_bilinear2d([45, 38], false, None, None)
+            .cross_entropy_loss::<Tensor>(
+                &labels.to_kind(Kind::Int64),
+                None,
+                Reduction::Sum,
+                IGNORE,
+                0.0,
+            )
+            / labelled;
+        expected.backward();
+        for input in [logits.copy(), tensor_to_channels_last(&logits)] {
+            let input = input.set_requires_grad(true);
+            let loss = upsampled_cross_entropy(&input, &labels);
+            let error = (loss.double_value(&[]) - expected.double_value(&[])).abs();
+            assert!(error < 1e-5, "loss off by {error}");
+            loss.backward();
+            let error = (input.grad() - reference.grad())
+                .abs()
+                .max()
+                .double_value(&[]);
+            let scale = reference.grad().abs().max().double_value(&[]);
+            assert!(error < 1e-5 * scale, "gradient off by {error} of {scale}");
+        }
     }
 }
