@@ -12,6 +12,7 @@ pub mod curves;
 pub mod data_parallel;
 pub mod ema;
 pub mod fit;
+pub mod fused_sgd;
 pub mod loss;
 pub mod mix;
 pub mod nonfinite;

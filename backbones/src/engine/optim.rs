@@ -12,10 +12,12 @@
 //! p   = p - lr * u
 //! ```
 //!
-//! An AMP step whose gradients overflowed is skipped without the host reading the flag:
-//! the gradient is masked to zero, momentum becomes 1 and the learning rate 0, all as device
-//! tensors selected by the flag, so `buf * 1 + 0` and `p - 0 * u` leave both unchanged.
+//! The step is ATen's fused kernel (`torch.optim.SGD(fused=True)`, see `fused_sgd`), one call
+//! per group of parameters sharing a learning-rate multiplier and a weight decay. An AMP step
+//! whose gradients overflowed is skipped without the host reading the flag: the kernel reads
+//! it where the parameters are and returns before changing anything.
 
+use super::fused_sgd::{self, in_layout_of, StepSettings};
 use super::param_groups::{decay_flags, lr_multiplier};
 use crate::checkpoint::NamedTensors;
 use serde::{Deserialize, Serialize};
@@ -80,9 +82,7 @@ pub struct Sgd {
     slots: Vec<Slot>,
     momentum: f64,
     nesterov: bool,
-    device: Device,
-    /// Weight decay as a 0-dim device tensor, so `grad + wd * p` is one fused `addcmul`.
-    weight_decay: Tensor,
+    weight_decay: f64,
 }
 
 const BUFFER_PREFIX: &str = "momentum_buffer.";
@@ -112,13 +112,11 @@ impl Sgd {
                 decay,
             })
             .collect();
-        let device = vs.device();
         Sgd {
             slots,
             momentum: config.momentum,
             nesterov: config.nesterov,
-            device,
-            weight_decay: Tensor::full([], config.weight_decay, (Kind::Float, device)),
+            weight_decay: config.weight_decay,
         }
     }
 
@@ -136,47 +134,41 @@ impl Sgd {
     /// The flag is never read on the host.
     pub fn step(&mut self, lr: f64, skip: Option<&Tensor>) {
         let _guard = tch::no_grad_guard();
-        let options = (Kind::Float, self.device);
-        let momentum = Tensor::full([], self.momentum, options);
-        let mut buffer_momentum = momentum.shallow_clone();
-        let skip = skip.map(|s| s.ne(0.0));
-        if let Some(skip) = &skip {
-            buffer_momentum = momentum.masked_fill(skip, 1.0);
-        }
-        // One device scalar per distinct multiplier (usually one or two), zero when skipping.
-        let mut neg_lrs: Vec<(f64, Tensor)> = Vec::new();
+        // The kernel skips at exactly 1; the scaler's flag is any nonzero value.
+        let found_inf = skip.map(|s| s.ne(0.0).to_kind(Kind::Float));
+        // Groups in order of first appearance: (lr_mult, decay) -> parameters, grads, buffers.
+        let mut groups: Vec<((f64, bool), [Vec<Tensor>; 3])> = Vec::new();
         for slot in &mut self.slots {
-            let neg_lr = match neg_lrs.iter().find(|(m, _)| *m == slot.lr_mult) {
-                Some((_, t)) => t.shallow_clone(),
-                None => {
-                    let mut t = Tensor::full([], -lr * slot.lr_mult, options);
-                    if let Some(skip) = &skip {
-                        let _ = t.masked_fill_(skip, 0.0);
-                    }
-                    neg_lrs.push((slot.lr_mult, t.shallow_clone()));
-                    t
-                }
-            };
             let grad = slot.param.grad();
             if !grad.defined() {
                 continue;
             }
-            let mut g = if slot.decay {
-                grad.addcmul(&slot.param, &self.weight_decay)
-            } else {
-                grad
+            // A buffer restored or a model moved to channels-last after the optimiser was
+            // built can disagree with its parameter's strides; it is re-laid once and kept.
+            let buffer = std::mem::replace(&mut slot.momentum_buffer, Tensor::new());
+            slot.momentum_buffer = in_layout_of(&slot.param, buffer);
+            let key = (slot.lr_mult, slot.decay);
+            let index = match groups.iter().position(|(k, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    groups.push((key, Default::default()));
+                    groups.len() - 1
+                }
             };
-            if let Some(skip) = &skip {
-                // Not in place: without decay `g` is the gradient itself.
-                g = g.masked_fill(skip, 0.0);
-            }
-            let _ = slot.momentum_buffer.g_mul_(&buffer_momentum).g_add_(&g);
-            let update = if self.nesterov {
-                g.addcmul(&slot.momentum_buffer, &momentum)
-            } else {
-                slot.momentum_buffer.shallow_clone()
+            let [params, grads, buffers] = &mut groups[index].1;
+            params.push(slot.param.shallow_clone());
+            grads.push(in_layout_of(&slot.param, grad));
+            buffers.push(slot.momentum_buffer.shallow_clone());
+        }
+        for ((lr_mult, decay), [params, grads, buffers]) in &groups {
+            let settings = StepSettings {
+                lr: lr * lr_mult,
+                weight_decay: if *decay { self.weight_decay } else { 0.0 },
+                momentum: self.momentum,
+                nesterov: self.nesterov,
             };
-            let _ = slot.param.addcmul_(&update, &neg_lr);
+            fused_sgd::step(params, grads, buffers, settings, found_inf.as_ref())
+                .unwrap_or_else(|e| panic!("SGD step: {e}"));
         }
     }
 
@@ -374,6 +366,64 @@ mod tests {
             &values(&state["momentum_buffer.layer.weight"]),
             &[-0.729_063_75, 1.138_479_5, -1.219_308_4, 0.310_093_1],
         );
+    }
+
+    #[test]
+    fn without_momentum_it_is_plain_sgd() {
+        let config = SgdConfig {
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.01,
+            no_bias_decay: false,
+        };
+        let (w, b, _) = run_three_steps(&config);
+        // p -= lr * (grad + wd * p), step by step.
+        let mut want_w = vec![0.5f32, -1.0, 2.0, 0.25];
+        let mut want_b = vec![0.1f32, -0.2];
+        for (k, lr) in LRS.iter().enumerate() {
+            for (p, g) in want_w.iter_mut().zip(GRAD_W[k]) {
+                *p -= (*lr as f32) * (g + 0.01 * *p);
+            }
+            for (p, g) in want_b.iter_mut().zip(GRAD_B[k]) {
+                *p -= (*lr as f32) * (g + 0.01 * *p);
+            }
+        }
+        assert_close(&w, &want_w);
+        assert_close(&b, &want_b);
+    }
+
+    /// Conv weights moved to channels-last after the optimiser was built (so their buffers
+    /// are laid out otherwise) must step exactly as contiguous ones.
+    #[test]
+    fn channels_last_weights_step_like_contiguous_ones() {
+        let run = |channels_last: bool| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let init = Tensor::arange(48, (Kind::Float, Device::Cpu)).view([2, 3, 2, 4]) / 10.0;
+            let w = (vs.root() / "conv").var_copy("weight", &init);
+            let mut opt = Sgd::new(&vs, &SgdConfig::default());
+            if channels_last {
+                crate::channels_last::var_store_to_channels_last(&vs);
+                assert_eq!(w.stride()[1], 1);
+            }
+            for (k, lr) in LRS.iter().enumerate() {
+                opt.zero_grad();
+                let g = (Tensor::arange(48, (Kind::Float, Device::Cpu)).view([2, 3, 2, 4])
+                    - 20.0 * k as f64)
+                    .cos();
+                (&w * g).sum(Kind::Float).backward();
+                opt.step(*lr, None);
+            }
+            (values(&w.contiguous()), opt.state())
+        };
+        let (contiguous, state) = run(false);
+        let (channels_last, cl_state) = run(true);
+        assert_eq!(contiguous, channels_last);
+        for (name, t) in state {
+            assert_eq!(
+                values(&t.contiguous()),
+                values(&cl_state[&name].contiguous())
+            );
+        }
     }
 
     #[test]

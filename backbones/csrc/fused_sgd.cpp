@@ -1,0 +1,80 @@
+// ATen's fused SGD step (the kernel behind `torch.optim.SGD(fused=True)`), which tch does not
+// bind: one pass per parameter that reads the parameter, its gradient and its momentum buffer
+// once and writes the parameter and the buffer once, where the same step written as tensor
+// operations takes four passes and allocates a temporary per parameter.
+//
+// Tensors cross as `const at::Tensor*`, which is what tch's `as_ptr` gives. Every exception is
+// caught and handed back as a heap string (NULL on success), freed with tricks_free_message:
+// an exception must never unwind into Rust.
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+char* copy_message(const std::string& message) {
+  char* out = static_cast<char*>(std::malloc(message.size() + 1));
+  if (out != nullptr) {
+    std::memcpy(out, message.c_str(), message.size() + 1);
+  }
+  return out;
+}
+
+std::vector<at::Tensor> tensor_list(const at::Tensor* const* tensors, size_t n) {
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(*tensors[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+extern "C" {
+
+void tricks_free_message(char* message) { std::free(message); }
+
+// One SGD step over `n` parameters that share a learning rate and a weight decay. The kernel
+// walks each parameter, gradient and buffer as one flat array, so the three must be dense
+// with the same strides (checked here); the buffers are ignored when `momentum` is 0.
+// `found_inf` (may be NULL): a 0-dim float tensor on
+// the parameters' device; where it is 1 nothing changes, and it is never read on the host
+// for CUDA tensors.
+char* tricks_fused_sgd(const at::Tensor* const* params, const at::Tensor* const* grads,
+                       const at::Tensor* const* buffers, size_t n, double weight_decay,
+                       double momentum, double lr, bool nesterov,
+                       const at::Tensor* found_inf) {
+  try {
+    auto p = tensor_list(params, n);
+    auto g = tensor_list(grads, n);
+    // Without momentum ATen takes no buffers (and leaves ours at zero).
+    auto b = momentum == 0.0 ? std::vector<at::Tensor>() : tensor_list(buffers, n);
+    for (size_t i = 0; i < n; ++i) {
+      TORCH_CHECK(p[i].is_non_overlapping_and_dense() && g[i].strides() == p[i].strides() &&
+                      (b.empty() || b[i].strides() == p[i].strides()),
+                  "fused SGD: parameter ", i, " of ", n,
+                  ", its gradient and its momentum buffer must be dense with the same strides");
+    }
+    std::optional<at::Tensor> flag;
+    if (found_inf != nullptr) {
+      flag = *found_inf;
+    }
+    at::_fused_sgd_(p, g, b, weight_decay, momentum, lr, /*dampening=*/0.0, nesterov,
+                    /*maximize=*/false, /*is_first_step=*/false, /*grad_scale=*/std::nullopt,
+                    flag);
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
+}  // extern "C"
