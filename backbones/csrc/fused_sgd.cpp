@@ -1,7 +1,8 @@
-// ATen's fused SGD step (the kernel behind `torch.optim.SGD(fused=True)`), which tch does not
-// bind: one pass per parameter that reads the parameter, its gradient and its momentum buffer
-// once and writes the parameter and the buffer once, where the same step written as tensor
-// operations takes four passes and allocates a temporary per parameter.
+// What the optimiser needs from ATen that tch does not bind: the fused SGD step (the kernel
+// behind `torch.optim.SGD(fused=True)`), one pass per parameter that reads the parameter, its
+// gradient and its momentum buffer once and writes the parameter and the buffer once, where
+// the same step written as tensor operations takes four passes and allocates a temporary per
+// parameter; and dropping gradients (`zero_grad(set_to_none=True)`).
 //
 // Tensors cross as `const at::Tensor*`, which is what tch's `as_ptr` gives. Every exception is
 // caught and handed back as a heap string (NULL on success), freed with tricks_free_message:
@@ -67,6 +68,23 @@ char* tricks_fused_sgd(const at::Tensor* const* params, const at::Tensor* const*
     at::_fused_sgd_(p, g, b, weight_decay, momentum, lr, /*dampening=*/0.0, nesterov,
                     /*maximize=*/false, /*is_first_step=*/false, /*grad_scale=*/std::nullopt,
                     flag);
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
+// Drops the gradients of `n` parameters, so that the next backward pass hands its own
+// gradient tensors over instead of adding them to zeros.
+char* tricks_clear_grads(const at::Tensor* const* params, size_t n) {
+  try {
+    for (size_t i = 0; i < n; ++i) {
+      params[i]->mutable_grad().reset();
+    }
     return nullptr;
   } catch (const c10::Error& e) {
     return copy_message(e.what_without_backtrace());

@@ -252,8 +252,8 @@ char* c10d_reducer_new(c10d_group* group, torch::Tensor** params, size_t n,
     auto reducer = std::make_shared<c10d::Reducer>(
         list, buckets, group->group, sparse, bucket_bytes,
         /*find_unused_parameters=*/false,
-        // Our optimiser's zero_grad detaches gradients in place, which a view into a
-        // bucket must not be: gradients stay their own tensors.
+        // Gradients stay their own tensors, which the optimiser drops at every step
+        // (`set_to_none`); the backward pass then hands over new ones for the buckets.
         /*gradient_as_bucket_view=*/false, names, first_bucket_bytes,
         /*skip_all_reduce_unused_params=*/false, /*use_python_reducer=*/false,
         std::vector<int64_t>{});

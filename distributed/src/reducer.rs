@@ -17,8 +17,8 @@ pub struct Reducer<'g> {
 
 impl<'g> Reducer<'g> {
     /// Hooks the gradient accumulators of `params` (trainable leaf tensors, in the same order
-    /// on every rank). Gradients stay their own tensors (no bucket views), because the
-    /// optimiser's `zero_grad` detaches them in place.
+    /// on every rank). Gradients stay their own tensors (no bucket views); the optimiser
+    /// drops them at every step (`set_to_none`) and the backward pass hands over new ones.
     pub fn new(group: &'g ProcessGroup, params: &[Tensor]) -> Result<Reducer<'g>, DistError> {
         let mut handles: Vec<Tensor> = params.iter().map(|t| t.shallow_clone()).collect();
         let mut ptrs = ffi::pointers(&mut handles);

@@ -1,12 +1,13 @@
 //! ATen's fused SGD kernel (`torch.optim.SGD(fused=True)`; CPU and CUDA) through the C++ shim
 //! in `csrc/fused_sgd.cpp`: each parameter, gradient and momentum buffer is read once and the
-//! parameter and buffer written once, in one pass.
+//! parameter and buffer written once, in one pass. And `clear_grads`, which tch lacks too.
 
 use std::ffi::{c_char, c_void, CStr};
 use tch::Tensor;
 
 extern "C" {
     fn tricks_free_message(message: *mut c_char);
+    fn tricks_clear_grads(params: *const *const c_void, n: usize) -> *mut c_char;
     fn tricks_fused_sgd(
         params: *const *const c_void,
         grads: *const *const c_void,
@@ -61,6 +62,19 @@ pub fn step(
             flag,
         )
     };
+    take_message(result)
+}
+
+/// Drops the gradients of `params` (PyTorch's `zero_grad(set_to_none=True)`, its default):
+/// the next backward pass hands its gradient tensors over rather than adding them to zeros.
+pub fn clear_grads<'a>(params: impl IntoIterator<Item = &'a Tensor>) -> Result<(), String> {
+    let p: Vec<*const c_void> = params.into_iter().map(|t| t.as_ptr().cast()).collect();
+    // SAFETY: live tensor handles borrowed for the call; exceptions come back as messages.
+    take_message(unsafe { tricks_clear_grads(p.as_ptr(), p.len()) })
+}
+
+/// `Ok` for a null result, else the shim's message (freed here).
+fn take_message(result: *mut c_char) -> Result<(), String> {
     if result.is_null() {
         return Ok(());
     }

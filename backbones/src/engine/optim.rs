@@ -120,10 +120,11 @@ impl Sgd {
         }
     }
 
+    /// Drops every gradient (PyTorch's `zero_grad(set_to_none=True)`, its default): the next
+    /// backward pass hands its gradients over instead of adding them to zero-filled tensors.
     pub fn zero_grad(&mut self) {
-        for slot in &mut self.slots {
-            slot.param.zero_grad();
-        }
+        fused_sgd::clear_grads(self.slots.iter().map(|s| &s.param))
+            .unwrap_or_else(|e| panic!("zero_grad: {e}"));
     }
 
     /// One step at learning rate `lr` (see the module doc for the formula). Parameters
@@ -424,6 +425,21 @@ mod tests {
                 values(&cl_state[&name].contiguous())
             );
         }
+    }
+
+    #[test]
+    fn zero_grad_drops_gradients_and_the_next_backward_starts_afresh() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (w, b) = layer(&vs);
+        let mut opt = Sgd::new(&vs, &SgdConfig::default());
+        backward(&mut opt, &w, &b, 0);
+        opt.zero_grad();
+        assert!(!w.grad().defined() && !b.grad().defined());
+        // A step without gradients changes nothing.
+        opt.step(0.1, None);
+        assert_eq!(values(&w), [0.5, -1.0, 2.0, 0.25]);
+        backward(&mut opt, &w, &b, 1);
+        assert_eq!(values(&w.grad()), GRAD_W[1]);
     }
 
     #[test]
