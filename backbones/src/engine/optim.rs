@@ -85,6 +85,16 @@ pub struct Sgd {
     weight_decay: f64,
 }
 
+/// The parameters of one fused step call: those sharing a learning-rate multiplier and a
+/// weight decay, in the order they first appear.
+struct StepGroup {
+    lr_mult: f64,
+    decay: bool,
+    params: Vec<Tensor>,
+    grads: Vec<Tensor>,
+    buffers: Vec<Tensor>,
+}
+
 const BUFFER_PREFIX: &str = "momentum_buffer.";
 
 impl Sgd {
@@ -137,8 +147,7 @@ impl Sgd {
         let _guard = tch::no_grad_guard();
         // The kernel skips at exactly 1; the scaler's flag is any nonzero value.
         let found_inf = skip.map(|s| s.ne(0.0).to_kind(Kind::Float));
-        // Groups in order of first appearance: (lr_mult, decay) -> parameters, grads, buffers.
-        let mut groups: Vec<((f64, bool), [Vec<Tensor>; 3])> = Vec::new();
+        let mut groups: Vec<StepGroup> = Vec::new();
         for slot in &mut self.slots {
             let grad = slot.param.grad();
             if !grad.defined() {
@@ -148,26 +157,35 @@ impl Sgd {
             // built can disagree with its parameter's strides; it is re-laid once and kept.
             let buffer = std::mem::replace(&mut slot.momentum_buffer, Tensor::new());
             slot.momentum_buffer = in_layout_of(&slot.param, buffer);
-            let key = (slot.lr_mult, slot.decay);
-            let index = match groups.iter().position(|(k, _)| *k == key) {
+            let index = match groups
+                .iter()
+                .position(|g| g.lr_mult == slot.lr_mult && g.decay == slot.decay)
+            {
                 Some(i) => i,
                 None => {
-                    groups.push((key, Default::default()));
+                    groups.push(StepGroup {
+                        lr_mult: slot.lr_mult,
+                        decay: slot.decay,
+                        params: Vec::new(),
+                        grads: Vec::new(),
+                        buffers: Vec::new(),
+                    });
                     groups.len() - 1
                 }
             };
-            let [params, grads, buffers] = &mut groups[index].1;
-            params.push(slot.param.shallow_clone());
-            grads.push(in_layout_of(&slot.param, grad));
-            buffers.push(slot.momentum_buffer.shallow_clone());
+            let group = &mut groups[index];
+            group.params.push(slot.param.shallow_clone());
+            group.grads.push(in_layout_of(&slot.param, grad));
+            group.buffers.push(slot.momentum_buffer.shallow_clone());
         }
-        for ((lr_mult, decay), [params, grads, buffers]) in &groups {
+        for group in &groups {
             let settings = StepSettings {
-                lr: lr * lr_mult,
-                weight_decay: if *decay { self.weight_decay } else { 0.0 },
+                lr: lr * group.lr_mult,
+                weight_decay: if group.decay { self.weight_decay } else { 0.0 },
                 momentum: self.momentum,
                 nesterov: self.nesterov,
             };
+            let (params, grads, buffers) = (&group.params, &group.grads, &group.buffers);
             fused_sgd::step(params, grads, buffers, settings, found_inf.as_ref())
                 .unwrap_or_else(|e| panic!("SGD step: {e}"));
         }
