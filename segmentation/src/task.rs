@@ -76,14 +76,14 @@ pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     let weight = labelled.to_kind(Kind::Float);
     // Unlabelled pixels look up class 0 and are then weighted out.
     let target = target.masked_fill(&labelled.logical_not(), 0);
-    let upsampled = upsample(
+    // One statement, so that the upsampled logits are freed once their log-softmax exists.
+    let mut gradient = upsample(
         &tensor_to_channels_last(&logits.detach().to_kind(Kind::Float)),
         (h, w),
-    );
-    let mut gradient = upsampled
-        .permute([0, 2, 3, 1])
-        .reshape([-1, classes])
-        .log_softmax(-1, Kind::Float);
+    )
+    .permute([0, 2, 3, 1])
+    .reshape([-1, classes])
+    .log_softmax(-1, Kind::Float);
     let picked = gradient.gather(1, &target, false);
     let total = -(&picked * &weight).sum(Kind::Float);
     let _ = gradient.exp_();
