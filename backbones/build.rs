@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 fn main() {
     link_libtorch();
+    println!("cargo:rerun-if-changed=../build-support/c_abi.h");
     println!("cargo:rerun-if-changed=csrc/fused_sgd.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let Some(libtorch) = std::env::var_os("LIBTORCH").map(PathBuf::from) else {
@@ -20,6 +21,7 @@ fn main() {
         .cpp(true)
         .file("csrc/fused_sgd.cpp")
         .include(libtorch.join("include"))
+        .include("../build-support")
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .warnings(false)

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     link_libtorch();
+    println!("cargo:rerun-if-changed=../build-support/c_abi.h");
     println!("cargo:rerun-if-changed=csrc/shim.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-env-changed=GLOO_INCLUDE");
@@ -33,6 +34,7 @@ fn main() {
         .cpp(true)
         .file("csrc/shim.cpp")
         .include(libtorch.join("include"))
+        .include("../build-support")
         .include(libtorch.join("include/torch/csrc/api/include"))
         .include(&gloo)
         .flag("-std=c++17")

@@ -4,37 +4,19 @@
 // the same step written as tensor operations takes four passes and allocates a temporary per
 // parameter; and dropping gradients (`zero_grad(set_to_none=True)`).
 //
-// Tensors cross as `const at::Tensor*`, which is what tch's `as_ptr` gives. Every exception is
-// caught and handed back as a heap string (NULL on success), freed with tricks_free_message:
-// an exception must never unwind into Rust.
+// Tensors cross as `const at::Tensor*`, which is what tch's `as_ptr` gives. Errors follow
+// build-support/c_abi.h: a heap string (NULL on success), freed with tricks_free_message.
 
 #include <ATen/ATen.h>
 
+#include "c_abi.h"
+
 #include <cstdlib>
-#include <cstring>
-#include <string>
+#include <optional>
 #include <vector>
 
-namespace {
-
-char* copy_message(const std::string& message) {
-  char* out = static_cast<char*>(std::malloc(message.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, message.c_str(), message.size() + 1);
-  }
-  return out;
-}
-
-std::vector<at::Tensor> tensor_list(const at::Tensor* const* tensors, size_t n) {
-  std::vector<at::Tensor> out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(*tensors[i]);
-  }
-  return out;
-}
-
-}  // namespace
+using tricks_abi::guarded;
+using tricks_abi::tensor_list;
 
 extern "C" {
 
@@ -50,7 +32,7 @@ char* tricks_fused_sgd(const at::Tensor* const* params, const at::Tensor* const*
                        const at::Tensor* const* buffers, size_t n, double weight_decay,
                        double momentum, double lr, bool nesterov,
                        const at::Tensor* found_inf) {
-  try {
+  return guarded([&] {
     auto p = tensor_list(params, n);
     auto g = tensor_list(grads, n);
     // Without momentum ATen takes no buffers (and leaves ours at zero).
@@ -77,31 +59,17 @@ char* tricks_fused_sgd(const at::Tensor* const* params, const at::Tensor* const*
     for (auto& t : b) {
       t.unsafeGetTensorImpl()->bump_version();
     }
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception");
-  }
+  });
 }
 
 // Drops the gradients of `n` parameters, so that the next backward pass hands its own
 // gradient tensors over instead of adding them to zeros.
 char* tricks_clear_grads(const at::Tensor* const* params, size_t n) {
-  try {
+  return guarded([&] {
     for (size_t i = 0; i < n; ++i) {
       params[i]->mutable_grad().reset();
     }
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception");
-  }
+  });
 }
 
 }  // extern "C"
