@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
 use tch::Tensor;
 
+use crate::winograd;
+
 /// Channels and spatial size of a feature map, for counting MACs without running the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FeatureShape {
@@ -45,6 +47,8 @@ struct Folded {
     norm_passes: u64,
     weight: Tensor,
     bias: Tensor,
+    /// `weight` in Winograd's domain, made the first time the conv goes that way.
+    winograd: Option<Tensor>,
 }
 
 /// Training-mode passes of a trainable norm, in this process.
@@ -96,8 +100,13 @@ impl Conv2d {
         // Without gradients (evaluation, prediction) the folded weights are made once and kept
         // until a weight or statistic changes, instead of being remade on every image.
         if !train && !grad_mode_enabled() {
-            if let Some((weight, bias)) = self.kept_fold(bn) {
-                return self.conv_with(x, &weight, Some(&bias));
+            let winograd =
+                winograd::applies(x, &self.weight, self.stride, self.padding, self.dilation);
+            if let Some((weight, bias, transformed)) = self.kept_fold(bn, winograd) {
+                return match transformed {
+                    Some(u) => winograd::conv3x3(x, &u, Some(&bias), self.dilation),
+                    None => self.conv_with(x, &weight, Some(&bias)),
+                };
             }
         }
         match bn.affine(train) {
@@ -109,8 +118,13 @@ impl Conv2d {
     }
 
     /// The inference-mode folded weight and bias, remade only when one of their sources
-    /// changed; `None` when `bn` in evaluation is not an affine map.
-    fn kept_fold(&self, bn: &BatchNorm2d) -> Option<(Tensor, Tensor)> {
+    /// changed, and with `winograd` the weight in Winograd's domain too; `None` when `bn` in
+    /// evaluation is not an affine map.
+    fn kept_fold(
+        &self,
+        bn: &BatchNorm2d,
+        winograd: bool,
+    ) -> Option<(Tensor, Tensor, Option<Tensor>)> {
         let ([w, b, mean, var], _) = bn.affine_sources(false)?;
         let made_from =
             [&self.weight, w, b, mean, var].map(|t| (t.data_ptr() as usize, t.internal_version()));
@@ -125,11 +139,21 @@ impl Conv2d {
                 norm_passes,
                 weight: &self.weight * scale.view([-1, 1, 1, 1]),
                 bias: shift,
+                winograd: None,
             });
         }
-        cache
-            .as_ref()
-            .map(|f| (f.weight.shallow_clone(), f.bias.shallow_clone()))
+        let fold = cache.as_mut()?;
+        if winograd && fold.winograd.is_none() {
+            fold.winograd = Some(winograd::transform_weight(&fold.weight));
+        }
+        Some((
+            fold.weight.shallow_clone(),
+            fold.bias.shallow_clone(),
+            fold.winograd
+                .as_ref()
+                .filter(|_| winograd)
+                .map(|u| u.shallow_clone()),
+        ))
     }
 
     fn conv_with(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
@@ -406,5 +430,49 @@ mod tests {
         let y = conv.forward_bn(&x, &bn, false);
         let g = Tensor::run_backward(&[y.sum(Kind::Float)], &[&conv.weight], false, false);
         assert!(g[0].abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+
+    #[test]
+    fn wide_3x3_convs_in_the_blocked_layout_go_through_winograd_and_follow_weight_changes() {
+        if !tch::utils::has_mkldnn() {
+            return;
+        }
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let c = winograd::MIN_CHANNELS;
+        let conv = Conv2d::new(vs.root() / "conv", c, c, 3, 1, 2);
+        let bn = BatchNorm2d::new(vs.root() / "bn", c, NormMode::Batch, 1.0, 1e-5);
+        let x = Tensor::randn([1, c, 10, 9], (Kind::Float, Device::Cpu));
+        let plain = || tch::no_grad(|| bn.forward_t(&conv.forward(&x), false));
+        let blocked = || {
+            tch::no_grad(|| {
+                let y = conv.forward_bn(&x.g_to_mkldnn(None), &bn, false);
+                assert!(y.is_mkldnn(), "the blocked layout goes on");
+                y.to_dense(None, false)
+            })
+        };
+        let relative = |a: &Tensor, b: &Tensor| max_diff(a, b) / b.abs().max().double_value(&[]);
+        assert!(relative(&blocked(), &plain()) < 1e-5);
+        assert!(conv
+            .folded
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .winograd
+            .is_some());
+        tch::no_grad(|| {
+            let mut w = conv.weight.shallow_clone();
+            let _ = w.g_mul_scalar_(-2.0);
+        });
+        assert!(
+            relative(&blocked(), &plain()) < 1e-5,
+            "after a weight change"
+        );
+        let _ = tch::no_grad(|| bn.forward_t(&(conv.forward(&x) * 3.0 + 1.0), true));
+        assert!(
+            relative(&blocked(), &plain()) < 1e-5,
+            "after a training pass"
+        );
     }
 }

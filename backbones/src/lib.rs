@@ -17,6 +17,7 @@ pub mod onednn;
 pub mod resnet;
 pub mod sync_batch_norm;
 pub mod transfer_tables;
+pub mod winograd;
 
 pub use arch::{Arch, Variant};
 pub use checkpoint::{Checkpoint, CheckpointError, Metadata, Task};
