@@ -100,9 +100,9 @@ impl Conv2d {
         // Without gradients (evaluation, prediction) the folded weights are made once and kept
         // until a weight or statistic changes, instead of being remade on every image.
         if !train && !grad_mode_enabled() {
-            let winograd =
+            let by_winograd =
                 winograd::applies(x, &self.weight, self.stride, self.padding, self.dilation);
-            if let Some((weight, bias, transformed)) = self.kept_fold(bn, winograd) {
+            if let Some((weight, bias, transformed)) = self.kept_fold(bn, by_winograd) {
                 return match transformed {
                     Some(u) => winograd::conv3x3(x, &u, Some(&bias), self.dilation),
                     None => self.conv_with(x, &weight, Some(&bias)),
@@ -118,12 +118,12 @@ impl Conv2d {
     }
 
     /// The inference-mode folded weight and bias, remade only when one of their sources
-    /// changed, and with `winograd` the weight in Winograd's domain too; `None` when `bn` in
-    /// evaluation is not an affine map.
+    /// changed, and with `by_winograd` the weight in Winograd's domain too; `None` when `bn`
+    /// in evaluation is not an affine map.
     fn kept_fold(
         &self,
         bn: &BatchNorm2d,
-        winograd: bool,
+        by_winograd: bool,
     ) -> Option<(Tensor, Tensor, Option<Tensor>)> {
         let ([w, b, mean, var], _) = bn.affine_sources(false)?;
         let made_from =
@@ -143,7 +143,7 @@ impl Conv2d {
             });
         }
         let fold = cache.as_mut()?;
-        if winograd && fold.winograd.is_none() {
+        if by_winograd && fold.winograd.is_none() {
             fold.winograd = Some(winograd::transform_weight(&fold.weight));
         }
         Some((
@@ -151,7 +151,7 @@ impl Conv2d {
             fold.bias.shallow_clone(),
             fold.winograd
                 .as_ref()
-                .filter(|_| winograd)
+                .filter(|_| by_winograd)
                 .map(|u| u.shallow_clone()),
         ))
     }
