@@ -46,8 +46,8 @@ const AT: [[f64; 6]; 4] = [
 ];
 
 /// Below this many input or output channels the transforms cost about what the products save:
-/// an FCN's 256 -> 256 convs at dilation 2 ran at 1.07 times oneDNN's speed on 60 x 60 maps
-/// and 0.92 times on 16 x 16 ones, a 64 -> 64 conv on 120 x 120 at 0.7 times.
+/// an FCN's 256 -> 256 convs at dilation 2 ran at 0.97-1.07 times oneDNN's speed on 60 x 60
+/// maps and 0.84-0.92 times on 16 x 16 ones (bench/winograd_probe.py).
 pub const MIN_CHANNELS: i64 = 512;
 
 /// Whether a conv with `weight` (O x I x kH x kW), `stride`, `padding` and `dilation` on `x`
@@ -77,7 +77,8 @@ pub fn transform_weight(weight: &Tensor) -> Tensor {
     let g = Tensor::from_slice(G.as_flattened())
         .view([IN, 3])
         .to_device(weight.device());
-    let w = weight.to_kind(Kind::Double).view([c_out * c_in, 3, 3]);
+    // reshape, not view: a channels-last model's weights are not contiguous.
+    let w = weight.to_kind(Kind::Double).reshape([c_out * c_in, 3, 3]);
     // (O*I) x 6 x 6, then 36 x I x O.
     g.matmul(&w)
         .matmul(&g.tr())
@@ -210,6 +211,12 @@ mod tests {
                 1,
             );
             let u = transform_weight(&weight);
+            // A channels-last model's weights (strided, not contiguous) transform alike.
+            let channels_last = weight
+                .permute([0, 2, 3, 1])
+                .contiguous()
+                .permute([0, 3, 1, 2]);
+            assert_eq!(transform_weight(&channels_last), u);
             let got = conv3x3(&x, &u, Some(&bias), dilation);
             assert_eq!(got.size(), want.size());
             let error = relative_error(&got, &want);
