@@ -9,9 +9,10 @@
 //! FCN backbone (output stride 8 or 16) go this way too. In float32 the outputs differ from
 //! the direct convolution by about 2e-6 of their norm.
 //!
-//! It pays where the matrix products dominate, i.e. with many channels: an FCN ResNet-50 at
-//! 480 x 480 on two cores runs its 2048 -> 512 head conv in about 0.58 of oneDNN's time and a
-//! 512 -> 512 conv at dilation 4 in about 0.7, layout changes included (docs/results.md).
+//! It pays where the matrix products dominate, i.e. with many channels: on two cores an FCN
+//! ResNet-50's 2048 -> 512 head conv runs 1.6-1.7 times as fast as oneDNN's on 60 x 60 maps
+//! (crop 480) and 2.4 times on 16 x 16 ones, layout changes included; its 512 -> 512 dilated
+//! convs gain 0.9-1.4 times (bench/winograd_probe.py, docs/results.md).
 //! The transformed weights (4 times the size of the 3x3 ones) are made once per weight and
 //! kept by the conv beside its folded weights.
 
