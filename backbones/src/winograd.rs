@@ -135,15 +135,14 @@ pub fn conv3x3(x: &Tensor, u: &Tensor, bias: Option<&Tensor>, dilation: i64) -> 
         )
         .reshape([IN * IN, tiles * c]);
     // Bᵀ d B for every block and channel at once: (Bᵀ ⊗ Bᵀ) on the 36 values of a block.
-    let transformed =
-        kron(&BT, &BT, dense.device())
-            .matmul(&input_blocks)
-            .view([IN * IN, tiles, c]);
+    let transformed = kron(&BT, dense.device())
+        .matmul(&input_blocks)
+        .view([IN * IN, tiles, c]);
     let products = transformed.bmm(u);
     drop(transformed);
     // Aᵀ m A: (Aᵀ ⊗ Aᵀ) on the 36 products of a block gives its 4 x 4 outputs, with the
     // bias added while they are still rows of channels.
-    let mut outputs = kron(&AT, &AT, dense.device())
+    let mut outputs = kron(&AT, dense.device())
         .matmul(&products.view([IN * IN, tiles * c_out]))
         .view(&[OUT, OUT, n, blocks_h, d, blocks_w, d, c_out][..]);
     if let Some(b) = bias {
@@ -165,25 +164,13 @@ fn ceil_div(a: i64, b: i64) -> i64 {
     (a + b - 1) / b
 }
 
-/// The Kronecker product `a ⊗ b` as a float32 tensor.
-fn kron<const R: usize, const C: usize>(
-    a: &[[f64; C]; R],
-    b: &[[f64; C]; R],
-    device: Device,
-) -> Tensor {
-    let mut k = Vec::with_capacity(R * R * C * C);
-    for ra in a {
-        for rb in b {
-            for &va in ra {
-                for &vb in rb {
-                    k.push((va * vb) as f32);
-                }
-            }
-        }
-    }
-    Tensor::from_slice(&k)
-        .view([(R * R) as i64, (C * C) as i64])
-        .to_device(device)
+/// `m ⊗ m` for a transform matrix `m`, as a float32 tensor on `device`.
+fn kron<const R: usize, const C: usize>(m: &[[f64; C]; R], device: Device) -> Tensor {
+    let m = Tensor::from_slice(m.as_flattened())
+        .view([R as i64, C as i64])
+        .to_kind(Kind::Float)
+        .to_device(device);
+    m.kron(&m)
 }
 
 #[cfg(test)]
