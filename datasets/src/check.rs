@@ -2,7 +2,11 @@
 //! every problem found, with counts per class.
 //!
 //! Problems are the loaders' own error messages, so what `check` prints is what a training
-//! run would stop on (or skip with `--skip-bad`).
+//! run would stop on (or skip with `--skip-bad`). Splits are opened with the stages' own
+//! code (`VocDataset::open_roots`, `Ade20kDataset::open`, `ImageFolder`, `FashionMnist`),
+//! so a layout a stage would refuse is refused here first.
+
+mod classification;
 
 use crate::ade20k::Ade20kDataset;
 use crate::coco::CocoDataset;
@@ -14,15 +18,32 @@ use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+/// What to check beyond the spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// The splits, named as the stages name them (VOC `trainval`, `test`...; ADE20K
+    /// `training`, `validation`; ImageNet and Fashion-MNIST `train`, `val`). Empty: every
+    /// split found (VOC: every list of every VOC20xx folder, each folder on its own).
+    pub splits: Vec<String>,
+    /// Read at most this many entries of each split, evenly spread over it. The split is
+    /// still opened (listed) in full, so layout problems are all found; only the reading of
+    /// images and annotations is sampled.
+    pub sample: Option<usize>,
+}
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CheckReport {
     pub spec: String,
+    /// The splits checked (empty for COCO, whose spec names its split's file).
+    pub splits: Vec<String>,
+    /// The `--sample` limit in force, if any.
+    pub sample: Option<usize>,
     /// Images examined (a VOC image in both a detection and a segmentation list counts once).
     pub entries: usize,
     /// One sentence per problem, each starting with the file it is about.
     pub problems: Vec<String>,
     /// What `class_counts` counts: "objects" (detection) or "images" (segmentation: images
-    /// in which the class appears).
+    /// in which the class appears; classification: images of the class).
     pub counted: &'static str,
     pub class_counts: Vec<(String, usize)>,
 }
@@ -31,10 +52,19 @@ impl CheckReport {
     fn new(spec: &DatasetSpec, counted: &'static str, classes: &[String]) -> Self {
         CheckReport {
             spec: spec.to_string(),
+            splits: Vec::new(),
+            sample: None,
             entries: 0,
             problems: Vec::new(),
             counted,
             class_counts: classes.iter().map(|c| (c.clone(), 0)).collect(),
+        }
+    }
+
+    /// Counts these classes, unless classes are counted already.
+    fn count_classes(&mut self, classes: &[String]) {
+        if self.class_counts.is_empty() {
+            self.class_counts = classes.iter().map(|c| (c.clone(), 0)).collect();
         }
     }
 
@@ -60,23 +90,53 @@ struct EntryOutcome {
     image_seen_before: bool,
 }
 
-/// Checks every split of the dataset the spec names. Never fails: a dataset that cannot
-/// even be opened is one problem.
+/// Checks every split of the dataset the spec names, every entry. Never fails: a dataset
+/// that cannot even be opened is one problem.
 pub fn check(spec: &DatasetSpec) -> CheckReport {
-    match spec {
-        DatasetSpec::Voc { roots } => check_voc(spec, roots),
-        DatasetSpec::Ade20k { root } => check_ade20k(spec, root),
+    check_with(spec, &CheckOptions::default())
+}
+
+/// Checks the splits `options` names (all when it names none). Never fails: a split that
+/// cannot be opened is one problem, and the other splits are still checked.
+pub fn check_with(spec: &DatasetSpec, options: &CheckOptions) -> CheckReport {
+    let splits = &options.splits;
+    let sample = options.sample;
+    let mut report = match spec {
+        DatasetSpec::Voc { roots } if splits.is_empty() => check_voc(spec, roots, sample),
+        DatasetSpec::Voc { roots } => check_voc_splits(spec, roots, splits, sample),
+        DatasetSpec::Ade20k { root } => check_ade20k(spec, root, splits, sample),
         DatasetSpec::Coco {
             annotations,
             images,
-        } => check_coco(spec, annotations, images.as_deref()),
-        DatasetSpec::FashionMnist { dir: path } | DatasetSpec::ImageNet { root: path } => failed_to_open(
-            spec,
-            DataError::invalid(
-                path,
-                "`datasets check` validates detection and segmentation datasets (voc:, ade20k:, coco:)",
-            ),
-        ),
+        } => {
+            let mut report = check_coco(spec, annotations, images.as_deref(), sample);
+            if !splits.is_empty() {
+                report.problems.insert(
+                    0,
+                    DataError::invalid(
+                        annotations,
+                        "--split does not apply to coco: (the spec names its split's annotation file)",
+                    )
+                    .to_string(),
+                );
+            }
+            report
+        }
+        DatasetSpec::ImageNet { root } => {
+            classification::check_imagenet(spec, root, splits, sample)
+        }
+        DatasetSpec::FashionMnist { .. } => classification::check_fashion_mnist(spec, splits),
+    };
+    report.sample = sample;
+    report
+}
+
+/// At most `limit` of `0..len`, evenly spread and always including the first (all of them
+/// without a limit).
+fn sampled(len: usize, limit: Option<usize>) -> Vec<usize> {
+    match limit {
+        Some(limit) if limit < len => (0..limit).map(|i| i * len / limit).collect(),
+        _ => (0..len).collect(),
     }
 }
 
@@ -134,7 +194,9 @@ fn split_names(year_dir: &Path, task: &str) -> Vec<String> {
     names
 }
 
-fn check_voc(spec: &DatasetSpec, roots: &[PathBuf]) -> CheckReport {
+/// Every split list of every VOC20xx folder, each folder on its own (so a folder whose
+/// list has no annotations, such as VOC2012 after the test tar, is named).
+fn check_voc(spec: &DatasetSpec, roots: &[PathBuf], sample: Option<usize>) -> CheckReport {
     let mut year_dirs = Vec::new();
     for root in roots {
         match voc::year_dirs(root) {
@@ -142,78 +204,138 @@ fn check_voc(spec: &DatasetSpec, roots: &[PathBuf]) -> CheckReport {
             Err(e) => return failed_to_open(spec, e),
         }
     }
-    let mut report: Option<CheckReport> = None;
+    let mut report = CheckReport::new(spec, "objects", &[]);
+    let mut splits = BTreeSet::new();
+    let mut seen = VocSeen::default();
     for dir in &year_dirs {
-        // Every id of every split list, once: detection lists first, then segmentation.
-        let mut seen = BTreeSet::new();
-        let mut seen_images = BTreeSet::new();
         let mut datasets = Vec::new();
         for (task, list_dir) in [
             (VocTask::Detection, "Main"),
             (VocTask::Segmentation, "Segmentation"),
         ] {
             for split in split_names(dir, list_dir) {
-                match VocDataset::open_years_reporting_duplicates(
+                let opened = VocDataset::open_years_reporting_problems(
                     std::slice::from_ref(dir),
                     &split,
                     task,
-                ) {
-                    Ok((d, duplicates)) => {
-                        datasets.push(d);
+                );
+                splits.insert(split);
+                match opened {
+                    Ok((dataset, problems)) => {
+                        datasets.push(dataset);
                         report
-                            .get_or_insert_with(|| CheckReport::new(spec, "objects", &[]))
                             .problems
-                            .extend(duplicates.iter().map(ToString::to_string));
+                            .extend(problems.iter().map(ToString::to_string));
                     }
-                    Err(e) => {
-                        report
-                            .get_or_insert_with(|| CheckReport::new(spec, "objects", &[]))
-                            .problems
-                            .push(e.to_string());
-                    }
+                    Err(e) => report.problems.push(e.to_string()),
                 }
             }
         }
         if datasets.is_empty() {
             let expected = dir.join("ImageSets").join("Main").join("<split>.txt");
             report
-                .get_or_insert_with(|| CheckReport::new(spec, "objects", &[]))
                 .problems
                 .push(DataError::invalid(&expected, "no split lists found").to_string());
             continue;
         }
-        let report =
-            report.get_or_insert_with(|| CheckReport::new(spec, "objects", datasets[0].classes()));
-        if report.class_counts.is_empty() {
-            report.class_counts = datasets[0]
-                .classes()
-                .iter()
-                .map(|c| (c.clone(), 0))
-                .collect();
-        }
         for dataset in &datasets {
-            let fresh: Vec<usize> = (0..dataset.len())
-                .filter(|&i| {
-                    seen.insert((
-                        dataset.task() == VocTask::Segmentation,
-                        dataset.entries()[i].id.clone(),
-                    ))
-                })
-                .collect();
-            let outcomes: Vec<EntryOutcome> = fresh
-                .par_iter()
-                .map(|&i| check_voc_entry(dataset, i))
-                .collect();
-            for (outcome, &i) in outcomes.into_iter().zip(&fresh) {
-                let first_time = seen_images.insert(dataset.entries()[i].id.clone());
-                report.add(EntryOutcome {
-                    image_seen_before: !first_time,
-                    ..outcome
-                });
-            }
+            check_voc_dataset(&mut report, dataset, &mut seen, sample);
         }
     }
-    report.unwrap_or_else(|| CheckReport::new(spec, "objects", &[]))
+    report.splits = splits.into_iter().collect();
+    report
+}
+
+/// The named splits, each opened as the stages open it (`VocDataset::open_roots`: under a
+/// VOCdevkit, `test` is VOC2007's alone), with both tasks' lists where they exist.
+fn check_voc_splits(
+    spec: &DatasetSpec,
+    roots: &[PathBuf],
+    splits: &[String],
+    sample: Option<usize>,
+) -> CheckReport {
+    let mut report = CheckReport::new(spec, "objects", &[]);
+    report.splits = splits.to_vec();
+    let mut seen = VocSeen::default();
+    for split in splits {
+        let mut datasets = Vec::new();
+        let mut not_found = None;
+        for task in [VocTask::Detection, VocTask::Segmentation] {
+            let dirs = match voc::split_year_dirs_of_roots(roots, split, task) {
+                Ok(dirs) => dirs,
+                Err(e) => {
+                    not_found.get_or_insert(e);
+                    continue;
+                }
+            };
+            // A split with no list for this task is another task's split (VOC2007's
+            // segmentation lists are not the detection lists): it is not checked here.
+            if !dirs.iter().any(|d| voc::has_split_list(d, split, task)) {
+                not_found.get_or_insert_with(|| voc::missing_split_error(&dirs[0], split, task));
+                continue;
+            }
+            match VocDataset::open_years_reporting_problems(&dirs, split, task) {
+                Ok((dataset, problems)) => {
+                    report
+                        .problems
+                        .extend(problems.iter().map(ToString::to_string));
+                    datasets.push(dataset);
+                }
+                Err(e) => report.problems.push(e.to_string()),
+            }
+        }
+        if datasets.is_empty() {
+            report.problems.extend(not_found.map(|e| e.to_string()));
+        }
+        for dataset in &datasets {
+            check_voc_dataset(&mut report, dataset, &mut seen, sample);
+        }
+    }
+    report
+}
+
+/// What was examined already: (segmentation?, year folder, id) per task, and each image.
+#[derive(Default)]
+struct VocSeen {
+    entries: BTreeSet<(bool, PathBuf, String)>,
+    images: BTreeSet<(PathBuf, String)>,
+}
+
+/// Checks the entries of `dataset` not examined before (for the same task), at most
+/// `sample` of them.
+fn check_voc_dataset(
+    report: &mut CheckReport,
+    dataset: &VocDataset,
+    seen: &mut VocSeen,
+    sample: Option<usize>,
+) {
+    report.count_classes(dataset.classes());
+    let segmentation = dataset.task() == VocTask::Segmentation;
+    let fresh: Vec<usize> = (0..dataset.len())
+        .filter(|&i| {
+            let entry = &dataset.entries()[i];
+            seen.entries
+                .insert((segmentation, entry.year_dir.clone(), entry.id.clone()))
+        })
+        .collect();
+    let picked: Vec<usize> = sampled(fresh.len(), sample)
+        .into_iter()
+        .map(|i| fresh[i])
+        .collect();
+    let outcomes: Vec<EntryOutcome> = picked
+        .par_iter()
+        .map(|&i| check_voc_entry(dataset, i))
+        .collect();
+    for (outcome, &i) in outcomes.into_iter().zip(&picked) {
+        let entry = &dataset.entries()[i];
+        let first_time = seen
+            .images
+            .insert((entry.year_dir.clone(), entry.id.clone()));
+        report.add(EntryOutcome {
+            image_seen_before: !first_time,
+            ..outcome
+        });
+    }
 }
 
 fn check_voc_entry(dataset: &VocDataset, index: usize) -> EntryOutcome {
@@ -261,32 +383,45 @@ fn check_voc_entry(dataset: &VocDataset, index: usize) -> EntryOutcome {
     outcome
 }
 
-fn check_ade20k(spec: &DatasetSpec, root: &Path) -> CheckReport {
-    let splits: Vec<&str> = ["training", "validation"]
-        .into_iter()
-        .filter(|s| root.join("images").join(s).is_dir())
-        .collect();
+/// The named splits (default: those present of training and validation).
+fn check_ade20k(
+    spec: &DatasetSpec,
+    root: &Path,
+    splits: &[String],
+    sample: Option<usize>,
+) -> CheckReport {
+    let splits: Vec<String> = match splits {
+        [] => ["training", "validation"]
+            .into_iter()
+            .filter(|s| root.join("images").join(s).is_dir())
+            .map(str::to_string)
+            .collect(),
+        named => named.to_vec(),
+    };
     if splits.is_empty() {
         return failed_to_open(
             spec,
             DataError::invalid(root.join("images"), "has neither a training nor a validation folder (expected the ADEChallengeData2016 layout)"),
         );
     }
-    let mut report: Option<CheckReport> = None;
-    for split in splits {
+    let mut report = CheckReport::new(spec, "images", &[]);
+    report.splits = splits.clone();
+    for split in &splits {
         let dataset = match Ade20kDataset::open(root, split) {
             Ok(d) => d,
-            Err(e) => return failed_to_open(spec, e),
+            Err(e) => {
+                report.problems.push(e.to_string());
+                continue;
+            }
         };
-        let report =
-            report.get_or_insert_with(|| CheckReport::new(spec, "images", dataset.classes()));
-        let outcomes: Vec<EntryOutcome> = (0..dataset.len())
+        report.count_classes(dataset.classes());
+        let outcomes: Vec<EntryOutcome> = sampled(dataset.len(), sample)
             .into_par_iter()
             .map(|i| check_ade20k_entry(&dataset, i))
             .collect();
         outcomes.into_iter().for_each(|o| report.add(o));
     }
-    report.unwrap_or_else(|| CheckReport::new(spec, "images", &[]))
+    report
 }
 
 fn check_ade20k_entry(dataset: &Ade20kDataset, index: usize) -> EntryOutcome {
@@ -313,7 +448,12 @@ fn check_ade20k_entry(dataset: &Ade20kDataset, index: usize) -> EntryOutcome {
     outcome
 }
 
-fn check_coco(spec: &DatasetSpec, annotations: &Path, images: Option<&Path>) -> CheckReport {
+fn check_coco(
+    spec: &DatasetSpec,
+    annotations: &Path,
+    images: Option<&Path>,
+    sample: Option<usize>,
+) -> CheckReport {
     let (dataset, duplicates) = match CocoDataset::open_reporting_duplicates(annotations, images) {
         Ok(opened) => opened,
         Err(e) => return failed_to_open(spec, e),
@@ -328,7 +468,7 @@ fn check_coco(spec: &DatasetSpec, annotations: &Path, images: Option<&Path>) -> 
             .iter()
             .map(ToString::to_string),
     );
-    let outcomes: Vec<EntryOutcome> = (0..dataset.len())
+    let outcomes: Vec<EntryOutcome> = sampled(dataset.len(), sample)
         .into_par_iter()
         .map(|i| {
             let mut outcome = EntryOutcome::default();

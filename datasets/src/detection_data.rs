@@ -11,7 +11,7 @@ use crate::loader::{Dataset, InvalidLoaderConfig, Loader, LoaderConfig};
 use crate::records::DetectionRecord;
 use crate::rng::SampleRng;
 use crate::spec::DatasetSpec;
-use crate::voc::{self, VocDataset, VocTask};
+use crate::voc::{VocDataset, VocTask};
 use std::path::PathBuf;
 
 /// Batches are padded to a multiple of this (the backbone's total stride).
@@ -23,16 +23,10 @@ pub enum DetectionSource {
 }
 
 /// Opens split `split` of a VOC spec (`trainval`, `test`...) with the task's lists; several
-/// roots are combined in order, each contributing its VOC20xx folders that have the split.
+/// roots are combined in order, each contributing the VOC20xx folders
+/// [`voc::split_year_dirs`] picks for the split.
 pub fn open_voc(roots: &[PathBuf], split: &str, task: VocTask) -> Result<VocDataset> {
-    if let [root] = roots {
-        return VocDataset::open(root, split, task);
-    }
-    let mut dirs = Vec::new();
-    for root in roots {
-        dirs.extend(voc::year_dirs(root)?);
-    }
-    VocDataset::open_years(&dirs, split, task)
+    VocDataset::open_roots(roots, split, task)
 }
 
 impl DetectionSource {

@@ -18,8 +18,12 @@ pub struct ImageFolder {
 impl ImageFolder {
     /// `ROOT/<split>` with the classes of `ROOT/train`, so that labels agree between splits.
     pub fn imagenet(root: &Path, split: &str) -> Result<Self> {
-        let classes = sub_folders(&root.join("train"))?;
-        Self::with_classes(&root.join(split), classes)
+        Self::with_classes(&root.join(split), Self::imagenet_classes(root)?)
+    }
+
+    /// The classes of an ImageNet folder layout: the sub-folders of `ROOT/train`, sorted.
+    pub fn imagenet_classes(root: &Path) -> Result<Vec<String>> {
+        sub_folders(&root.join("train"))
     }
 
     /// Every sub-folder of `dir` is a class.
@@ -31,16 +35,34 @@ impl ImageFolder {
     /// `dir`'s sub-folders must be among `classes` (label = position in it). A class may have
     /// no folder (a validation subset), but a folder may not be empty.
     pub fn with_classes(dir: &Path, classes: Vec<String>) -> Result<Self> {
+        let (folder, mut problems) = Self::with_classes_reporting_problems(dir, classes)?;
+        match problems.is_empty() {
+            true => Ok(folder),
+            false => Err(problems.swap_remove(0)),
+        }
+    }
+
+    /// As [`Self::with_classes`], but a folder that is not a class and a class folder without
+    /// images are reported (each one) and left out, so that `check` can list them all. The
+    /// error is for a folder that cannot be listed, or no classes at all.
+    pub fn with_classes_reporting_problems(
+        dir: &Path,
+        classes: Vec<String>,
+    ) -> Result<(Self, Vec<DataError>)> {
         if classes.is_empty() {
             return Err(DataError::invalid(dir, "no classes (no sub-folders)"));
         }
         let present = sub_folders(dir)?;
-        if let Some(unknown) = present.iter().find(|name| !classes.contains(name)) {
-            return Err(DataError::invalid(
-                dir.join(unknown),
-                "is not one of the training classes (no folder of that name in train)",
-            ));
-        }
+        let mut problems: Vec<DataError> = present
+            .iter()
+            .filter(|name| !classes.contains(name))
+            .map(|unknown| {
+                DataError::invalid(
+                    dir.join(unknown),
+                    "is not one of the training classes (no folder of that name in train)",
+                )
+            })
+            .collect();
         let mut files = Vec::new();
         let mut labels = Vec::new();
         for (label, class) in classes.iter().enumerate() {
@@ -50,19 +72,21 @@ impl ImageFolder {
             let class_dir = dir.join(class);
             let images = image_files(&class_dir)?;
             if images.is_empty() {
-                return Err(DataError::invalid(
+                problems.push(DataError::invalid(
                     &class_dir,
                     "class folder has no images (.jpg, .jpeg or .png)",
                 ));
+                continue;
             }
             labels.extend(std::iter::repeat_n(label, images.len()));
             files.extend(images);
         }
-        Ok(ImageFolder {
+        let folder = ImageFolder {
             classes,
             files,
             labels,
-        })
+        };
+        Ok((folder, problems))
     }
 
     pub fn classes(&self) -> &[String] {

@@ -1,9 +1,13 @@
 //! Pascal VOC in its official layout: `VOCdevkit/VOC20xx/{JPEGImages, Annotations,
 //! ImageSets/{Main,Segmentation}, SegmentationClass}`.
 //!
-//! Several years combine into one dataset (the paper trains on VOC2007+2012 trainval): open a
-//! VOCdevkit folder and every VOC20xx folder in it that has the split's list is used.
-//! Annotations are parsed when an entry is read, as torchvision does, so opening is cheap.
+//! A VOC root is a VOC20xx folder, a VOCdevkit folder, or the folder the VOC tars were
+//! unpacked in (holding `VOCdevkit/`). Several years combine into one dataset (the paper
+//! trains on VOC2007+2012 trainval): under a VOCdevkit, every VOC20xx folder that has the
+//! split's list is used, except for `test`, which is VOC2007's alone (VOC07 test).
+//! Annotations are parsed when an entry is read, as torchvision does, so opening is cheap;
+//! opening only checks that every listed image has its annotation file, since a folder
+//! without them (the VOC2012 test tar's) must be refused, not mixed in.
 
 use crate::class_list;
 use crate::dataset_id::check_plain_id;
@@ -127,13 +131,20 @@ pub struct VocDataset {
     task: VocTask,
 }
 
-/// The VOC20xx folders under `root`: `root` itself if it is one (it has `JPEGImages`),
-/// otherwise its `VOC*` subfolders in name order.
-pub fn year_dirs(root: &Path) -> Result<Vec<PathBuf>> {
-    if root.join("JPEGImages").is_dir() || root.join("ImageSets").is_dir() {
-        return Ok(vec![root.to_path_buf()]);
-    }
-    let listing = std::fs::read_dir(root).map_err(|e| DataError::io(root, e))?;
+/// The year folder whose test split has annotations: VOC07 test, the set every VOC07
+/// protocol (the paper's Table 8, GluonCV's `VOCDetection(splits=[(2007, 'test')])`)
+/// evaluates on. VOC2008-2012 test annotations were never released: the VOC2012 test tar
+/// unpacks a `test.txt` into `VOC2012/` whose images have no annotations.
+pub const TEST_YEAR: &str = "VOC2007";
+
+/// Whether `dir` is one VOC20xx folder (it has images or split lists).
+fn is_year_dir(dir: &Path) -> bool {
+    dir.join("JPEGImages").is_dir() || dir.join("ImageSets").is_dir()
+}
+
+/// The `VOC*` year folders directly in `dir`, in name order.
+fn year_subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let listing = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
     let mut dirs: Vec<PathBuf> = listing
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         // The official devkit also holds VOCcode/, results/ and local/: a year folder is one
@@ -142,60 +153,137 @@ pub fn year_dirs(root: &Path) -> Result<Vec<PathBuf>> {
             p.file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("VOC"))
-                && (p.join("JPEGImages").is_dir() || p.join("ImageSets").is_dir())
+                && is_year_dir(p)
         })
         .collect();
     dirs.sort();
-    if dirs.is_empty() {
-        return Err(DataError::invalid(
-            root,
-            "is neither a VOCdevkit folder (no VOC20xx folders in it) nor a VOC20xx folder (no JPEGImages)",
-        ));
+    Ok(dirs)
+}
+
+/// The VOC20xx folders a VOC root stands for. The root may be one VOC20xx folder (it has
+/// `JPEGImages` or `ImageSets`), a VOCdevkit folder (its VOC20xx folders, in name order),
+/// or the folder the VOC tars were unpacked in (it holds `VOCdevkit/`).
+pub fn year_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    if is_year_dir(root) {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    let dirs = year_subdirs(root)?;
+    if !dirs.is_empty() {
+        return Ok(dirs);
+    }
+    let devkit = root.join("VOCdevkit");
+    if devkit.is_dir() {
+        let dirs = year_subdirs(&devkit)?;
+        if !dirs.is_empty() {
+            return Ok(dirs);
+        }
+    }
+    Err(DataError::invalid(
+        root,
+        "is not a VOC root: it is no VOC20xx folder (no JPEGImages), and neither it nor a VOCdevkit folder in it holds VOC20xx folders",
+    ))
+}
+
+/// Whether split `split` of `task` has a list file in this VOC20xx folder.
+pub fn has_split_list(year_dir: &Path, split: &str, task: VocTask) -> bool {
+    split_list_path(year_dir, task, split).is_file()
+}
+
+/// The VOC20xx folders split `split` of `task` is read from, for one root. A VOC20xx folder
+/// given as the root is used as it is. Under a VOCdevkit folder, `test` is VOC2007's alone
+/// ([`TEST_YEAR`]), and any other split comes from every year folder that lists it (the
+/// paper trains on VOC2007+2012 trainval).
+pub fn split_year_dirs(root: &Path, split: &str, task: VocTask) -> Result<Vec<PathBuf>> {
+    let dirs = year_dirs(root)?;
+    if is_year_dir(root) {
+        return Ok(dirs);
+    }
+    if split == "test" {
+        let test_year: Vec<PathBuf> = dirs
+            .iter()
+            .filter(|d| d.file_name().is_some_and(|n| n == TEST_YEAR))
+            .cloned()
+            .collect();
+        if test_year.is_empty() {
+            return Err(DataError::invalid(
+                root,
+                format!(
+                    "has no {TEST_YEAR} folder: the test split is {TEST_YEAR}'s (VOC07 test; the other years' test annotations were never released)"
+                ),
+            ));
+        }
+        return Ok(test_year);
+    }
+    let with_split: Vec<PathBuf> = dirs
+        .iter()
+        .filter(|d| has_split_list(d, split, task))
+        .cloned()
+        .collect();
+    if with_split.is_empty() {
+        return Err(missing_split_error(&dirs[0], split, task));
+    }
+    Ok(with_split)
+}
+
+/// The error for a split without a list file in `year_dir`, naming the file expected.
+pub fn missing_split_error(year_dir: &Path, split: &str, task: VocTask) -> DataError {
+    DataError::invalid(
+        split_list_path(year_dir, task, split),
+        format!("no \"{split}\" split: this list file does not exist"),
+    )
+}
+
+/// [`split_year_dirs`] of each root, in order (`voc:A+B`).
+pub fn split_year_dirs_of_roots(
+    roots: &[PathBuf],
+    split: &str,
+    task: VocTask,
+) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for root in roots {
+        dirs.extend(split_year_dirs(root, split, task)?);
     }
     Ok(dirs)
 }
 
 impl VocDataset {
-    /// Opens split `split` (`train`, `val`, `trainval`, `test`) of every VOC20xx folder under
-    /// `root` that has it; `root` may also be one VOC20xx folder.
+    /// Opens split `split` (`train`, `val`, `trainval`, `test`) of a VOC root: the VOC20xx
+    /// folders [`split_year_dirs`] picks.
     pub fn open(root: &Path, split: &str, task: VocTask) -> Result<Self> {
-        let dirs = year_dirs(root)?;
-        let with_split: Vec<PathBuf> = dirs
-            .iter()
-            .filter(|d| split_list_path(d, task, split).is_file())
-            .cloned()
-            .collect();
-        if with_split.is_empty() {
-            let expected = split_list_path(&dirs[0], task, split);
-            return Err(DataError::invalid(
-                &expected,
-                format!("no \"{split}\" split: this list file does not exist"),
-            ));
-        }
-        Self::open_years(&with_split, split, task)
+        Self::open_roots(std::slice::from_ref(&root.to_path_buf()), split, task)
+    }
+
+    /// Opens split `split` of several roots combined in order (`voc:A+B`).
+    pub fn open_roots(roots: &[PathBuf], split: &str, task: VocTask) -> Result<Self> {
+        Self::open_years(&split_year_dirs_of_roots(roots, split, task)?, split, task)
     }
 
     /// Opens split `split` of exactly these VOC20xx folders, in this order. An id listed
-    /// twice in a list file is an error (it would be trained on twice as often).
+    /// twice in a list file is an error (it would be trained on twice as often), and so is a
+    /// folder whose list names images without annotations (see
+    /// [`Self::open_years_reporting_problems`]).
     pub fn open_years(year_dirs: &[PathBuf], split: &str, task: VocTask) -> Result<Self> {
-        let (dataset, mut duplicates) =
-            Self::open_years_reporting_duplicates(year_dirs, split, task)?;
-        match duplicates.is_empty() {
+        let (dataset, mut problems) = Self::open_years_reporting_problems(year_dirs, split, task)?;
+        match problems.is_empty() {
             true => Ok(dataset),
-            false => Err(duplicates.swap_remove(0)),
+            false => Err(problems.swap_remove(0)),
         }
     }
 
-    /// As [`Self::open_years`], but an id listed twice is kept once (its first line) and
-    /// reported, so that `check` can go on and list every problem.
-    pub fn open_years_reporting_duplicates(
+    /// As [`Self::open_years`], but problems are reported rather than fatal, so that
+    /// `check` can go on and list every one: an id listed twice is kept once (its first
+    /// line); a folder whose list names images without an annotation file is one problem
+    /// (naming the folder and how many are missing; the first problem of that folder) and
+    /// those images are left out. Never are some of a split's images silently dropped or a
+    /// folder without annotations mixed in: the loaders refuse on any of these.
+    pub fn open_years_reporting_problems(
         year_dirs: &[PathBuf],
         split: &str,
         task: VocTask,
     ) -> Result<(Self, Vec<DataError>)> {
         let mut classes: Option<(Vec<String>, PathBuf)> = None;
         let mut entries = Vec::new();
-        let mut duplicates = Vec::new();
+        let mut problems = Vec::new();
         for dir in year_dirs {
             let dir_classes = class_list::read_optional(dir)?
                 .unwrap_or_else(|| VOC_CLASSES.iter().map(|s| s.to_string()).collect());
@@ -214,8 +302,16 @@ impl VocDataset {
             }
             let list_file = split_list_path(dir, task, split);
             let (listed, listed_twice) = read_split_list(&list_file, dir)?;
-            entries.extend(listed);
-            duplicates.extend(listed_twice);
+            let (annotated, missing) = annotated_entries(listed, task);
+            problems.extend(missing_annotations_problem(
+                dir,
+                &list_file,
+                &missing,
+                annotated.len(),
+                task,
+            ));
+            entries.extend(annotated);
+            problems.extend(listed_twice);
         }
         let (classes, _) = classes
             .ok_or_else(|| DataError::invalid(Path::new("voc"), "no VOC20xx folder given"))?;
@@ -224,7 +320,7 @@ impl VocDataset {
             entries,
             task,
         };
-        Ok((dataset, duplicates))
+        Ok((dataset, problems))
     }
 
     pub fn len(&self) -> usize {
@@ -333,6 +429,47 @@ impl VocDataset {
             labels: values,
         })
     }
+}
+
+/// Splits listed entries into those with their annotation file (the XML for detection, the
+/// mask for segmentation) and those without. An id that would leave the folder counts as
+/// annotated here: reading it names that problem with its line.
+fn annotated_entries(listed: Vec<VocEntry>, task: VocTask) -> (Vec<VocEntry>, Vec<VocEntry>) {
+    listed
+        .into_iter()
+        .partition(|entry| entry.check_id().is_err() || annotation_file(entry, task).is_file())
+}
+
+fn annotation_file(entry: &VocEntry, task: VocTask) -> PathBuf {
+    match task {
+        VocTask::Detection => entry.annotation_path(),
+        VocTask::Segmentation => entry.mask_path(),
+    }
+}
+
+/// One problem for a year folder whose split list names images without annotations, with
+/// how many and the first one.
+fn missing_annotations_problem(
+    year_dir: &Path,
+    list_file: &Path,
+    missing: &[VocEntry],
+    annotated: usize,
+    task: VocTask,
+) -> Option<DataError> {
+    let first = missing.first()?;
+    let list = list_file.strip_prefix(year_dir).unwrap_or(list_file);
+    let first_file = annotation_file(first, task);
+    let first_file = first_file.strip_prefix(year_dir).unwrap_or(&first_file);
+    Some(DataError::invalid(
+        year_dir,
+        format!(
+            "{} of the {} images listed in {} have no annotation file (the first: {}), so this split cannot be read from this folder",
+            missing.len(),
+            missing.len() + annotated,
+            list.display(),
+            first_file.display()
+        ),
+    ))
 }
 
 fn split_list_path(year_dir: &Path, task: VocTask, split: &str) -> PathBuf {
