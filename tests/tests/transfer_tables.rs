@@ -148,7 +148,10 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
     let json =
         std::fs::read_to_string(out.join("b-standard/detection/best.voc07-test.json")).unwrap();
     assert!(json.contains("\"map\""), "{json}");
+    // The folder holding VOCdevkit/ is a VOC root too (issue 29); the run folder is none.
     let (code, text) = script("eval_voc.sh", &[&det_ckpt, &scenes], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = script("eval_voc.sh", &[&det_ckpt, &out], &[]);
     assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("no VOC2007/ImageSets/Main/test.txt"),
