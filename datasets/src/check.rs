@@ -29,6 +29,17 @@ pub struct CheckOptions {
     /// still opened (listed) in full, so layout problems are all found; only the reading of
     /// images and annotations is sampled.
     pub sample: Option<usize>,
+    /// VOC only: check this task's lists alone (default: detection and segmentation).
+    pub voc_task: Option<VocTask>,
+}
+
+impl CheckOptions {
+    fn voc_tasks(&self) -> Vec<VocTask> {
+        match self.voc_task {
+            Some(task) => vec![task],
+            None => vec![VocTask::Detection, VocTask::Segmentation],
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -102,8 +113,12 @@ pub fn check_with(spec: &DatasetSpec, options: &CheckOptions) -> CheckReport {
     let splits = &options.splits;
     let sample = options.sample;
     let mut report = match spec {
-        DatasetSpec::Voc { roots } if splits.is_empty() => check_voc(spec, roots, sample),
-        DatasetSpec::Voc { roots } => check_voc_splits(spec, roots, splits, sample),
+        DatasetSpec::Voc { roots } if splits.is_empty() => {
+            check_voc(spec, roots, &options.voc_tasks(), sample)
+        }
+        DatasetSpec::Voc { roots } => {
+            check_voc_splits(spec, roots, splits, &options.voc_tasks(), sample)
+        }
         DatasetSpec::Ade20k { root } => check_ade20k(spec, root, splits, sample),
         DatasetSpec::Coco {
             annotations,
@@ -176,8 +191,12 @@ fn mask_size_problem(
 
 /// The split lists in `ImageSets/<task>`: `train.txt`, `val.txt`... (not VOC's per-class
 /// lists such as `dog_train.txt`).
-fn split_names(year_dir: &Path, task: &str) -> Vec<String> {
-    let dir = year_dir.join("ImageSets").join(task);
+fn split_names(year_dir: &Path, task: VocTask) -> Vec<String> {
+    let list_dir = match task {
+        VocTask::Detection => "Main",
+        VocTask::Segmentation => "Segmentation",
+    };
+    let dir = year_dir.join("ImageSets").join(list_dir);
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map(|listing| {
             listing
@@ -196,7 +215,12 @@ fn split_names(year_dir: &Path, task: &str) -> Vec<String> {
 
 /// Every split list of every VOC20xx folder, each folder on its own (so a folder whose
 /// list has no annotations, such as VOC2012 after the test tar, is named).
-fn check_voc(spec: &DatasetSpec, roots: &[PathBuf], sample: Option<usize>) -> CheckReport {
+fn check_voc(
+    spec: &DatasetSpec,
+    roots: &[PathBuf],
+    tasks: &[VocTask],
+    sample: Option<usize>,
+) -> CheckReport {
     let mut year_dirs = Vec::new();
     for root in roots {
         match voc::year_dirs(root) {
@@ -209,11 +233,8 @@ fn check_voc(spec: &DatasetSpec, roots: &[PathBuf], sample: Option<usize>) -> Ch
     let mut seen = VocSeen::default();
     for dir in &year_dirs {
         let mut datasets = Vec::new();
-        for (task, list_dir) in [
-            (VocTask::Detection, "Main"),
-            (VocTask::Segmentation, "Segmentation"),
-        ] {
-            for split in split_names(dir, list_dir) {
+        for &task in tasks {
+            for split in split_names(dir, task) {
                 let opened = VocDataset::open_years_reporting_problems(
                     std::slice::from_ref(dir),
                     &split,
@@ -247,11 +268,12 @@ fn check_voc(spec: &DatasetSpec, roots: &[PathBuf], sample: Option<usize>) -> Ch
 }
 
 /// The named splits, each opened as the stages open it (`VocDataset::open_roots`: under a
-/// VOCdevkit, `test` is VOC2007's alone), with both tasks' lists where they exist.
+/// VOCdevkit, `test` is VOC2007's alone), with each task's lists where they exist.
 fn check_voc_splits(
     spec: &DatasetSpec,
     roots: &[PathBuf],
     splits: &[String],
+    tasks: &[VocTask],
     sample: Option<usize>,
 ) -> CheckReport {
     let mut report = CheckReport::new(spec, "objects", &[]);
@@ -260,7 +282,7 @@ fn check_voc_splits(
     for split in splits {
         let mut datasets = Vec::new();
         let mut not_found = None;
-        for task in [VocTask::Detection, VocTask::Segmentation] {
+        for &task in tasks {
             let dirs = match voc::split_year_dirs_of_roots(roots, split, task) {
                 Ok(dirs) => dirs,
                 Err(e) => {
@@ -496,4 +518,16 @@ fn check_coco(
         .collect();
     outcomes.into_iter().for_each(|o| report.add(o));
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sampled;
+
+    #[test]
+    fn a_sample_is_spread_over_the_split_and_starts_at_its_first_entry() {
+        assert_eq!(sampled(10, Some(3)), [0, 3, 6]);
+        assert_eq!(sampled(2, Some(5)), [0, 1]);
+        assert_eq!(sampled(4, None), [0, 1, 2, 3]);
+    }
 }

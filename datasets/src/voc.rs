@@ -204,15 +204,18 @@ pub fn split_year_dirs(root: &Path, split: &str, task: VocTask) -> Result<Vec<Pa
             .filter(|d| d.file_name().is_some_and(|n| n == TEST_YEAR))
             .cloned()
             .collect();
-        if test_year.is_empty() {
-            return Err(DataError::invalid(
+        return match test_year.as_slice() {
+            [] => Err(DataError::invalid(
                 root,
                 format!(
                     "has no {TEST_YEAR} folder: the test split is {TEST_YEAR}'s (VOC07 test; the other years' test annotations were never released)"
                 ),
-            ));
-        }
-        return Ok(test_year);
+            )),
+            [voc2007, ..] if !has_split_list(voc2007, split, task) => {
+                Err(missing_split_error(voc2007, split, task))
+            }
+            _ => Ok(test_year),
+        };
     }
     let with_split: Vec<PathBuf> = dirs
         .iter()

@@ -21,16 +21,18 @@ fn unpacked_voc(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// What the VOC2012 test tar adds to `VOCdevkit/VOC2012`: a test list and its images, no
-/// annotations.
+/// What the VOC2012 test tar adds to `VOCdevkit/VOC2012`: test lists (detection and
+/// segmentation) and their images, no annotations or masks.
 fn add_voc2012_test_tar(root: &Path) -> PathBuf {
     let voc2012 = root.join("VOCdevkit/VOC2012");
     let ids = ["2012_100001", "2012_100002", "2012_100003"];
-    std::fs::write(
-        voc2012.join("ImageSets/Main/test.txt"),
-        ids.join("\n") + "\n",
-    )
-    .unwrap();
+    for task in ["Main", "Segmentation"] {
+        std::fs::write(
+            voc2012.join(format!("ImageSets/{task}/test.txt")),
+            ids.join("\n") + "\n",
+        )
+        .unwrap();
+    }
     for id in ids {
         std::fs::write(
             voc2012.join(format!("JPEGImages/{id}.jpg")),
@@ -97,9 +99,24 @@ fn the_voc2012_test_tar_is_never_read_for_test_and_refused_when_named() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["splits"], serde_json::json!(["test"]));
     assert_eq!(report["entries"], 1);
-    // Every list of every folder: the VOC2012 test list is named, once.
+    // The paper profile's VOC check: both detection splits, as `detect` reads them.
+    let out = check(
+        &format!("voc:{}", root.display()),
+        &["--split", "trainval,test", "--task", "detection", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["splits"], serde_json::json!(["trainval", "test"]));
+    assert_eq!(report["entries"], 3, "000002 is in both lists");
+    // Every list of every folder: each VOC2012 test list is named, once.
     let out = check(&format!("voc:{}", root.display()), &[]);
     assert_eq!(out.status.code(), Some(2));
+    let masks = format!(
+        "{}: 3 of the 3 images listed in ImageSets/Segmentation/test.txt have no annotation file (the first: SegmentationClass/2012_100001.png), so this split cannot be read from this folder",
+        voc2012.display()
+    );
+    assert_eq!(stderr(&out).trim(), format!("{refused}\n{masks}"));
+    let out = check(&format!("voc:{}", root.display()), &["--task", "detection"]);
     assert_eq!(stderr(&out).trim(), refused);
 }
 

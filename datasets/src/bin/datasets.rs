@@ -5,6 +5,7 @@ use datasets::check::{check_with, CheckOptions, CheckReport};
 use datasets::spec::DatasetSpec;
 use datasets::synth::{self, ItemSource, SynthConfig};
 use datasets::transfer_bench::{bench_loader, BenchRequest, BenchTask};
+use datasets::voc::VocTask;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,7 +23,7 @@ struct Cli {
 const CHECK_EXAMPLES: &str = "\
 Examples (the paper profile's data, before any training):
   datasets check imagenet:/data/imagenet --split train,val
-  datasets check voc:/data/voc --split trainval,test
+  datasets check voc:/data/voc --split trainval,test --task detection
   datasets check ade20k:/data/ADEChallengeData2016 --split training,validation";
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,6 +94,10 @@ enum Command {
         /// files take minutes to an hour, depending on the disk and the cores).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         sample: Option<u64>,
+        /// voc: only: check this task's split lists alone (ImageSets/Main for detection,
+        /// ImageSets/Segmentation for segmentation). Default: both.
+        #[arg(long, value_enum)]
+        task: Option<Task>,
         /// Print the report as one JSON object on stdout (problems, counts per class).
         #[arg(long)]
         json: bool,
@@ -180,8 +185,9 @@ fn main() -> ExitCode {
             spec,
             split,
             sample,
+            task,
             json,
-        } => run_check(&spec, split, sample, json),
+        } => run_check(&spec, split, sample, task, json),
         Command::Bench(args) => run_bench(args),
     };
     match outcome {
@@ -288,9 +294,15 @@ fn run_check(
     spec: &str,
     splits: Vec<String>,
     sample: Option<u64>,
+    task: Option<Task>,
     json: bool,
 ) -> Result<ExitCode, Failure> {
     let spec = parse_spec(spec)?;
+    if task.is_some() && !matches!(spec, DatasetSpec::Voc { .. }) {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "--task applies to voc: specs only (their detection and segmentation lists), not {spec}"
+        )));
+    }
     if matches!(spec, DatasetSpec::Coco { .. }) && !splits.is_empty() {
         return Err(Failure::Input(anyhow::anyhow!(
             "--split does not apply to {spec}: a COCO spec names its split's annotation file"
@@ -304,6 +316,10 @@ fn run_check(
     let options = CheckOptions {
         splits,
         sample: sample.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        voc_task: task.map(|task| match task {
+            Task::Detection => VocTask::Detection,
+            Task::Segmentation => VocTask::Segmentation,
+        }),
     };
     let report = check_with(&spec, &options);
     if json {
