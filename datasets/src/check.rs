@@ -49,6 +49,8 @@ pub struct CheckReport {
     pub splits: Vec<String>,
     /// The `--sample` limit in force, if any.
     pub sample: Option<usize>,
+    /// VOC: the VOC20xx folders read, in order (so a caller can see 07+12 is both years).
+    pub folders: Vec<PathBuf>,
     /// Images examined (a VOC image in both a detection and a segmentation list counts once).
     pub entries: usize,
     /// One sentence per problem, each starting with the file it is about.
@@ -65,6 +67,7 @@ impl CheckReport {
             spec: spec.to_string(),
             splits: Vec::new(),
             sample: None,
+            folders: Vec::new(),
             entries: 0,
             problems: Vec::new(),
             counted,
@@ -332,6 +335,11 @@ fn check_voc_dataset(
     sample: Option<usize>,
 ) {
     report.count_classes(dataset.classes());
+    for entry in dataset.entries() {
+        if !report.folders.contains(&entry.year_dir) {
+            report.folders.push(entry.year_dir.clone());
+        }
+    }
     let segmentation = dataset.task() == VocTask::Segmentation;
     let fresh: Vec<usize> = (0..dataset.len())
         .filter(|&i| {

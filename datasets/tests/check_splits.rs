@@ -108,6 +108,10 @@ fn the_voc2012_test_tar_is_never_read_for_test_and_refused_when_named() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["splits"], serde_json::json!(["trainval", "test"]));
     assert_eq!(report["entries"], 3, "000002 is in both lists");
+    assert_eq!(
+        report["folders"],
+        serde_json::json!([voc2007, root.join("VOCdevkit/VOC2012")])
+    );
     // Every list of every folder: each VOC2012 test list is named, once.
     let out = check(&format!("voc:{}", root.display()), &[]);
     assert_eq!(out.status.code(), Some(2));

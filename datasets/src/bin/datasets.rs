@@ -340,6 +340,7 @@ fn check_json(report: &CheckReport) -> serde_json::Value {
         "spec": report.spec,
         "splits": report.splits,
         "sample": report.sample,
+        "folders": report.folders,
         "entries": report.entries,
         "ok": report.problems.is_empty(),
         "problems": report.problems,
