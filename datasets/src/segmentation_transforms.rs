@@ -2,17 +2,19 @@
 //! for training, `_val_sync_transform` for validation), with image and mask moved together:
 //! image pixels are resized bilinearly (Pillow-exact), labels by nearest neighbour.
 //!
-//! Training: flip with probability 0.5; the longer side is resized to a random whole number
-//! of pixels in `[0.5, 2.0] x base_size`; sides shorter than the crop are padded (image with
-//! 0, labels with [`IGNORE_LABEL`]: GluonCV pads labels with 0, which for ADE20K becomes
-//! ignore after its "minus one", and for VOC would wrongly be background); a random
+//! Training: flip with probability 0.5; one side is resized to a random whole number of
+//! pixels in `[0.5, 2.0] x base_size` ([`ScaleSide`]: the shorter side, as GluonCV did in
+//! 2018, or the longer one, as it does since 2019); sides shorter than the crop are padded
+//! (image with 0, labels with [`IGNORE_LABEL`]: GluonCV pads labels with 0, which for ADE20K
+//! becomes ignore after its "minus one", and for VOC would wrongly be background); a random
 //! `crop_size` square is cut out; optionally blurred (Gaussian, sigma uniform in [0, 1)).
 
 use crate::records::{LabelMap, IGNORE_LABEL};
-use crate::resize::{resize_bilinear, resize_bilinear_window, Window};
+use crate::resize::{resize_bilinear_window, Window};
 use crate::rng::SampleRng;
 use image::RgbImage;
 use rand::RngExt;
+use serde::{Deserialize, Serialize};
 
 /// One augmented image and its labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,25 +28,52 @@ pub struct SegmentationSample {
     pub labels: Vec<u8>,
 }
 
+/// Which side of the image the random scale sets (the other keeps the aspect ratio).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleSide {
+    /// GluonCV in 2018 (`gluoncv/data/segbase.py` at 49be0191, the code behind the paper's
+    /// FCN): the shorter side is drawn, the longer one is `int(long * drawn / short)`.
+    Shorter,
+    /// GluonCV since June 2019 (49056d48): the longer side is drawn, the shorter one is
+    /// `int(short * drawn / long + 0.5)`.
+    Longer,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SegmentationTrainTransform {
     pub base_size: usize,
     pub crop_size: usize,
-    /// The longer side is drawn from `[min, max] x base_size`.
+    /// The side [`scale_side`](Self::scale_side) names is drawn from `[min, max] x base_size`.
     pub scale_range: (f64, f64),
+    pub scale_side: ScaleSide,
     pub flip_probability: f64,
     pub blur_probability: f64,
 }
 
 impl SegmentationTrainTransform {
-    /// The paper's ADE20K recipe: base 520, crop 480, no blur.
+    /// The paper's ADE20K recipe: base 520, crop 480, shorter side drawn, no blur.
     pub const ADE20K: SegmentationTrainTransform = SegmentationTrainTransform {
         base_size: 520,
         crop_size: 480,
         scale_range: (0.5, 2.0),
+        scale_side: ScaleSide::Shorter,
         flip_probability: 0.5,
         blur_probability: 0.0,
     };
+
+    /// The resized size `(width, height)` of a `w x h` image whose drawn side is `drawn`.
+    pub fn resized_size(&self, w: usize, h: usize, drawn: usize) -> (usize, usize) {
+        let scaled = |side: usize, from: usize| side as f64 * drawn as f64 / from as f64;
+        let (ow, oh) = match (self.scale_side, h > w) {
+            // Python's int(): truncation.
+            (ScaleSide::Shorter, true) => (drawn, scaled(h, w) as usize),
+            (ScaleSide::Shorter, false) => (scaled(w, h) as usize, drawn),
+            (ScaleSide::Longer, true) => ((scaled(w, h) + 0.5) as usize, drawn),
+            (ScaleSide::Longer, false) => (drawn, (scaled(h, w) + 0.5) as usize),
+        };
+        (ow.max(1), oh.max(1))
+    }
 
     pub fn apply(
         &self,
@@ -62,29 +91,25 @@ impl SegmentationTrainTransform {
         }
         let low = (self.base_size as f64 * self.scale_range.0) as usize;
         let high = (self.base_size as f64 * self.scale_range.1) as usize;
-        let long_size = rng.random_range(low.max(1)..=high.max(low.max(1)));
-        let (ow, oh) = if h > w {
-            (
-                ((w as f64 * long_size as f64 / h as f64) + 0.5) as usize,
-                long_size,
-            )
-        } else {
-            (
-                long_size,
-                ((h as f64 * long_size as f64 / w as f64) + 0.5) as usize,
-            )
-        };
-        let (ow, oh) = (ow.max(1), oh.max(1));
-        let pixels = resize_bilinear(&pixels, w, h, 3, ow, oh);
-        let labels = resize_nearest(&labels, w, h, ow, oh);
+        let drawn = rng.random_range(low.max(1)..=high.max(low.max(1)));
+        let (ow, oh) = self.resized_size(w, h, drawn);
+        // Padded on the right and bottom to at least the crop, then cut: only the part of the
+        // resized image inside the crop is computed, so a long thin image whose shorter side
+        // is drawn (1 x 200000 to 1040 wide: 208 million rows) costs no more than a crop.
         let crop = self.crop_size;
         let (pw, ph) = (ow.max(crop), oh.max(crop));
-        let pixels = pad(pixels, ow, oh, 3, pw, ph, 0);
-        let labels = pad(labels, ow, oh, 1, pw, ph, IGNORE_LABEL);
         let x1 = rng.random_range(0..=pw - crop);
         let y1 = rng.random_range(0..=ph - crop);
-        let mut pixels = cut(&pixels, pw, 3, x1, y1, crop, crop);
-        let labels = cut(&labels, pw, 1, x1, y1, crop, crop);
+        let inside = Window {
+            x: x1,
+            y: y1,
+            w: (x1 + crop).min(ow) - x1,
+            h: (y1 + crop).min(oh) - y1,
+        };
+        let pixels = resize_bilinear_window(&pixels, w, h, 3, ow, oh, inside);
+        let labels = resize_nearest_window(&labels, w, h, ow, oh, inside);
+        let mut pixels = pad(pixels, inside.w, inside.h, 3, crop, crop, 0);
+        let labels = pad(labels, inside.w, inside.h, 1, crop, crop, IGNORE_LABEL);
         if rng.random::<f64>() < self.blur_probability {
             let sigma = rng.random::<f64>();
             gaussian_blur(&mut pixels, crop, crop, sigma);
@@ -208,23 +233,6 @@ fn pad(
     out
 }
 
-/// The `cw x ch` window at `(x1, y1)` of an image `w` wide.
-fn cut(
-    src: &[u8],
-    w: usize,
-    channels: usize,
-    x1: usize,
-    y1: usize,
-    cw: usize,
-    ch: usize,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(cw * ch * channels);
-    for y in y1..y1 + ch {
-        out.extend_from_slice(&src[(y * w + x1) * channels..][..cw * channels]);
-    }
-    out
-}
-
 /// A separable Gaussian blur of an RGB image (edges repeat). Pillow's `GaussianBlur(radius)`
 /// takes the standard deviation as its radius and approximates it with box blurs; this is
 /// the exact Gaussian, so pixels may differ by a few levels.
@@ -327,7 +335,25 @@ pub fn collate_segmentation(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resize::resize_bilinear;
     use crate::rng::sample_rng;
+
+    /// The `cw x ch` window at `(x1, y1)` of an image `w` wide.
+    fn cut(
+        src: &[u8],
+        w: usize,
+        channels: usize,
+        x1: usize,
+        y1: usize,
+        cw: usize,
+        ch: usize,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(cw * ch * channels);
+        for y in y1..y1 + ch {
+            out.extend_from_slice(&src[(y * w + x1) * channels..][..cw * channels]);
+        }
+        out
+    }
 
     fn scene(w: usize, h: usize) -> (RgbImage, LabelMap) {
         // Left half class 1, right half class 2, so labels and colours can be compared.
@@ -371,6 +397,133 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The size of the labelled (unpadded) top-left rectangle of a sample whose crop is
+    /// larger than its resized image: the resized size.
+    fn labelled_extent(s: &SegmentationSample) -> (usize, usize) {
+        let width = s.labels[..s.width]
+            .iter()
+            .take_while(|&&l| l != IGNORE_LABEL)
+            .count();
+        let height = (0..s.height)
+            .take_while(|&y| s.labels[y * s.width] != IGNORE_LABEL)
+            .count();
+        (width, height)
+    }
+
+    /// GluonCV 2018 (segbase.py at 49be0191): `short_size = random.randint(int(base * 0.5),
+    /// int(base * 2.0))` sets the shorter side, the longer is `int(1.0 * long * short_size /
+    /// short)`; since 2019 the drawn number sets the longer side (rounded other side).
+    #[test]
+    fn the_drawn_size_sets_the_side_the_recipe_names() {
+        for (w, h) in [(30usize, 21usize), (21, 30)] {
+            let (image, target) = scene(w, h);
+            for side in [ScaleSide::Shorter, ScaleSide::Longer] {
+                let t = SegmentationTrainTransform {
+                    base_size: 40,
+                    crop_size: 128, // larger than any resized image: the extent shows
+                    scale_side: side,
+                    blur_probability: 0.0,
+                    ..SegmentationTrainTransform::ADE20K
+                };
+                for i in 0..20 {
+                    let s = t.apply("x", &image, &target, &mut sample_rng(1, 0, i));
+                    // The same generator: the flip's draw, then the size's.
+                    let mut rng = sample_rng(1, 0, i);
+                    let _flip: f64 = rng.random();
+                    let drawn: usize = rng.random_range(20..=80);
+                    let round = |v: usize, from: usize| {
+                        (v as f64 * drawn as f64 / from as f64 + 0.5) as usize
+                    };
+                    let expected = match (side, w < h) {
+                        (ScaleSide::Shorter, true) => (drawn, h * drawn / w),
+                        (ScaleSide::Shorter, false) => (w * drawn / h, drawn),
+                        (ScaleSide::Longer, true) => (round(w, h), drawn),
+                        (ScaleSide::Longer, false) => (drawn, round(h, w)),
+                    };
+                    assert_eq!(
+                        labelled_extent(&s),
+                        expected,
+                        "{w}x{h}, {side:?}, seed {i}, drawn {drawn}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The crop is computed from the part of the resized image it covers; it must equal
+    /// resizing the whole image, padding and cutting (what the transform did before, and what
+    /// GluonCV does), for either side drawn, with and without padding.
+    #[test]
+    fn the_windowed_crop_equals_resize_pad_then_cut() {
+        let (image, target) = scene(37, 23);
+        for side in [ScaleSide::Shorter, ScaleSide::Longer] {
+            for crop in [16, 40] {
+                let t = SegmentationTrainTransform {
+                    base_size: 30,
+                    crop_size: crop,
+                    scale_side: side,
+                    blur_probability: 0.0,
+                    ..SegmentationTrainTransform::ADE20K
+                };
+                for i in 0..12 {
+                    let s = t.apply("x", &image, &target, &mut sample_rng(2, 0, i));
+                    let mut rng = sample_rng(2, 0, i);
+                    let (mut pixels, mut labels) = (image.as_raw().clone(), target.labels.clone());
+                    if rng.random::<f64>() < t.flip_probability {
+                        crate::detection_transforms::flip_rows(&mut pixels, 37, 3);
+                        crate::detection_transforms::flip_rows(&mut labels, 37, 1);
+                    }
+                    let (ow, oh) = t.resized_size(37, 23, rng.random_range(15..=60));
+                    let (pw, ph) = (ow.max(crop), oh.max(crop));
+                    let x1 = rng.random_range(0..=pw - crop);
+                    let y1 = rng.random_range(0..=ph - crop);
+                    let pixels = pad(
+                        resize_bilinear(&pixels, 37, 23, 3, ow, oh),
+                        ow,
+                        oh,
+                        3,
+                        pw,
+                        ph,
+                        0,
+                    );
+                    let labels = pad(
+                        resize_nearest(&labels, 37, 23, ow, oh),
+                        ow,
+                        oh,
+                        1,
+                        pw,
+                        ph,
+                        IGNORE_LABEL,
+                    );
+                    assert_eq!(
+                        s.pixels,
+                        cut(&pixels, pw, 3, x1, y1, crop, crop),
+                        "{side:?} {crop} {i}"
+                    );
+                    assert_eq!(
+                        s.labels,
+                        cut(&labels, pw, 1, x1, y1, crop, crop),
+                        "{side:?} {crop} {i}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A long thin image whose shorter side is drawn would resize to hundreds of millions of
+    /// pixels; only the crop is computed.
+    #[test]
+    fn a_long_thin_image_costs_only_its_crop() {
+        let (image, target) = scene(2, 100_000);
+        let t = SegmentationTrainTransform {
+            base_size: 520,
+            crop_size: 48,
+            ..SegmentationTrainTransform::ADE20K
+        };
+        let s = t.apply("x", &image, &target, &mut sample_rng(0, 0, 0));
+        assert_eq!((s.width, s.height, s.pixels.len()), (48, 48, 48 * 48 * 3));
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn bench(s: &BenchSettings) -> BenchResult {
     let params = vs.trainable_variables();
     let train_secs = timed(s.warmup, s.iters, || {
         let forward = || {
-            let (seg, aux) = training_losses(&model, &x, &labels);
+            let (seg, aux) = training_losses(&model, &x, &labels, 0);
             seg + aux.expect("built with the auxiliary head") * 0.5
         };
         let loss = if s.amp {

@@ -6,7 +6,7 @@
 use backbones::classification::config::NormalizationChoice;
 use backbones::engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
 use backbones::limits::{self, check};
-use datasets::segmentation_transforms::SegmentationTrainTransform;
+use datasets::segmentation_transforms::{ScaleSide, SegmentationTrainTransform};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,8 +29,16 @@ pub struct ModelSection {
     pub output_stride: i64,
     /// Train with the auxiliary head on layer3.
     pub aux: bool,
-    /// Weight of the auxiliary loss (GluonCV 0.5; 0.4 is also common).
+    /// Weight of the auxiliary loss. GluonCV's scripts pass 0.5, but its loss gave the aux
+    /// head the main head's gradient whatever the weight (docs/architecture.md, "The FCN
+    /// loss, as GluonCV's gradient"): 1.0 is what it trained with.
     pub aux_weight: f64,
+    /// Images per cross-entropy mean: each group of this many consecutive images of a
+    /// batch has its loss averaged over its own labelled pixels, and the groups' means are
+    /// averaged. GluonCV normalised each GPU's share of the batch this way (4 images at batch
+    /// 16 on 4 GPUs). 0: the whole batch (of this process) is one group. Must divide
+    /// `data.batch_size`.
+    pub loss_group_images: usize,
     /// Batch norm of the body and heads: "batch" (per process) or "sync" (statistics over
     /// every rank of a data-parallel run, as GluonCV's FCN trained; one process: the same as
     /// "batch").
@@ -43,6 +51,7 @@ impl Default for ModelSection {
             output_stride: 8,
             aux: true,
             aux_weight: 0.5,
+            loss_group_images: 0,
             norm: backbones::layers::NormMode::Batch,
         }
     }
@@ -59,11 +68,14 @@ pub struct DataSection {
     pub workers: usize,
     pub prefetch: usize,
     pub skip_bad: bool,
-    /// The longer side is drawn from `scale_range x base_size`, then a `crop_size` square is
-    /// cut (padded where the image is smaller).
+    /// One side (`scale_side`) is drawn from `scale_range x base_size`, then a `crop_size`
+    /// square is cut (padded where the image is smaller).
     pub base_size: usize,
     pub crop_size: usize,
     pub scale_range: (f64, f64),
+    /// "shorter" (GluonCV 2018, the paper's code) or "longer" (GluonCV since 2019; the
+    /// default, what runs before this key had).
+    pub scale_side: ScaleSide,
     pub flip_probability: f64,
     /// Gaussian blur (sigma uniform in [0, 1)) with this probability, as GluonCV's
     /// `_sync_transform` does.
@@ -91,6 +103,7 @@ impl Default for DataSection {
             base_size: t.base_size,
             crop_size: t.crop_size,
             scale_range: t.scale_range,
+            scale_side: ScaleSide::Longer,
             flip_probability: t.flip_probability,
             blur_probability: 0.5,
             normalization: NormalizationChoice::Imagenet,
@@ -106,6 +119,7 @@ impl DataSection {
             base_size: self.base_size,
             crop_size: self.crop_size,
             scale_range: self.scale_range,
+            scale_side: self.scale_side,
             flip_probability: self.flip_probability,
             blur_probability: self.blur_probability,
         }
@@ -141,6 +155,12 @@ impl FinetuneConfig {
             ));
         }
         let d = &self.data;
+        if m.loss_group_images > 0 && !d.batch_size.is_multiple_of(m.loss_group_images) {
+            return Err(format!(
+                "model.loss_group_images ({}) must divide data.batch_size ({})",
+                m.loss_group_images, d.batch_size
+            ));
+        }
         check("data.base_size", d.base_size, &limits::RESIZE_SIDE)?;
         check("data.crop_size", d.crop_size, &limits::INPUT_SIDE)?;
         if let Some(c) = d.eval_crop {
@@ -205,9 +225,43 @@ mod tests {
             ("[data]\nblur_probability = 1.5\n", "data.blur_probability"),
             ("[data]\nscale_range = [2.0, 0.5]\n", "data.scale_range"),
             ("[data]\ncrop_size = 0\n", "data.crop_size"),
+            (
+                "[model]\nloss_group_images = 3\n",
+                "model.loss_group_images",
+            ),
         ] {
             let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err();
             assert!(err.contains(key), "{extra}: {err}");
         }
+    }
+
+    fn recipe(name: &str) -> FinetuneConfig {
+        let path = format!(
+            "{}/../configs/segmentation/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    /// GluonCV 2018's protocol: the shorter side drawn, SyncBN, the per-GPU loss groups.
+    #[test]
+    fn the_ade20k_recipe_reads_as_gluoncv_2018_trained() {
+        let c = recipe("ade20k-fcn.toml");
+        assert_eq!(c.data.scale_side, ScaleSide::Shorter);
+        assert_eq!(c.data.train_transform().scale_side, ScaleSide::Shorter);
+        assert_eq!(c.model.norm, backbones::layers::NormMode::Sync);
+        assert_eq!((c.model.loss_group_images, c.model.aux_weight), (4, 1.0));
+    }
+
+    /// Recipes without the new keys (the Fashion mini recipe, and every earlier run's saved
+    /// config) keep the longer side and one loss mean over the batch.
+    #[test]
+    fn recipes_without_the_new_keys_behave_as_before() {
+        let c = recipe("fashion-scenes-fcn.toml");
+        assert_eq!(c.data.scale_side, ScaleSide::Longer);
+        assert_eq!(c.model.loss_group_images, 0);
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.data.scale_side, ScaleSide::Longer);
+        assert_eq!(c.model.loss_group_images, 0);
     }
 }

@@ -2,7 +2,7 @@
 //! unlabelled pixels, plus the weighted auxiliary loss; pixAcc and mIoU on the validation
 //! split (mIoU picks `best`).
 
-use crate::config::FinetuneConfig;
+use crate::config::{FinetuneConfig, ModelSection};
 use crate::fcn::{upsample, Fcn, FcnConfig};
 use crate::metric::{ConfusionMatrix, Scores, IGNORE};
 use crate::segmenter::{metadata, Preprocess};
@@ -103,13 +103,55 @@ pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     loss / weight.sum(Kind::Float).clamp_min(1.0)
 }
 
-/// The unweighted losses of `model`'s main and auxiliary heads on a training batch.
-pub fn training_losses(model: &Fcn, x: &Tensor, labels: &Tensor) -> (Tensor, Option<Tensor>) {
+/// [`upsampled_cross_entropy`] of each group of `group_images` consecutive images, averaged
+/// over the groups (0: the whole batch is one group). Groups of 4 in a batch of 16 give
+/// GluonCV's normalisation on 4 GPUs: each GPU's cross-entropy divided by its own labelled
+/// pixels (docs/architecture.md, "The FCN loss, as GluonCV's gradient").
+pub fn grouped_cross_entropy(logits: &Tensor, labels: &Tensor, group_images: usize) -> Tensor {
+    let n = logits.size()[0];
+    let k = group_images as i64;
+    if k == 0 || k >= n {
+        return upsampled_cross_entropy(logits, labels);
+    }
+    assert_eq!(
+        n % k,
+        0,
+        "{k} images per group do not divide a batch of {n}"
+    );
+    let groups = n / k;
+    let sum = (0..groups)
+        .map(|g| upsampled_cross_entropy(&logits.narrow(0, g * k, k), &labels.narrow(0, g * k, k)))
+        .reduce(|a, b| a + b)
+        .expect("a batch has at least one group");
+    sum / groups as f64
+}
+
+/// The unweighted losses of `model`'s main and auxiliary heads on a training batch, each
+/// averaged per group of `group_images` images ([`grouped_cross_entropy`]).
+pub fn training_losses(
+    model: &Fcn,
+    x: &Tensor,
+    labels: &Tensor,
+    group_images: usize,
+) -> (Tensor, Option<Tensor>) {
     let logits = model.head_logits(x, true, true);
     (
-        upsampled_cross_entropy(&logits.out, labels),
-        logits.aux.map(|aux| upsampled_cross_entropy(&aux, labels)),
+        grouped_cross_entropy(&logits.out, labels, group_images),
+        logits
+            .aux
+            .map(|aux| grouped_cross_entropy(&aux, labels, group_images)),
     )
+}
+
+/// The losses a training step minimises (their sum), as the recipe's `[model]` weighs them:
+/// `loss_seg`, and `loss_aux` already multiplied by `aux_weight`.
+pub fn weighted_losses(model: &Fcn, x: &Tensor, labels: &Tensor, recipe: &ModelSection) -> Losses {
+    let (seg, aux) = training_losses(model, x, labels, recipe.loss_group_images);
+    let mut losses = Losses::from([("loss_seg".to_string(), seg)]);
+    if let Some(aux) = aux {
+        losses.insert("loss_aux".to_string(), aux * recipe.aux_weight);
+    }
+    losses
 }
 
 pub struct Segmentation {
@@ -203,12 +245,7 @@ impl Task for Segmentation {
         // not hold: seeding it from (seed, micro-batch) makes a resumed run draw the same masks.
         tch::manual_seed(dropout_seed(self.config.train.seed, step.micro_batch));
         let x = input.input(&self.normalizer, self.config.train.channels_last);
-        let (seg, aux) = training_losses(&self.model, &x, &input.labels);
-        let mut losses = Losses::from([("loss_seg".to_string(), seg)]);
-        if let Some(aux) = aux {
-            losses.insert("loss_aux".to_string(), aux * self.config.model.aux_weight);
-        }
-        losses
+        weighted_losses(&self.model, &x, &input.labels, &self.config.model)
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
@@ -256,6 +293,29 @@ mod tests {
         assert_eq!(loss.double_value(&[]), 0.0);
         loss.backward();
         assert_eq!(logits.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    /// Groups average their own means: image 0 has one labelled pixel at ln 2, image 1 three
+    /// at ln 2 and one confidently right (about 0): per image ln 2 and 3/4 ln 2, mean 7/8 ln 2,
+    /// where the whole batch's mean is 4/5 ln 2.
+    #[test]
+    fn groups_average_their_own_labelled_means() {
+        let mut values = vec![0.0f32; 2 * 2 * 4];
+        values[2 * 4 + 4 + 3] = 40.0; // image 1, class 1, pixel 3
+        let logits = Tensor::from_slice(&values).view([2, 2, 1, 4]);
+        let labels = Tensor::from_slice(&[0u8, 255, 255, 255, 0, 1, 0, 1]).view([2, 1, 4]);
+        let ln2 = std::f64::consts::LN_2;
+        for (group, expected) in [
+            (1, 7.0 / 8.0 * ln2),
+            (0, 4.0 / 5.0 * ln2),
+            (2, 4.0 / 5.0 * ln2),
+        ] {
+            let loss = grouped_cross_entropy(&logits, &labels, group).double_value(&[]);
+            assert!(
+                (loss - expected).abs() < 1e-6,
+                "groups of {group}: {loss}, not {expected}"
+            );
+        }
     }
 
     /// The hand-formed gradient must be autograd's through torchvision's formula (bilinear
