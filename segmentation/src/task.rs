@@ -55,8 +55,9 @@ fn dropout_seed(seed: u64, micro_batch: u64) -> i64 {
 }
 
 /// Mean cross-entropy over the labelled pixels (IGNORE left out) of `logits` upsampled
-/// bilinearly to the labels' size, as torchvision's FCN computes it (`F.interpolate`, then
-/// `F.cross_entropy`), with the gradient flowing to the low-resolution `logits`. A batch
+/// bilinearly to the labels' size (corners aligned or not, as the model upsamples), as
+/// torchvision's FCN computes it (`F.interpolate`, then `F.cross_entropy`), with the gradient
+/// flowing to the low-resolution `logits`. A batch
 /// without a single labelled pixel gives 0, not NaN, so a crop of pure padding cannot stop a
 /// run.
 ///
@@ -68,7 +69,7 @@ fn dropout_seed(seed: u64, micro_batch: u64) -> i64 {
 /// 480, 150 classes, on CPU: 0.26 s against autograd's 0.39 with the same layouts and 0.59 as
 /// torchvision does it). The upsampling runs channels-last, so that each pixel's classes are
 /// one contiguous row.
-pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor, align_corners: bool) -> Tensor {
     let (n, classes) = (logits.size()[0], logits.size()[1]);
     let (h, w) = (labels.size()[1], labels.size()[2]);
     let target = labels.to_kind(Kind::Int64).reshape([-1, 1]);
@@ -80,6 +81,7 @@ pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     let mut gradient = upsample(
         &tensor_to_channels_last(&logits.detach().to_kind(Kind::Float)),
         (h, w),
+        align_corners,
     )
     .permute([0, 2, 3, 1])
     .reshape([-1, classes])
@@ -93,7 +95,7 @@ pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
         &gradient.view([n, h, w, classes]).permute([0, 3, 1, 2]),
         [h, w],
         logits.size(),
-        false,
+        align_corners,
         None,
         None,
     );
@@ -106,9 +108,12 @@ pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
 /// The unweighted losses of `model`'s main and auxiliary heads on a training batch.
 pub fn training_losses(model: &Fcn, x: &Tensor, labels: &Tensor) -> (Tensor, Option<Tensor>) {
     let logits = model.head_logits(x, true, true);
+    let corners = model.config.align_corners;
     (
-        upsampled_cross_entropy(&logits.out, labels),
-        logits.aux.map(|aux| upsampled_cross_entropy(&aux, labels)),
+        upsampled_cross_entropy(&logits.out, labels, corners),
+        logits
+            .aux
+            .map(|aux| upsampled_cross_entropy(&aux, labels, corners)),
     )
 }
 
@@ -248,11 +253,11 @@ mod tests {
         // second unlabelled with a huge wrong logit, which must not count.
         let logits = Tensor::from_slice(&[0.0f32, 50.0, 0.0, -50.0]).view([1, 2, 1, 2]);
         let labels = Tensor::from_slice(&[0u8, 255]).view([1, 1, 2]);
-        let loss = upsampled_cross_entropy(&logits, &labels).double_value(&[]);
+        let loss = upsampled_cross_entropy(&logits, &labels, false).double_value(&[]);
         assert!((loss - std::f64::consts::LN_2).abs() < 1e-6, "{loss}");
         let logits = logits.set_requires_grad(true);
         let all_ignored = Tensor::from_slice(&[255u8, 255]).view([1, 1, 2]);
-        let loss = upsampled_cross_entropy(&logits, &all_ignored);
+        let loss = upsampled_cross_entropy(&logits, &all_ignored, false);
         assert_eq!(loss.double_value(&[]), 0.0);
         loss.backward();
         assert_eq!(logits.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
@@ -260,7 +265,8 @@ mod tests {
 
     /// The hand-formed gradient must be autograd's through torchvision's formula (bilinear
     /// upsampling, then cross-entropy with ignore_index), for strided and channels-last
-    /// logits, at an output size that is no multiple of the input's.
+    /// logits, at an output size that is no multiple of the input's, with corners aligned
+    /// (GluonCV's upsampling) or not (torchvision's).
     #[test]
     fn cross_entropy_and_gradient_are_autograds_through_the_upsampling() {
         tch::manual_seed(3);
@@ -269,30 +275,42 @@ mod tests {
             Tensor::randint(5, [2, 45, 38], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8);
         let _ = labels.narrow(1, 0, 10).fill_(IGNORE);
         let labelled = labels.ne(IGNORE).sum(Kind::Float);
-        let reference = logits.copy().set_requires_grad(true);
-        let expected = reference
-            .upsample_bilinear2d([45, 38], false, None, None)
-            .cross_entropy_loss::<Tensor>(
-                &labels.to_kind(Kind::Int64),
-                None,
-                Reduction::Sum,
-                IGNORE,
-                0.0,
-            )
-            / labelled;
-        expected.backward();
-        for input in [logits.copy(), tensor_to_channels_last(&logits)] {
-            let input = input.set_requires_grad(true);
-            let loss = upsampled_cross_entropy(&input, &labels);
-            let error = (loss.double_value(&[]) - expected.double_value(&[])).abs();
-            assert!(error < 1e-5, "loss off by {error}");
-            loss.backward();
-            let error = (input.grad() - reference.grad())
-                .abs()
-                .max()
-                .double_value(&[]);
-            let scale = reference.grad().abs().max().double_value(&[]);
-            assert!(error < 1e-5 * scale, "gradient off by {error} of {scale}");
+        let mut losses = Vec::new();
+        for align_corners in [false, true] {
+            let reference = logits.copy().set_requires_grad(true);
+            let expected = reference
+                .upsample_bilinear2d([45, 38], align_corners, None, None)
+                .cross_entropy_loss::<Tensor>(
+                    &labels.to_kind(Kind::Int64),
+                    None,
+                    Reduction::Sum,
+                    IGNORE,
+                    0.0,
+                )
+                / labelled.shallow_clone();
+            expected.backward();
+            for input in [logits.copy(), tensor_to_channels_last(&logits)] {
+                let input = input.set_requires_grad(true);
+                let loss = upsampled_cross_entropy(&input, &labels, align_corners);
+                let error = (loss.double_value(&[]) - expected.double_value(&[])).abs();
+                assert!(
+                    error < 1e-5,
+                    "align_corners {align_corners}: loss off by {error}"
+                );
+                loss.backward();
+                let error = (input.grad() - reference.grad())
+                    .abs()
+                    .max()
+                    .double_value(&[]);
+                let scale = reference.grad().abs().max().double_value(&[]);
+                assert!(
+                    error < 1e-5 * scale,
+                    "align_corners {align_corners}: gradient off by {error} of {scale}"
+                );
+            }
+            losses.push(expected.double_value(&[]));
         }
+        // The two upsamplings differ, so the option is not silently ignored.
+        assert!((losses[0] - losses[1]).abs() > 1e-4, "{losses:?}");
     }
 }
