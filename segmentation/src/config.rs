@@ -43,6 +43,10 @@ pub struct ModelSection {
     /// every rank of a data-parallel run, as GluonCV's FCN trained; one process: the same as
     /// "batch").
     pub norm: backbones::layers::NormMode,
+    /// Upsample the logits with corners aligned, as GluonCV's FCN (MXNet's `BilinearResize2D`)
+    /// does, in the training loss and in evaluation. Unlike the other keys the default is not
+    /// GluonCV's but torchvision's (false), which the recipes written before the key use.
+    pub align_corners: bool,
 }
 
 impl Default for ModelSection {
@@ -53,6 +57,7 @@ impl Default for ModelSection {
             aux_weight: 0.5,
             loss_group_images: 0,
             norm: backbones::layers::NormMode::Batch,
+            align_corners: false,
         }
     }
 }
@@ -215,6 +220,15 @@ mod tests {
             (c.model.output_stride, c.model.aux, c.model.aux_weight),
             (8, true, 0.5)
         );
+    }
+
+    #[test]
+    fn only_the_ade20k_recipe_aligns_corners_as_gluoncv() {
+        assert!(!parse(MINIMAL).unwrap().model.align_corners);
+        let ade: FinetuneConfig =
+            toml::from_str(include_str!("../../configs/segmentation/ade20k-fcn.toml")).unwrap();
+        ade.validate().unwrap();
+        assert!(ade.model.align_corners);
     }
 
     #[test]

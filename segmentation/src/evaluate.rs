@@ -1,18 +1,40 @@
 //! `segment eval --ckpt`: a model's pixAcc and mIoU on a split, single-scale or with GluonCV's
-//! multi-scale, flipped, sliding-window inference (`MultiEvalModule`).
+//! multi-scale, flipped, sliding-window inference.
 //!
-//! Multi-scale, for each scale s in 0.5, 0.75, .., 1.75: the longer side is resized to
-//! ceil(base_size x s) (Pillow bilinear on the 8-bit image), the shorter keeps the aspect ratio
-//! (rounded). An image no larger than the crop is padded to it (black, i.e. -mean/std once
-//! normalised) and run whole; a larger one is padded to at least the crop and covered by
-//! crop-sized windows every round(crop x 2/3) pixels, whose logits are averaged where they
-//! overlap. Every run adds the logits of the horizontally flipped input, flipped back. The
-//! logits of each scale are resized bilinearly to the image's size and summed over scales.
+//! Multi-scale follows `MultiEvalModel` of GluonCV as the paper's authors ran it (dmlc/gluon-cv
+//! at 49be0191, Oct 2018; `gluoncv/model_zoo/segbase.py` unless said otherwise):
+//! - The input is the whole validation image, normalised (ImageNet mean/std) at its own size
+//!   (`scripts/segmentation/test.py`: `testval` mode, `ToTensor` + `Normalize`, one image at a
+//!   time through `parallel_forward`); scales 0.5, 0.75, .., 1.75, flip on (the defaults of
+//!   `MultiEvalModel.__init__`), base 520 and crop 480 (the model's `base_size`/`crop_size`,
+//!   train.py's defaults).
+//! - `__call__`, per scale s: the longer side is `int(ceil(base * s))`, the other
+//!   `int(other * long / longer + 0.5)` (height is the long side when h > w, else width). The
+//!   normalised tensor is resized to that with `_resize_image`, MXNet's
+//!   `contrib.BilinearResize2D`, whose source coordinate is output index x (in - 1) / (out - 1):
+//!   corners aligned (apache/mxnet 1.3, `src/operator/contrib/bilinear_resize.cc`).
+//! - Long side <= crop: `_pad_image` pads bottom and right to crop x crop with -mean/std per
+//!   channel (a black pixel once normalised), one `flip_inference`, cut back to the scaled size.
+//!   Otherwise: padded as above only where the short side is below the crop, then windows of
+//!   crop x crop every `int(crop * 2/3)` pixels (320 at 480), `ceil((padded - crop) / stride) + 1`
+//!   per axis, each clipped to the padded image, padded again to crop x crop and run; the
+//!   outputs are summed per pixel and divided by the number of windows covering it.
+//! - `flip_inference`: the model's logits (`FCN.evaluate`, the main head, upsampled to the input
+//!   with `BilinearResize2D`, `gluoncv/model_zoo/fcn.py`) plus the logits of the mirrored input
+//!   mirrored back, then `exp` of that sum: scores, not logits, are what the windows average.
+//! - Each scale's map is resized to the image's size with `_resize_image` (corners aligned) and
+//!   added to the running sum; the prediction is the argmax of the sum over classes.
+//!
+//! Differences kept: padding uses the checkpoint's normalisation (GluonCV hard-codes ImageNet's;
+//! the same for every recipe here), and the argmax is of the float sums, while the metric of
+//! that commit (`gluoncv/utils/metrics/segmentation.py`, `batch_pix_accuracy` and
+//! `batch_intersection_union`) truncated the sums to int64 before its argmax, which GluonCV
+//! fixed in April 2019 (#582).
 
+use crate::fcn::upsample;
 use crate::metric::{ConfusionMatrix, Scores};
 use crate::segmenter::Segmenter;
 use datasets::loader::LoaderConfig;
-use datasets::resize::resize_bilinear;
 use datasets::segmentation_data::{
     segmentation_loader, SegmentationAugment, SegmentationDataset, SegmentationSource,
 };
@@ -39,14 +61,33 @@ impl MultiScale {
         }
     }
 
-    fn stride(&self) -> usize {
-        (self.crop_size as f64 * 2.0 / 3.0) as usize
+    /// The windows' step: GluonCV's `int(crop * 2.0 / 3.0)`, which is floor(2 crop / 3) for
+    /// every crop a flag allows.
+    fn stride(&self) -> i64 {
+        (self.crop_size * 2 / 3) as i64
+    }
+
+    /// (height, width, longer side) an image of `height` x `width` is run at for `scale`.
+    fn scaled_size(&self, height: i64, width: i64, scale: f64) -> (i64, i64, i64) {
+        let long = (self.base_size as f64 * scale).ceil() as i64;
+        let other = |side: i64, longer: i64| ((side * long) as f64 / longer as f64 + 0.5) as i64;
+        let (h, w) = if height > width {
+            (long, other(width, height))
+        } else {
+            (other(height, width), long)
+        };
+        (h.max(1), w.max(1), long)
     }
 }
 
-/// Logits of `x` (1 x 3 x h x w, normalised) plus, with `flip`, those of its mirror image
-/// mirrored back.
-fn flip_inference(model: &Segmenter, x: &Tensor, flip: bool) -> Tensor {
+/// Bilinear resize with corners aligned, MXNet's `BilinearResize2D`.
+fn resize(x: &Tensor, size: (i64, i64)) -> Tensor {
+    upsample(x, size, true)
+}
+
+/// exp of the logits of `x` (1 x 3 x h x w, normalised) plus, with `flip`, those of its mirror
+/// image mirrored back.
+fn flipped_scores(model: &Segmenter, x: &Tensor, flip: bool) -> Tensor {
     let size = (x.size()[2], x.size()[3]);
     let run = |x: &Tensor| {
         model
@@ -59,7 +100,7 @@ fn flip_inference(model: &Segmenter, x: &Tensor, flip: bool) -> Tensor {
     if flip {
         out += run(&x.flip([3])).flip([3]);
     }
-    out
+    out.exp()
 }
 
 /// `x` padded on the right and bottom to at least `side` x `side` with `fill` (1 x 3 x 1 x 1).
@@ -74,8 +115,36 @@ fn pad_to(x: &Tensor, side: i64, fill: &Tensor) -> Tensor {
     padded
 }
 
-/// Summed logits over the scales, 1 x K x height x width.
-pub fn multi_scale_logits(
+/// The scores of `x` (normalised, padded to at least the crop) from crop-sized windows every
+/// `stride` pixels, averaged where windows overlap.
+fn window_scores(model: &Segmenter, x: &Tensor, fill: &Tensor, ms: &MultiScale) -> Tensor {
+    let crop = ms.crop_size as i64;
+    let stride = ms.stride();
+    let k = model.model.config.num_classes;
+    let (ph, pw) = (x.size()[2], x.size()[3]);
+    let grids = |n: i64| (n - crop + stride - 1) / stride + 1;
+    let sum = Tensor::zeros([1, k, ph, pw], (Kind::Float, x.device()));
+    let count = Tensor::zeros([1, 1, ph, pw], (Kind::Float, x.device()));
+    for gy in 0..grids(ph) {
+        for gx in 0..grids(pw) {
+            let (y0, x0) = (gy * stride, gx * stride);
+            let (y1, x1) = ((y0 + crop).min(ph), (x0 + crop).min(pw));
+            let window = x.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
+            let out = flipped_scores(model, &pad_to(&window, crop, fill), ms.flip)
+                .narrow(2, 0, y1 - y0)
+                .narrow(3, 0, x1 - x0);
+            let mut region = sum.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
+            region += out;
+            let mut seen = count.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
+            seen += 1.0;
+        }
+    }
+    sum / count
+}
+
+/// GluonCV's multi-scale scores of one RGB image (HWC u8): the sums over scales of
+/// exp(logits + flipped logits), 1 x K x height x width; the prediction is their argmax.
+pub fn multi_scale_scores(
     model: &Segmenter,
     pixels: &[u8],
     width: usize,
@@ -86,51 +155,24 @@ pub fn multi_scale_logits(
     let device = model.vs.device();
     let k = model.model.config.num_classes;
     let crop = ms.crop_size as i64;
-    let stride = ms.stride() as i64;
-    let black = Tensor::zeros([1, 1, 1, 3], (Kind::Uint8, device));
-    let fill = model.normalizer().apply(&black, None);
-    let mut scores = Tensor::zeros([1, k, height as i64, width as i64], (Kind::Float, device));
+    let fill = model
+        .normalizer()
+        .apply(&Tensor::zeros([1, 1, 1, 3], (Kind::Uint8, device)), None);
+    let (height, width) = (height as i64, width as i64);
+    let image = Tensor::from_slice(pixels)
+        .view([1, height, width, 3])
+        .to_device(device);
+    let image = model.normalizer().apply(&image, None);
+    let mut scores = Tensor::zeros([1, k, height, width], (Kind::Float, device));
     for &scale in &ms.scales {
-        let long = (ms.base_size as f64 * scale).ceil() as usize;
-        let (w, h) = if height > width {
-            (((width * long) as f64 / height as f64 + 0.5) as usize, long)
+        let (h, w, long) = ms.scaled_size(height, width, scale);
+        let x = resize(&image, (h, w));
+        let outputs = if long <= crop {
+            flipped_scores(model, &pad_to(&x, crop, &fill), ms.flip)
         } else {
-            (long, ((height * long) as f64 / width as f64 + 0.5) as usize)
+            window_scores(model, &pad_to(&x, crop, &fill), &fill, ms)
         };
-        let (w, h) = (w.max(1), h.max(1));
-        let resized = resize_bilinear(pixels, width, height, 3, w, h);
-        let x = Tensor::from_slice(&resized)
-            .view([1, h as i64, w as i64, 3])
-            .to_device(device);
-        let x = model.normalizer().apply(&x, None);
-        let (h, w) = (h as i64, w as i64);
-        let outputs = if long as i64 <= crop {
-            flip_inference(model, &pad_to(&x, crop, &fill), ms.flip)
-                .narrow(2, 0, h)
-                .narrow(3, 0, w)
-        } else {
-            let padded = pad_to(&x, crop, &fill);
-            let (ph, pw) = (padded.size()[2], padded.size()[3]);
-            let grids = |n: i64| ((n - crop) as f64 / stride as f64).ceil() as i64 + 1;
-            let sum = Tensor::zeros([1, k, ph, pw], (Kind::Float, device));
-            let count = Tensor::zeros([1, 1, ph, pw], (Kind::Float, device));
-            for gy in 0..grids(ph) {
-                for gx in 0..grids(pw) {
-                    let (y0, x0) = (gy * stride, gx * stride);
-                    let (y1, x1) = ((y0 + crop).min(ph), (x0 + crop).min(pw));
-                    let window = padded.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
-                    let out = flip_inference(model, &pad_to(&window, crop, &fill), ms.flip)
-                        .narrow(2, 0, y1 - y0)
-                        .narrow(3, 0, x1 - x0);
-                    let mut region = sum.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
-                    region += out;
-                    let mut seen = count.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
-                    seen += 1.0;
-                }
-            }
-            (sum / count).narrow(2, 0, h).narrow(3, 0, w)
-        };
-        scores += crate::fcn::upsample(&outputs, (height as i64, width as i64));
+        scores += resize(&outputs.narrow(2, 0, h).narrow(3, 0, w), (height, width));
     }
     scores
 }
@@ -165,7 +207,7 @@ pub fn evaluate_source(
         let batch = batch?;
         let (w, h) = (batch.width, batch.height);
         let logits = match multi_scale {
-            Some(ms) => multi_scale_logits(model, &batch.pixels, w, h, ms),
+            Some(ms) => multi_scale_scores(model, &batch.pixels, w, h, ms),
             None => {
                 model.check_input(std::path::Path::new(&batch.ids[0]), w, h)?;
                 model.logits(&batch.pixels, w, h)
@@ -212,8 +254,14 @@ mod tests {
         (0..w * h * 3).map(|i| ((i * 37) % 251) as u8).collect()
     }
 
+    /// |a - b| within 1e-4 of b's largest value.
+    fn close(a: &Tensor, b: &Tensor) -> bool {
+        let scale = b.abs().max().double_value(&[]).max(1.0);
+        (a - b).abs().max().double_value(&[]) < 1e-4 * scale
+    }
+
     #[test]
-    fn one_scale_one_window_is_single_scale_inference() {
+    fn one_scale_one_window_is_the_exp_of_single_scale_logits() {
         let m = model();
         let pixels = image(40, 40);
         let ms = MultiScale {
@@ -223,16 +271,34 @@ mod tests {
             flip: false,
         };
         let single = m.logits(&pixels, 40, 40);
-        let multi = multi_scale_logits(&m, &pixels, 40, 40, &ms);
-        assert!((multi - &single).abs().max().double_value(&[]) < 1e-4);
-        // With flip, the mirrored image's logits mirrored back are added.
+        let multi = multi_scale_scores(&m, &pixels, 40, 40, &ms);
+        assert!(close(&multi, &single.exp()));
+        // With flip, the mirrored image's logits mirrored back are added before the exp.
         let flipped: Vec<u8> = (0..40 * 40)
             .map(|p| (p / 40, 39 - p % 40))
             .flat_map(|(y, x)| pixels[(y * 40 + x) * 3..][..3].to_vec())
             .collect();
-        let expected = &single + m.logits(&flipped, 40, 40).flip([3]);
-        let with_flip = multi_scale_logits(&m, &pixels, 40, 40, &MultiScale { flip: true, ..ms });
-        assert!((with_flip - expected).abs().max().double_value(&[]) < 1e-4);
+        let expected = (&single + m.logits(&flipped, 40, 40).flip([3])).exp();
+        let with_flip = multi_scale_scores(&m, &pixels, 40, 40, &MultiScale { flip: true, ..ms });
+        assert!(close(&with_flip, &expected));
+    }
+
+    #[test]
+    fn scaled_sizes_and_stride_are_gluoncvs() {
+        let ms = MultiScale::gluoncv();
+        assert_eq!(ms.stride(), 320);
+        // A 683 x 512 image at 0.75: the long side ceil(390) and the short
+        // int(512 * 390 / 683 + 0.5) = 292; a portrait one scales its height.
+        assert_eq!(ms.scaled_size(512, 683, 0.75), (292, 390, 390));
+        assert_eq!(ms.scaled_size(683, 512, 1.75), (910, 682, 910));
+        assert_eq!(
+            MultiScale {
+                crop_size: 49,
+                ..ms
+            }
+            .stride(),
+            32
+        );
     }
 
     #[test]
@@ -245,7 +311,7 @@ mod tests {
             scales: vec![0.5, 1.0, 1.5],
             flip: true,
         };
-        let out = multi_scale_logits(&m, &pixels, 50, 30, &ms);
+        let out = multi_scale_scores(&m, &pixels, 50, 30, &ms);
         assert_eq!(out.size(), [1, 3, 30, 50]);
         assert!(bool::try_from(out.isfinite().all()).unwrap());
     }

@@ -22,6 +22,12 @@ pub struct FcnConfig {
     pub num_classes: i64,
     /// Whether the auxiliary head on C4 exists (it is used only for the training loss).
     pub aux: bool,
+    /// Whether the logits are upsampled with corners aligned, as MXNet's `BilinearResize2D`
+    /// (GluonCV's FCN) does, or not, as torchvision's `F.interpolate` does. Absent from
+    /// checkpoints written before the option existed: those, and torchvision imports, upsample
+    /// as torchvision.
+    #[serde(default)]
+    pub align_corners: bool,
 }
 
 /// Classes an FCN may have: its masks are 8-bit PNGs holding 1 + the class index, 0 being
@@ -45,6 +51,7 @@ impl FcnConfig {
             },
             num_classes,
             aux,
+            align_corners: false,
         }
     }
 
@@ -168,9 +175,10 @@ impl Fcn {
         // Without training the logits go on to an argmax or a sum, which read any layout, so
         // they are upsampled channels-last: libtorch's bilinear kernel then runs vectorised
         // over the classes, the largest single step of inference at the paper's crop.
+        let corners = self.config.align_corners;
         let resize = |logits: Tensor| match train {
-            true => upsample(&logits, size),
-            false => upsample(&tensor_to_channels_last(&logits), size),
+            true => upsample(&logits, size, corners),
+            false => upsample(&tensor_to_channels_last(&logits), size, corners),
         };
         let logits = self.head_logits(x, train, with_aux);
         FcnOutput {
@@ -186,13 +194,15 @@ impl Fcn {
     }
 }
 
-/// Bilinear resize of NCHW logits with align_corners = False (torchvision's `F.interpolate`).
-pub fn upsample(x: &Tensor, (h, w): (i64, i64)) -> Tensor {
+/// Bilinear resize of an NCHW tensor to `(h, w)`. With `align_corners` the corner pixels of
+/// input and output coincide (MXNet's `BilinearResize2D`: source = output index x (in - 1) /
+/// (out - 1)); without, pixel centres are mapped (torchvision's `F.interpolate` default).
+pub fn upsample(x: &Tensor, (h, w): (i64, i64), align_corners: bool) -> Tensor {
     let size = x.size();
     if (size[2], size[3]) == (h, w) {
         return x.shallow_clone();
     }
-    x.upsample_bilinear2d([h, w], false, None, None)
+    x.upsample_bilinear2d([h, w], align_corners, None, None)
 }
 
 #[cfg(test)]
@@ -297,9 +307,41 @@ mod tests {
     #[test]
     fn upsampling_keeps_a_constant_map_constant() {
         let x = Tensor::full([1, 2, 3, 4], 1.5, (Kind::Float, Device::Cpu));
-        let y = upsample(&x, (17, 9));
+        let y = upsample(&x, (17, 9), false);
         assert_eq!(y.size(), [1, 2, 17, 9]);
         assert!((y - 1.5).abs().max().double_value(&[]) < 1e-6);
+    }
+
+    /// With `align_corners` (GluonCV's upsampling) the head's grid maps onto the output's
+    /// corner to corner: at 40 x 56 the head is 5 x 7, so in a 37 x 61 output head pixel
+    /// (i, j) lands on output pixel (9 i, 10 j). torchvision's upsampling interpolates there.
+    /// A config saved before the option existed reads as torchvision's.
+    #[test]
+    fn align_corners_upsamples_corner_to_corner() {
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut model = Fcn::new(
+            &vs.root(),
+            &FcnConfig::new("resnet18".parse().unwrap(), 8, 5, false),
+        );
+        let x = Tensor::randn([1, 3, 40, 56], (Kind::Float, Device::Cpu));
+        let _no_grad = tch::no_grad_guard();
+        let head = model.head_logits(&x, false, false).out;
+        let plain = model.forward_to(&x, (37, 61), false, false).out;
+        model.config.align_corners = true;
+        let corners = model.forward_to(&x, (37, 61), false, false).out;
+        assert_eq!(head.size(), [1, 5, 5, 7]);
+        let at = |t: &Tensor, y: i64, x: i64| t.narrow(2, y, 1).narrow(3, x, 1);
+        let gap = |a: Tensor, b: Tensor| (a - b).abs().max().double_value(&[]);
+        for (i, j) in [(0, 0), (1, 1), (2, 5), (4, 6)] {
+            assert!(gap(at(&corners, 9 * i, 10 * j), at(&head, i, j)) < 1e-5);
+        }
+        assert!(gap(at(&plain, 9, 10), at(&head, 1, 1)) > 1e-3);
+
+        let mut old = serde_json::to_value(&model.config).unwrap();
+        old.as_object_mut().unwrap().remove("align_corners");
+        let old: FcnConfig = serde_json::from_value(old).unwrap();
+        assert!(!old.align_corners);
     }
 
     #[test]
@@ -316,7 +358,7 @@ mod tests {
             let c5 = model.backbone.features(&x, false).c5;
             (
                 out,
-                upsample(&model.classifier.forward_t(&c5, false), (37, 61)),
+                upsample(&model.classifier.forward_t(&c5, false), (37, 61), false),
             )
         });
         assert_eq!(out.size(), [2, 5, 37, 61]);

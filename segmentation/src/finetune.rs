@@ -140,6 +140,7 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         },
         num_classes,
         aux: config.model.aux,
+        align_corners: config.model.align_corners,
     };
     let vs = nn::VarStore::new(device);
     let model = Fcn::new(&vs.root(), &fcn_config);

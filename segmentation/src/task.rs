@@ -55,8 +55,9 @@ fn dropout_seed(seed: u64, micro_batch: u64) -> i64 {
 }
 
 /// Mean cross-entropy over the labelled pixels (IGNORE left out) of `logits` upsampled
-/// bilinearly to the labels' size, as torchvision's FCN computes it (`F.interpolate`, then
-/// `F.cross_entropy`), with the gradient flowing to the low-resolution `logits`. A batch
+/// bilinearly to the labels' size (corners aligned or not, as the model upsamples), as
+/// torchvision's FCN computes it (`F.interpolate`, then `F.cross_entropy`), with the gradient
+/// flowing to the low-resolution `logits`. A batch
 /// without a single labelled pixel gives 0, not NaN, so a crop of pure padding cannot stop a
 /// run.
 ///
@@ -68,7 +69,7 @@ fn dropout_seed(seed: u64, micro_batch: u64) -> i64 {
 /// 480, 150 classes, on CPU: 0.26 s against autograd's 0.39 with the same layouts and 0.59 as
 /// torchvision does it). The upsampling runs channels-last, so that each pixel's classes are
 /// one contiguous row.
-pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor, align_corners: bool) -> Tensor {
     let (n, classes) = (logits.size()[0], logits.size()[1]);
     let (h, w) = (labels.size()[1], labels.size()[2]);
     let target = labels.to_kind(Kind::Int64).reshape([-1, 1]);
@@ -80,6 +81,7 @@ pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     let mut gradient = upsample(
         &tensor_to_channels_last(&logits.detach().to_kind(Kind::Float)),
         (h, w),
+        align_corners,
     )
     .permute([0, 2, 3, 1])
     .reshape([-1, classes])
@@ -93,7 +95,7 @@ pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
         &gradient.view([n, h, w, classes]).permute([0, 3, 1, 2]),
         [h, w],
         logits.size(),
-        false,
+        align_corners,
         None,
         None,
     );
@@ -106,21 +108,30 @@ pub fn upsampled_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
 /// [`upsampled_cross_entropy`] of each group of `group_images` consecutive images, averaged
 /// over the groups (0: the whole batch is one group). Groups of 4 in a batch of 16 give
 /// GluonCV's normalisation on 4 GPUs: each GPU's cross-entropy divided by its own labelled
-/// pixels (docs/architecture.md, "The FCN loss, as GluonCV's gradient").
-pub fn grouped_cross_entropy(logits: &Tensor, labels: &Tensor, group_images: usize) -> Tensor {
+/// pixels (docs/architecture.md, "The FCN loss, as GluonCV's gradient"). A batch that the
+/// groups do not divide (a sample left out by `--skip-bad`, a micro-batch) ends with a smaller
+/// group, as a last GPU given fewer crops would.
+pub fn grouped_cross_entropy(
+    logits: &Tensor,
+    labels: &Tensor,
+    group_images: usize,
+    align_corners: bool,
+) -> Tensor {
     let n = logits.size()[0];
     let k = group_images as i64;
     if k == 0 || k >= n {
-        return upsampled_cross_entropy(logits, labels);
+        return upsampled_cross_entropy(logits, labels, align_corners);
     }
-    assert_eq!(
-        n % k,
-        0,
-        "{k} images per group do not divide a batch of {n}"
-    );
-    let groups = n / k;
+    let groups = (n + k - 1) / k;
     let sum = (0..groups)
-        .map(|g| upsampled_cross_entropy(&logits.narrow(0, g * k, k), &labels.narrow(0, g * k, k)))
+        .map(|g| {
+            let len = k.min(n - g * k);
+            upsampled_cross_entropy(
+                &logits.narrow(0, g * k, len),
+                &labels.narrow(0, g * k, len),
+                align_corners,
+            )
+        })
         .reduce(|a, b| a + b)
         .expect("a batch has at least one group");
     sum / groups as f64
@@ -135,11 +146,12 @@ pub fn training_losses(
     group_images: usize,
 ) -> (Tensor, Option<Tensor>) {
     let logits = model.head_logits(x, true, true);
+    let corners = model.config.align_corners;
     (
-        grouped_cross_entropy(&logits.out, labels, group_images),
+        grouped_cross_entropy(&logits.out, labels, group_images, corners),
         logits
             .aux
-            .map(|aux| grouped_cross_entropy(&aux, labels, group_images)),
+            .map(|aux| grouped_cross_entropy(&aux, labels, group_images, corners)),
     )
 }
 
@@ -285,11 +297,11 @@ mod tests {
         // second unlabelled with a huge wrong logit, which must not count.
         let logits = Tensor::from_slice(&[0.0f32, 50.0, 0.0, -50.0]).view([1, 2, 1, 2]);
         let labels = Tensor::from_slice(&[0u8, 255]).view([1, 1, 2]);
-        let loss = upsampled_cross_entropy(&logits, &labels).double_value(&[]);
+        let loss = upsampled_cross_entropy(&logits, &labels, false).double_value(&[]);
         assert!((loss - std::f64::consts::LN_2).abs() < 1e-6, "{loss}");
         let logits = logits.set_requires_grad(true);
         let all_ignored = Tensor::from_slice(&[255u8, 255]).view([1, 1, 2]);
-        let loss = upsampled_cross_entropy(&logits, &all_ignored);
+        let loss = upsampled_cross_entropy(&logits, &all_ignored, false);
         assert_eq!(loss.double_value(&[]), 0.0);
         loss.backward();
         assert_eq!(logits.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
@@ -310,7 +322,7 @@ mod tests {
             (0, 4.0 / 5.0 * ln2),
             (2, 4.0 / 5.0 * ln2),
         ] {
-            let loss = grouped_cross_entropy(&logits, &labels, group).double_value(&[]);
+            let loss = grouped_cross_entropy(&logits, &labels, group, false).double_value(&[]);
             assert!(
                 (loss - expected).abs() < 1e-6,
                 "groups of {group}: {loss}, not {expected}"
@@ -318,9 +330,24 @@ mod tests {
         }
     }
 
+    /// A batch the groups do not divide (a skipped sample) ends with a smaller group instead
+    /// of failing: images 0 and 1 as above (4/5 ln 2), then image 0 again alone (ln 2).
+    #[test]
+    fn a_partial_last_group_is_its_own_mean() {
+        let mut values = vec![0.0f32; 3 * 2 * 4];
+        values[2 * 4 + 4 + 3] = 40.0;
+        let logits = Tensor::from_slice(&values).view([3, 2, 1, 4]);
+        let labels =
+            Tensor::from_slice(&[0u8, 255, 255, 255, 0, 1, 0, 1, 0, 255, 255, 255]).view([3, 1, 4]);
+        let loss = grouped_cross_entropy(&logits, &labels, 2, false).double_value(&[]);
+        let expected = 0.9 * std::f64::consts::LN_2;
+        assert!((loss - expected).abs() < 1e-6, "{loss}, not {expected}");
+    }
+
     /// The hand-formed gradient must be autograd's through torchvision's formula (bilinear
     /// upsampling, then cross-entropy with ignore_index), for strided and channels-last
-    /// logits, at an output size that is no multiple of the input's.
+    /// logits, at an output size that is no multiple of the input's, with corners aligned
+    /// (GluonCV's upsampling) or not (torchvision's).
     #[test]
     fn cross_entropy_and_gradient_are_autograds_through_the_upsampling() {
         tch::manual_seed(3);
@@ -329,30 +356,42 @@ mod tests {
             Tensor::randint(5, [2, 45, 38], (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8);
         let _ = labels.narrow(1, 0, 10).fill_(IGNORE);
         let labelled = labels.ne(IGNORE).sum(Kind::Float);
-        let reference = logits.copy().set_requires_grad(true);
-        let expected = reference
-            .upsample_bilinear2d([45, 38], false, None, None)
-            .cross_entropy_loss::<Tensor>(
-                &labels.to_kind(Kind::Int64),
-                None,
-                Reduction::Sum,
-                IGNORE,
-                0.0,
-            )
-            / labelled;
-        expected.backward();
-        for input in [logits.copy(), tensor_to_channels_last(&logits)] {
-            let input = input.set_requires_grad(true);
-            let loss = upsampled_cross_entropy(&input, &labels);
-            let error = (loss.double_value(&[]) - expected.double_value(&[])).abs();
-            assert!(error < 1e-5, "loss off by {error}");
-            loss.backward();
-            let error = (input.grad() - reference.grad())
-                .abs()
-                .max()
-                .double_value(&[]);
-            let scale = reference.grad().abs().max().double_value(&[]);
-            assert!(error < 1e-5 * scale, "gradient off by {error} of {scale}");
+        let mut losses = Vec::new();
+        for align_corners in [false, true] {
+            let reference = logits.copy().set_requires_grad(true);
+            let expected = reference
+                .upsample_bilinear2d([45, 38], align_corners, None, None)
+                .cross_entropy_loss::<Tensor>(
+                    &labels.to_kind(Kind::Int64),
+                    None,
+                    Reduction::Sum,
+                    IGNORE,
+                    0.0,
+                )
+                / labelled.shallow_clone();
+            expected.backward();
+            for input in [logits.copy(), tensor_to_channels_last(&logits)] {
+                let input = input.set_requires_grad(true);
+                let loss = upsampled_cross_entropy(&input, &labels, align_corners);
+                let error = (loss.double_value(&[]) - expected.double_value(&[])).abs();
+                assert!(
+                    error < 1e-5,
+                    "align_corners {align_corners}: loss off by {error}"
+                );
+                loss.backward();
+                let error = (input.grad() - reference.grad())
+                    .abs()
+                    .max()
+                    .double_value(&[]);
+                let scale = reference.grad().abs().max().double_value(&[]);
+                assert!(
+                    error < 1e-5 * scale,
+                    "align_corners {align_corners}: gradient off by {error} of {scale}"
+                );
+            }
+            losses.push(expected.double_value(&[]));
         }
+        // The two upsamplings differ, so the option is not silently ignored.
+        assert!((losses[0] - losses[1]).abs() > 1e-4, "{losses:?}");
     }
 }

@@ -37,7 +37,8 @@ pub struct EvalArgs {
     #[arg(long, default_value = "validation")]
     split: String,
     /// GluonCV's multi-scale evaluation: scales 0.5..1.75 x 520, a 480 sliding window
-    /// (stride 320) and horizontal flips, logits summed.
+    /// (stride 320) and horizontal flips: exp(logits + flipped logits) averaged over windows
+    /// and summed over scales, as GluonCV's MultiEvalModel.
     #[arg(long, conflicts_with = "predictions")]
     multi_scale: bool,
     #[arg(
