@@ -174,6 +174,7 @@ fn config(batch_size: usize, accumulate: u64, amp: bool, epochs: u64) -> Config 
             no_bias_decay: true,
             lr_mult: BTreeMap::new(),
             freeze: Vec::new(),
+            clip_value: None,
         },
         schedule: ScheduleSection {
             epochs,

@@ -63,6 +63,7 @@ pub fn bench(s: &BenchSettings) -> BenchResult {
             nesterov: false,
             weight_decay: 1e-4,
             no_bias_decay: false,
+            clip_value: None,
         },
     );
     let mut scaler = s.amp.then(|| LossScaler::new(s.device));

@@ -184,7 +184,7 @@ fn hand_worked_voc07_and_voc12_numbers() {
         ],
     );
     assert!(table.starts_with(
-        "VOC07 11-point AP at IoU >= 0.5 (inclusive-pixel IoU, difficult boxes ignored, duplicates false), 3 images\n"
+        "VOC07 11-point AP by the devkit (VOCevaldet.m) at IoU >= 0.5 (inclusive-pixel IoU, difficult boxes ignored, duplicates false), 3 images\n"
     ), "{table}");
     assert!(table.contains("\ncat     0.7727"), "{table}");
     assert!(table.contains("\nbird         -"), "{table}");

@@ -56,6 +56,7 @@ pub fn bench_train_step(s: &StepBenchSettings) -> StepBenchResult {
             nesterov: false,
             weight_decay: 1e-4,
             no_bias_decay: false,
+            clip_value: None,
         },
     );
     let mut scaler = s.amp.then(|| LossScaler::new(s.device));

@@ -36,6 +36,11 @@ pub struct OptimSection {
     /// `["conv1", "bn1", "layer1"]` (the stem and first stage, as detectors do).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub freeze: Vec<String>,
+    /// Clamp every gradient element to `[-clip_value, clip_value]` before each step, after
+    /// AMP unscaling and the data-parallel average and before weight decay is added (MXNet's
+    /// `clip_gradient`; GluonCV's Faster R-CNN trainer uses 5). Left out: no clipping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_value: Option<f64>,
 }
 
 fn default_momentum() -> f64 {
@@ -55,6 +60,7 @@ impl OptimSection {
             nesterov: self.nesterov,
             weight_decay: self.weight_decay,
             no_bias_decay: self.no_bias_decay,
+            clip_value: self.clip_value,
         }
     }
 }

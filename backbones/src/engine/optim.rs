@@ -12,6 +12,16 @@
 //! p   = p - lr * u
 //! ```
 //!
+//! With `clip_value = c` every gradient element is first clamped to `[-c, c]` (MXNet's
+//! `clip_gradient`, which GluonCV's detection trainers set): `grad` above is then the clamped
+//! gradient, and weight decay is added after the clamp, as MXNet's `sgd_mom_update` does
+//! (`mom = momentum * mom - lr * wd * w - lr * clip(rescale_grad * grad, c)`,
+//! src/operator/optimizer_op-inl.h). The clamp sees the gradient the step uses: after the
+//! loss scaler's unscale and after the data-parallel average, as MXNet's clips
+//! `rescale_grad * grad`. It runs in place on each gradient, one kernel per parameter, with
+//! no allocation and no host sync; an overflowed AMP step is still skipped (the found-inf
+//! flag is computed before the clamp, which keeps NaN as NaN anyway).
+//!
 //! The step is ATen's fused kernel (`torch.optim.SGD(fused=True)`, see `fused_sgd`), one call
 //! per group of parameters sharing a learning-rate multiplier and a weight decay. An AMP step
 //! whose gradients overflowed is skipped without the host reading the flag: the kernel reads
@@ -33,6 +43,10 @@ pub struct SgdConfig {
     pub weight_decay: f64,
     /// No weight decay on biases and BN gamma/beta (see `param_groups`).
     pub no_bias_decay: bool,
+    /// Clamp every gradient element to `[-c, c]` before the step (MXNet's `clip_gradient`);
+    /// `None`: no clipping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_value: Option<f64>,
 }
 
 impl Default for SgdConfig {
@@ -43,6 +57,7 @@ impl Default for SgdConfig {
             nesterov: true,
             weight_decay: 1e-4,
             no_bias_decay: true,
+            clip_value: None,
         }
     }
 }
@@ -62,7 +77,12 @@ impl SgdConfig {
         if self.nesterov && self.momentum == 0.0 {
             return Err("Nesterov momentum needs a momentum above 0".to_string());
         }
-        Ok(())
+        match self.clip_value {
+            Some(c) if !(c.is_finite() && c > 0.0) => Err(format!(
+                "clip_value must be a finite number above 0 (leave it out for no clipping), not {c}"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -83,6 +103,7 @@ pub struct Sgd {
     momentum: f64,
     nesterov: bool,
     weight_decay: f64,
+    clip_value: Option<f64>,
 }
 
 /// The parameters of one fused step call: those sharing a learning-rate multiplier and a
@@ -127,6 +148,7 @@ impl Sgd {
             momentum: config.momentum,
             nesterov: config.nesterov,
             weight_decay: config.weight_decay,
+            clip_value: config.clip_value,
         }
     }
 
@@ -137,8 +159,9 @@ impl Sgd {
             .unwrap_or_else(|e| panic!("zero_grad: {e}"));
     }
 
-    /// One step at learning rate `lr` (see the module doc for the formula). Parameters
-    /// without a gradient are left alone.
+    /// One step at learning rate `lr` (see the module doc for the formula, and for
+    /// `clip_value`, which clamps the gradients in place first). Parameters without a
+    /// gradient are left alone.
     ///
     /// `skip`: an optional 0-dim tensor on the parameters' device (the loss scaler's
     /// found-inf flag); where it is nonzero neither parameters nor momentum buffers change.
@@ -173,9 +196,13 @@ impl Sgd {
                     groups.len() - 1
                 }
             };
+            let mut grad = in_layout_of(&slot.param, grad);
+            if let Some(c) = self.clip_value {
+                let _ = grad.clamp_(-c, c);
+            }
             let group = &mut groups[index];
             group.params.push(slot.param.shallow_clone());
-            group.grads.push(in_layout_of(&slot.param, grad));
+            group.grads.push(grad);
             group.buffers.push(slot.momentum_buffer.shallow_clone());
         }
         for group in &groups {
@@ -357,6 +384,7 @@ mod tests {
             nesterov: true,
             weight_decay: 0.01,
             no_bias_decay: true,
+            clip_value: None,
         };
         let (w, b, state) = run_three_steps(&config);
         assert_close(&w, &[0.751_686_16, -1.611_437_8, 2.752_938_7, 0.183_363_84]);
@@ -374,6 +402,7 @@ mod tests {
             nesterov: false,
             weight_decay: 0.01,
             no_bias_decay: false,
+            clip_value: None,
         };
         let (w, b, state) = run_three_steps(&config);
         assert_close(
@@ -394,6 +423,7 @@ mod tests {
             nesterov: false,
             weight_decay: 0.01,
             no_bias_decay: false,
+            clip_value: None,
         };
         let (w, b, _) = run_three_steps(&config);
         // p -= lr * (grad + wd * p), step by step.
@@ -445,6 +475,50 @@ mod tests {
         }
     }
 
+    /// One step with `clip_value` against the update worked by hand: gradients clamped to
+    /// [-c, c] first, weight decay added after the clamp (MXNet's order), then the step.
+    #[test]
+    fn clip_value_clamps_gradients_before_weight_decay() {
+        let step = |clip_value: Option<f64>| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let (w, b) = layer(&vs);
+            let config = SgdConfig {
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 0.01,
+                no_bias_decay: false,
+                clip_value,
+            };
+            let mut opt = Sgd::new(&vs, &config);
+            backward(&mut opt, &w, &b, 0);
+            opt.step(0.1, None);
+            (values(&w), values(&b))
+        };
+        // GRAD_W[0] = [1, 2, -3, 0.5] and GRAD_B[0] = [0.4, -1] clamped to 0.75; the first
+        // momentum step is p - lr * (clamp(g) + wd * p).
+        let by_hand = |p: &[f32], g: &[f32]| -> Vec<f32> {
+            p.iter()
+                .zip(g)
+                .map(|(p, g)| p - 0.1 * (g + 0.01 * p))
+                .collect()
+        };
+        let (w, b) = step(Some(0.75));
+        assert_close(
+            &w,
+            &by_hand(&[0.5, -1.0, 2.0, 0.25], &[0.75, 0.75, -0.75, 0.5]),
+        );
+        assert_close(&b, &by_hand(&[0.1, -0.2], &[0.4, -0.75]));
+        // w[0,0] = 0.5 - 0.1 * (0.75 + 0.005) = 0.4245; clamping after adding the decay
+        // would give 0.5 - 0.1 * 0.75 = 0.425.
+        assert!((w[0] - 0.4245).abs() < 1e-6, "{w:?}");
+        // Without clipping the full gradients step.
+        let (w, b) = step(None);
+        assert_close(&w, &by_hand(&[0.5, -1.0, 2.0, 0.25], &GRAD_W[0]));
+        assert_close(&b, &by_hand(&[0.1, -0.2], &GRAD_B[0]));
+        // A bound above every gradient changes nothing.
+        assert_eq!(step(Some(5.0)), step(None));
+    }
+
     #[test]
     fn zero_grad_drops_gradients_and_the_next_backward_starts_afresh() {
         let vs = nn::VarStore::new(Device::Cpu);
@@ -483,6 +557,7 @@ mod tests {
             &vs,
             &SgdConfig {
                 no_bias_decay: false,
+                clip_value: None,
                 ..SgdConfig::default()
             },
         );
@@ -541,6 +616,7 @@ mod tests {
             nesterov: false,
             weight_decay: 0.0,
             no_bias_decay: false,
+            clip_value: None,
         };
         let vs = nn::VarStore::new(Device::Cpu);
         let (w, b) = layer(&vs);
@@ -677,5 +753,18 @@ mod tests {
             ..SgdConfig::default()
         })
         .contains("Nesterov"));
+        let c: SgdConfig = toml::from_str("clip_value = 5.0").unwrap();
+        assert_eq!(c.clip_value, Some(5.0));
+        assert!(c.validate().is_ok());
+        for c in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = bad(SgdConfig {
+                clip_value: Some(c),
+                ..SgdConfig::default()
+            });
+            assert!(
+                err.contains("clip_value must be a finite number above 0"),
+                "{err}"
+            );
+        }
     }
 }

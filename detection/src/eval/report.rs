@@ -11,11 +11,17 @@ use std::fmt::Write as _;
 
 /// One line saying how the numbers were computed, so no one has to guess which VOC metric.
 pub fn voc_rules(metric: VocMetric, iou: f64) -> String {
-    let ap = match metric {
-        VocMetric::Voc07 => "VOC07 11-point AP",
-        VocMetric::Voc12 => "VOC12 area AP",
-    };
-    format!("{ap} at IoU >= {iou} (inclusive-pixel IoU, difficult boxes ignored, duplicates false)")
+    match metric {
+        VocMetric::Voc07 => format!(
+            "VOC07 11-point AP by the devkit (VOCevaldet.m) at IoU >= {iou} (inclusive-pixel IoU, difficult boxes ignored, duplicates false)"
+        ),
+        VocMetric::Voc07Gluoncv => format!(
+            "VOC07 11-point AP as GluonCV's VOC07MApMetric at IoU >= {iou} (float32 inclusive-pixel IoU, numpy's recall points, difficult boxes ignored, duplicates false)"
+        ),
+        VocMetric::Voc12 => format!(
+            "VOC12 area AP at IoU >= {iou} (inclusive-pixel IoU, difficult boxes ignored, duplicates false)"
+        ),
+    }
 }
 
 pub fn voc_json(report: &VocReport) -> Value {
@@ -155,7 +161,7 @@ mod tests {
     #[test]
     fn the_table_says_which_metric_and_marks_classes_without_ap() {
         let table = voc_table(&report());
-        assert!(table.starts_with("VOC07 11-point AP at IoU >= 0.5 (inclusive-pixel IoU, difficult boxes ignored, duplicates false), 2 images\n"), "{table}");
+        assert!(table.starts_with("VOC07 11-point AP by the devkit (VOCevaldet.m) at IoU >= 0.5 (inclusive-pixel IoU, difficult boxes ignored, duplicates false), 2 images\n"), "{table}");
         assert!(
             table.contains("\ncat     0.7500        2          1           3\n"),
             "{table}"

@@ -1,18 +1,40 @@
-//! Per-class average precision by the rules of the PASCAL VOC devkit (`VOCevaldet.m`), which
-//! GluonCV's `VOC07MApMetric` / `VOCMApMetric` follow:
+//! Per-class average precision by the rules of the PASCAL VOC devkit (`VOCevaldet.m`, the
+//! `voc07` and `voc12` metrics) and by GluonCV's `VOC07MApMetric` (`voc07-gluoncv`, the
+//! evaluator behind the paper's Table 8), which follows the devkit's loop but differs from
+//! it in three arithmetic details listed below.
+//!
+//! The devkit's rules (VOCevaldet.m of the VOC2007 devkit onwards):
 //!
 //! - Per class, the detections of every image are ranked by score, highest first. Equal
 //!   scores keep the order the detections were added in (a stable sort, as MATLAB's `sort`
-//!   in the devkit; GluonCV's `argsort` is numpy's unstable quicksort, so its order among
-//!   ties is arbitrary).
+//!   in the devkit).
 //! - Down the ranking, each detection is matched to the ground-truth box of its image and
 //!   class with the highest IoU (the first such box on a tie). IoU counts inclusive pixels:
 //!   in the devkit's 1-based coordinates a box spans `x2 - x1 + 1` pixels. IoU at or above
-//!   the threshold (0.5) with a box not yet taken is a true positive; a box already taken
-//!   makes it a false positive (a duplicate), as does IoU below the threshold; a match with a
-//!   difficult box is neither.
-//! - Difficult boxes are not positives. A class with no positive box has no AP (`None`, NaN
-//!   in GluonCV) and is left out of the mAP, as GluonCV's `nanmean` leaves it out.
+//!   the threshold (`ovmax>=VOCopts.minoverlap`, 0.5) with a box not yet taken is a true
+//!   positive; a box already taken makes it a false positive (a duplicate), as does IoU
+//!   below the threshold; a match with a difficult box is neither.
+//! - Difficult boxes are not positives. A class with no positive box has no AP (`None`) and
+//!   is left out of the mAP (the devkit scores one class at a time and leaves the mean to
+//!   its caller; here it is the plain mean of the classes that have an AP).
+//!
+//! GluonCV's `VOC07MApMetric` (gluoncv/utils/metrics/voc_detection.py, Oct 2018) matches
+//! image by image, each image's detections of a class sorted by score, with the same
+//! outcomes (true, duplicate, difficult, miss) as above, then ranks all of a class's
+//! detections by score. Where scores are distinct that is the devkit's loop; among equal
+//! scores numpy's unstable `argsort` leaves GluonCV's order unspecified, and the devkit's
+//! stable order is kept here. What differs:
+//!
+//! - IoU in float32, on the boxes as GluonCV holds them (`x2 + 1` of its 0-based inclusive
+//!   boxes, i.e. this project's continuous boxes): `(min x2 - max x1) * (min y2 - max y1)`
+//!   over `area_a + area_b - intersection`, compared with the threshold as float32 (numpy
+//!   casts the Python float to the array's type), so an IoU within float32 rounding of the
+//!   threshold, or two boxes within rounding of each other, can go the other way.
+//! - The 11 recall thresholds of `np.arange(0., 1.1, 0.1)` ([`ap::numpy_recall_thresholds`]):
+//!   recall of exactly 0.6 or 0.7 does not reach its point.
+//! - The mAP is `np.nanmean` over the classes up to the highest class index that occurs in
+//!   the ground truth or the detections: numpy's pairwise sum ([`ap::numpy_sum`]) with the
+//!   classes without AP as 0, over the number of classes with an AP.
 //!
 //! Boxes are held in the devkit's coordinates (1-based, inclusive, f64), which is what comp4
 //! files hold; this project's 0-based continuous `[x1, y1, x2, y2]` converts with
@@ -39,22 +61,41 @@ pub fn continuous_box(devkit: DevkitBox) -> [f64; 4] {
     [x1 - 1.0, y1 - 1.0, x2, y2]
 }
 
-/// Which VOC metric: the 11-point AP of VOC2007, or the area AP of VOC2010 onwards.
+/// Which VOC metric: the 11-point AP of VOC2007 (by the devkit or as GluonCV computes it),
+/// or the area AP of VOC2010 onwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VocMetric {
-    /// VOC2007's 11-point interpolated AP (recall thresholds 0, 0.1, ..., 1).
+    /// VOC2007's 11-point interpolated AP exactly as the devkit's VOCevaldet.m computes it
+    /// (recall thresholds of MATLAB's `0:0.1:1`, double-precision inclusive-pixel IoU).
     Voc07,
+    /// VOC2007's 11-point AP exactly as GluonCV's `VOC07MApMetric` computes it (numpy's
+    /// thresholds, float32 IoU, numpy's `nanmean`): the paper's numbers came from it.
+    Voc07Gluoncv,
     /// The area under the precision envelope (VOC2010-2012's devkit, `VOCap.m`).
     Voc12,
 }
 
 impl VocMetric {
-    /// The name used in JSON and on the command line.
+    /// Every metric, in the order help texts list them.
+    pub const ALL: [VocMetric; 3] = [VocMetric::Voc07, VocMetric::Voc07Gluoncv, VocMetric::Voc12];
+
+    /// The name used in JSON, in recipes and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             VocMetric::Voc07 => "voc07",
+            VocMetric::Voc07Gluoncv => "voc07-gluoncv",
             VocMetric::Voc12 => "voc12",
         }
+    }
+
+    /// The metric called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<VocMetric> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// "voc07, voc07-gluoncv, voc12", for error messages.
+    pub fn names() -> String {
+        Self::ALL.map(VocMetric::name).join(", ")
     }
 }
 
@@ -283,10 +324,15 @@ impl VocEvaluator {
                 )
             })
             .collect();
-        let aps: Vec<f64> = classes.iter().filter_map(|c| c.ap).collect();
-        let map = match aps.is_empty() {
-            true => None,
-            false => Some(aps.iter().sum::<f64>() / aps.len() as f64),
+        let map = match metric {
+            VocMetric::Voc07Gluoncv => gluoncv_nanmean(&classes),
+            VocMetric::Voc07 | VocMetric::Voc12 => {
+                let aps: Vec<f64> = classes.iter().filter_map(|c| c.ap).collect();
+                match aps.is_empty() {
+                    true => None,
+                    false => Some(aps.iter().sum::<f64>() / aps.len() as f64),
+                }
+            }
         };
         VocReport {
             metric,
@@ -347,6 +393,41 @@ fn inclusive_iou(a: &DevkitBox, b: &DevkitBox) -> Option<f64> {
     }
 }
 
+/// A box as GluonCV's metric holds it after its `+1` on `x2, y2`: the continuous box, in
+/// float32.
+fn gluoncv_box(devkit: &DevkitBox) -> [f32; 4] {
+    continuous_box(*devkit).map(|v| v as f32)
+}
+
+/// IoU as GluonCV's `bbox_iou` computes it on those boxes, in float32 and in its order of
+/// operations; `None` where the boxes do not overlap (GluonCV's IoU is 0 there, which can
+/// never reach a threshold above 0).
+fn gluoncv_iou(a: &[f32; 4], b: &[f32; 4]) -> Option<f32> {
+    let (left, top) = (a[0].max(b[0]), a[1].max(b[1]));
+    let (right, bottom) = (a[2].min(b[2]), a[3].min(b[3]));
+    if !(left < right && top < bottom) {
+        return None;
+    }
+    let intersection = (right - left) * (bottom - top);
+    let area_a = (a[2] - a[0]) * (a[3] - a[1]);
+    let area_b = (b[2] - b[0]) * (b[3] - b[1]);
+    Some(intersection / (area_a + area_b - intersection))
+}
+
+/// GluonCV's mAP: `np.nanmean` over the class indices below one past the highest that
+/// occurs in the ground truth (difficult boxes included) or the detections.
+fn gluoncv_nanmean(classes: &[ClassAp]) -> Option<f64> {
+    let seen = classes
+        .iter()
+        .rposition(|c| c.positives + c.difficult + c.detections > 0)?;
+    let aps: Vec<f64> = classes[..=seen]
+        .iter()
+        .map(|c| c.ap.unwrap_or(0.0))
+        .collect();
+    let counted = classes[..=seen].iter().filter(|c| c.ap.is_some()).count();
+    (counted > 0).then(|| ap::numpy_sum(&aps) / counted as f64)
+}
+
 fn evaluate_class(
     name: &str,
     ground_truth: &ClassGroundTruth,
@@ -364,6 +445,16 @@ fn evaluate_class(
             .partial_cmp(&detections[a as usize].score)
             .unwrap_or(std::cmp::Ordering::Equal)
     });
+    let gluoncv = metric == VocMetric::Voc07Gluoncv;
+    // GluonCV compares its float32 IoU with the threshold cast to float32.
+    let threshold = match gluoncv {
+        true => f64::from(iou_threshold as f32),
+        false => iou_threshold,
+    };
+    let gluoncv_truth: Vec<[f32; 4]> = match gluoncv {
+        true => ground_truth.boxes.iter().map(gluoncv_box).collect(),
+        false => Vec::new(),
+    };
     let mut taken = vec![false; ground_truth.boxes.len()];
     let (mut tp, mut fp) = (
         Vec::with_capacity(order.len()),
@@ -375,15 +466,21 @@ fn evaluate_class(
         let image = detection.image as usize;
         let range = ground_truth.start[image] as usize..ground_truth.start[image + 1] as usize;
         let mut best: Option<(f64, usize)> = None;
+        let detection_box = gluoncv.then(|| gluoncv_box(&detection.bbox));
         for j in range {
-            if let Some(iou) = inclusive_iou(&detection.bbox, &ground_truth.boxes[j]) {
+            // f32 to f64 is exact, so comparisons of the f64 are those of the f32.
+            let iou = match &detection_box {
+                Some(d) => gluoncv_iou(d, &gluoncv_truth[j]).map(f64::from),
+                None => inclusive_iou(&detection.bbox, &ground_truth.boxes[j]),
+            };
+            if let Some(iou) = iou {
                 if best.is_none_or(|(max, _)| iou > max) {
                     best = Some((iou, j));
                 }
             }
         }
         match best {
-            Some((iou, j)) if iou >= iou_threshold => {
+            Some((iou, j)) if iou >= threshold => {
                 if ground_truth.difficult[j] {
                     // Neither: a difficult object may be found or not.
                 } else if !taken[j] {
@@ -401,7 +498,12 @@ fn evaluate_class(
     let ap = (positives > 0).then(|| {
         let (precision, recall) = ap::precision_recall(&tp, &fp, positives);
         match metric {
-            VocMetric::Voc07 => ap::eleven_point(&precision, &recall),
+            VocMetric::Voc07 => {
+                ap::eleven_point(&ap::voc07_recall_thresholds(), &precision, &recall)
+            }
+            VocMetric::Voc07Gluoncv => {
+                ap::eleven_point(&ap::numpy_recall_thresholds(), &precision, &recall)
+            }
             VocMetric::Voc12 => ap::area(&precision, &recall),
         }
     });

@@ -2,6 +2,7 @@
 //! what a section leaves out takes the design's defaults: GluonCV's for `c4` (the paper's
 //! Table 8), torchvision's for `fpn`.
 
+use crate::eval::voc::VocMetric;
 use crate::model::config::Design;
 use backbones::engine::config::EngineConfig;
 pub use backbones::engine::config::{OptimSection, RunSection, ScheduleSection};
@@ -127,7 +128,10 @@ pub struct RoiSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
-    /// "voc07" (11-point, the paper's), "voc12" (area) or "coco" (for coco: data).
+    /// "voc07" (11-point, as the VOC devkit computes it), "voc07-gluoncv" (11-point, as
+    /// GluonCV's VOC07MApMetric computes it: the paper's Table 8) or "voc12" (area). COCO
+    /// data is scored by these too (crowd regions as difficult boxes); "coco" is refused:
+    /// COCO's AP of a checkpoint is `detect eval --metric coco`.
     #[serde(default = "default_metric")]
     pub metric: String,
     #[serde(default = "default_iou")]
@@ -274,10 +278,21 @@ impl FinetuneConfig {
                 self.data.shorter, self.data.max_longer
             ));
         }
-        match self.eval.metric.as_str() {
-            "voc07" | "voc12" | "coco" => Ok(()),
-            other => Err(format!(
-                "eval.metric must be voc07, voc12 or coco, not '{other}'"
+        self.voc_metric().map(|_| ())
+    }
+
+    /// The VOC metric `eval.metric` names, or an error naming the key and the metrics there
+    /// are.
+    pub fn voc_metric(&self) -> Result<VocMetric, String> {
+        match (self.eval.metric.as_str(), VocMetric::from_name(&self.eval.metric)) {
+            (_, Some(metric)) => Ok(metric),
+            ("coco", None) => Err(format!(
+                "eval.metric = \"coco\" is not available while training (the run's evaluation scores VOC AP, COCO crowd regions as difficult boxes): use one of {}, and score a checkpoint's COCO AP with `detect eval --metric coco`",
+                VocMetric::names()
+            )),
+            (other, None) => Err(format!(
+                "eval.metric must be one of {}, not \"{other}\"",
+                VocMetric::names()
             )),
         }
     }

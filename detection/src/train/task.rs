@@ -6,7 +6,6 @@ use super::config::FinetuneConfig;
 use super::step::{training_losses, Targeting};
 use super::targets::GroundTruth;
 use crate::eval::ground_truth::voc_evaluator;
-use crate::eval::voc::VocMetric;
 use crate::evaluate::detect_split;
 use crate::model::{DetectorConfig, FasterRcnn};
 use crate::ops::sampler::splitmix64;
@@ -149,10 +148,7 @@ impl Task for Detection {
             })?;
             Ok(evaluator.add_image_detections(image, &found.detections)?)
         })?;
-        let metric = match self.config.eval.metric.as_str() {
-            "voc12" => VocMetric::Voc12,
-            _ => VocMetric::Voc07,
-        };
+        let metric = self.config.voc_metric().map_err(anyhow::Error::msg)?;
         let report = evaluator.evaluate(metric, self.config.eval.iou);
         Ok(Metrics::from([
             // No positive box in the whole split: nothing to find, nothing found.

@@ -1,6 +1,7 @@
 //! `detect eval`: detections scored against a dataset split's ground truth.
 //!
-//! `--detections DIR --data voc:ROOT`: official comp4 files, VOC AP (`--metric voc07|voc12`).
+//! `--detections DIR --data voc:ROOT`: official comp4 files, VOC AP
+//! (`--metric voc07|voc07-gluoncv|voc12`).
 //! `--detections FILE.json --data coco:ANN.json`: a COCO results file, COCO mAP.
 //! `--ckpt FILE --data SPEC`: a detection checkpoint run over the split first (its detections
 //! optionally written as comp4 files or a COCO results file with `--write-detections`).
@@ -18,25 +19,48 @@ use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MetricArg {
-    /// VOC2007's 11-point AP: the mean of the best precision at recall >= 0, 0.1, ..., 1.
+    /// VOC2007's 11-point AP exactly as the official devkit (VOCevaldet.m) computes it: the
+    /// mean of the best precision at recall >= 0, 0.1, ..., 1 (MATLAB's 0:0.1:1 values).
     Voc07,
+    /// VOC2007's 11-point AP exactly as GluonCV's VOC07MApMetric computes it (the paper's
+    /// Table 8): numpy's recall points (0.6000000000000001, 0.7000000000000001), IoU in
+    /// float32, mAP by numpy's nanmean.
+    #[value(name = "voc07-gluoncv")]
+    Voc07Gluoncv,
     /// VOC2010-2012's AP: the area under the precision envelope (every recall step).
     Voc12,
     /// COCO's AP at IoU 0.5:0.95 (with AP50, AP75, by area, and AR), for coco: data.
     Coco,
 }
 
+impl MetricArg {
+    /// The VOC metric this names (`None` for coco).
+    fn voc(self) -> Option<VocMetric> {
+        match self {
+            MetricArg::Voc07 => Some(VocMetric::Voc07),
+            MetricArg::Voc07Gluoncv => Some(VocMetric::Voc07Gluoncv),
+            MetricArg::Voc12 => Some(VocMetric::Voc12),
+            MetricArg::Coco => None,
+        }
+    }
+}
+
 #[derive(Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["detections", "ckpt"])))]
 #[command(after_help = "\
-VOC rules (the devkit's VOCevaldet.m, as GluonCV's VOC07MApMetric/VOCMApMetric): per class, \
-detections of all images ranked by score (equal scores in file order); each is matched to \
-the ground-truth box of its image with the highest IoU, counting inclusive pixels \
+VOC rules (the devkit's VOCevaldet.m; GluonCV's VOC07MApMetric follows the same loop): per \
+class, detections of all images ranked by score (equal scores in file order); each is \
+matched to the ground-truth box of its image with the highest IoU, counting inclusive pixels \
 (width = xmax - xmin + 1); IoU >= --iou with a box not yet found is a true positive, a \
 second detection of a found box (a duplicate) or a lower IoU is a false positive, and a \
 match with a difficult box counts neither way. Difficult boxes are not among the positives. \
 A class without positives has no AP (null in JSON, \"-\" in the table) and is left out of \
-the mAP. A class without a comp4 file has no detections (AP 0 if it has positives).")]
+the mAP. A class without a comp4 file has no detections (AP 0 if it has positives).
+voc07 is the devkit's VOC2007 metric to the bit; voc07-gluoncv is GluonCV's VOC07MApMetric \
+to the bit, the evaluator behind the paper's Table 8. They differ where recall is exactly \
+0.6 or 0.7 (the devkit's point is reached, GluonCV's is not), where an IoU is within \
+float32 rounding of --iou (GluonCV computes IoU in float32), and in the last bits of the \
+mAP (GluonCV's numpy nanmean sums pairwise).")]
 pub struct EvalArgs {
     /// For voc: data, a folder of official comp4 files, one per class:
     /// comp4_det_<split>_<class>.txt with lines "<id> <score> <xmin> <ymin> <xmax> <ymax>"
@@ -67,8 +91,9 @@ pub struct EvalArgs {
     #[arg(long, default_value = "test")]
     split: String,
     /// The metric (default: voc07 for voc: data, coco for coco: data). voc07 is VOC2007
-    /// test's official metric (GluonCV's VOC07MApMetric), voc12 the devkit's from 2010 on
-    /// (VOCMApMetric).
+    /// test's official metric as the devkit computes it, voc07-gluoncv the same metric as
+    /// GluonCV's VOC07MApMetric computes it (the paper's numbers), voc12 the devkit's from
+    /// 2010 on (also GluonCV's VOCMApMetric).
     #[arg(long, value_enum)]
     metric: Option<MetricArg>,
     /// The IoU a detection needs to find a box (VOC metrics).
@@ -96,19 +121,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .clone()
         .ok_or_else(|| BadInput("--detections or --ckpt is required".into()))?;
     match (&spec, args.metric) {
-        (DatasetSpec::Voc { .. }, None | Some(MetricArg::Voc07)) => {
-            eval_comp4(&args, &spec, &detections, VocMetric::Voc07)
-        }
-        (DatasetSpec::Voc { .. }, Some(MetricArg::Voc12)) => {
-            eval_comp4(&args, &spec, &detections, VocMetric::Voc12)
+        (DatasetSpec::Voc { .. }, None) => eval_comp4(&args, &spec, &detections, VocMetric::Voc07),
+        (DatasetSpec::Voc { .. }, Some(MetricArg::Coco)) => Err(BadInput(
+            "--metric coco needs coco: data (VOC folders are scored with voc07, voc07-gluoncv or voc12)"
+                .into(),
+        )
+        .into()),
+        (DatasetSpec::Voc { .. }, Some(metric)) => {
+            let metric = metric.voc().expect("coco is handled above");
+            eval_comp4(&args, &spec, &detections, metric)
         }
         (DatasetSpec::Coco { annotations, .. }, None | Some(MetricArg::Coco)) => {
             eval_coco_results(&args, annotations, &detections)
         }
-        (DatasetSpec::Voc { .. }, Some(MetricArg::Coco)) => Err(BadInput(
-            "--metric coco needs coco: data (VOC folders are scored with voc07 or voc12)".into(),
-        )
-        .into()),
         (DatasetSpec::Coco { .. }, Some(_)) => Err(BadInput(
             "coco: data is scored with --metric coco (VOC metrics need voc: data and comp4 files)"
                 .into(),
@@ -236,11 +261,11 @@ mod model_eval {
             .into());
         }
         let metric = match (spec, args.metric) {
-            (DatasetSpec::Voc { .. }, None | Some(MetricArg::Voc07)) => Some(VocMetric::Voc07),
-            (DatasetSpec::Voc { .. }, Some(MetricArg::Voc12)) => Some(VocMetric::Voc12),
+            (DatasetSpec::Voc { .. }, None) => Some(VocMetric::Voc07),
+            (DatasetSpec::Voc { .. }, Some(m)) if m != MetricArg::Coco => m.voc(),
             (DatasetSpec::Coco { .. }, None | Some(MetricArg::Coco)) => None,
             _ => return Err(BadInput(
-                "voc: data is scored with --metric voc07 or voc12, coco: data with --metric coco"
+                "voc: data is scored with --metric voc07, voc07-gluoncv or voc12, coco: data with --metric coco"
                     .into(),
             )
             .into()),
