@@ -49,8 +49,9 @@ options
                       runs/tables-PROFILE-dry-run with --dry-run)
   --dry-run           every stage of every row with its real recipe (models, sizes, heads,
                       losses, data readers) but only DRY_STEPS optimiser steps (default 2),
-                      in-training validation and evaluations on a handful of images, and on
-                      cpu a batch of 2 (no accumulation); results.md says it is a dry run
+                      in-training validation and evaluations on a handful of images, and for
+                      the paper profile on cpu a batch of 2 (1 for segmentation; no
+                      accumulation); results.md says it is a dry run
 
 environment
   TABLES_BIN          folder of the backbone, detect, segment and datasets binaries
@@ -225,11 +226,14 @@ dry_images_backbone=8 dry_images_detection=2 dry_images_segmentation=1
 dry_sets() {  # KIND CONFIG OVERRIDES...
   [ "$dry_run" = 1 ] || return 0
   local kind=$1 config=$2 batch accumulate images; shift 2
-  case "$device" in
-    cuda*) batch=$(recipe_value "$config" data batch_size 1 "$@")
+  # The Fashion profiles' batches are small already: only the paper's shrink, on a CPU.
+  case "$device:$profile" in
+    cuda*|*:demo|*:smoke|*:mini|*:ci) batch=$(recipe_value "$config" data batch_size 1 "$@")
            accumulate=$(recipe_value "$config" train accumulate 1 "$@") ;;
     *) accumulate=1
-       if [ "$kind" = backbone ]; then batch=2; else batch=1; fi
+       # Segmentation's crops are the costliest; one detection image per step gave a
+       # non-finite loss on the ci scenes (an FPN batch of 1), so detection keeps 2.
+       if [ "$kind" = segmentation ]; then batch=1; else batch=2; fi
        echo "--set data.batch_size=$batch --set train.accumulate=1" ;;
   esac
   case "$kind" in
@@ -286,6 +290,10 @@ train_backbone() {
     teacher*) sets=("${teacher_sets[@]}") ;;
     b-standard|d-efficient) sets+=("${step_sets[@]}") ;;
   esac
+  # A dry run's few images replace the profile's evaluation limit.
+  local evaluate=("${eval_flags[@]}")
+  # shellcheck disable=SC2207
+  [ "$dry_run" = 0 ] || evaluate=($(dry_eval_flags backbone))
   local teacher; teacher=$(teacher_of "$row")
   if [ -n "$teacher" ]; then
     [ -f "$out/$teacher/backbone.done" ] || { echo "[$row] skipped: its teacher ($teacher) did not finish" >&2; return 1; }
@@ -297,7 +305,7 @@ train_backbone() {
     $(backbone_precision_sets "$row" "$config" "${sets[@]}") $(dry_sets backbone "$config" "${sets[@]}") \
     $(resume_flag "$run") \
   && stage "$row" backbone-eval backbone.json "$bin/backbone" eval --ckpt "$run/best.safetensors" \
-    --data "$cls_data" --device "$device" "${eval_flags[@]}" $(dry_eval_flags backbone) --json
+    --data "$cls_data" --device "$device" "${evaluate[@]}" --json
 }
 
 transfer() {
