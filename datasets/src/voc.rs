@@ -354,6 +354,11 @@ impl VocDataset {
         &self.entries
     }
 
+    /// Keeps the first `n` entries of the list (quick runs: `data.max_*_samples`, `--max-samples`).
+    pub fn truncate(&mut self, n: usize) {
+        self.entries.truncate(n);
+    }
+
     /// Parses entry `index`'s annotation file.
     pub fn read_annotation(&self, index: usize) -> Result<VocAnnotation> {
         let entry = &self.entries[index];

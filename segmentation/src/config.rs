@@ -93,6 +93,12 @@ pub struct DataSection {
     /// Validation images per batch. Whole images of different sizes are padded to one batch
     /// size, which shifts the logits near the padding: keep 1 unless the images share a size.
     pub val_batch_size: usize,
+    /// Train on the first N images of the training split only, and validate on the first N
+    /// of the validation split (quick runs: `scripts/transfer_tables.sh --dry-run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_train_samples: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_val_samples: Option<usize>,
 }
 
 impl Default for DataSection {
@@ -114,6 +120,8 @@ impl Default for DataSection {
             normalization: NormalizationChoice::Imagenet,
             eval_crop: None,
             val_batch_size: 1,
+            max_train_samples: None,
+            max_val_samples: None,
         }
     }
 }
@@ -175,6 +183,11 @@ impl FinetuneConfig {
         check("data.val_batch_size", d.val_batch_size, &limits::BATCH)?;
         check("data.workers", d.workers, &limits::WORKERS)?;
         check("data.prefetch", d.prefetch.max(1), &limits::PREFETCH)?;
+        if d.max_train_samples == Some(0) || d.max_val_samples == Some(0) {
+            return Err(
+                "data.max_train_samples and data.max_val_samples must be at least 1".into(),
+            );
+        }
         let (lo, hi) = d.scale_range;
         if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi && hi <= 4.0) {
             return Err(format!(

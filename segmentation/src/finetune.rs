@@ -55,7 +55,10 @@ pub fn open_loaders(
         },
         skip_bad: d.skip_bad,
     };
-    let train_source = SegmentationSource::open(&spec, "train")?;
+    let mut train_source = SegmentationSource::open(&spec, "train")?;
+    if let Some(n) = d.max_train_samples {
+        train_source.truncate(n);
+    }
     let classes = train_source.classes();
     let train = segmentation_loader(
         SegmentationDataset {
@@ -64,7 +67,10 @@ pub fn open_loaders(
         },
         loader_config(d.batch_size, true, true),
     )?;
-    let val_source = SegmentationSource::open(&spec, "val")?;
+    let mut val_source = SegmentationSource::open(&spec, "val")?;
+    if let Some(n) = d.max_val_samples {
+        val_source.truncate(n);
+    }
     let eval = match d.eval_crop {
         Some(crop_size) => SegmentationEvalTransform::CenterCrop { crop_size },
         None => SegmentationEvalTransform::Full,

@@ -69,6 +69,12 @@ pub struct DataSection {
     /// VOC metric ignores them either way).
     #[serde(default)]
     pub train_difficult: bool,
+    /// Train on the first N images of the training split only, and validate on the first N
+    /// of the validation split (quick runs: `scripts/transfer_tables.sh --dry-run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_train_samples: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_val_samples: Option<usize>,
 }
 
 fn default_train_split() -> String {
@@ -277,6 +283,11 @@ impl FinetuneConfig {
                 "data.shorter must be 16..4096 and data.max_longer between it and 8192, not {} and {}",
                 self.data.shorter, self.data.max_longer
             ));
+        }
+        if self.data.max_train_samples == Some(0) || self.data.max_val_samples == Some(0) {
+            return Err(
+                "data.max_train_samples and data.max_val_samples must be at least 1".into(),
+            );
         }
         self.voc_metric().map(|_| ())
     }

@@ -63,7 +63,14 @@ fn open_loader(
     split: &str,
     train: bool,
 ) -> anyhow::Result<DetectionLoader> {
-    let source = DetectionSource::open(spec, split)?;
+    let mut source = DetectionSource::open(spec, split)?;
+    let limit = match train {
+        true => config.data.max_train_samples,
+        false => config.data.max_val_samples,
+    };
+    if let Some(n) = limit {
+        source.truncate(n);
+    }
     if source.is_empty() {
         bail!(TrainInputError(format!(
             "{spec}: the {split} split has no images"

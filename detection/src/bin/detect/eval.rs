@@ -84,6 +84,10 @@ pub struct EvalArgs {
     /// or as DIR/detections.json in COCO's results format (coco: data).
     #[arg(long, value_name = "DIR")]
     write_detections: Option<PathBuf>,
+    /// With --ckpt and voc: data: score the first N images of the split only (their ground
+    /// truth alone counts), for quick checks.
+    #[arg(long, value_name = "N", requires = "ckpt", value_parser = clap::value_parser!(u64).range(1..))]
+    max_samples: Option<u64>,
     /// The ground truth: voc:ROOT (a VOCdevkit or VOC20xx folder) or coco:ANNOTATIONS.json.
     #[arg(long, value_name = "SPEC")]
     data: String,
@@ -241,7 +245,16 @@ mod model_eval {
     pub fn run(args: &EvalArgs, spec: &DatasetSpec, ckpt: &Path) -> anyhow::Result<()> {
         let device = parse_device(&args.device).map_err(BadInput)?;
         let detector = Detector::from_checkpoint(ckpt, device)?;
-        let source = DetectionSource::open(spec, &args.split)?;
+        let mut source = DetectionSource::open(spec, &args.split)?;
+        if let Some(n) = args.max_samples {
+            if matches!(spec, DatasetSpec::Coco { .. }) {
+                return Err(BadInput(
+                    "--max-samples works with voc: data (COCO's evaluator scores every image of its annotation file)".into(),
+                )
+                .into());
+            }
+            source.truncate(n as usize);
+        }
         if source.is_empty() {
             return Err(BadInput(format!(
                 "{spec}: the \"{}\" split has no images",
