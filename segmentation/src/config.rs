@@ -112,9 +112,6 @@ impl DataSection {
     }
 }
 
-/// Epochs a run may ask for (as the classification recipe).
-const MAX_EPOCHS: u64 = 100_000;
-
 impl FinetuneConfig {
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
@@ -146,10 +143,8 @@ impl FinetuneConfig {
         if let Some(c) = d.eval_crop {
             check("data.eval_crop", c, &limits::INPUT_SIDE)?;
         }
-        check("data.batch_size", d.batch_size, &limits::BATCH)?;
         check("data.val_batch_size", d.val_batch_size, &limits::BATCH)?;
-        check("data.workers", d.workers, &limits::WORKERS)?;
-        check("data.prefetch", d.prefetch.max(1), &limits::PREFETCH)?;
+        limits::check_loader(d.workers, d.prefetch)?;
         let (lo, hi) = d.scale_range;
         if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi && hi <= 4.0) {
             return Err(format!(
@@ -164,8 +159,6 @@ impl FinetuneConfig {
                 return Err(format!("{key} must be between 0 and 1, not {p}"));
             }
         }
-        check("schedule.epochs", self.schedule.epochs, &(1..=MAX_EPOCHS))?;
-        check("train.threads", self.train.threads, &(0..=1024))?;
         self.engine().validate()
     }
 }
