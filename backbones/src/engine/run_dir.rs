@@ -191,6 +191,12 @@ impl RunDir {
                 }
                 Ok(())
             }
+            Err(e) if e.kind() == ErrorKind::NotADirectory => Err(invalid(
+                "cannot be created: part of the path is a file; choose another --out".into(),
+            )),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                Err(invalid(format!("cannot be created ({e})")))
+            }
             Err(e) => Err(RunDirError::Io {
                 path: root.to_path_buf(),
                 source: e,
