@@ -139,9 +139,6 @@ impl DataSection {
     }
 }
 
-/// Epochs a run may ask for (as the classification recipe).
-const MAX_EPOCHS: u64 = 100_000;
-
 impl FinetuneConfig {
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
@@ -179,10 +176,8 @@ impl FinetuneConfig {
         if let Some(c) = d.eval_crop {
             check("data.eval_crop", c, &limits::INPUT_SIDE)?;
         }
-        check("data.batch_size", d.batch_size, &limits::BATCH)?;
         check("data.val_batch_size", d.val_batch_size, &limits::BATCH)?;
-        check("data.workers", d.workers, &limits::WORKERS)?;
-        check("data.prefetch", d.prefetch.max(1), &limits::PREFETCH)?;
+        limits::check_loader(d.workers, d.prefetch)?;
         if d.max_train_samples == Some(0) || d.max_val_samples == Some(0) {
             return Err(
                 "data.max_train_samples and data.max_val_samples must be at least 1".into(),
@@ -202,8 +197,6 @@ impl FinetuneConfig {
                 return Err(format!("{key} must be between 0 and 1, not {p}"));
             }
         }
-        check("schedule.epochs", self.schedule.epochs, &(1..=MAX_EPOCHS))?;
-        check("train.threads", self.train.threads, &(0..=1024))?;
         self.engine().validate()
     }
 }

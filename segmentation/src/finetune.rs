@@ -126,7 +126,8 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
     let pretrained = read_pretrained(&opts.backbone)?;
     // One rank of several under torchrun or --nproc: join before anything is built.
     let device = data_parallel::join_from_env(opts.device)?;
-    let run = RunDir::open(&opts.out, opts.resume)?;
+    // Nothing is created until `fit` has checked everything (see RunDir::check_can_open).
+    RunDir::check_can_open(&opts.out, opts.resume)?;
     let (train_loader, val_loader, classes) = open_loaders(&config, &spec)?;
     let num_classes = classes.len() as i64;
     crate::fcn::CLASSES
@@ -158,7 +159,6 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         &mut task,
         &train_loader,
         &engine_config,
-        run,
         &RunOptions {
             out: opts.out,
             resume: opts.resume,

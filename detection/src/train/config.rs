@@ -229,6 +229,7 @@ impl FinetuneConfig {
     /// Checks what serde cannot: ranges and combinations.
     pub fn validate(&self) -> Result<(), String> {
         self.engine().validate()?;
+        backbones::limits::check_loader(self.data.workers, self.data.prefetch)?;
         let t = self.targets();
         let fraction = |name: &str, v: f64| {
             if (0.0..=1.0).contains(&v) {
