@@ -12,7 +12,7 @@ use detection::ops::anchors::inside_image;
 use detection::train::config::FinetuneConfig;
 use detection::train::finetune::detector_config;
 use detection::train::step::{roi_batch_targets, rpn_batch_targets, Targeting};
-use detection::train::targets::{rpn_labels, GroundTruth};
+use detection::train::targets::{rpn_labels, GroundTruth, RpnImageTargets};
 use detection::transform::ImageList;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -153,6 +153,9 @@ fn image_list(padded: (i64, i64), sizes: &[(i64, i64)]) -> ImageList {
     }
 }
 
+/// Which anchors of an image's RPN targets play a role (object, sampled...).
+type RoleMask = fn(&RpnImageTargets) -> Tensor;
+
 fn round_up(v: i64) -> i64 {
     (v + 31) / 32 * 32
 }
@@ -226,10 +229,7 @@ fn a_padded_batch_of_four_gives_each_image_its_targets_alone() {
         let (b, a) = (&batch_rpn[i], &rpn1[0]);
         let picked =
             |anchors: &Tensor, mask: &Tensor| anchors.index_select(0, &mask.nonzero().view([-1]));
-        let roles: [(
-            &str,
-            fn(&detection::train::targets::RpnImageTargets) -> Tensor,
-        ); 4] = [
+        let roles: [(&str, RoleMask); 4] = [
             ("objects", |t| t.labels.eq(1)),
             ("background", |t| t.labels.eq(0)),
             ("sampled positives", |t| t.positive.shallow_clone()),
