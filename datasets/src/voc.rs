@@ -196,6 +196,9 @@ pub fn has_split_list(year_dir: &Path, split: &str, task: VocTask) -> bool {
 pub fn split_year_dirs(root: &Path, split: &str, task: VocTask) -> Result<Vec<PathBuf>> {
     let dirs = year_dirs(root)?;
     if is_year_dir(root) {
+        if !has_split_list(root, split, task) {
+            return Err(missing_split_error(root, split, task));
+        }
         return Ok(dirs);
     }
     if split == "test" {
