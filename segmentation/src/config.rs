@@ -165,9 +165,14 @@ impl FinetuneConfig {
             ));
         }
         let d = &self.data;
-        if m.loss_group_images > 0 && !d.batch_size.is_multiple_of(m.loss_group_images) {
+        // A batch no larger than one group is one group (a GPU holding the whole batch), which
+        // is what a dry run's batch of 1 needs; a larger batch must split into whole groups.
+        if m.loss_group_images > 0
+            && m.loss_group_images < d.batch_size
+            && !d.batch_size.is_multiple_of(m.loss_group_images)
+        {
             return Err(format!(
-                "model.loss_group_images ({}) must divide data.batch_size ({})",
+                "model.loss_group_images ({}) must divide data.batch_size ({}) or be at least it",
                 m.loss_group_images, d.batch_size
             ));
         }
@@ -237,6 +242,18 @@ mod tests {
         assert!(ade.model.align_corners);
     }
 
+    /// The paper profile's CPU dry run shrinks the ADE20K recipe's batch to 1: its groups of 4
+    /// then hold the whole batch instead of refusing the recipe.
+    #[test]
+    fn a_batch_smaller_than_one_loss_group_is_one_group() {
+        let mut ade: FinetuneConfig =
+            toml::from_str(include_str!("../../configs/segmentation/ade20k-fcn.toml")).unwrap();
+        ade.data.batch_size = 1;
+        ade.validate().unwrap();
+        ade.data.batch_size = 6;
+        assert!(ade.validate().unwrap_err().contains("model.loss_group_images"));
+    }
+
     #[test]
     fn out_of_range_values_are_named() {
         for (extra, key) in [
@@ -263,7 +280,7 @@ mod tests {
         parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
     }
 
-    /// GluonCV 2018's protocol: the shorter side drawn, SyncBN, the per-GPU loss groups.
+    /// GluonCV 2018's protocol: the shorter side drawn, SyncBN, the per-GPU loss groups, fp32.
     #[test]
     fn the_ade20k_recipe_reads_as_gluoncv_2018_trained() {
         let c = recipe("ade20k-fcn.toml");
@@ -271,6 +288,7 @@ mod tests {
         assert_eq!(c.data.train_transform().scale_side, ScaleSide::Shorter);
         assert_eq!(c.model.norm, backbones::layers::NormMode::Sync);
         assert_eq!((c.model.loss_group_images, c.model.aux_weight), (4, 1.0));
+        assert!(!c.train.amp, "GluonCV fine-tuned the FCN in fp32");
     }
 
     /// Recipes without the new keys (the Fashion mini recipe, and every earlier run's saved
