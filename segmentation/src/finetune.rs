@@ -65,6 +65,7 @@ pub fn open_loaders(
         loader_config(d.batch_size, true, true),
     )?;
     let val_source = SegmentationSource::open(&spec, "val")?;
+    crate::task::require_labelled_split(&val_source, &crate::task::validation_split(config))?;
     let eval = match d.eval_crop {
         Some(crop_size) => SegmentationEvalTransform::CenterCrop { crop_size },
         None => SegmentationEvalTransform::Full,

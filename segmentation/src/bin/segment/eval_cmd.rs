@@ -85,7 +85,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             };
             let dataset = Ade20kDataset::open(root, &args.split)?;
             (
-                evaluate_predictions(&dataset, dir)?,
+                evaluate_predictions(&dataset, dir)?
+                    .require_labelled(&format!("{}, split \"{}\"", args.data, args.split))?,
                 dataset.classes().to_vec(),
             )
         }
@@ -113,7 +114,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             });
             let classes = model.classes.clone();
             (
-                evaluate_source(&model, source, ms.as_ref(), args.workers)?,
+                evaluate_source(
+                    &model,
+                    source,
+                    &format!("{}, split \"{}\"", args.data, args.split),
+                    ms.as_ref(),
+                    args.workers,
+                )?,
                 classes,
             )
         }
