@@ -31,6 +31,8 @@
 //! `batch_intersection_union`) truncated the sums to int64 before its argmax, which GluonCV
 //! fixed in April 2019 (#582).
 
+use crate::banded::argmax_upsampled;
+use crate::budget::{self, activation_bytes, OverBudget};
 use crate::fcn::upsample;
 use crate::metric::{ConfusionMatrix, Scores};
 use crate::segmenter::Segmenter;
@@ -67,6 +69,73 @@ impl MultiScale {
         (self.crop_size * 2 / 3) as i64
     }
 
+    /// The most windows (each one or two forward passes) an image needs: a square one, whose
+    /// shorter side is as long as its longer.
+    pub fn max_windows(&self) -> u64 {
+        let crop = self.crop_size as i64;
+        let stride = self.stride();
+        self.scales
+            .iter()
+            .map(|&s| {
+                let long = (self.base_size as f64 * s).ceil() as i64;
+                if long <= crop {
+                    1
+                } else {
+                    let n = ((long - crop + stride - 1) / stride + 1) as u64;
+                    n * n
+                }
+            })
+            .sum()
+    }
+
+    /// Refuses settings whose work or memory per image is absurd before any image is read:
+    /// more than [`budget::MAX_WINDOWS`] windows, or score maps (each scale's, padded, kept
+    /// until the image's argmax, and a window sum beside it) and a window's activations over
+    /// the inference budget.
+    pub fn check(&self, model: &Segmenter) -> Result<(), OverBudget> {
+        let top = self.scales.iter().copied().fold(0.0, f64::max);
+        let windows = self.max_windows();
+        if windows > budget::MAX_WINDOWS {
+            return Err(OverBudget(format!(
+                "multi-scale evaluation with --base-size {} and --crop-size {} (scales up to \
+                 {top}) would run up to {windows} sliding windows per image; the limit is {}: \
+                 raise --crop-size or lower --base-size",
+                self.base_size,
+                self.crop_size,
+                budget::MAX_WINDOWS
+            )));
+        }
+        let crop = self.crop_size as u64;
+        let padded: u64 = self
+            .scales
+            .iter()
+            .map(|&s| ((self.base_size as f64 * s).ceil() as u64).max(crop).pow(2))
+            .sum();
+        let largest = self
+            .scales
+            .iter()
+            .map(|&s| ((self.base_size as f64 * s).ceil() as u64).max(crop).pow(2))
+            .max()
+            .unwrap_or(0);
+        let k = model.model.config.num_classes as u64;
+        let bytes =
+            4 * k * (padded + 2 * largest) + activation_bytes(&model.model.config, crop * crop);
+        let limit = budget::max_inference_bytes().map_err(OverBudget)?;
+        if bytes > limit {
+            return Err(OverBudget(format!(
+                "multi-scale evaluation with --base-size {} and --crop-size {} (scales up to \
+                 {top}) would hold about {} per image for {k} classes, more than the limit of \
+                 {} (lower --base-size, or set {} to a number of MiB to raise it)",
+                self.base_size,
+                self.crop_size,
+                budget::gb(bytes),
+                budget::gb(limit),
+                budget::MAX_INFERENCE_MIB_VAR
+            )));
+        }
+        Ok(())
+    }
+
     /// (height, width, longer side) an image of `height` x `width` is run at for `scale`.
     fn scaled_size(&self, height: i64, width: i64, scale: f64) -> (i64, i64, i64) {
         let long = (self.base_size as f64 * scale).ceil() as i64;
@@ -86,8 +155,9 @@ fn resize(x: &Tensor, size: (i64, i64)) -> Tensor {
 }
 
 /// exp of the logits of `x` (1 x 3 x h x w, normalised) plus, with `flip`, those of its mirror
-/// image mirrored back.
-fn flipped_scores(model: &Segmenter, x: &Tensor, flip: bool) -> Tensor {
+/// image mirrored back. `finite` becomes false (on the device, no host read) if a logit is
+/// NaN or infinite.
+fn flipped_scores(model: &Segmenter, x: &Tensor, flip: bool, finite: &mut Tensor) -> Tensor {
     let size = (x.size()[2], x.size()[3]);
     let run = |x: &Tensor| {
         model
@@ -100,6 +170,7 @@ fn flipped_scores(model: &Segmenter, x: &Tensor, flip: bool) -> Tensor {
     if flip {
         out += run(&x.flip([3])).flip([3]);
     }
+    *finite = finite.logical_and(&out.isfinite().all());
     out.exp()
 }
 
@@ -117,7 +188,13 @@ fn pad_to(x: &Tensor, side: i64, fill: &Tensor) -> Tensor {
 
 /// The scores of `x` (normalised, padded to at least the crop) from crop-sized windows every
 /// `stride` pixels, averaged where windows overlap.
-fn window_scores(model: &Segmenter, x: &Tensor, fill: &Tensor, ms: &MultiScale) -> Tensor {
+fn window_scores(
+    model: &Segmenter,
+    x: &Tensor,
+    fill: &Tensor,
+    ms: &MultiScale,
+    finite: &mut Tensor,
+) -> Tensor {
     let crop = ms.crop_size as i64;
     let stride = ms.stride();
     let k = model.model.config.num_classes;
@@ -130,7 +207,7 @@ fn window_scores(model: &Segmenter, x: &Tensor, fill: &Tensor, ms: &MultiScale) 
             let (y0, x0) = (gy * stride, gx * stride);
             let (y1, x1) = ((y0 + crop).min(ph), (x0 + crop).min(pw));
             let window = x.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
-            let out = flipped_scores(model, &pad_to(&window, crop, fill), ms.flip)
+            let out = flipped_scores(model, &pad_to(&window, crop, fill), ms.flip, finite)
                 .narrow(2, 0, y1 - y0)
                 .narrow(3, 0, x1 - x0);
             let mut region = sum.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
@@ -142,18 +219,18 @@ fn window_scores(model: &Segmenter, x: &Tensor, fill: &Tensor, ms: &MultiScale) 
     sum / count
 }
 
-/// GluonCV's multi-scale scores of one RGB image (HWC u8): the sums over scales of
-/// exp(logits + flipped logits), 1 x K x height x width; the prediction is their argmax.
-pub fn multi_scale_scores(
+/// Each scale's scores of one RGB image (HWC u8) at that scale's size (1 x K x h x w; the
+/// image's multi-scale scores are their sum, each resized to the image's size with corners
+/// aligned), and whether every logit was finite (a boolean on the device).
+pub fn multi_scale_maps(
     model: &Segmenter,
     pixels: &[u8],
     width: usize,
     height: usize,
     ms: &MultiScale,
-) -> Tensor {
+) -> (Vec<Tensor>, Tensor) {
     let _no_grad = tch::no_grad_guard();
     let device = model.vs.device();
-    let k = model.model.config.num_classes;
     let crop = ms.crop_size as i64;
     let fill = model
         .normalizer()
@@ -163,27 +240,56 @@ pub fn multi_scale_scores(
         .view([1, height, width, 3])
         .to_device(device);
     let image = model.normalizer().apply(&image, None);
-    let mut scores = Tensor::zeros([1, k, height, width], (Kind::Float, device));
-    for &scale in &ms.scales {
-        let (h, w, long) = ms.scaled_size(height, width, scale);
-        let x = resize(&image, (h, w));
-        let outputs = if long <= crop {
-            flipped_scores(model, &pad_to(&x, crop, &fill), ms.flip)
-        } else {
-            window_scores(model, &pad_to(&x, crop, &fill), &fill, ms)
-        };
-        scores += resize(&outputs.narrow(2, 0, h).narrow(3, 0, w), (height, width));
+    let mut finite = Tensor::from(true).to_device(device);
+    let maps = ms
+        .scales
+        .iter()
+        .map(|&scale| {
+            let (h, w, long) = ms.scaled_size(height, width, scale);
+            let x = resize(&image, (h, w));
+            let outputs = if long <= crop {
+                flipped_scores(model, &pad_to(&x, crop, &fill), ms.flip, &mut finite)
+            } else {
+                window_scores(model, &pad_to(&x, crop, &fill), &fill, ms, &mut finite)
+            };
+            outputs.narrow(2, 0, h).narrow(3, 0, w)
+        })
+        .collect();
+    (maps, finite)
+}
+
+/// GluonCV's multi-scale scores of one RGB image (HWC u8): the sums over scales of
+/// exp(logits + flipped logits), 1 x K x height x width; the prediction is their argmax.
+/// Evaluation takes the argmax band by band instead ([`multi_scale_maps`]).
+pub fn multi_scale_scores(
+    model: &Segmenter,
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    ms: &MultiScale,
+) -> Tensor {
+    let k = model.model.config.num_classes;
+    let device = model.vs.device();
+    let mut scores = Tensor::zeros([1, k, height as i64, width as i64], (Kind::Float, device));
+    for map in multi_scale_maps(model, pixels, width, height, ms).0 {
+        scores += resize(&map, (height as i64, width as i64));
     }
     scores
 }
 
-/// Evaluates `model` on every image of `source` (whole images, one at a time).
+/// Evaluates `model` on every image of `source` (whole images, one at a time); `what` names
+/// the data and split in errors. An image's scores are brought to its size in row bands
+/// ([`argmax_upsampled`]), so a large image never needs K x H x W floats at once.
 pub fn evaluate_source(
     model: &Segmenter,
     source: SegmentationSource,
+    what: &str,
     multi_scale: Option<&MultiScale>,
     workers: usize,
 ) -> anyhow::Result<Scores> {
+    if let Some(ms) = multi_scale {
+        ms.check(model)?;
+    }
     let device: Device = model.vs.device();
     let loader = segmentation_loader(
         SegmentationDataset {
@@ -206,17 +312,25 @@ pub fn evaluate_source(
     for batch in loader.epoch(0, 0) {
         let batch = batch?;
         let (w, h) = (batch.width, batch.height);
-        let logits = match multi_scale {
-            Some(ms) => multi_scale_scores(model, &batch.pixels, w, h, ms),
+        let labels = Tensor::from_slice(&batch.labels).to_device(device);
+        let width = w as i64;
+        let mut add = |y0: i64, classes: Tensor| {
+            let rows = classes.size()[1];
+            confusion.add(&classes, &labels.narrow(0, y0 * width, rows * width));
+        };
+        match multi_scale {
+            Some(ms) => {
+                let (maps, finite) = multi_scale_maps(model, &batch.pixels, w, h, ms);
+                model.check_finite(&finite, &batch.ids[0])?;
+                argmax_upsampled(&maps, (h as i64, width), true, add);
+            }
             None => {
                 model.check_input(std::path::Path::new(&batch.ids[0]), w, h)?;
-                model.logits(&batch.pixels, w, h)
+                model.classes(&batch.ids[0], &batch.pixels, w, h, &mut add)?;
             }
-        };
-        let labels = Tensor::from_slice(&batch.labels).to_device(device);
-        confusion.add(&logits.argmax(1, false).flatten(0, -1), &labels);
+        }
     }
-    Ok(confusion.scores())
+    Ok(confusion.scores().require_labelled(what)?)
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ pub fn open_loaders(
     if let Some(n) = d.max_val_samples {
         val_source.truncate(n);
     }
+    crate::task::require_labelled_split(&val_source, &crate::task::validation_split(config))?;
     let eval = match d.eval_crop {
         Some(crop_size) => SegmentationEvalTransform::CenterCrop { crop_size },
         None => SegmentationEvalTransform::Full,

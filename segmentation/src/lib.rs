@@ -3,7 +3,9 @@
 //! them, and interop with torchvision's `fcn_resnet50`.
 
 pub mod backbone_init;
+pub mod banded;
 pub mod bench;
+pub mod budget;
 pub mod config;
 pub mod evaluate;
 pub mod fcn;

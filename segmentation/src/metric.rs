@@ -57,6 +57,12 @@ impl ConfusionMatrix {
     }
 }
 
+/// An evaluation whose ground truth has no labelled pixel: its pixAcc and mIoU would be 0
+/// for any model, so it is refused (the user's data to fix).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NoLabelledPixels(pub String);
+
 /// The numbers an evaluation reports.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scores {
@@ -90,11 +96,12 @@ impl Scores {
             })
             .collect();
         let present: Vec<f64> = iou.iter().flatten().copied().collect();
+        // Folded from +0.0: Rust's float `sum` of nothing is -0.0, printed "-0.0".
         let mean = |v: &[f64], n: usize| {
             if n == 0 {
                 0.0
             } else {
-                v.iter().sum::<f64>() / n as f64
+                v.iter().fold(0.0, |a, b| a + b) / n as f64
             }
         };
         Scores {
@@ -108,6 +115,18 @@ impl Scores {
             iou,
             labelled_pixels: labelled,
         }
+    }
+
+    /// These scores, or an error naming `what` was evaluated (the data and split) when its
+    /// ground truth has no labelled pixel.
+    pub fn require_labelled(self, what: &str) -> Result<Self, NoLabelledPixels> {
+        if self.labelled_pixels > 0 {
+            return Ok(self);
+        }
+        Err(NoLabelledPixels(format!(
+            "{what}: no labelled pixel in the ground truth (every mask is unlabelled, or there \
+             is no image), so pixAcc and mIoU mean nothing"
+        )))
     }
 
     /// `{"pixAcc", "mIoU", "mIoU_all", "iou": {"<class>": iou or null}}`.
@@ -204,6 +223,19 @@ mod tests {
         let s = m.scores();
         assert_eq!((s.pix_acc, s.miou, s.labelled_pixels), (0.0, 0.0, 0));
         assert_eq!(s.iou, vec![None, None]);
+        // Never "-0.0" in a table or JSON.
+        assert!(s.miou_all.is_sign_positive() && s.miou.is_sign_positive());
+        assert_eq!(
+            s.to_json(&["a".into(), "b".into()])["mIoU_all"].to_string(),
+            "0.0"
+        );
+        // Such a split is refused, naming it.
+        let err = s
+            .require_labelled("ade20k:/data, split \"validation\"")
+            .unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("ade20k:/data, split \"validation\": no labelled pixel"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! submissions; 0 is never written) at the image's own size, and optionally a colour overlay.
 
 use crate::segmenter::Segmenter;
+use backbones::checkpoint::CheckpointError;
 use datasets::label_png::{encode_mask, voc_palette, MaskEncoding};
 use image::RgbImage;
 use serde::Serialize;
@@ -24,18 +25,24 @@ pub struct Prediction {
 }
 
 impl Prediction {
-    pub fn of(model: &Segmenter, image: &RgbImage) -> Self {
+    /// `image` (named `name` in errors) through `model`, brought back to its size row band by
+    /// row band; an error when the model's outputs are not finite.
+    pub fn of(model: &Segmenter, name: &str, image: &RgbImage) -> Result<Self, CheckpointError> {
         let (w, h) = (image.width() as usize, image.height() as usize);
-        let classes = model
-            .logits(image.as_raw(), w, h)
-            .argmax(1, false)
-            .flatten(0, -1);
-        let classes = Vec::<i64>::try_from(&classes.to_device(tch::Device::Cpu)).expect("int64");
-        Prediction {
+        let mut mask = vec![0u8; w * h];
+        model.classes(name, image.as_raw(), w, h, |y0, classes| {
+            let classes = Vec::<i64>::try_from(&classes.flatten(0, -1).to_device(tch::Device::Cpu))
+                .expect("int64");
+            let start = y0 as usize * w;
+            for (out, c) in mask[start..start + classes.len()].iter_mut().zip(classes) {
+                *out = (c + 1) as u8;
+            }
+        })?;
+        Ok(Prediction {
             width: w,
             height: h,
-            mask: classes.iter().map(|&c| (c + 1) as u8).collect(),
-        }
+            mask,
+        })
     }
 
     pub fn png(&self) -> Result<Vec<u8>, png::EncodingError> {

@@ -1,6 +1,7 @@
 //! A segmentation checkpoint turned into a ready model: the FCN, its class names and how its
 //! inputs are prepared, every metadata field checked before anything is built.
 
+use crate::budget::{self, activation_bytes, OverBudget};
 use crate::fcn::{Fcn, FcnConfig};
 use backbones::checkpoint::{
     first_non_finite, load_into, Checkpoint, CheckpointError, Metadata, NamedTensors, Task,
@@ -9,7 +10,7 @@ use backbones::classifier::Normalizer;
 use datasets::classify::Normalization;
 use datasets::resize::{resize_bilinear, shorter_side_size};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
 /// How an image becomes the model's input.
@@ -74,6 +75,8 @@ pub struct Segmenter {
     pub model: Fcn,
     pub classes: Vec<String>,
     pub preprocess: Preprocess,
+    /// The checkpoint it came from, for messages.
+    pub path: PathBuf,
     normalizer: Normalizer,
 }
 
@@ -110,6 +113,24 @@ pub fn spec_of(ckpt: &Checkpoint, path: &Path) -> Result<(FcnConfig, Preprocess)
         None => Preprocess::TORCHVISION,
     };
     preprocess.validate().map_err(|e| bad("transform", e))?;
+    if let Some(side) = preprocess.resize_shorter {
+        // Every image is resized to at least side x side: what that costs is the
+        // checkpoint's doing, so it is bounded here, not per image.
+        let bytes = activation_bytes(&config, (side * side) as u64);
+        if bytes > budget::CHECKPOINT_TRANSFORM_BYTES {
+            return Err(bad(
+                "transform",
+                format!(
+                    "resize_shorter {side} makes every model input at least {side}x{side}, \
+                     about {} of activations for {}; a checkpoint's transform may ask for at \
+                     most {}",
+                    budget::gb(bytes),
+                    meta.arch,
+                    budget::gb(budget::CHECKPOINT_TRANSFORM_BYTES)
+                ),
+            ));
+        }
+    }
     if let Some((name, t)) = ckpt.tensors.iter().find(|(_, t)| !t.is_floating_point()) {
         return Err(CheckpointError::content(
             path,
@@ -161,6 +182,7 @@ impl Segmenter {
             model,
             classes,
             preprocess,
+            path: path.to_path_buf(),
         })
     }
 
@@ -172,11 +194,27 @@ impl Segmenter {
         }
     }
 
-    /// Refuses an image whose resized input would exceed the pixel limit (a 1 x 60000 image
-    /// with its shorter side resized to 520 would be 31 million pixels long).
-    pub fn check_input(&self, image: &Path, width: usize, height: usize) -> datasets::Result<()> {
+    /// Refuses an image whose model input would exceed the pixel limit (a 1 x 60000 image
+    /// with its shorter side resized to 520 would be 31 million pixels long) or the memory
+    /// budget of one image's activations (a 4000 x 4000 photo run at its own size).
+    pub fn check_input(&self, image: &Path, width: usize, height: usize) -> anyhow::Result<()> {
         let (w, h) = self.input_size(width, height);
-        datasets::limits::check_pixel_count(image, "resized model input", w as u64, h as u64)
+        datasets::limits::check_pixel_count(image, "resized model input", w as u64, h as u64)?;
+        let limit = budget::max_inference_bytes().map_err(OverBudget)?;
+        let bytes = activation_bytes(&self.model.config, (w * h) as u64);
+        if bytes > limit {
+            return Err(OverBudget(format!(
+                "{}: the model input would be {w}x{h}, about {} of activations for {}, more \
+                 than the limit of {} (set {} to a number of MiB to raise it)",
+                image.display(),
+                budget::gb(bytes),
+                fcn_arch_name(&self.model.config.backbone.arch),
+                budget::gb(limit),
+                budget::MAX_INFERENCE_MIB_VAR
+            ))
+            .into());
+        }
+        Ok(())
     }
 
     /// The model's input for one RGB image (HWC u8): resized as the preprocessing says,
@@ -194,7 +232,61 @@ impl Segmenter {
         self.normalizer.apply(&x, None)
     }
 
-    /// Logits of one image at the image's own size: 1 x K x height x width (float).
+    /// Logits of one image at the model's output size (the input's over the output stride):
+    /// 1 x K x h x w (float). [`crate::banded::argmax_upsampled`] brings their argmax to the
+    /// image's size without a full-size float tensor.
+    pub fn low_logits(&self, pixels: &[u8], width: usize, height: usize) -> Tensor {
+        let _no_grad = tch::no_grad_guard();
+        let x = self.input(pixels, width, height);
+        self.model
+            .head_logits(&x, false, false)
+            .out
+            .to_kind(Kind::Float)
+    }
+
+    /// The classes of one image, band by band at the image's size (see
+    /// [`crate::banded::argmax_upsampled`]); an error naming the checkpoint and `image` when
+    /// the model's outputs are not finite (weights that are finite but overflow, such as
+    /// 3e38, would otherwise make every pixel class 0). One reduction and one host read per
+    /// image.
+    pub fn classes(
+        &self,
+        image: &str,
+        pixels: &[u8],
+        width: usize,
+        height: usize,
+        visit: impl FnMut(i64, Tensor),
+    ) -> Result<(), CheckpointError> {
+        let _no_grad = tch::no_grad_guard();
+        let logits = self.low_logits(pixels, width, height);
+        self.check_finite(&logits.isfinite().all(), image)?;
+        // Channels-last, as `Fcn::forward_to` upsamples at inference.
+        crate::banded::argmax_upsampled(
+            &[backbones::channels_last::tensor_to_channels_last(&logits)],
+            (height as i64, width as i64),
+            self.model.config.align_corners,
+            visit,
+        );
+        Ok(())
+    }
+
+    /// Refuses the model's outputs on `image` unless `all_finite` (a boolean scalar on the
+    /// device: `isfinite().all()` of every output) is true.
+    pub fn check_finite(&self, all_finite: &Tensor, image: &str) -> Result<(), CheckpointError> {
+        if bool::try_from(all_finite).unwrap_or(false) {
+            return Ok(());
+        }
+        Err(CheckpointError::content(
+            &self.path,
+            format!(
+                "the model's outputs on {image} are NaN or infinite: its weights are finite but \
+                 overflow in the forward pass, so its predictions would be meaningless"
+            ),
+        ))
+    }
+
+    /// Logits of one image at the image's own size: 1 x K x height x width (float); for
+    /// small images and tests (a photo's full-size logits can take gigabytes).
     pub fn logits(&self, pixels: &[u8], width: usize, height: usize) -> Tensor {
         let _no_grad = tch::no_grad_guard();
         let x = self.input(pixels, width, height);

@@ -4,7 +4,7 @@
 
 use crate::config::{FinetuneConfig, ModelSection};
 use crate::fcn::{upsample, Fcn, FcnConfig};
-use crate::metric::{ConfusionMatrix, Scores, IGNORE};
+use crate::metric::{ConfusionMatrix, NoLabelledPixels, Scores, IGNORE};
 use crate::segmenter::{metadata, Preprocess};
 use backbones::channels_last::tensor_to_channels_last;
 use backbones::checkpoint::Metadata;
@@ -12,7 +12,7 @@ use backbones::classifier::Normalizer;
 use backbones::engine::task::{Losses, Metrics, Step, Task};
 use backbones::engine::transfer::upload;
 use datasets::loader::Loader;
-use datasets::segmentation_data::{SegmentationCollate, SegmentationDataset};
+use datasets::segmentation_data::{SegmentationCollate, SegmentationDataset, SegmentationSource};
 use datasets::segmentation_transforms::SegmentationBatch;
 use datasets::DataError;
 use tch::{nn, Device, Kind, Tensor};
@@ -207,6 +207,31 @@ impl Segmentation {
     }
 }
 
+/// How errors name a run's validation data.
+pub fn validation_split(config: &FinetuneConfig) -> String {
+    let data = config.data.spec.as_deref().unwrap_or("the data");
+    format!("{data}, split \"val\"")
+}
+
+/// Refuses a validation split whose masks hold no labelled pixel, before training: masks are
+/// read until one has a label, normally the first (a bad mask is left to the evaluation,
+/// which reports it or skips it as the recipe says).
+pub fn require_labelled_split(source: &SegmentationSource, what: &str) -> anyhow::Result<()> {
+    for index in 0..source.len() {
+        if let Ok((_, _, _, labels)) = source.target(index) {
+            if labels.labels.iter().any(|&v| (v as i64) < IGNORE) {
+                return Ok(());
+            }
+        }
+    }
+    Err(NoLabelledPixels(format!(
+        "{what}: no labelled pixel in the ground truth (every mask is unlabelled, or there is \
+         no image), so the validation mIoU would be 0 whatever is learnt; fix the masks or the \
+         split before training"
+    ))
+    .into())
+}
+
 /// pixAcc / mIoU of `model` on every batch of `batches`, with one host copy at the end.
 pub fn evaluate_batches(
     model: &Fcn,
@@ -261,6 +286,8 @@ impl Task for Segmentation {
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
+        // A validation split (or eval crop) without a labelled pixel scores 0 for any model;
+        // refusing it keeps a "best" from being picked by that 0.
         let scores = evaluate_batches(
             &self.model,
             self.val.epoch(0, 0),
@@ -268,7 +295,8 @@ impl Task for Segmentation {
             self.vs.device(),
             self.config.train.channels_last,
             amp,
-        )?;
+        )?
+        .require_labelled(&validation_split(&self.config))?;
         Ok(Metrics::from([
             ("pixAcc".to_string(), scores.pix_acc),
             ("mIoU".to_string(), scores.miou),

@@ -445,3 +445,306 @@ fn segment_import_writes_a_checkpoint_with_the_given_classes() {
         "{err}"
     );
 }
+
+/// A copy of `src` with its metadata's `transform` replaced by `transform` (when given) and
+/// every value of tensor `fill.0` set to `fill.1` (when given): safetensors' header is
+/// rewritten, the data offsets stay valid.
+fn rewritten_checkpoint(
+    src: &Path,
+    dst: &Path,
+    transform: Option<&str>,
+    fill: Option<(&str, f32)>,
+) {
+    let bytes = std::fs::read(src).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut data = bytes[8 + n..].to_vec();
+    if let Some(t) = transform {
+        header["__metadata__"]["transform"] = serde_json::json!(t);
+    }
+    if let Some((name, value)) = fill {
+        let offsets = &header[name]["data_offsets"];
+        let (a, b) = (
+            offsets[0].as_u64().unwrap() as usize,
+            offsets[1].as_u64().unwrap() as usize,
+        );
+        for chunk in data[a..b].chunks_mut(4) {
+            chunk.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+    let mut text = serde_json::to_vec(&header).unwrap();
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out.extend(data);
+    std::fs::write(dst, out).unwrap();
+}
+
+fn transform_resizing_to(side: usize) -> String {
+    format!(
+        r#"{{"resize_shorter":{side},"normalization":{{"mean":[0.485,0.456,0.406],"std":[0.229,0.224,0.225]}}}}"#
+    )
+}
+
+/// `segment ARGS` measured, with its address space capped at 5 GB (libtorch maps about 3 GB
+/// of libraries) and a minute to finish: a runaway fails its allocation or times out.
+fn segment_capped(args: &[&str]) -> e2e::Measured {
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg("--as=5000000000")
+        .arg(e2e::bin("segment"))
+        .args(args);
+    e2e::measure(&mut cmd, std::time::Duration::from_secs(60))
+}
+
+#[test]
+fn a_large_photo_is_predicted_in_bounded_memory_or_refused_with_the_limit() {
+    let t = trained();
+    let dir = t.root.join("large-photo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let photo = dir.join("photo.png");
+    image::RgbImage::from_fn(4000, 4000, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 7 * 30) as u8])
+    })
+    .save(&photo)
+    .unwrap();
+    let mask = dir.join("mask.png");
+    // The fine-tuned model runs images at their own size: 4000 x 4000 through its ResNet-18
+    // would take about 5.6 GB, so it is refused with the bound and how to raise it.
+    let ckpt = t.run.join("best.safetensors");
+    let m = segment_capped(&[
+        "predict",
+        "--ckpt",
+        s(&ckpt),
+        "--image",
+        s(&photo),
+        "--out",
+        s(&mask),
+    ]);
+    assert_eq!(m.status.code(), Some(2), "{}: {}", m.ending(), m.stderr);
+    assert!(
+        m.stderr.contains(s(&photo))
+            && m.stderr.contains("the model input would be 4000x4000")
+            && m.stderr.contains("TRICKS_MAX_INFERENCE_MIB"),
+        "{}",
+        m.stderr
+    );
+    assert!(!mask.exists());
+    // A checkpoint that resizes to a shorter side of 48 runs a small input; its 11-class
+    // answer comes back at 4000 x 4000 band by band, within a few hundred MB of what a
+    // 48 x 48 image costs (one 11 x 4000 x 4000 float tensor alone would be 700 MB).
+    let resized = dir.join("resized.safetensors");
+    rewritten_checkpoint(&ckpt, &resized, Some(&transform_resizing_to(48)), None);
+    let small_image = std::fs::read_dir(t.ade.join("images/validation"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let small = segment_capped(&[
+        "predict",
+        "--ckpt",
+        s(&resized),
+        "--image",
+        s(&small_image),
+        "--out",
+        s(&mask),
+    ]);
+    assert!(small.status.success(), "{}", small.stderr);
+    let m = segment_capped(&[
+        "predict",
+        "--ckpt",
+        s(&resized),
+        "--image",
+        s(&photo),
+        "--out",
+        s(&mask),
+        "--json",
+    ]);
+    assert!(m.status.success(), "{}: {}", m.ending(), m.stderr);
+    assert!(
+        m.peak_rss_mib < small.peak_rss_mib + 400.0,
+        "{} MiB for the photo, {} MiB for a 48 x 48 image",
+        m.peak_rss_mib,
+        small.peak_rss_mib
+    );
+    let out = json(&m.stdout);
+    assert_eq!(
+        (out["width"].as_u64(), out["height"].as_u64()),
+        (Some(4000), Some(4000))
+    );
+    let png = image::open(&mask).unwrap().to_luma8();
+    assert_eq!(png.dimensions(), (4000, 4000));
+    assert!(png.as_raw().iter().all(|&v| (1..=11).contains(&v)));
+}
+
+#[test]
+fn metadata_and_flags_that_cost_gigabytes_are_refused_before_running() {
+    let t = trained();
+    let dir = t.root.join("costly");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("resize-2048.safetensors");
+    rewritten_checkpoint(
+        &t.run.join("best.safetensors"),
+        &ckpt,
+        Some(&transform_resizing_to(2048)),
+        None,
+    );
+    let image = std::fs::read_dir(t.ade.join("images/validation"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let m = segment_capped(&[
+        "predict",
+        "--ckpt",
+        s(&ckpt),
+        "--image",
+        s(&image),
+        "--out",
+        s(&dir.join("mask.png")),
+    ]);
+    assert_eq!(m.status.code(), Some(2), "{}: {}", m.ending(), m.stderr);
+    assert!(
+        m.stderr.contains(s(&ckpt))
+            && m.stderr.contains("'transform'")
+            && m.stderr.contains("resize_shorter 2048")
+            && m.stderr.contains("at most 1.0 GiB"),
+        "{}",
+        m.stderr
+    );
+    // Both in range, together millions of windows per image: refused at once.
+    let m = segment_capped(&[
+        "eval",
+        "--ckpt",
+        s(&t.run.join("best.safetensors")),
+        "--data",
+        &t.data(),
+        "--multi-scale",
+        "--crop-size",
+        "8",
+        "--base-size",
+        "2048",
+    ]);
+    assert_eq!(m.status.code(), Some(2), "{}: {}", m.ending(), m.stderr);
+    assert!(
+        m.stderr
+            .contains("would run up to 1456784 sliding windows per image; the limit is 2000"),
+        "{}",
+        m.stderr
+    );
+}
+
+#[test]
+fn a_split_without_labelled_pixels_is_refused_by_eval_and_finetune() {
+    let t = trained();
+    let (data, _) = scenes_with_mask(t, "unlabelled", image::GrayImage::new(48, 48));
+    let root = PathBuf::from(data.strip_prefix("ade20k:").unwrap());
+    let mut stems = Vec::new();
+    for e in std::fs::read_dir(root.join("annotations/validation")).unwrap() {
+        let p = e.unwrap().path();
+        image::GrayImage::new(48, 48).save(&p).unwrap();
+        stems.push(p.file_stem().unwrap().to_str().unwrap().to_string());
+    }
+    let ckpt = t.run.join("best.safetensors");
+    let err = run_err("segment", &["eval", "--ckpt", s(&ckpt), "--data", &data], 2);
+    assert!(
+        err.contains(&format!("{data}, split \"validation\": no labelled pixel")),
+        "{err}"
+    );
+    let predictions = t.root.join("unlabelled-predictions");
+    std::fs::create_dir_all(&predictions).unwrap();
+    for stem in &stems {
+        image::GrayImage::from_pixel(48, 48, image::Luma([1]))
+            .save(predictions.join(format!("{stem}.png")))
+            .unwrap();
+    }
+    let err = run_err(
+        "segment",
+        &["eval", "--predictions", s(&predictions), "--data", &data],
+        2,
+    );
+    assert!(err.contains("no labelled pixel"), "{err}");
+    // Fine-tuning on it is refused before a step is taken, so no "best" comes of a 0 mIoU.
+    let out = t.root.join("unlabelled-run");
+    let config = repo_root().join("configs/segmentation/tiny.toml");
+    let err = run_err(
+        "segment",
+        &[
+            "finetune",
+            "--backbone",
+            s(&t.backbone),
+            "--config",
+            s(&config),
+            "--data",
+            &data,
+            "--out",
+            s(&out),
+            "--set",
+            "data.base_size=48",
+            "--set",
+            "data.crop_size=32",
+        ],
+        2,
+    );
+    assert!(
+        err.contains(&format!("{data}, split \"val\": no labelled pixel")),
+        "{err}"
+    );
+    assert!(!out.join("best.safetensors").exists());
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap_or_default();
+    assert!(!log.contains("\"train\""), "{log}");
+}
+
+#[test]
+fn weights_that_overflow_to_nan_are_refused_naming_the_checkpoint() {
+    let t = trained();
+    let dir = t.root.join("overflow");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("huge.safetensors");
+    // Finite, but every logit overflows float32.
+    rewritten_checkpoint(
+        &t.run.join("best.safetensors"),
+        &ckpt,
+        None,
+        Some(("classifier.1.weight", 3e38)),
+    );
+    let image = std::fs::read_dir(t.ade.join("images/validation"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mask = dir.join("mask.png");
+    let err = run_err(
+        "segment",
+        &[
+            "predict",
+            "--ckpt",
+            s(&ckpt),
+            "--image",
+            s(&image),
+            "--out",
+            s(&mask),
+        ],
+        2,
+    );
+    assert!(
+        err.contains(s(&ckpt)) && err.contains("NaN or infinite") && err.contains(s(&image)),
+        "{err}"
+    );
+    assert!(!mask.exists());
+    for extra in [
+        &[][..],
+        &["--multi-scale", "--base-size", "48", "--crop-size", "32"][..],
+    ] {
+        let data = t.data();
+        let mut args = vec!["eval", "--ckpt", s(&ckpt), "--data", &data];
+        args.extend(extra);
+        let err = run_err("segment", &args, 2);
+        assert!(
+            err.contains(s(&ckpt)) && err.contains("NaN or infinite"),
+            "{extra:?}: {err}"
+        );
+    }
+}

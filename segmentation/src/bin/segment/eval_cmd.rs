@@ -91,7 +91,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 dataset.truncate(n as usize);
             }
             (
-                evaluate_predictions(&dataset, dir)?,
+                evaluate_predictions(&dataset, dir)?
+                    .require_labelled(&format!("{}, split \"{}\"", args.data, args.split))?,
                 dataset.classes().to_vec(),
             )
         }
@@ -122,7 +123,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             });
             let classes = model.classes.clone();
             (
-                evaluate_source(&model, source, ms.as_ref(), args.workers)?,
+                evaluate_source(
+                    &model,
+                    source,
+                    &format!("{}, split \"{}\"", args.data, args.split),
+                    ms.as_ref(),
+                    args.workers,
+                )?,
                 classes,
             )
         }

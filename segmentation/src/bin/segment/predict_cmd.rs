@@ -56,7 +56,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     }
     let image = datasets::image_io::load_rgb(&args.image)?;
     model.check_input(&args.image, image.width() as usize, image.height() as usize)?;
-    let prediction = Prediction::of(&model, &image);
+    let prediction = Prediction::of(&model, &args.image.display().to_string(), &image)?;
     let png = prediction.png().context("encoding the mask")?;
     // Both files are encoded before either is written, and each is written atomically.
     let overlay = match &args.overlay {
