@@ -7,12 +7,16 @@
 # Finished stages are reused: stop the script and run it again, it continues where it stopped
 # (an interrupted training run resumes from its state). A failed stage names its log, the
 # stages of that row that need it are skipped, and the other rows go on.
+#
+# --dry-run runs every stage of every row (teachers included) with its real recipe for a few
+# optimiser steps, and every evaluation on a handful of images, so that problems with data,
+# recipes, paths or the first steps' memory show up in minutes, not after a week.
 set -uo pipefail
 
 usage() {
   cat <<'EOF'
 usage: scripts/transfer_tables.sh [--profile demo|smoke|mini|paper] [--device cpu|cuda]
-                                  [--nproc N] [--out DIR] [--rows ROW,ROW,...]
+                                  [--nproc N] [--out DIR] [--rows ROW,ROW,...] [--dry-run]
                                   [--imagenet ROOT] [--voc ROOT] [--ade20k ROOT]
 
 profiles
@@ -23,27 +27,44 @@ profiles
           CPU, much less on one GPU)
   paper   ImageNet, VOC07+12 / VOC07 test and ADE20K with the paper's recipes
           (configs/backbone/imagenet-*.toml, configs/detection/voc-c4.toml,
-          configs/segmentation/ade20k-fcn.toml); needs --imagenet, --voc and --ade20k, and GPUs
+          configs/segmentation/ade20k-fcn.toml); needs --imagenet ROOT ({train,val}/<class>/),
+          --voc ROOT (a VOCdevkit with VOC2007 trainval+test and VOC2012 trainval, or the
+          folder holding it) and --ade20k ROOT (ADEChallengeData2016), and GPUs. Before
+          anything trains, every split is opened with `datasets check`; all problems are
+          listed at once. Evaluated as the paper's numbers were: VOC07 test with GluonCV's
+          VOC07MApMetric, ADE20K validation multi-scale with flips (GluonCV's test.py) from
+          the final epoch's checkpoint.
 
 rows (in the paper's order)
   b-standard d-efficient cosine smooth distill mixup distill-mixup
   (distill and distill-mixup train their teacher first: rows teacher and teacher-mixup)
 
 options
-  --device cpu|cuda   where every stage runs (cuda also turns on fp16 for the efficient rows)
+  --device cpu|cuda   where every stage runs. Precision: a backbone recipe's own (paper: fp16
+                      for the efficient rows; Fashion profiles: fp16 on cuda for every row but
+                      b-standard); detection and segmentation fine-tune every row in fp32, as
+                      GluonCV did. On cpu, recipes that ask for fp16 run in fp32 (said once).
   --nproc N           data-parallel ranks per training stage (one machine)
-  --out DIR           where everything goes (default runs/tables-PROFILE)
+  --out DIR           where everything goes (default runs/tables-PROFILE, or
+                      runs/tables-PROFILE-dry-run with --dry-run)
+  --dry-run           every stage of every row with its real recipe (models, sizes, heads,
+                      losses, data readers) but only DRY_STEPS optimiser steps (default 2),
+                      in-training validation and evaluations on a handful of images, and for
+                      the paper profile on cpu a batch of 2 (1 for segmentation; no
+                      accumulation); results.md says it is a dry run
 
 environment
   TABLES_BIN          folder of the backbone, detect, segment and datasets binaries
                       (default target/release; `make build` builds them)
+  DRY_STEPS           optimiser steps of each training stage in a dry run (default 2)
 EOF
 }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-profile=mini device=cpu nproc=1 out="" rows="" imagenet="" voc="" ade20k=""
+profile=mini device=cpu nproc=1 out="" rows="" imagenet="" voc="" ade20k="" dry_run=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --dry-run) dry_run=1; shift ;;
     --profile) profile=${2:-}; shift 2 ;;
     --device) device=${2:-}; shift 2 ;;
     --nproc) nproc=${2:-}; shift 2 ;;
@@ -60,7 +81,9 @@ die() { echo "transfer_tables: $*" >&2; exit 2; }
 case "$profile" in demo|smoke|mini|paper|ci) ;; *) die "unknown profile '$profile': demo, smoke, mini or paper" ;; esac
 case "$device" in cpu|cuda|cuda:[0-9]*) ;; *) die "unknown device '$device': cpu or cuda" ;; esac
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive integer, not '$nproc'"
-out=${out:-$root/runs/tables-$profile}
+if [ "$dry_run" = 1 ]; then out=${out:-$root/runs/tables-$profile-dry-run}; else out=${out:-$root/runs/tables-$profile}; fi
+dry_steps=${DRY_STEPS:-2}
+[[ "$dry_steps" =~ ^[1-9][0-9]*$ ]] || die "DRY_STEPS must be a positive integer, not '$dry_steps'"
 bin=${TABLES_BIN:-$root/target/release}
 for b in backbone detect segment datasets; do
   [ -x "$bin/$b" ] || die "$bin/$b is missing: run \`make build\` (or set TABLES_BIN)"
@@ -80,18 +103,33 @@ case "$profile" in
   paper)
     [ -n "$imagenet" ] && [ -n "$voc" ] && [ -n "$ade20k" ] \
       || die "the paper profile needs --imagenet ROOT --voc ROOT --ade20k ROOT"
-    missing=""
-    for d in "$imagenet/train" "$imagenet/val"; do [ -d "$d" ] || missing+="  $d (ImageNet: ROOT/{train,val}/<class>/*.JPEG)\n"; done
-    for y in VOC2007 VOC2012; do
-      [ -d "$voc/$y" ] || [ -d "$voc/VOCdevkit/$y" ] || missing+="  $voc/$y (VOCdevkit with VOC2007 trainval+test and VOC2012 trainval)\n"
-    done
-    for d in images/training images/validation annotations/training annotations/validation; do
-      [ -d "$ade20k/$d" ] || missing+="  $ade20k/$d (ADEChallengeData2016)\n"
-    done
-    [ -z "$missing" ] || { printf 'transfer_tables: missing data:\n%b' "$missing" >&2; exit 2; }
+    # --voc names a VOCdevkit or the folder that holds one.
+    [ -d "$voc/VOCdevkit" ] && voc=$voc/VOCdevkit
     cls_data="imagenet:$imagenet" det_data="voc:$voc" seg_data="ade20k:$ade20k"
+    # Every split the stages will read, opened by the readers the stages use, before anything
+    # trains; every problem of every split in one message.
+    mkdir -p "$out"
+    echo "checking the data (datasets check; the log: $out/data-check.log)"
+    : > "$out/data-check.log"
+    problems=""
+    check_splits() {
+      local spec=$1 report rc=0; shift
+      report=$("$bin/datasets" check "$spec" "$@" 2>&1) || rc=$?
+      printf '$ datasets check %s %s\n%s\n\n' "$spec" "$*" "$report" >> "$out/data-check.log"
+      [ "$rc" -eq 0 ] || problems+="  $spec ($*):"$'\n'"$(printf '%s\n' "$report" | sed 's/^/    /')"$'\n'
+    }
+    check_splits "$cls_data" --split train --split val
+    check_splits "$det_data" --split trainval --split test
+    check_splits "$seg_data" --split training --split validation
+    [ -z "$problems" ] || {
+      printf 'transfer_tables: the paper profile cannot start: its data has problems (nothing was trained):\n%s' "$problems" >&2
+      exit 2
+    }
     det_config=configs/detection/voc-c4.toml seg_config=configs/segmentation/ade20k-fcn.toml
     backbone_sets=() step_sets=() teacher_sets=() det_sets=() seg_sets=() eval_flags=()
+    # GluonCV's VOC07MApMetric, from which Table 8 came; GluonCV's test.py, multi-scale with
+    # flips over whole validation images (the ADE settings, base 520, crop 480), for Table 9.
+    det_metric=voc07-gluoncv seg_eval_flags=(--multi-scale)
     ;;
   *)
     fm_file=$root/target/fashion-mnist-dir
@@ -103,6 +141,7 @@ case "$profile" in
     # as much per image at these sizes (docs/results.md); the paper profile keeps C4.
     det_config=configs/detection/fashion-scenes-fpn.toml
     seg_config=configs/segmentation/fashion-scenes-fcn.toml
+    det_metric=voc07 seg_eval_flags=()
     case "$profile" in
       mini)
         scene_args=(--size 128 --train 800 --val 100 --test 200) eval_flags=()
@@ -151,7 +190,69 @@ teacher_of() { case "$1" in distill) echo teacher ;; distill-mixup) echo teacher
 
 run_flags=(--device "$device")
 [ "$nproc" -gt 1 ] && run_flags+=(--nproc "$nproc")
-amp_sets() { case "$device" in cuda*) [ "$1" = b-standard ] || echo "--set train.amp=true" ;; esac; }
+
+# The value KEY of [SECTION] that a recipe runs with: the last `--set SECTION.KEY=V` of the
+# overrides that follow, else the recipe file's `KEY = V`, else DEFAULT.
+recipe_value() {  # CONFIG SECTION KEY DEFAULT [OVERRIDES...]
+  local file=$1 section=$2 key=$3 value=$4 v
+  shift 4
+  v=$(awk -v s="[$section]" -v k="$key" '/^\[/ { inside = ($1 == s) } inside && $1 == k && $2 == "=" { print $3 }' "$root/$file" | tail -n 1)
+  [ -z "$v" ] || value=$v
+  while [ $# -gt 0 ]; do
+    if [ "$1" = --set ] && [[ "${2:-}" == "$section.$key="* ]]; then value=${2#*=}; fi
+    shift
+  done
+  echo "$value"
+}
+
+# Precision. A backbone runs as its recipe says (the Fashion profiles' recipes leave it to the
+# script: fp16 on CUDA for every row but b-standard, the paper's efficient setting). Detection
+# and segmentation fine-tune every row in fp32, as GluonCV did for Tables 8 and 9. fp16 is
+# CUDA-only, so on a CPU a recipe that asks for it runs in fp32 (said once, below).
+backbone_precision_sets() {  # ROW CONFIG OVERRIDES...
+  local row=$1 config=$2 amp; shift 2
+  case "$device" in
+    cuda*) [ "$profile" = paper ] || [ "$row" = b-standard ] || echo "--set train.amp=true" ;;
+    *) amp=$(recipe_value "$config" train amp false "$@")
+       [ "$amp" != true ] || echo "--set train.amp=false" ;;
+  esac
+}
+fine_tuning_precision_sets=(--set train.amp=false)
+
+# Dry run: the recipe as it is, but DRY_STEPS optimiser steps (one short epoch, then the
+# in-training validation and the checkpoints), a handful of validation images, and on a CPU
+# a small batch without accumulation.
+dry_images_backbone=8 dry_images_detection=2 dry_images_segmentation=1
+dry_sets() {  # KIND CONFIG OVERRIDES...
+  [ "$dry_run" = 1 ] || return 0
+  local kind=$1 config=$2 batch accumulate images; shift 2
+  # The Fashion profiles' batches are small already: only the paper's shrink, on a CPU.
+  case "$device:$profile" in
+    cuda*|*:demo|*:smoke|*:mini|*:ci) batch=$(recipe_value "$config" data batch_size 1 "$@")
+           accumulate=$(recipe_value "$config" train accumulate 1 "$@") ;;
+    *) accumulate=1
+       # Segmentation's crops are the costliest; one detection image per step gave a
+       # non-finite loss on the ci scenes (an FPN batch of 1), so detection keeps 2.
+       if [ "$kind" = segmentation ]; then batch=1; else batch=2; fi
+       echo "--set data.batch_size=$batch --set train.accumulate=1" ;;
+  esac
+  case "$kind" in
+    backbone) images=$dry_images_backbone ;;
+    detection) images=$dry_images_detection ;;
+    segmentation) images=$dry_images_segmentation ;;
+  esac
+  echo "--max-iters $dry_steps --set train.eval_every_epochs=1" \
+    "--set data.max_train_samples=$((dry_steps * batch * accumulate * nproc))" \
+    "--set data.max_val_samples=$images"
+}
+dry_eval_flags() {  # KIND
+  [ "$dry_run" = 1 ] || return 0
+  case "$1" in
+    backbone) echo "--max-samples $dry_images_backbone" ;;
+    detection) echo "--max-samples $dry_images_detection" ;;
+    segmentation) echo "--max-samples $dry_images_segmentation" ;;
+  esac
+}
 
 # --- stages ----------------------------------------------------------------------------------
 # A finished stage leaves ROW/STAGE.done (its wall time and command); a failed one leaves
@@ -183,35 +284,45 @@ stage() {
 resume_flag() { [ -f "$1/state.safetensors" ] && echo --resume; }
 
 train_backbone() {
-  local row=$1 run=$out/$1/backbone sets=("${backbone_sets[@]}")
+  local row=$1 run=$out/$1/backbone config sets=("${backbone_sets[@]}")
+  config=$(backbone_config "$row")
   case "$row" in
     teacher*) sets=("${teacher_sets[@]}") ;;
     b-standard|d-efficient) sets+=("${step_sets[@]}") ;;
   esac
+  # A dry run's few images replace the profile's evaluation limit.
+  local evaluate=("${eval_flags[@]}")
+  # shellcheck disable=SC2207
+  [ "$dry_run" = 0 ] || evaluate=($(dry_eval_flags backbone))
   local teacher; teacher=$(teacher_of "$row")
   if [ -n "$teacher" ]; then
     [ -f "$out/$teacher/backbone.done" ] || { echo "[$row] skipped: its teacher ($teacher) did not finish" >&2; return 1; }
     sets+=(--set "distill.teacher=\"$out/$teacher/backbone/best.safetensors\"")
   fi
   # shellcheck disable=SC2046
-  stage "$row" backbone "" "$bin/backbone" train --config "$(backbone_config "$row")" \
-    --data "$cls_data" --out "$run" "${run_flags[@]}" "${sets[@]}" $(amp_sets "$row") $(resume_flag "$run") \
+  stage "$row" backbone "" "$bin/backbone" train --config "$config" \
+    --data "$cls_data" --out "$run" "${run_flags[@]}" "${sets[@]}" \
+    $(backbone_precision_sets "$row" "$config" "${sets[@]}") $(dry_sets backbone "$config" "${sets[@]}") \
+    $(resume_flag "$run") \
   && stage "$row" backbone-eval backbone.json "$bin/backbone" eval --ckpt "$run/best.safetensors" \
-    --data "$cls_data" --device "$device" "${eval_flags[@]}" --json
+    --data "$cls_data" --device "$device" "${evaluate[@]}" --json
 }
 
 transfer() {
   local row=$1 ckpt=$out/$1/backbone/best.safetensors det=$out/$1/detection seg=$out/$1/segmentation
   # shellcheck disable=SC2046
   stage "$row" detection "" "$bin/detect" finetune --backbone "$ckpt" --data "$det_data" \
-    --config "$det_config" --out "$det" "${run_flags[@]}" "${det_sets[@]}" $(amp_sets "$row") $(resume_flag "$det") \
+    --config "$det_config" --out "$det" "${run_flags[@]}" "${det_sets[@]}" "${fine_tuning_precision_sets[@]}" \
+    $(dry_sets detection "$det_config" "${det_sets[@]}") $(resume_flag "$det") \
   && stage "$row" detection-eval detection.json "$bin/detect" eval --ckpt "$det/best.safetensors" \
-    --data "$det_data" --split test --metric voc07 --device "$device" --json
+    --data "$det_data" --split test --metric "$det_metric" --device "$device" $(dry_eval_flags detection) --json
+  # The final epoch's checkpoint, as GluonCV reports (best.safetensors stays in the folder).
   # shellcheck disable=SC2046
   stage "$row" segmentation "" "$bin/segment" finetune --backbone "$ckpt" --data "$seg_data" \
-    --config "$seg_config" --out "$seg" "${run_flags[@]}" "${seg_sets[@]}" $(amp_sets "$row") $(resume_flag "$seg") \
-  && stage "$row" segmentation-eval segmentation.json "$bin/segment" eval --ckpt "$seg/best.safetensors" \
-    --data "$seg_data" --split validation --device "$device" --json
+    --config "$seg_config" --out "$seg" "${run_flags[@]}" "${seg_sets[@]}" "${fine_tuning_precision_sets[@]}" \
+    $(dry_sets segmentation "$seg_config" "${seg_sets[@]}") $(resume_flag "$seg") \
+  && stage "$row" segmentation-eval segmentation.json "$bin/segment" eval --ckpt "$seg/last.safetensors" \
+    --data "$seg_data" --split validation "${seg_eval_flags[@]}" --device "$device" $(dry_eval_flags segmentation) --json
 }
 
 # Detections drawn on the first few test scenes and segmentation overlays of the first few
@@ -227,7 +338,7 @@ pictures() {
   find "$scenes/ADEChallengeData2016/images/validation" -maxdepth 1 -name '*.jpg' | sort | head -n "$n" |
     while read -r img; do
       id=$(basename "$img" .jpg)
-      "$bin/segment" predict --ckpt "$out/$row/segmentation/best.safetensors" --image "$img" \
+      "$bin/segment" predict --ckpt "$out/$row/segmentation/last.safetensors" --image "$img" \
         --out "$dir/mask-$id.png" --overlay "$dir/overlay-$id.png" --device "$device" || exit 1
     done
 }
@@ -239,6 +350,21 @@ if [ "$profile" != paper ]; then
 fi
 teachers=""
 for r in $rows; do t=$(teacher_of "$r"); [ -z "$t" ] || [[ " $teachers " == *" $t "* ]] || teachers+=" $t"; done
+notes=()
+case "$device" in
+  cuda*) ;;
+  *) fp32=""
+     for r in $teachers $rows; do
+       c=$(backbone_config "$r")
+       [ "$(recipe_value "$c" train amp false)" != true ] || [[ " $fp32 " == *" $c "* ]] || fp32+=" $c"
+     done
+     if [ -n "$fp32" ]; then
+       notes+=(--note "On this CPU the backbone recipes that ask for fp16 ran in fp32 (fp16 is CUDA-only):${fp32// /, }.")
+       notes[1]=${notes[1]/:, /: }
+       echo "transfer_tables: fp16 is CUDA-only; on $device these recipes run in fp32:$fp32"
+     fi ;;
+esac
+[ "$dry_run" = 0 ] || echo "transfer_tables: dry run: $dry_steps optimiser steps per training stage, evaluations on a few images; out: $out"
 for t in $teachers; do train_backbone "$t" || true; done
 for r in $rows; do
   if train_backbone "$r"; then transfer "$r" || true; fi
@@ -249,7 +375,9 @@ done
 
 echo
 echo "all stages done in $(( $(date +%s) - started )) s (stages reused from earlier runs count 0)"
-"$bin/backbone" tables --dir "$out" --profile "$profile" --rows "${rows// /,}" || exit 1
+dry_flag=()
+[ "$dry_run" = 0 ] || dry_flag=(--dry-run)
+"$bin/backbone" tables --dir "$out" --profile "$profile" --rows "${rows// /,}" "${dry_flag[@]}" "${notes[@]}" || exit 1
 
 echo
 echo "pictures"

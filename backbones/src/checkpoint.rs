@@ -297,11 +297,11 @@ pub fn write_safetensors(
 }
 
 /// Reads every tensor of a safetensors file onto the CPU, and its header metadata.
+/// The file is opened through the bounded input layer (a regular file of at most
+/// `MAX_CHECKPOINT_BYTES`), and the lengths its header declares are checked against the
+/// file's length before its contents are read (see [`read_checked_file`]).
 pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, HashMap<String, String>)> {
-    let data = std::fs::read(path).map_err(|source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data = read_checked_file(path)?;
     let format = |e: safetensors::SafeTensorError| CheckpointError::Format {
         path: path.to_path_buf(),
         reason: describe_format_error(e),
@@ -333,6 +333,95 @@ pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, HashMap<String, St
         tensors.insert(name, t);
     }
     Ok((tensors, header))
+}
+
+/// The bytes of a safetensors file, read only once its header agrees with its length: the
+/// first 8 bytes declare the header's length, the header's `data_offsets` where the tensor
+/// data ends, and the file must end exactly there. A file that lies about either is refused
+/// before its body is read or anything of its declared size is allocated.
+fn read_checked_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    const MAX_HEADER: u64 = 100_000_000;
+    let data_error = |e: datasets::DataError| match e {
+        datasets::DataError::Io { path, source } => CheckpointError::Io { path, source },
+        other => CheckpointError::content(path, other.message()),
+    };
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let format = |reason: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (file, len) = datasets::input_file::open_regular(
+        path,
+        datasets::limits::MAX_CHECKPOINT_BYTES,
+        "a checkpoint",
+    )
+    .map_err(data_error)?;
+    let mut file = file.take(len);
+    let mut prefix = [0u8; 8];
+    if len < 8 {
+        return Err(format(format!(
+            "truncated: {len} bytes, shorter than the 8-byte header length"
+        )));
+    }
+    file.read_exact(&mut prefix).map_err(io)?;
+    let header_len = u64::from_le_bytes(prefix);
+    if header_len > MAX_HEADER {
+        return Err(format(
+            "its first 8 bytes declare a header over 100 MB".into(),
+        ));
+    }
+    if 8 + header_len > len {
+        return Err(format(format!(
+            "truncated: its first 8 bytes declare a {header_len}-byte header, but the file is {len} bytes"
+        )));
+    }
+    let mut data = Vec::with_capacity(8 + header_len as usize);
+    data.extend_from_slice(&prefix);
+    (&mut file)
+        .take(header_len)
+        .read_to_end(&mut data)
+        .map_err(io)?;
+    // Only the end of the tensor data matters here; safetensors checks the rest below.
+    let data_end = declared_data_end(&data[8..]);
+    if let Some(end) = data_end {
+        let expected = 8 + header_len + end;
+        if expected > len {
+            return Err(format(format!(
+                "truncated: its header declares {end} bytes of tensor data, so a {expected}-byte file, but the file is {len} bytes"
+            )));
+        }
+    }
+    data.try_reserve_exact((len - data.len() as u64) as usize)
+        .map_err(|e| CheckpointError::content(path, format!("cannot hold the file ({e})")))?;
+    file.read_to_end(&mut data).map_err(io)?;
+    if data.len() as u64 != len {
+        return Err(CheckpointError::content(
+            path,
+            "changed length while it was read".to_string(),
+        ));
+    }
+    Ok(data)
+}
+
+/// The largest `data_offsets` end in a safetensors header, or None where the header is not
+/// the JSON it should be (safetensors then names the problem).
+fn declared_data_end(header: &[u8]) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_slice(header).ok()?;
+    let mut end = 0u64;
+    for (name, info) in value.as_object()? {
+        if name == "__metadata__" {
+            continue;
+        }
+        let offsets = info.get("data_offsets")?.as_array()?;
+        for offset in offsets {
+            end = end.max(offset.as_u64()?);
+        }
+    }
+    Some(end)
 }
 
 /// A safetensors format error as a sentence (the crate's own are debug names such as

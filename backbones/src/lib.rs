@@ -14,6 +14,7 @@ pub mod interop;
 pub mod layers;
 pub mod limits;
 pub mod onednn;
+pub mod outputs;
 pub mod resnet;
 pub mod sync_batch_norm;
 pub mod transfer_tables;

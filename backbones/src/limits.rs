@@ -26,6 +26,41 @@ pub const PREFETCH: RangeInclusive<usize> = 1..=256;
 /// Timed or trained iterations asked for on the command line.
 pub const ITERS: RangeInclusive<u64> = 1..=1_000_000_000;
 
+/// Epochs a recipe may ask for (`schedule.epochs`): far beyond any recipe, small enough that
+/// iteration counts cannot overflow.
+pub const EPOCHS: RangeInclusive<u64> = 1..=100_000;
+
+/// libtorch's intra-op threads (`train.threads`; 0: libtorch's default). libtorch takes an
+/// `i32`, and far more threads than cores only makes a run crawl.
+pub const THREADS: RangeInclusive<usize> = 0..=1024;
+
+/// The same for a `--threads` flag, which has no "default" value of its own.
+pub const THREADS_FLAG: RangeInclusive<i64> = 1..=1024;
+
+/// Optimiser steps between log lines (`train.log_every`).
+pub const LOG_EVERY: RangeInclusive<u64> = 1..=1_000_000_000;
+
+/// Optimiser steps between saved states (`train.checkpoint_every_iters`; 0: epoch ends only).
+pub const CHECKPOINT_EVERY_ITERS: RangeInclusive<u64> = 0..=1_000_000_000;
+
+/// Epochs between evaluations (`train.eval_every_epochs`).
+pub const EVAL_EVERY_EPOCHS: RangeInclusive<u64> = 1..=100_000;
+
+/// `data.workers` and `data.prefetch`, the loader keys every recipe has (prefetch 0 means 1).
+/// One function for classification, detection and segmentation alike, so a key has the same
+/// range whichever binary reads it.
+pub fn check_loader(workers: usize, prefetch: usize) -> Result<(), String> {
+    check("data.workers", workers, &WORKERS)?;
+    check("data.prefetch", prefetch.max(1), &PREFETCH)?;
+    Ok(())
+}
+
+/// `--threads N` as clap's value parser, within [`THREADS_FLAG`].
+pub fn flag_threads() -> clap::builder::RangedI64ValueParser<i32> {
+    clap::builder::RangedI64ValueParser::<i32>::new()
+        .range(*THREADS_FLAG.start()..=*THREADS_FLAG.end())
+}
+
 /// Longest architecture name or class name kept from a checkpoint.
 pub const NAME_LEN: usize = 256;
 

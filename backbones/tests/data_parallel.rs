@@ -12,7 +12,6 @@ use backbones::checkpoint::{Metadata, Task as CheckpointTask};
 use backbones::engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
 use backbones::engine::data_parallel;
 use backbones::engine::fit::{fit, RunOptions};
-use backbones::engine::run_dir::RunDir;
 use backbones::engine::schedule::Decay;
 use backbones::engine::task::{Losses, Metrics, Step, Task};
 use backbones::engine::transfer::upload;
@@ -251,7 +250,6 @@ fn train(task: &mut ConvNet, out: &Path, resume: bool) -> anyhow::Result<()> {
         task,
         &loader,
         &engine,
-        RunDir::open(out, resume)?,
         &RunOptions {
             out: out.to_path_buf(),
             resume,

@@ -6,7 +6,6 @@
 use backbones::checkpoint::{Metadata, Task as CheckpointTask};
 use backbones::engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
 use backbones::engine::fit::{fit, RunOptions};
-use backbones::engine::run_dir::RunDir;
 use backbones::engine::schedule::Decay;
 use backbones::engine::task::{Losses, Metrics, Step, Task};
 use backbones::engine::transfer::upload;
@@ -214,7 +213,6 @@ fn run(task: &mut Regression, out: &Path, samples: usize) -> anyhow::Result<()> 
         task,
         &loader,
         &engine,
-        RunDir::open(out, false)?,
         &RunOptions {
             out: out.to_path_buf(),
             resume: false,

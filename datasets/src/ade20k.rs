@@ -243,6 +243,11 @@ impl Ade20kDataset {
         &self.entries
     }
 
+    /// Keeps the first `n` entries, in stem order (quick runs: `data.max_*_samples`, `--max-samples`).
+    pub fn truncate(&mut self, n: usize) {
+        self.entries.truncate(n);
+    }
+
     /// The raw mask of entry `index`, checked: values `0..=K` only.
     pub fn read_raw_mask(&self, index: usize) -> Result<RawMask> {
         let path = &self.entries[index].annotation_path;

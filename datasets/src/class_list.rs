@@ -4,7 +4,7 @@
 
 use crate::error::{DataError, Result};
 use crate::input_file::read_text_bounded;
-use crate::limits::MAX_TEXT_FILE_BYTES;
+use crate::limits::{MAX_CLASS_LIST_BYTES, MAX_TEXT_FILE_BYTES};
 use std::path::Path;
 
 /// The file name readers look for in a VOC20xx folder or an ADEChallengeData2016 folder.
@@ -20,6 +20,23 @@ pub fn read_optional(dir: &Path) -> Result<Option<Vec<String>>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Reads a class list named on the command line (`--classes FILE`): a regular file of at most
+/// [`MAX_CLASS_LIST_BYTES`], one name per line, blank lines skipped. A name may repeat
+/// (torchvision's COCO list has several "N/A" rows).
+pub fn read(path: &Path) -> Result<Vec<String>> {
+    let text = read_text_bounded(path, MAX_CLASS_LIST_BYTES, "a class list")?;
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        return Err(DataError::invalid(path, "lists no class names"));
+    }
+    Ok(names)
 }
 
 fn parse(text: &str, path: &Path) -> Result<Vec<String>> {

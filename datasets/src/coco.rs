@@ -152,6 +152,11 @@ impl CocoDataset {
         self.image_ids[index]
     }
 
+    /// Keeps the first `n` images (quick training runs: `data.max_*_samples`).
+    pub fn truncate(&mut self, n: usize) {
+        self.image_ids.truncate(n);
+    }
+
     fn image(&self, index: usize) -> &hotcoco::Image {
         // Ids come from the dataset's own image list, so the lookup cannot fail.
         self.coco

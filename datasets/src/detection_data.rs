@@ -63,6 +63,15 @@ impl DetectionSource {
         self.len() == 0
     }
 
+    /// Keeps the first `n` images of the split (quick runs: `data.max_*_samples`,
+    /// `--max-samples`).
+    pub fn truncate(&mut self, n: usize) {
+        match self {
+            DetectionSource::Voc(d) => d.truncate(n),
+            DetectionSource::Coco(d) => d.truncate(n),
+        }
+    }
+
     /// Object classes (no background); label `i + 1` in batches is class `i`.
     pub fn classes(&self) -> &[String] {
         match self {

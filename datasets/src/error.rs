@@ -45,6 +45,14 @@ impl DataError {
         matches!(self, DataError::Bug { .. })
     }
 
+    /// The problem without the file's name (for an error type that adds the name itself).
+    pub fn message(&self) -> String {
+        match self {
+            DataError::Io { source, .. } => source.to_string(),
+            DataError::Invalid { message, .. } | DataError::Bug { message, .. } => message.clone(),
+        }
+    }
+
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {

@@ -28,8 +28,9 @@ pub fn open_regular(path: &Path, max_bytes: u64, what: &str) -> Result<(File, u6
         return Err(DataError::invalid(
             path,
             format!(
-                "is {} bytes, more than the {max_bytes} bytes allowed for {what}",
-                metadata.len()
+                "is {}; {what} is at most {}",
+                human_size(metadata.len()),
+                human_size(max_bytes)
             ),
         ));
     }
@@ -47,7 +48,10 @@ pub fn read_bounded(path: &Path, max_bytes: u64, what: &str) -> Result<Vec<u8>> 
     if bytes.len() as u64 > max_bytes {
         return Err(DataError::invalid(
             path,
-            format!("grew past {max_bytes} bytes while it was read (expected {what})"),
+            format!(
+                "grew past {} while it was read ({what} is at most that)",
+                human_size(max_bytes)
+            ),
         ));
     }
     Ok(bytes)
@@ -65,6 +69,25 @@ pub fn read_text_bounded(path: &Path, max_bytes: u64, what: &str) -> Result<Stri
             ),
         )
     })
+}
+
+/// A size as a person reads it: "100 bytes", "1 MiB", "1.0 GiB" (whole units exactly, else
+/// one decimal).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut unit = 0;
+    let mut scale = 1024u64;
+    while unit + 1 < UNITS.len() && bytes >= scale * 1024 {
+        unit += 1;
+        scale *= 1024;
+    }
+    match bytes % scale {
+        0 => format!("{} {}", bytes / scale, UNITS[unit]),
+        _ => format!("{:.1} {}", bytes as f64 / scale as f64, UNITS[unit]),
+    }
 }
 
 #[cfg(unix)]
@@ -128,9 +151,18 @@ mod tests {
         let err = read_bounded(&path, 100, "a list").unwrap_err();
         assert!(
             err.to_string()
-                .ends_with("big.txt: is 101 bytes, more than the 100 bytes allowed for a list"),
+                .ends_with("big.txt: is 101 bytes; a list is at most 100 bytes"),
             "{err}"
         );
         assert_eq!(read_bounded(&path, 101, "a list").unwrap().len(), 101);
+    }
+
+    #[test]
+    fn sizes_read_as_a_person_says_them() {
+        assert_eq!(human_size(100), "100 bytes");
+        assert_eq!(human_size(1 << 20), "1 MiB");
+        assert_eq!(human_size(1 << 30), "1 GiB");
+        assert_eq!(human_size(1_000_000_000), "953.7 MiB");
+        assert_eq!(human_size(3 << 29), "1.5 GiB");
     }
 }

@@ -16,6 +16,20 @@ pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 8192 * 8192;
 /// Split lists, `classes.txt` and VOC XML annotations are a few KB each.
 pub const MAX_TEXT_FILE_BYTES: u64 = 64 << 20;
 
+/// A TOML recipe (`--config`): the largest in configs/ is a few KB.
+pub const MAX_RECIPE_BYTES: u64 = 1 << 20;
+
+/// A class list given on the command line (`--classes`): 100,000 names of 256 bytes at most
+/// (backbones' limits) fit in 25 MiB.
+pub const MAX_CLASS_LIST_BYTES: u64 = 32 << 20;
+
+/// A checkpoint or a run's state: a ResNet-152 Faster R-CNN in f32 is about 300 MB, and a
+/// training state adds its momentum buffers; a 100,000-class ResNet-50 head is 800 MB.
+pub const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
+
+/// A run's `metrics.jsonl`: a line per logged step, a few hundred bytes each.
+pub const MAX_METRICS_LOG_BYTES: u64 = 1 << 30;
+
 /// COCO annotation files: `instances_train2017.json` is 448 MB.
 pub const MAX_JSON_FILE_BYTES: u64 = 2 << 30;
 

@@ -52,6 +52,15 @@ impl SegmentationSource {
         self.len() == 0
     }
 
+    /// Keeps the first `n` images of the split (quick runs: `data.max_*_samples`,
+    /// `--max-samples`).
+    pub fn truncate(&mut self, n: usize) {
+        match self {
+            SegmentationSource::Voc(d) => d.truncate(n),
+            SegmentationSource::Ade20k(d) => d.truncate(n),
+        }
+    }
+
     /// The classes of the train ids 0..K (VOC: background first).
     pub fn classes(&self) -> Vec<String> {
         match self {

@@ -196,6 +196,9 @@ pub fn has_split_list(year_dir: &Path, split: &str, task: VocTask) -> bool {
 pub fn split_year_dirs(root: &Path, split: &str, task: VocTask) -> Result<Vec<PathBuf>> {
     let dirs = year_dirs(root)?;
     if is_year_dir(root) {
+        if !has_split_list(root, split, task) {
+            return Err(missing_split_error(root, split, task));
+        }
         return Ok(dirs);
     }
     if split == "test" {
@@ -352,6 +355,11 @@ impl VocDataset {
 
     pub fn entries(&self) -> &[VocEntry] {
         &self.entries
+    }
+
+    /// Keeps the first `n` entries of the list (quick runs: `data.max_*_samples`, `--max-samples`).
+    pub fn truncate(&mut self, n: usize) {
+        self.entries.truncate(n);
     }
 
     /// Parses entry `index`'s annotation file.

@@ -93,6 +93,12 @@ pub struct DataSection {
     /// Validation images per batch. Whole images of different sizes are padded to one batch
     /// size, which shifts the logits near the padding: keep 1 unless the images share a size.
     pub val_batch_size: usize,
+    /// Train on the first N images of the training split only, and validate on the first N
+    /// of the validation split (quick runs: `scripts/transfer_tables.sh --dry-run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_train_samples: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_val_samples: Option<usize>,
 }
 
 impl Default for DataSection {
@@ -114,6 +120,8 @@ impl Default for DataSection {
             normalization: NormalizationChoice::Imagenet,
             eval_crop: None,
             val_batch_size: 1,
+            max_train_samples: None,
+            max_val_samples: None,
         }
     }
 }
@@ -130,9 +138,6 @@ impl DataSection {
         }
     }
 }
-
-/// Epochs a run may ask for (as the classification recipe).
-const MAX_EPOCHS: u64 = 100_000;
 
 impl FinetuneConfig {
     pub fn engine(&self) -> EngineConfig {
@@ -160,9 +165,14 @@ impl FinetuneConfig {
             ));
         }
         let d = &self.data;
-        if m.loss_group_images > 0 && !d.batch_size.is_multiple_of(m.loss_group_images) {
+        // A batch no larger than one group is one group (a GPU holding the whole batch), which
+        // is what a dry run's batch of 1 needs; a larger batch must split into whole groups.
+        if m.loss_group_images > 0
+            && m.loss_group_images < d.batch_size
+            && !d.batch_size.is_multiple_of(m.loss_group_images)
+        {
             return Err(format!(
-                "model.loss_group_images ({}) must divide data.batch_size ({})",
+                "model.loss_group_images ({}) must divide data.batch_size ({}) or be at least it",
                 m.loss_group_images, d.batch_size
             ));
         }
@@ -171,10 +181,13 @@ impl FinetuneConfig {
         if let Some(c) = d.eval_crop {
             check("data.eval_crop", c, &limits::INPUT_SIDE)?;
         }
-        check("data.batch_size", d.batch_size, &limits::BATCH)?;
         check("data.val_batch_size", d.val_batch_size, &limits::BATCH)?;
-        check("data.workers", d.workers, &limits::WORKERS)?;
-        check("data.prefetch", d.prefetch.max(1), &limits::PREFETCH)?;
+        limits::check_loader(d.workers, d.prefetch)?;
+        if d.max_train_samples == Some(0) || d.max_val_samples == Some(0) {
+            return Err(
+                "data.max_train_samples and data.max_val_samples must be at least 1".into(),
+            );
+        }
         let (lo, hi) = d.scale_range;
         if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi && hi <= 4.0) {
             return Err(format!(
@@ -189,8 +202,6 @@ impl FinetuneConfig {
                 return Err(format!("{key} must be between 0 and 1, not {p}"));
             }
         }
-        check("schedule.epochs", self.schedule.epochs, &(1..=MAX_EPOCHS))?;
-        check("train.threads", self.train.threads, &(0..=1024))?;
         self.engine().validate()
     }
 }
@@ -231,6 +242,18 @@ mod tests {
         assert!(ade.model.align_corners);
     }
 
+    /// The paper profile's CPU dry run shrinks the ADE20K recipe's batch to 1: its groups of 4
+    /// then hold the whole batch instead of refusing the recipe.
+    #[test]
+    fn a_batch_smaller_than_one_loss_group_is_one_group() {
+        let mut ade: FinetuneConfig =
+            toml::from_str(include_str!("../../configs/segmentation/ade20k-fcn.toml")).unwrap();
+        ade.data.batch_size = 1;
+        ade.validate().unwrap();
+        ade.data.batch_size = 6;
+        assert!(ade.validate().unwrap_err().contains("model.loss_group_images"));
+    }
+
     #[test]
     fn out_of_range_values_are_named() {
         for (extra, key) in [
@@ -257,7 +280,7 @@ mod tests {
         parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
     }
 
-    /// GluonCV 2018's protocol: the shorter side drawn, SyncBN, the per-GPU loss groups.
+    /// GluonCV 2018's protocol: the shorter side drawn, SyncBN, the per-GPU loss groups, fp32.
     #[test]
     fn the_ade20k_recipe_reads_as_gluoncv_2018_trained() {
         let c = recipe("ade20k-fcn.toml");
@@ -265,6 +288,7 @@ mod tests {
         assert_eq!(c.data.train_transform().scale_side, ScaleSide::Shorter);
         assert_eq!(c.model.norm, backbones::layers::NormMode::Sync);
         assert_eq!((c.model.loss_group_images, c.model.aux_weight), (4, 1.0));
+        assert!(!c.train.amp, "GluonCV fine-tuned the FCN in fp32");
     }
 
     /// Recipes without the new keys (the Fashion mini recipe, and every earlier run's saved

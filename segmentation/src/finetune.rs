@@ -55,7 +55,10 @@ pub fn open_loaders(
         },
         skip_bad: d.skip_bad,
     };
-    let train_source = SegmentationSource::open(&spec, "train")?;
+    let mut train_source = SegmentationSource::open(&spec, "train")?;
+    if let Some(n) = d.max_train_samples {
+        train_source.truncate(n);
+    }
     let classes = train_source.classes();
     let train = segmentation_loader(
         SegmentationDataset {
@@ -64,7 +67,10 @@ pub fn open_loaders(
         },
         loader_config(d.batch_size, true, true),
     )?;
-    let val_source = SegmentationSource::open(&spec, "val")?;
+    let mut val_source = SegmentationSource::open(&spec, "val")?;
+    if let Some(n) = d.max_val_samples {
+        val_source.truncate(n);
+    }
     let eval = match d.eval_crop {
         Some(crop_size) => SegmentationEvalTransform::CenterCrop { crop_size },
         None => SegmentationEvalTransform::Full,
@@ -120,7 +126,8 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
     let pretrained = read_pretrained(&opts.backbone)?;
     // One rank of several under torchrun or --nproc: join before anything is built.
     let device = data_parallel::join_from_env(opts.device)?;
-    let run = RunDir::open(&opts.out, opts.resume)?;
+    // Nothing is created until `fit` has checked everything (see RunDir::check_can_open).
+    RunDir::check_can_open(&opts.out, opts.resume)?;
     let (train_loader, val_loader, classes) = open_loaders(&config, &spec)?;
     let num_classes = classes.len() as i64;
     crate::fcn::CLASSES
@@ -152,7 +159,6 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         &mut task,
         &train_loader,
         &engine_config,
-        run,
         &RunOptions {
             out: opts.out,
             resume: opts.resume,

@@ -119,15 +119,21 @@ const ADDRESS_SPACE_LIMIT: u64 = 24 << 30;
 
 /// Runs `cmd` to the end (killing it after `limit`) and measures its peak memory.
 pub fn measure(cmd: &mut Command, limit: Duration) -> Measured {
+    measure_within(cmd, limit, ADDRESS_SPACE_LIMIT)
+}
+
+/// [`measure`] with the child's address space capped at `address_space` bytes: a probe that
+/// must not read much gets a low cap, so a runaway read fails its allocation at once.
+pub fn measure_within(cmd: &mut Command, limit: Duration, address_space: u64) -> Measured {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let cap = libc::rlimit {
-                rlim_cur: ADDRESS_SPACE_LIMIT,
-                rlim_max: ADDRESS_SPACE_LIMIT,
+                rlim_cur: address_space,
+                rlim_max: address_space,
             };
             if libc::setrlimit(libc::RLIMIT_AS, &cap) != 0 {
                 return Err(std::io::Error::last_os_error());

@@ -194,3 +194,133 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
     assert!(text.contains("[d-efficient] detection FAILED"), "{text}");
     assert_eq!(modified(&checkpoint), before, "a reused stage was rerun");
 }
+
+/// `--dry-run` on the ci profile: every stage of every row, the teacher included, runs its
+/// recipe for the dry run's few steps and evaluates a handful of images; results.md says it
+/// is a dry run. (The paper profile's dry run on `datasets standins` is the same code at the
+/// paper's sizes: a manual check, too slow for a debug-build test; docs/results.md.)
+#[test]
+fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dry");
+    let bins = bin("backbone").parent().unwrap().to_path_buf();
+    for b in ["detect", "segment", "datasets"] {
+        bin(b);
+    }
+    let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
+        .args([
+            "--profile",
+            "ci",
+            "--rows",
+            "b-standard,distill",
+            "--dry-run",
+            "--out",
+        ])
+        .arg(&out)
+        .env("TABLES_BIN", &bins)
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(!text.contains("FAILED"), "{text}");
+    let results = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        results.starts_with("# Transfer tables, profile `ci` (DRY RUN)"),
+        "{results}"
+    );
+    assert!(results.contains("**This is a dry run**"), "{results}");
+    let done = |row: &str, stage: &str| {
+        std::fs::read_to_string(out.join(row).join(format!("{stage}.done")))
+            .unwrap_or_else(|_| panic!("{row} {stage} did not finish:\n{text}"))
+    };
+    done("teacher", "backbone");
+    done("teacher", "backbone-eval");
+    for row in ["b-standard", "distill"] {
+        for stage in [
+            "backbone",
+            "backbone-eval",
+            "detection",
+            "detection-eval",
+            "segmentation",
+            "segmentation-eval",
+            "pictures",
+        ] {
+            let record = done(row, stage);
+            if stage.ends_with("-eval") {
+                assert!(record.contains("--max-samples"), "{record}");
+            }
+        }
+        // Each training stage stopped after the dry run's 2 steps, at the end of its one
+        // short epoch, and validated there (so its checkpoints exist).
+        for run in ["backbone", "detection", "segmentation"] {
+            let metrics =
+                std::fs::read_to_string(out.join(row).join(run).join("metrics.jsonl")).unwrap();
+            let last: serde_json::Value =
+                serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+            assert_eq!(last["split"], "val", "{row} {run}: {metrics}");
+            assert_eq!(last["iter"], 2, "{row} {run}: {metrics}");
+        }
+        // Table 9 reports the final epoch's FCN.
+        assert!(done(row, "segmentation-eval").contains("segmentation/last.safetensors"));
+    }
+    // The distilled row learned from its (dry-run) teacher.
+    assert!(done("distill", "backbone").contains("teacher/backbone/best.safetensors"));
+}
+
+/// The paper profile opens every split before anything trains and names every problem in
+/// one message.
+#[test]
+fn the_paper_profile_checks_all_its_data_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let (imagenet, voc, ade) = (
+        dir.path().join("imagenet"),
+        dir.path().join("voc"),
+        dir.path().join("ade"),
+    );
+    for d in [&imagenet, &voc, &ade] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let out = dir.path().join("tables");
+    let bins = bin("backbone").parent().unwrap().to_path_buf();
+    for b in ["detect", "segment", "datasets"] {
+        bin(b);
+    }
+    let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
+        .args(["--profile", "paper", "--dry-run", "--out"])
+        .arg(&out)
+        .arg("--imagenet")
+        .arg(&imagenet)
+        .arg("--voc")
+        .arg(&voc)
+        .arg("--ade20k")
+        .arg(&ade)
+        .env("TABLES_BIN", &bins)
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the paper profile cannot start: its data has problems"),
+        "{stderr}"
+    );
+    for spec in [
+        format!(
+            "imagenet:{} (--split train --split val)",
+            imagenet.display()
+        ),
+        format!("voc:{} (--split trainval --split test)", voc.display()),
+        format!(
+            "ade20k:{} (--split training --split validation)",
+            ade.display()
+        ),
+    ] {
+        assert!(stderr.contains(&spec), "no {spec:?} in\n{stderr}");
+    }
+    assert!(!out.join("b-standard").exists(), "something trained");
+}

@@ -164,12 +164,6 @@ impl DataSection {
     }
 }
 
-/// Epochs a run may ask for: far beyond any recipe, small enough that iteration counts
-/// cannot overflow.
-const MAX_EPOCHS: u64 = 100_000;
-/// libtorch's intra-op threads.
-const MAX_THREADS: usize = 1024;
-
 impl TrainConfig {
     /// The numbers that size allocations, threads and iteration counts, within
     /// [`limits`](crate::limits) (a config file is untrusted input like any other).
@@ -184,21 +178,17 @@ impl TrainConfig {
         if let Some(r) = d.eval_resize {
             check("data.eval_resize", r, &limits::RESIZE_SIDE)?;
         }
-        check("data.batch_size", d.batch_size, &limits::BATCH)?;
-        check("data.workers", d.workers, &limits::WORKERS)?;
-        check("data.prefetch", d.prefetch.max(1), &limits::PREFETCH)?;
+        limits::check_loader(d.workers, d.prefetch)?;
         if d.max_train_samples == Some(0) || d.max_val_samples == Some(0) {
             return Err(
                 "data.max_train_samples and data.max_val_samples must be at least 1".into(),
             );
         }
-        check("schedule.epochs", self.schedule.epochs, &(1..=MAX_EPOCHS))?;
         check(
             "loss.mix_off_last_epochs",
             self.loss.mix_off_last_epochs,
             &(0..=self.schedule.epochs),
         )?;
-        check("train.threads", self.train.threads, &(0..=MAX_THREADS))?;
         Ok(())
     }
 

@@ -120,7 +120,8 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
 
     // One rank of several under torchrun or --nproc: join before anything is built.
     let device = data_parallel::join_from_env(opts.device)?;
-    let run = RunDir::open(&opts.out, opts.resume)?;
+    // Nothing is created until `fit` has checked everything (see RunDir::check_can_open).
+    RunDir::check_can_open(&opts.out, opts.resume)?;
     let (train_loader, val_loader) = open_loaders(&config, &spec)?;
     let classes = train_loader.dataset().inner().source().class_names();
     set_up(&config.train, device);
@@ -130,7 +131,6 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         &mut task,
         &train_loader,
         &engine_config,
-        run,
         &RunOptions {
             out: opts.out,
             resume: opts.resume,

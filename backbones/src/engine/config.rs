@@ -157,12 +157,22 @@ impl EngineConfig {
 
     /// Checks what serde cannot in the shared sections: ranges and combinations.
     pub fn validate(&self) -> Result<(), String> {
-        if self.batch_size == 0 {
-            return Err("data.batch_size must be at least 1".into());
-        }
-        if self.schedule.epochs == 0 {
-            return Err("schedule.epochs must be at least 1".into());
-        }
+        // The keys every recipe shares get their range here, once for every binary.
+        use crate::limits::{self, check};
+        check("data.batch_size", self.batch_size, &limits::BATCH)?;
+        check("schedule.epochs", self.schedule.epochs, &limits::EPOCHS)?;
+        check("train.threads", self.run.threads, &limits::THREADS)?;
+        check("train.log_every", self.run.log_every, &limits::LOG_EVERY)?;
+        check(
+            "train.checkpoint_every_iters",
+            self.run.checkpoint_every_iters,
+            &limits::CHECKPOINT_EVERY_ITERS,
+        )?;
+        check(
+            "train.eval_every_epochs",
+            self.run.eval_every_epochs,
+            &limits::EVAL_EVERY_EPOCHS,
+        )?;
         LrSchedule::validate(
             self.optim.lr,
             self.schedule.warmup_epochs,
@@ -184,14 +194,8 @@ impl EngineConfig {
         if let Some(decay) = self.run.ema_decay {
             validate_decay(decay).map_err(|e| format!("train.ema_decay: {e}"))?;
         }
-        for (key, value) in [
-            ("train.accumulate", self.run.accumulate),
-            ("train.eval_every_epochs", self.run.eval_every_epochs),
-            ("train.log_every", self.run.log_every),
-        ] {
-            if value == 0 {
-                return Err(format!("{key} must be at least 1"));
-            }
+        if self.run.accumulate == 0 {
+            return Err("train.accumulate must be at least 1".into());
         }
         if self.run.accumulate > 1 << 16 {
             return Err(format!(

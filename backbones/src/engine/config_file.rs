@@ -55,14 +55,7 @@ fn apply_override(
 /// Reads `path`, applies the overrides in order and deserialises; unknown or mistyped keys are
 /// errors naming the file (and the overrides, when there are any).
 pub fn load<T: DeserializeOwned>(path: &Path, sets: &[String]) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError(match e.kind() {
-            std::io::ErrorKind::InvalidData => {
-                format!("{}: not UTF-8 text, so not a TOML file", path.display())
-            }
-            _ => format!("{}: {e}", path.display()),
-        })
-    })?;
+    let text = read_recipe(path)?;
     let mut table: toml::Table =
         toml::from_str(&text).map_err(|e| ConfigError(located(path, &text, &e)))?;
     if sets.is_empty() {
@@ -90,6 +83,20 @@ pub fn load<T: DeserializeOwned>(path: &Path, sets: &[String]) -> Result<T, Conf
             }
             _ => ConfigError(format!("{with_sets}: {}", one_line(e.message()))),
         }
+    })
+}
+
+/// The text of a recipe, through the bounded input layer: a regular file (not a FIFO, a
+/// device or a folder) of at most `MAX_RECIPE_BYTES`, in UTF-8.
+fn read_recipe(path: &Path) -> Result<String, ConfigError> {
+    let bytes =
+        datasets::input_file::read_bounded(path, datasets::limits::MAX_RECIPE_BYTES, "a recipe")
+            .map_err(|e| ConfigError(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|_| {
+        ConfigError(format!(
+            "{}: not UTF-8 text, so not a TOML file",
+            path.display()
+        ))
     })
 }
 

@@ -43,10 +43,21 @@ pub struct RunCurves {
 /// a `split` (a killed run can leave half a line), records of other splits, and fields that
 /// are not numbers (a JSON `null` for a NaN loss) are skipped.
 pub fn read_curves(metrics_jsonl: &Path) -> Result<RunCurves, CurvesError> {
-    let text = std::fs::read_to_string(metrics_jsonl).map_err(|source| CurvesError::Read {
+    // Bounded like every input, and lossy: a line of binary garbage is skipped below like
+    // any other line that is not a record.
+    let bytes = datasets::input_file::read_bounded(
+        metrics_jsonl,
+        datasets::limits::MAX_METRICS_LOG_BYTES,
+        "a run's log",
+    )
+    .map_err(|e| CurvesError::Read {
         path: metrics_jsonl.to_path_buf(),
-        source,
+        source: match e {
+            datasets::DataError::Io { source, .. } => source,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.message()),
+        },
     })?;
+    let text = String::from_utf8_lossy(&bytes);
     let mut train_losses = BTreeMap::<String, Vec<(f64, f64)>>::new();
     let mut val_losses = BTreeMap::<String, Vec<(f64, f64)>>::new();
     let mut val_metrics = BTreeMap::<String, Vec<(f64, f64)>>::new();

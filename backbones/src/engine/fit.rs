@@ -99,7 +99,6 @@ pub fn fit<T, D, C>(
     task: &mut T,
     train: &Loader<D, C>,
     config: &EngineConfig,
-    mut run: RunDir,
     opts: &RunOptions,
 ) -> anyhow::Result<Summary>
 where
@@ -148,6 +147,8 @@ where
         epochs as f64,
         iters_per_epoch,
     );
+    // Everything above is checked before the run folder is created or touched.
+    let mut run = RunDir::open(&opts.out, opts.resume)?;
     let mut scaler = amp.then(|| LossScaler::new(device));
     let mut ema = config.run.ema_decay.map(|d| Ema::new(task.var_store(), d));
 
@@ -183,6 +184,14 @@ where
             state.iter,
             state.best_metric,
         );
+        if epoch >= epochs {
+            bail!(TrainInputError(format!(
+                "{}: the run is finished: all {epochs} epochs are trained ({iter} iterations), so there is nothing to resume; its weights are in {} and {}",
+                opts.out.display(),
+                RunDir::LAST,
+                RunDir::BEST
+            )));
+        }
         run.truncate_metrics_after(iter)?;
         if !changed.is_empty() {
             run.write_config(&config_file::to_toml(task.config()))?;

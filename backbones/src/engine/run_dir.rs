@@ -7,7 +7,7 @@ use crate::checkpoint::{
 };
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::{ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -75,6 +75,7 @@ impl RunDir {
                 _lock: None,
             });
         }
+        Self::check_can_open(root, resume)?;
         let invalid = |message: String| RunDirError::Invalid {
             path: root.to_path_buf(),
             message,
@@ -139,6 +140,70 @@ impl RunDir {
         })
     }
 
+    /// What [`RunDir::open`] would refuse, found without creating or changing anything: a
+    /// command calls it before its other checks, and opens the folder only once everything
+    /// else has been checked, so a refused run leaves no folder, `lock` or `metrics.jsonl`
+    /// behind. (`open` checks again under the lock.)
+    pub fn check_can_open(root: &Path, resume: bool) -> Result<()> {
+        // Other ranks may not even see the folder (see `open`).
+        if !crate::engine::data_parallel::is_main_rank() {
+            return Ok(());
+        }
+        let invalid = |message: String| RunDirError::Invalid {
+            path: root.to_path_buf(),
+            message,
+        };
+        match std::fs::metadata(root) {
+            Ok(m) if !m.is_dir() => Err(invalid(
+                "is a file, not a run folder; choose another --out".into(),
+            )),
+            Ok(_) => {
+                let has_state = root.join(Self::STATE).exists();
+                if resume && !has_state {
+                    return Err(invalid(format!(
+                        "nothing to resume: no {} here (the run stopped before saving one); start it again without --resume",
+                        Self::STATE
+                    )));
+                }
+                if !resume && has_state {
+                    return Err(invalid(
+                        "already holds a run; pass --resume to continue it or choose another --out"
+                            .into(),
+                    ));
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound && resume => {
+                Err(invalid("nothing to resume: no such folder".into()))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // Its nearest existing ancestor must be a folder for it to be created.
+                let mut ancestor = root.parent();
+                while let Some(dir) = ancestor.filter(|d| !d.as_os_str().is_empty()) {
+                    match std::fs::metadata(dir) {
+                        Ok(m) if m.is_dir() => return Ok(()),
+                        Ok(_) => return Err(invalid(
+                            "cannot be created: part of the path is a file; choose another --out"
+                                .into(),
+                        )),
+                        Err(_) => ancestor = dir.parent(),
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotADirectory => Err(invalid(
+                "cannot be created: part of the path is a file; choose another --out".into(),
+            )),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                Err(invalid(format!("cannot be created ({e})")))
+            }
+            Err(e) => Err(RunDirError::Io {
+                path: root.to_path_buf(),
+                source: e,
+            }),
+        }
+    }
+
     /// Whether this process writes the folder (see [`RunDir::metrics`]).
     pub fn is_writer(&self) -> bool {
         self.metrics.is_some()
@@ -178,15 +243,43 @@ impl RunDir {
             path: path.clone(),
             source,
         };
-        let file = File::open(&path).map_err(io)?;
+        let bytes = datasets::input_file::read_bounded(
+            &path,
+            datasets::limits::MAX_METRICS_LOG_BYTES,
+            "a run's log",
+        )
+        .map_err(|e| match e {
+            datasets::DataError::Io { source, .. } => io(source),
+            other => RunDirError::Invalid {
+                path: path.clone(),
+                message: other.message(),
+            },
+        })?;
         let mut kept = String::new();
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(io)?;
-            let record_iter = serde_json::from_str::<serde_json::Value>(&line)
-                .ok()
-                .and_then(|v| v.get("iter").and_then(|i| i.as_u64()));
-            if record_iter.is_some_and(|i| i <= iter) {
-                kept.push_str(&line);
+        for (number, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            // A line that is not a JSON record (bytes a crash or a disk error left) is
+            // dropped with a note, never a reason to refuse the resume.
+            let parsed = std::str::from_utf8(line).ok().and_then(|text| {
+                serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .map(|record| (text, record))
+            });
+            let Some((text, record)) = parsed else {
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    eprintln!(
+                        "{}: line {} is not a JSON record; dropped",
+                        path.display(),
+                        number + 1
+                    );
+                }
+                continue;
+            };
+            if record
+                .get("iter")
+                .and_then(|i| i.as_u64())
+                .is_some_and(|i| i <= iter)
+            {
+                kept.push_str(text);
                 kept.push('\n');
             }
         }

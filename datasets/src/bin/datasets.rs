@@ -104,6 +104,21 @@ enum Command {
     },
     /// Images/s of the detection (600/1000) or segmentation (520 base, 480 crop) training loader.
     Bench(BenchArgs),
+    /// Tiny stand-ins for ImageNet, VOC07+12 and ADE20K in their official layouts (1000, 20 and
+    /// 150 classes; 500x375 and 683x512 images): DIR/imagenet, DIR/VOCdevkit,
+    /// DIR/ADEChallengeData2016, for `scripts/transfer_tables.sh --profile paper --dry-run`.
+    Standins {
+        #[arg(long)]
+        out: PathBuf,
+        /// ImageNet images per class, in train and in val.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        per_class: usize,
+        /// Images in each VOC list (2007 trainval, 2007 test, 2012 trainval) and ADE20K split.
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        images: usize,
+        #[arg(long, value_name = "S", default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -189,6 +204,17 @@ fn main() -> ExitCode {
             json,
         } => run_check(&spec, split, sample, task, json),
         Command::Bench(args) => run_bench(args),
+        Command::Standins {
+            out,
+            per_class,
+            images,
+            seed,
+        } => run_standins(synth::standins::StandinConfig {
+            out,
+            per_class,
+            images,
+            seed,
+        }),
     };
     match outcome {
         Ok(code) => code,
@@ -287,6 +313,15 @@ fn run_synth(
             println!("preview: {}", path.display());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_standins(config: synth::standins::StandinConfig) -> Result<ExitCode, Failure> {
+    let images = synth::standins::write_standins(&config).map_err(|e| Failure::Input(e.into()))?;
+    println!(
+        "{images} images: {0}/imagenet, {0}/VOCdevkit, {0}/ADEChallengeData2016",
+        config.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -15,6 +15,7 @@
 mod items;
 mod preview;
 mod scene;
+pub mod standins;
 mod writers;
 
 pub use items::{ItemSource, SourceSplit, FASHION_CLASSES, SHAPE_CLASSES};

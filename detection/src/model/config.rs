@@ -42,6 +42,19 @@ pub struct RpnConfig {
     pub nms_thresh: f64,
     /// Proposals narrower or shorter than this (in resized-image pixels) are dropped.
     pub min_size: f64,
+    /// When boxes under `min_size` drop out. GluonCV (`true`): every anchor's box is decoded
+    /// and clipped first, and the small ones (score -1 there) never reach the pre-NMS top-k;
+    /// torchvision (`false`, and checkpoints written before this field): the top-k by
+    /// objectness first, small boxes dropped from those.
+    #[serde(default)]
+    pub min_size_before_top_n: bool,
+    /// Only anchors at the feature positions of the image itself propose boxes, and only they
+    /// take part in the RPN's targets: none from the padding of a batch (GluonCV runs one
+    /// image per device, so an image's anchors are those of its own feature map, `ceil(side /
+    /// 16)` cells). torchvision (`false`, the default for older checkpoints) uses the padded
+    /// batch's grid for every image.
+    #[serde(default)]
+    pub anchors_within_image: bool,
 }
 
 /// Post-processing of the box head at inference.
@@ -51,8 +64,9 @@ pub struct BoxHeadConfig {
     pub score_thresh: f64,
     /// Per-class NMS.
     pub nms_thresh: f64,
-    /// Detections kept per image.
-    pub detections_per_img: i64,
+    /// Detections kept per image (torchvision: 100); `None` (JSON null) keeps every one that
+    /// survives the per-class NMS, as GluonCV's C4 test path does.
+    pub detections_per_img: Option<i64>,
     /// Boxes smaller than this (pixels of the resized image) are dropped.
     pub min_size: f64,
     /// Weights (wx, wy, ww, wh) of the box coder: (10, 10, 5, 5) in both designs.
@@ -97,11 +111,13 @@ impl DetectorConfig {
                 post_nms_top_n_test: 1000,
                 nms_thresh: 0.7,
                 min_size: 1e-3,
+                min_size_before_top_n: false,
+                anchors_within_image: false,
             },
             box_head: BoxHeadConfig {
                 score_thresh: 0.05,
                 nms_thresh: 0.5,
-                detections_per_img: 100,
+                detections_per_img: Some(100),
                 min_size: 1e-2,
                 box_weights: [10.0, 10.0, 5.0, 5.0],
             },
@@ -109,7 +125,8 @@ impl DetectorConfig {
     }
 
     /// GluonCV's `faster_rcnn_resnet50_v1b_voc` settings over `arch` (its test-time
-    /// thresholds: 6000/300 proposals, min size 16, score 0.01... see docs/architecture.md).
+    /// thresholds: 6000/300 proposals, min size 16 applied before the top-k, score 0.01,
+    /// every detection that survives the per-class NMS... see docs/architecture.md).
     pub fn c4(arch: Arch, num_classes: i64, bn_eps: f64) -> Self {
         DetectorConfig {
             design: Design::C4,
@@ -124,11 +141,13 @@ impl DetectorConfig {
                 post_nms_top_n_test: 300,
                 nms_thresh: 0.7,
                 min_size: 16.0,
+                min_size_before_top_n: true,
+                anchors_within_image: true,
             },
             box_head: BoxHeadConfig {
                 score_thresh: 0.01,
                 nms_thresh: 0.3,
-                detections_per_img: 100,
+                detections_per_img: None,
                 min_size: 0.0,
                 box_weights: [10.0, 10.0, 5.0, 5.0],
             },
@@ -195,11 +214,9 @@ impl DetectorConfig {
             backbones::limits::check(name, v, &bounds::PROPOSALS)?;
         }
         let b = &self.box_head;
-        backbones::limits::check(
-            "box_head.detections_per_img",
-            b.detections_per_img,
-            &bounds::DETECTIONS,
-        )?;
+        if let Some(cap) = b.detections_per_img {
+            backbones::limits::check("box_head.detections_per_img", cap, &bounds::DETECTIONS)?;
+        }
         for (name, v) in [
             ("rpn.nms_thresh", r.nms_thresh),
             ("box_head.nms_thresh", b.nms_thresh),

@@ -1,7 +1,7 @@
 //! From proposals to detections: pool each proposal's features (multi-level 7x7 RoIAlign for
 //! FPN, 14x14 on the stride-16 map for C4), run the box head and predictor, then torchvision's
 //! post-processing (softmax, decode, clip, drop background, score threshold, drop tiny boxes,
-//! per-class NMS, keep the best per image).
+//! per-class NMS, keep the best per image, or all of them as GluonCV).
 
 use super::config::BoxHeadConfig;
 use crate::ops::box_coder::BoxCoder;
@@ -116,7 +116,14 @@ pub fn postprocess(
                 labels.index_select(0, &keep),
             );
             let keep = batched_nms(&boxes, &scores, &labels, config.nms_thresh);
-            let keep = keep.narrow(0, 0, config.detections_per_img.min(keep.size()[0]));
+            let found = keep.size()[0];
+            let keep = keep.narrow(
+                0,
+                0,
+                config
+                    .detections_per_img
+                    .map_or(found, |cap| cap.min(found)),
+            );
             Detections {
                 boxes: boxes.index_select(0, &keep),
                 scores: scores.index_select(0, &keep),

@@ -125,6 +125,53 @@ impl AnchorGenerator {
     }
 }
 
+/// Where the anchors of a padded batch stand for one of its images: `within` `[N]` (bool) is
+/// true for anchors at the feature positions the image alone would have (per level, `ceil(h *
+/// fh / H)` rows and `ceil(w * fw / W)` columns of an `fh x fw` map over the padded `H x W`),
+/// and `position` `[N]` (i64) numbers those anchors in the (level, y, x, anchor) order of the
+/// image's own maps, so that anything keyed by it (sampling draws) is the same whatever the
+/// batch around the image. Anchors outside have `position` -1.
+#[derive(Debug)]
+pub struct ImageGrid {
+    pub within: Tensor,
+    pub position: Tensor,
+}
+
+impl AnchorGenerator {
+    /// The [`ImageGrid`] of an image of `image_size` `(h, w)` in a batch padded to
+    /// `padded_size` with feature maps of `feature_sizes`, in the order of [`Self::anchors`].
+    pub fn image_grid(
+        &self,
+        padded_size: (i64, i64),
+        feature_sizes: &[(i64, i64)],
+        image_size: (i64, i64),
+        device: Device,
+    ) -> ImageGrid {
+        let ceil_div = |a: i64, b: i64| (a + b - 1) / b;
+        let mut within = Vec::new();
+        let mut position = Vec::new();
+        let mut offset = 0i64;
+        for (&(fh, fw), cells) in feature_sizes.iter().zip(&self.cell_anchors) {
+            let a = cells.len() as i64;
+            let own_h = ceil_div(image_size.0 * fh, padded_size.0).min(fh);
+            let own_w = ceil_div(image_size.1 * fw, padded_size.1).min(fw);
+            let arange = |n: i64| Tensor::arange(n, (Kind::Int64, device));
+            let y = arange(fh).view([-1, 1, 1]).expand([fh, fw, a], false);
+            let x = arange(fw).view([1, -1, 1]).expand([fh, fw, a], false);
+            let k = arange(a).view([1, 1, -1]).expand([fh, fw, a], false);
+            let inside = y.lt(own_h).logical_and(&x.lt(own_w));
+            let own = (y * own_w + x) * a + k + offset;
+            position.push(own.masked_fill(&inside.logical_not(), -1).reshape([-1]));
+            within.push(inside.reshape([-1]));
+            offset += own_h * own_w * a;
+        }
+        ImageGrid {
+            within: Tensor::cat(&within, 0),
+            position: Tensor::cat(&position, 0),
+        }
+    }
+}
+
 /// GluonCV's border rule for RPN training: true for anchors lying wholly inside an image of
 /// `(height, width)` (`x1 >= 0`, `y1 >= 0`, `x2 < width`, `y2 < height`); the others are
 /// ignored, neither positive nor negative.

@@ -66,8 +66,9 @@ impl BoxCoder {
     /// Boxes `[N, k, 4]` from deltas `[N, 4k]` (k classes, or 1) applied to `boxes` `[N, 4]`.
     pub fn decode(&self, deltas: &Tensor, boxes: &Tensor) -> Tensor {
         let [wx, wy, ww, wh] = self.weights;
-        let n = deltas.size()[0];
-        let codes = deltas.reshape([n, -1, 4]);
+        let size = deltas.size();
+        // Sizes spelled out: with no rows, `[0, -1, 4]` would be ambiguous.
+        let codes = deltas.reshape([size[0], size[1] / 4, 4]);
         let (cx, cy, w, h) = centres(&boxes.to_kind(deltas.kind()));
         let (cx, cy, w, h) = (
             cx.unsqueeze(1),

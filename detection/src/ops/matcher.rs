@@ -3,7 +3,9 @@
 //! below `low` it is background ([`BELOW_LOW_THRESHOLD`]); in between it is ignored
 //! ([`BETWEEN_THRESHOLDS`]). With `allow_low_quality_matches`, every prediction whose IoU with
 //! some ground truth equals that ground truth's best IoU (all ties) keeps its best match even
-//! below `high`.
+//! below `high`. GluonCV's RPN rule ([`Matcher::gluoncv_rpn`]) differs in that rule: a
+//! prediction is a box's best when its IoU is within float32's epsilon of that box's best
+//! (`iou + eps > best`), and a best match whose IoU is below `low` stays background.
 
 use tch::{Kind, Tensor};
 
@@ -17,7 +19,12 @@ pub struct Matcher {
     pub high: f64,
     pub low: f64,
     pub allow_low_quality_matches: bool,
+    /// GluonCV's form of the low-quality rule (see the module's comment).
+    pub gluoncv_low_quality: bool,
 }
+
+/// numpy's `np.spacing(np.float32(1.0))`, GluonCV's tolerance for a box's best anchor.
+const F32_EPS: f64 = f32::EPSILON as f64;
 
 impl Matcher {
     pub fn new(high: f64, low: f64, allow_low_quality_matches: bool) -> Self {
@@ -29,6 +36,16 @@ impl Matcher {
             high,
             low,
             allow_low_quality_matches,
+            gluoncv_low_quality: false,
+        }
+    }
+
+    /// GluonCV's `RPNTargetSampler`: positive at `high`, background below `low`, and each
+    /// box's best predictions positive unless below `low`.
+    pub fn gluoncv_rpn(high: f64, low: f64) -> Self {
+        Self {
+            gluoncv_low_quality: true,
+            ..Self::new(high, low, true)
         }
     }
 
@@ -53,8 +70,14 @@ impl Matcher {
         matches = matches.where_self(&between.logical_not(), &code(BETWEEN_THRESHOLDS));
         if self.allow_low_quality_matches {
             let (best_per_gt, _) = iou.max_dim(1, true);
-            let is_best_for_some_gt = iou.eq_tensor(&best_per_gt).any_dim(0, false);
-            matches = best_gt.where_self(&is_best_for_some_gt, &matches);
+            if self.gluoncv_low_quality {
+                let is_best_for_some_gt = (iou + F32_EPS).gt_tensor(&best_per_gt).any_dim(0, false);
+                let restored = is_best_for_some_gt.logical_and(&below.logical_not());
+                matches = best_gt.where_self(&restored, &matches);
+            } else {
+                let is_best_for_some_gt = iou.eq_tensor(&best_per_gt).any_dim(0, false);
+                matches = best_gt.where_self(&is_best_for_some_gt, &matches);
+            }
         }
         matches
     }

@@ -72,7 +72,14 @@ fn rank_within(member: &Tensor, keys: &Tensor) -> Tensor {
 /// `n` keys (i64, non-negative) for [`BalancedSampler`] from `seed`: SplitMix64 of
 /// `seed + i`, computed on `device`, identical on every device.
 pub fn random_keys(n: i64, seed: u64, device: Device) -> Tensor {
-    let counter = Tensor::arange(n, (Kind::Int64, device)) + (seed as i64);
+    keys_at(&Tensor::arange(n, (Kind::Int64, device)), seed)
+}
+
+/// The keys of [`random_keys`] at the given `counters` (i64, any shape): element `c` gets
+/// the key `random_keys` gives to index `c`, so elements numbered the same way draw the same
+/// keys whatever else is around them.
+pub fn keys_at(counters: &Tensor, seed: u64) -> Tensor {
+    let counter = counters + (seed as i64);
     // Int64 arithmetic wraps like u64; right shifts are made logical by masking.
     let shr = |t: &Tensor, s: i64| {
         t.bitwise_right_shift_tensor_scalar(s)

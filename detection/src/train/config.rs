@@ -65,10 +65,17 @@ pub struct DataSection {
     pub max_longer: usize,
     #[serde(default = "default_flip")]
     pub flip_prob: f64,
-    /// Train on boxes marked difficult too (py-faster-rcnn and GluonCV leave them out; the
-    /// VOC metric ignores them either way).
+    /// Train on boxes marked difficult too (GluonCV does: its VOCDetection keeps every object
+    /// and its RPN and R-CNN targets use them all; py-faster-rcnn leaves them out). The VOC
+    /// metric ignores them either way.
     #[serde(default)]
     pub train_difficult: bool,
+    /// Train on the first N images of the training split only, and validate on the first N
+    /// of the validation split (quick runs: `scripts/transfer_tables.sh --dry-run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_train_samples: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_val_samples: Option<usize>,
 }
 
 fn default_train_split() -> String {
@@ -98,8 +105,13 @@ pub struct RpnSection {
     /// Anchors sampled per image (256) and the most positives' share (0.5).
     pub batch_per_image: Option<i64>,
     pub positive_fraction: Option<f64>,
-    /// Leave anchors crossing the image border out of the loss (GluonCV: yes; torchvision: no).
+    /// Leave anchors crossing the image border out of the loss (GluonCV: yes; torchvision: no),
+    /// their IoU set to -1 before matching so that each box's best anchor is its best inside one.
     pub ignore_crossing_anchors: Option<bool>,
+    /// GluonCV's rule for each box's best anchor (c4: yes; fpn: no): it is positive unless its
+    /// IoU is below bg_iou (then background), ties within float32's epsilon; torchvision's
+    /// makes it positive whatever its IoU, exact ties only.
+    pub gluoncv_best_anchor: Option<bool>,
     /// Proposals kept per image in training, before and after NMS (c4: 12000/2000 as
     /// GluonCV; fpn: 2000/2000 per level as torchvision).
     pub pre_nms_top_n_train: Option<i64>,
@@ -162,6 +174,7 @@ pub struct ResolvedTargets {
     pub rpn_batch: i64,
     pub rpn_positive_fraction: f64,
     pub ignore_crossing_anchors: bool,
+    pub rpn_gluoncv_best_anchor: bool,
     pub roi_fg_iou: f64,
     pub roi_batch: i64,
     pub roi_positive_fraction: f64,
@@ -178,6 +191,7 @@ impl ResolvedTargets {
             rpn_batch: 256,
             rpn_positive_fraction: 0.5,
             ignore_crossing_anchors: c4,
+            rpn_gluoncv_best_anchor: c4,
             roi_fg_iou: 0.5,
             roi_batch: if c4 { 128 } else { 512 },
             roi_positive_fraction: 0.25,
@@ -210,6 +224,10 @@ impl FinetuneConfig {
                 .rpn
                 .ignore_crossing_anchors
                 .unwrap_or(d.ignore_crossing_anchors),
+            rpn_gluoncv_best_anchor: self
+                .rpn
+                .gluoncv_best_anchor
+                .unwrap_or(d.rpn_gluoncv_best_anchor),
             roi_fg_iou: self.roi.fg_iou.unwrap_or(d.roi_fg_iou),
             roi_batch: self.roi.batch_per_image.unwrap_or(d.roi_batch),
             roi_positive_fraction: self
@@ -223,6 +241,7 @@ impl FinetuneConfig {
     /// Checks what serde cannot: ranges and combinations.
     pub fn validate(&self) -> Result<(), String> {
         self.engine().validate()?;
+        backbones::limits::check_loader(self.data.workers, self.data.prefetch)?;
         let t = self.targets();
         let fraction = |name: &str, v: f64| {
             if (0.0..=1.0).contains(&v) {
@@ -277,6 +296,11 @@ impl FinetuneConfig {
                 "data.shorter must be 16..4096 and data.max_longer between it and 8192, not {} and {}",
                 self.data.shorter, self.data.max_longer
             ));
+        }
+        if self.data.max_train_samples == Some(0) || self.data.max_val_samples == Some(0) {
+            return Err(
+                "data.max_train_samples and data.max_val_samples must be at least 1".into(),
+            );
         }
         self.voc_metric().map(|_| ())
     }

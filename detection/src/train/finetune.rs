@@ -63,7 +63,14 @@ fn open_loader(
     split: &str,
     train: bool,
 ) -> anyhow::Result<DetectionLoader> {
-    let source = DetectionSource::open(spec, split)?;
+    let mut source = DetectionSource::open(spec, split)?;
+    let limit = match train {
+        true => config.data.max_train_samples,
+        false => config.data.max_val_samples,
+    };
+    if let Some(n) = limit {
+        source.truncate(n);
+    }
     if source.is_empty() {
         bail!(TrainInputError(format!(
             "{spec}: the {split} split has no images"
@@ -136,7 +143,8 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
 
     // One rank of several under torchrun or --nproc: join before anything is built.
     let device = data_parallel::join_from_env(opts.device)?;
-    let run = RunDir::open(&opts.out, opts.resume)?;
+    // Nothing is created until `fit` has checked everything (see RunDir::check_can_open).
+    RunDir::check_can_open(&opts.out, opts.resume)?;
     let train_loader = open_loader(&config, &spec, &config.data.train_split, true)?;
     let val_loader = open_loader(&config, &spec, &config.data.val_split, false)?;
     let classes = train_loader.dataset().source.classes().to_vec();
@@ -173,7 +181,6 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         &mut task,
         &train_loader,
         &engine_config,
-        run,
         &RunOptions {
             out: opts.out,
             resume: opts.resume,

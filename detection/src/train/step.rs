@@ -4,10 +4,11 @@
 
 use super::config::ResolvedTargets;
 use super::targets::{
-    box_head_losses, image_seed, roi_labels, rpn_labels, rpn_losses, BoxLayout, GroundTruth,
-    RoiTargeting, RpnTargeting,
+    box_head_losses, image_seed, roi_labels, rpn_image_targets, rpn_losses, BoxLayout, GroundTruth,
+    RoiTargeting, RpnImageTargets, RpnTargeting, SampledRois,
 };
 use crate::model::config::Design;
+use crate::model::rpn::RpnOutput;
 use crate::model::FasterRcnn;
 use crate::ops::anchors::inside_image;
 use crate::ops::matcher::Matcher;
@@ -31,7 +32,11 @@ impl Targeting {
         let c4 = model.config.design == Design::C4;
         Targeting {
             rpn: RpnTargeting {
-                matcher: Matcher::new(t.rpn_fg_iou, t.rpn_bg_iou, true),
+                matcher: if t.rpn_gluoncv_best_anchor {
+                    Matcher::gluoncv_rpn(t.rpn_fg_iou, t.rpn_bg_iou)
+                } else {
+                    Matcher::new(t.rpn_fg_iou, t.rpn_bg_iou, true)
+                },
                 sampler: BalancedSampler::new(t.rpn_batch, t.rpn_positive_fraction),
                 coder: model.rpn.box_coder.clone(),
                 ignore_crossing_anchors: t.ignore_crossing_anchors,
@@ -64,37 +69,20 @@ pub fn training_losses(
     let features = model.features(&images.tensors, true);
     let out = model.rpn_outputs(&features, images);
 
-    let anchors = Tensor::cat(&out.anchors, 0);
-    let (labels, targets): (Vec<Tensor>, Vec<Tensor>) = truths
-        .iter()
-        .zip(&images.image_sizes)
-        .map(|(truth, &size)| {
-            let inside = inside_image(&anchors, size);
-            rpn_labels(&targeting.rpn, &anchors, truth, Some(&inside))
-        })
-        .unzip();
+    let rpn_seeds: Vec<u64> = (0..truths.len()).map(|i| image_seed(seed, i)).collect();
+    let roi_seeds: Vec<u64> = (0..truths.len())
+        .map(|i| image_seed(seed ^ 0x5151, i))
+        .collect();
+    let rpn_targets = rpn_batch_targets(model, targeting, &out, images, truths, &rpn_seeds);
     let objectness = Tensor::cat(&out.objectness, 1);
     let deltas = Tensor::cat(&out.deltas, 1);
-    let (loss_objectness, loss_rpn_box_reg) = rpn_losses(
-        &targeting.rpn,
-        &objectness,
-        &deltas,
-        &labels,
-        &targets,
-        seed,
-    );
+    let (loss_objectness, loss_rpn_box_reg) =
+        rpn_losses(&targeting.rpn, &objectness, &deltas, &rpn_targets);
 
-    let proposals = model.proposals(&out, images, true);
-    let mut rois = Vec::with_capacity(proposals.len());
-    let mut roi_classes = Vec::with_capacity(proposals.len());
-    let mut roi_targets = Vec::with_capacity(proposals.len());
-    for (i, (p, truth)) in proposals.iter().zip(truths).enumerate() {
-        let sampled = roi_labels(
-            &targeting.roi,
-            &p.boxes,
-            truth,
-            image_seed(seed ^ 0x5151, i),
-        );
+    let mut rois = Vec::with_capacity(truths.len());
+    let mut roi_classes = Vec::with_capacity(truths.len());
+    let mut roi_targets = Vec::with_capacity(truths.len());
+    for sampled in roi_batch_targets(model, targeting, &out, images, truths, &roi_seeds) {
         let (boxes, classes, targets) = sampled.compact();
         rois.push(boxes);
         roi_classes.push(classes);
@@ -115,4 +103,58 @@ pub fn training_losses(
         ("loss_classifier".to_string(), loss_classifier),
         ("loss_box_reg".to_string(), loss_box_reg),
     ])
+}
+
+/// Each image's RPN targets and sample over the batch's anchors, image `i` drawing from
+/// `seeds[i]`. With the model's `anchors_within_image`, only an image's own anchors take part
+/// and its draws do not depend on the batch around it.
+pub fn rpn_batch_targets(
+    model: &FasterRcnn,
+    targeting: &Targeting,
+    out: &RpnOutput,
+    images: &ImageList,
+    truths: &[GroundTruth],
+    seeds: &[u64],
+) -> Vec<RpnImageTargets> {
+    let anchors = Tensor::cat(&out.anchors, 0);
+    truths
+        .iter()
+        .zip(&images.image_sizes)
+        .enumerate()
+        .map(|(i, (truth, &size))| {
+            let inside = inside_image(&anchors, size);
+            let grid = model
+                .config
+                .rpn
+                .anchors_within_image
+                .then(|| model.rpn.image_grid(out, size));
+            rpn_image_targets(
+                &targeting.rpn,
+                &anchors,
+                truth,
+                Some(&inside),
+                grid.as_ref(),
+                seeds[i],
+            )
+        })
+        .collect()
+}
+
+/// Each image's training proposals matched to its ground truth and sampled, image `i`
+/// drawing from `seeds[i]`.
+pub fn roi_batch_targets(
+    model: &FasterRcnn,
+    targeting: &Targeting,
+    out: &RpnOutput,
+    images: &ImageList,
+    truths: &[GroundTruth],
+    seeds: &[u64],
+) -> Vec<SampledRois> {
+    model
+        .proposals(out, images, true)
+        .iter()
+        .zip(truths)
+        .enumerate()
+        .map(|(i, (p, truth))| roi_labels(&targeting.roi, &p.boxes, truth, seeds[i]))
+        .collect()
 }

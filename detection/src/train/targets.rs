@@ -1,16 +1,18 @@
 //! Training targets and losses of the two stages, per image, as torchvision's
 //! `RegionProposalNetwork` and `RoIHeads` compute them (GluonCV's C4 differences are settings:
-//! anchors crossing the border ignored, 128 RoIs per image, class-specific boxes without a
-//! background slot, smooth L1 with beta 1 in the box head).
+//! anchors crossing the border ignored before matching, its rule for each box's best anchor,
+//! only the image's own anchors (none from the batch's padding), 128 RoIs per image,
+//! class-specific boxes without a background slot, smooth L1 with beta 1 in the box head).
 //!
 //! Everything stays on the device: sampled sets are masks (no index compaction), so a step
 //! needs no host sync here. An image without objects trains as a negative: every anchor and
 //! proposal is background, and the box losses get no positives from it.
 
+use crate::ops::anchors::ImageGrid;
 use crate::ops::box_coder::BoxCoder;
 use crate::ops::boxes::box_iou;
 use crate::ops::matcher::{Matcher, BETWEEN_THRESHOLDS};
-use crate::ops::sampler::{random_keys, BalancedSampler};
+use crate::ops::sampler::{keys_at, random_keys, BalancedSampler};
 use tch::{Kind, Tensor};
 
 /// Label of an anchor or proposal that takes no part in the losses.
@@ -35,7 +37,8 @@ pub struct RpnTargeting {
     pub matcher: Matcher,
     pub sampler: BalancedSampler,
     pub coder: BoxCoder,
-    /// GluonCV ignores anchors that cross the image border; torchvision keeps them.
+    /// GluonCV ignores anchors that cross the image border, their IoU set to -1 before
+    /// matching (so each box's best anchor is its best inside one); torchvision keeps them.
     pub ignore_crossing_anchors: bool,
     /// Smooth L1 beta of the box loss (1/9 in both designs).
     pub box_beta: f64,
@@ -51,13 +54,21 @@ pub fn rpn_labels(
 ) -> (Tensor, Tensor) {
     let n = anchors.size()[0];
     let device = anchors.device();
+    let crossing = match inside {
+        Some(inside) if targeting.ignore_crossing_anchors => Some(inside.logical_not()),
+        _ => None,
+    };
     let (labels, targets) = if truth.is_empty() {
         (
             Tensor::zeros([n], (Kind::Int64, device)),
             Tensor::zeros([n, 4], (anchors.kind(), device)),
         )
     } else {
-        let matched = targeting.matcher.assign(&box_iou(&truth.boxes, anchors));
+        let mut iou = box_iou(&truth.boxes, anchors);
+        if let Some(crossing) = &crossing {
+            iou = iou.masked_fill(&crossing.unsqueeze(0), -1.0);
+        }
+        let matched = targeting.matcher.assign(&iou);
         let labels = matched
             .ge(0)
             .to_kind(Kind::Int64)
@@ -65,40 +76,75 @@ pub fn rpn_labels(
         let gt = truth.boxes.index_select(0, &matched.clamp_min(0));
         (labels, targeting.coder.encode(&gt, anchors))
     };
-    let labels = match inside {
-        Some(inside) if targeting.ignore_crossing_anchors => {
-            labels.masked_fill(&inside.logical_not(), IGNORE)
-        }
-        _ => labels,
+    let labels = match &crossing {
+        Some(crossing) => labels.masked_fill(crossing, IGNORE),
+        None => labels,
     };
     (labels, targets)
 }
 
+/// One image's RPN targets over the batch's anchors and the anchors its sample took.
+pub struct RpnImageTargets {
+    /// `[N]` i64: 1 object, 0 background, [`IGNORE`].
+    pub labels: Tensor,
+    /// `[N, 4]`.
+    pub targets: Tensor,
+    /// `[N]` bool: the sampled positives, and every sampled anchor.
+    pub positive: Tensor,
+    pub sampled: Tensor,
+}
+
+/// [`rpn_labels`] and the sample of one image. With `grid` (the image's own anchors), the
+/// others are ignored and the draws are keyed by the anchors' numbers in the image's own
+/// maps, so an image gets the same targets and the same sample from `seed` whatever batch
+/// (and padding) it is in; without, by their index in the batch's anchors.
+pub fn rpn_image_targets(
+    targeting: &RpnTargeting,
+    anchors: &Tensor,
+    truth: &GroundTruth,
+    inside: Option<&Tensor>,
+    grid: Option<&ImageGrid>,
+    seed: u64,
+) -> RpnImageTargets {
+    let (labels, targets) = rpn_labels(targeting, anchors, truth, inside);
+    let (labels, counters) = match grid {
+        Some(grid) => (
+            labels.masked_fill(&grid.within.logical_not(), IGNORE),
+            grid.position.clamp_min(0),
+        ),
+        None => (
+            labels,
+            Tensor::arange(anchors.size()[0], (Kind::Int64, anchors.device())),
+        ),
+    };
+    let (positive, negative) = targeting
+        .sampler
+        .sample_masks(&labels, &keys_at(&counters, seed));
+    RpnImageTargets {
+        sampled: positive.logical_or(&negative),
+        positive,
+        labels,
+        targets,
+    }
+}
+
 /// The RPN's two losses over a batch: objectness `[B, N]` logits and deltas `[B, N, 4]`
-/// against each image's labels and targets. Binary cross-entropy averaged over the sampled
+/// against each image's targets and sample. Binary cross-entropy averaged over the sampled
 /// anchors of the whole batch; smooth L1 over the sampled positives divided by the same
-/// count (torchvision's normalisation). `seed` draws the sample.
+/// count (torchvision's normalisation).
 pub fn rpn_losses(
     targeting: &RpnTargeting,
     objectness: &Tensor,
     deltas: &Tensor,
-    labels: &[Tensor],
-    targets: &[Tensor],
-    seed: u64,
+    images: &[RpnImageTargets],
 ) -> (Tensor, Tensor) {
-    let device = objectness.device();
-    let mut positive = Vec::with_capacity(labels.len());
-    let mut sampled = Vec::with_capacity(labels.len());
-    for (i, l) in labels.iter().enumerate() {
-        let keys = random_keys(l.size()[0], image_seed(seed, i), device);
-        let (pos, neg) = targeting.sampler.sample_masks(l, &keys);
-        sampled.push(pos.logical_or(&neg));
-        positive.push(pos);
-    }
-    let positive = Tensor::stack(&positive, 0).to_kind(Kind::Float);
-    let sampled = Tensor::stack(&sampled, 0).to_kind(Kind::Float);
-    let labels = Tensor::stack(labels, 0).clamp_min(0).to_kind(Kind::Float);
-    let targets = Tensor::stack(targets, 0);
+    let stack = |f: fn(&RpnImageTargets) -> &Tensor| {
+        Tensor::stack(&images.iter().map(f).collect::<Vec<_>>(), 0)
+    };
+    let positive = stack(|t| &t.positive).to_kind(Kind::Float);
+    let sampled = stack(|t| &t.sampled).to_kind(Kind::Float);
+    let labels = stack(|t| &t.labels).clamp_min(0).to_kind(Kind::Float);
+    let targets = stack(|t| &t.targets);
     let count = sampled.sum(Kind::Float).clamp_min(1.0);
     let objectness = objectness.to_kind(Kind::Float);
     let bce = objectness.binary_cross_entropy_with_logits::<Tensor>(
@@ -304,17 +350,22 @@ mod tests {
     fn rpn_losses_average_over_the_sampled_anchors() {
         // Zero logits: BCE is ln 2 for every sampled anchor, whatever its label; the ignored
         // one is left out. Deltas equal the targets: no box loss.
-        let labels = [Tensor::from_slice(&[1i64, 0, -1, 0])];
-        let targets = [Tensor::ones([4, 4], (Kind::Float, tch::Device::Cpu))];
+        let labels = Tensor::from_slice(&[1i64, 0, -1, 0]);
+        let image = [RpnImageTargets {
+            positive: labels.eq(1),
+            sampled: labels.ge(0),
+            labels,
+            targets: Tensor::ones([4, 4], (Kind::Float, tch::Device::Cpu)),
+        }];
         let objectness = Tensor::zeros([1, 4], (Kind::Float, tch::Device::Cpu));
         let deltas = Tensor::ones([1, 4, 4], (Kind::Float, tch::Device::Cpu));
-        let (obj, boxes) = rpn_losses(&rpn(), &objectness, &deltas, &labels, &targets, 1);
+        let (obj, boxes) = rpn_losses(&rpn(), &objectness, &deltas, &image);
         assert!((obj.double_value(&[]) - 2f64.ln()).abs() < 1e-6);
         assert_eq!(boxes.double_value(&[]), 0.0);
         // A positive's deltas off by 1 in each of 4 coordinates: smooth L1 (beta 1/9) is
         // 4 x (1 - 1/18), over 3 sampled anchors.
         let deltas = Tensor::ones([1, 4, 4], (Kind::Float, tch::Device::Cpu)) * 2.0;
-        let (_, boxes) = rpn_losses(&rpn(), &objectness, &deltas, &labels, &targets, 1);
+        let (_, boxes) = rpn_losses(&rpn(), &objectness, &deltas, &image);
         assert!((boxes.double_value(&[]) - 4.0 * (1.0 - 1.0 / 18.0) / 3.0).abs() < 1e-6);
     }
 

@@ -174,3 +174,52 @@ impl Task for Detection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe(name: &str) -> FinetuneConfig {
+        let path = format!("{}/../configs/detection/{name}", env!("CARGO_MANIFEST_DIR"));
+        let config: FinetuneConfig =
+            toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config.validate().unwrap();
+        config
+    }
+
+    /// One image with an ordinary box (class 1) and a difficult one (class 2).
+    fn batch_with_a_difficult_box() -> DetectionBatch {
+        DetectionBatch {
+            pixels: vec![0; 8 * 8 * 3],
+            height: 8,
+            width: 8,
+            image_sizes: vec![(8, 8)],
+            boxes: vec![vec![[0.0, 0.0, 4.0, 4.0], [2.0, 2.0, 7.0, 7.0]]],
+            labels: vec![vec![1, 2]],
+            difficult: vec![vec![false, true]],
+            crowd: vec![vec![false, false]],
+            original_sizes: vec![(8, 8)],
+            ids: vec!["a".into()],
+            indices: vec![0],
+        }
+    }
+
+    #[test]
+    fn the_c4_recipe_trains_on_difficult_boxes_as_gluoncv() {
+        let batch = batch_with_a_difficult_box();
+        let c4 = recipe("voc-c4.toml");
+        let truth = ground_truth(&batch, 0, c4.data.train_difficult, Device::Cpu);
+        assert_eq!(Vec::<i64>::try_from(&truth.labels).unwrap(), [1, 2]);
+        assert_eq!(truth.boxes.size(), [2, 4]);
+        // The torchvision-style FPN recipe leaves them out.
+        let fpn = recipe("voc-fpn.toml");
+        let truth = ground_truth(&batch, 0, fpn.data.train_difficult, Device::Cpu);
+        assert_eq!(Vec::<i64>::try_from(&truth.labels).unwrap(), [1]);
+    }
+
+    #[test]
+    fn the_c4_recipe_evaluates_every_epoch_as_gluoncv() {
+        // GluonCV's train_faster_rcnn.py: --val-interval 1, best kept by mAP.
+        assert_eq!(recipe("voc-c4.toml").train.eval_every_epochs, 1);
+    }
+}

@@ -1,7 +1,7 @@
 use crate::cli_error::BadInput;
 use anyhow::Context;
 use backbones::interop::{self, Framework};
-use backbones::{Arch, Checkpoint};
+use backbones::{outputs, Arch, Checkpoint};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -23,16 +23,18 @@ pub struct ImportArgs {
 }
 
 pub fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    let mut inputs = vec![outputs::named(&args.input, "the state dict")];
+    if let Some(classes) = &args.classes {
+        inputs.push(outputs::named(classes, "the class list"));
+    }
+    outputs::check(
+        &inputs,
+        &[outputs::named(&args.output, "the checkpoint")],
+        true,
+    )
+    .map_err(BadInput)?;
     let classes = match &args.classes {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| BadInput(format!("{}: {e}", path.display())))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ),
+        Some(path) => Some(datasets::class_list::read(path).map_err(|e| BadInput(e.to_string()))?),
         None => None,
     };
     let ckpt = interop::import(&args.input, args.from, args.arch, classes)?;
@@ -59,6 +61,12 @@ pub struct ExportArgs {
 }
 
 pub fn run_export(args: ExportArgs) -> anyhow::Result<()> {
+    outputs::check(
+        &[outputs::named(&args.ckpt, "the checkpoint")],
+        &[outputs::named(&args.output, "the state dict")],
+        true,
+    )
+    .map_err(BadInput)?;
     let ckpt = Checkpoint::read(&args.ckpt)?;
     interop::export(&ckpt, &args.ckpt, args.to, &args.output)
         .with_context(|| format!("exporting to {}", args.output.display()))?;

@@ -17,6 +17,12 @@ pub struct TablesArgs {
         default_value = "b-standard,d-efficient,cosine,smooth,distill,mixup,distill-mixup"
     )]
     rows: Vec<String>,
+    /// The runs were `scripts/transfer_tables.sh --dry-run`: the report says so at the top.
+    #[arg(long)]
+    dry_run: bool,
+    /// A line to add below the report's introduction (repeatable).
+    #[arg(long = "note", value_name = "TEXT")]
+    notes: Vec<String>,
 }
 
 /// Writes DIR/results.md and DIR/tables.png and prints the Markdown.
@@ -36,6 +42,8 @@ pub fn run(args: TablesArgs) -> anyhow::Result<()> {
             profile: &args.profile,
             date: &date,
             machine: &machine,
+            dry_run: args.dry_run,
+            notes: &args.notes,
         },
     )?;
     println!("{md}");

@@ -33,7 +33,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Intra-op threads (default: libtorch's choice).
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    #[arg(long, value_parser = backbones::limits::flag_threads())]
     threads: Option<i32>,
     /// Untimed iterations first.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10_000))]

@@ -84,6 +84,14 @@ pub struct EvalArgs {
     /// or as DIR/detections.json in COCO's results format (coco: data).
     #[arg(long, value_name = "DIR")]
     write_detections: Option<PathBuf>,
+    /// With --ckpt and voc: data: score the first N images of the split only (their ground
+    /// truth alone counts), for quick checks.
+    #[arg(long, value_name = "N", requires = "ckpt", value_parser = clap::value_parser!(u64).range(1..))]
+    max_samples: Option<u64>,
+    /// With --write-detections: replace result files already in DIR (without it, a DIR that
+    /// holds any of the files this run would write is refused before the evaluation).
+    #[arg(long)]
+    force: bool,
     /// The ground truth: voc:ROOT (a VOCdevkit or VOC20xx folder) or coco:ANNOTATIONS.json.
     #[arg(long, value_name = "SPEC")]
     data: String,
@@ -224,6 +232,7 @@ mod model_eval {
     use super::{EvalArgs, MetricArg};
     use crate::cli_error::BadInput;
     use backbones::device::parse_device;
+    use backbones::outputs;
     use datasets::detection_data::{detection_loader, DetectionDataset, DetectionSource};
     use datasets::detection_transforms::{DetectionTransform, ShorterSideResize, SizeRounding};
     use datasets::loader::LoaderConfig;
@@ -240,7 +249,16 @@ mod model_eval {
     pub fn run(args: &EvalArgs, spec: &DatasetSpec, ckpt: &Path) -> anyhow::Result<()> {
         let device = parse_device(&args.device).map_err(BadInput)?;
         let detector = Detector::from_checkpoint(ckpt, device)?;
-        let source = DetectionSource::open(spec, &args.split)?;
+        let mut source = DetectionSource::open(spec, &args.split)?;
+        if let Some(n) = args.max_samples {
+            if matches!(spec, DatasetSpec::Coco { .. }) {
+                return Err(BadInput(
+                    "--max-samples works with voc: data (COCO's evaluator scores every image of its annotation file)".into(),
+                )
+                .into());
+            }
+            source.truncate(n as usize);
+        }
         if source.is_empty() {
             return Err(BadInput(format!(
                 "{spec}: the \"{}\" split has no images",
@@ -278,6 +296,10 @@ mod model_eval {
             _ => None,
         };
         let classes = detector.classes.clone();
+        if let Some(dir) = &args.write_detections {
+            check_result_files(dir, ckpt, &classes, &args.split, coco.is_some(), args.force)
+                .map_err(BadInput)?;
+        }
         let resize = ShorterSideResize {
             shorter: detector.transform.min_size as usize,
             max_longer: detector.transform.max_size as usize,
@@ -364,5 +386,41 @@ mod model_eval {
             _ => unreachable!("a metric was chosen above"),
         }
         Ok(())
+    }
+
+    /// The files `--write-detections DIR` would write (a comp4 file per class, or
+    /// detections.json), checked before the evaluation: none may be the checkpoint, and none
+    /// may exist unless --force. A DIR not there yet is created when they are written.
+    fn check_result_files(
+        dir: &Path,
+        ckpt: &Path,
+        classes: &[String],
+        split: &str,
+        coco: bool,
+        force: bool,
+    ) -> Result<(), String> {
+        match std::fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => {
+                return Err(format!(
+                    "{}: --write-detections needs a folder, and this is a file",
+                    dir.display()
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        }
+        let paths: Vec<std::path::PathBuf> = match coco {
+            true => vec![dir.join("detections.json")],
+            false => classes
+                .iter()
+                .map(|class| dir.join(comp4::file_name(split, class)))
+                .collect(),
+        };
+        let written: Vec<outputs::Named> = paths
+            .iter()
+            .map(|p| outputs::named(p, "a result file"))
+            .collect();
+        outputs::check(&[outputs::named(ckpt, "the checkpoint")], &written, force)
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::cli_error::BadInput;
 use anyhow::Context;
+use backbones::outputs;
 use clap::Args;
 use detection::import::{import_torchvision, TorchvisionDetector};
 use std::path::PathBuf;
@@ -42,16 +43,18 @@ fn parse_bn_eps(text: &str) -> Result<f64, String> {
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let Source::Torchvision = args.from;
+    let mut inputs = vec![outputs::named(&args.input, "the state dict")];
+    if let Some(classes) = &args.classes {
+        inputs.push(outputs::named(classes, "the class list"));
+    }
+    outputs::check(
+        &inputs,
+        &[outputs::named(&args.output, "the checkpoint")],
+        true,
+    )
+    .map_err(BadInput)?;
     let classes = match &args.classes {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| BadInput(format!("{}: {e}", path.display())))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ),
+        Some(path) => Some(datasets::class_list::read(path).map_err(|e| BadInput(e.to_string()))?),
         None => None,
     };
     let ckpt = import_torchvision(&args.input, args.arch, args.bn_eps, classes)?;

@@ -3,6 +3,7 @@
 use crate::cli_error::BadInput;
 use anyhow::Context;
 use backbones::device::parse_device;
+use backbones::outputs;
 use clap::Args;
 use detection::draw::draw_detections;
 use detection::model::load::Detector;
@@ -36,6 +37,17 @@ pub struct PredictArgs {
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device).map_err(BadInput)?;
+    if let Some(out) = &args.out {
+        outputs::check(
+            &[
+                outputs::named(&args.ckpt, "the checkpoint"),
+                outputs::named(&args.image, "the image"),
+            ],
+            &[outputs::named(out, "the drawing")],
+            true,
+        )
+        .map_err(BadInput)?;
+    }
     let detector = Detector::from_checkpoint(&args.ckpt, device)?;
     let image = datasets::image_io::load_rgb(&args.image)?;
     let mut detections = predict(&detector, &image);

@@ -60,7 +60,7 @@ pub struct BenchArgs {
     iters: usize,
     #[arg(
         long,
-        value_parser = clap::value_parser!(i32).range(1..=1024),
+        value_parser = backbones::limits::flag_threads(),
         help = "CPU threads for libtorch (default: libtorch's choice) [1 to 1024]"
     )]
     threads: Option<i32>,

@@ -61,6 +61,9 @@ pub struct EvalArgs {
     /// (single-scale only).
     #[arg(long)]
     native_size: bool,
+    /// Score the first N images of the split only (in file-name order), for quick checks.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_samples: Option<u64>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -83,7 +86,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 ))
                 .into());
             };
-            let dataset = Ade20kDataset::open(root, &args.split)?;
+            let mut dataset = Ade20kDataset::open(root, &args.split)?;
+            if let Some(n) = args.max_samples {
+                dataset.truncate(n as usize);
+            }
             (
                 evaluate_predictions(&dataset, dir)?,
                 dataset.classes().to_vec(),
@@ -95,7 +101,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if args.native_size {
                 model.preprocess.resize_shorter = None;
             }
-            let source = SegmentationSource::open(&spec, &args.split)?;
+            let mut source = SegmentationSource::open(&spec, &args.split)?;
+            if let Some(n) = args.max_samples {
+                source.truncate(n as usize);
+            }
             if source.classes().len() != model.classes.len() {
                 return Err(BadInput(format!(
                     "{}: the model has {} classes but {} has {}",

@@ -1,4 +1,5 @@
 use crate::cli_error::BadInput;
+use backbones::outputs;
 use clap::Args;
 use segmentation::import::{import_torchvision, Framework, TorchvisionFcn};
 use std::path::PathBuf;
@@ -24,20 +25,18 @@ pub struct ImportArgs {
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let Framework::Torchvision = args.from;
+    let mut inputs = vec![outputs::named(&args.input, "the state dict")];
+    if let Some(classes) = &args.classes {
+        inputs.push(outputs::named(classes, "the class list"));
+    }
+    outputs::check(
+        &inputs,
+        &[outputs::named(&args.output, "the checkpoint")],
+        true,
+    )
+    .map_err(BadInput)?;
     let classes = match &args.classes {
-        Some(path) => Some(
-            datasets::input_file::read_text_bounded(
-                path,
-                datasets::limits::MAX_TEXT_FILE_BYTES,
-                "a class list",
-            )
-            .map_err(|e| BadInput(e.to_string()))?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect(),
-        ),
+        Some(path) => Some(datasets::class_list::read(path).map_err(|e| BadInput(e.to_string()))?),
         None => None,
     };
     let ckpt = import_torchvision(&args.input, args.arch, classes)?;

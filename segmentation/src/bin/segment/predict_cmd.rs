@@ -1,6 +1,7 @@
 use crate::cli_error::BadInput;
 use anyhow::Context;
 use backbones::device::parse_device;
+use backbones::outputs;
 use clap::Args;
 use segmentation::predict::Prediction;
 use segmentation::Segmenter;
@@ -36,6 +37,19 @@ pub struct PredictArgs {
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device).map_err(BadInput)?;
+    let mut written = vec![outputs::named(&args.out, "the mask")];
+    if let Some(overlay) = &args.overlay {
+        written.push(outputs::named(overlay, "the overlay"));
+    }
+    outputs::check(
+        &[
+            outputs::named(&args.ckpt, "the checkpoint"),
+            outputs::named(&args.image, "the image"),
+        ],
+        &written,
+        true,
+    )
+    .map_err(BadInput)?;
     let mut model = Segmenter::from_checkpoint(&args.ckpt, device)?;
     if args.native_size {
         model.preprocess.resize_shorter = None;
@@ -44,12 +58,23 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     model.check_input(&args.image, image.width() as usize, image.height() as usize)?;
     let prediction = Prediction::of(&model, &image);
     let png = prediction.png().context("encoding the mask")?;
-    std::fs::write(&args.out, png)
+    // Both files are encoded before either is written, and each is written atomically.
+    let overlay = match &args.overlay {
+        Some(path) => {
+            let format = image::ImageFormat::from_path(path).unwrap_or(image::ImageFormat::Png);
+            let mut bytes = Vec::new();
+            prediction
+                .overlay(&image)
+                .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+                .with_context(|| format!("{}: cannot encode the overlay", path.display()))?;
+            Some((path, bytes))
+        }
+        None => None,
+    };
+    backbones::atomic_write::write(&args.out, &png)
         .with_context(|| format!("{}: cannot write", args.out.display()))?;
-    if let Some(path) = &args.overlay {
-        prediction
-            .overlay(&image)
-            .save(path)
+    if let Some((path, bytes)) = overlay {
+        backbones::atomic_write::write(path, &bytes)
             .with_context(|| format!("{}: cannot write the overlay", path.display()))?;
     }
     let areas = prediction.areas(&model.classes);
