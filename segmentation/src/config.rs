@@ -251,7 +251,10 @@ mod tests {
         ade.data.batch_size = 1;
         ade.validate().unwrap();
         ade.data.batch_size = 6;
-        assert!(ade.validate().unwrap_err().contains("model.loss_group_images"));
+        assert!(ade
+            .validate()
+            .unwrap_err()
+            .contains("model.loss_group_images"));
     }
 
     #[test]
