@@ -153,7 +153,7 @@ impl Metadata {
 
     /// Checks what every checkpoint's metadata must satisfy whatever its task: a known
     /// architecture name of sane length, a number of classes within bounds and as many class
-    /// names. Task-specific fields (the model config, the transform) are checked by the
+    /// names, none twice (torchvision's "N/A" placeholders aside). Task-specific fields (the model config, the transform) are checked by the
     /// task's own loader ([`crate::classifier::ClassifierSpec`] for classification).
     pub fn validate(&self, path: &Path) -> Result<()> {
         if self.arch.is_empty() || self.arch.len() > limits::NAME_LEN {
@@ -177,6 +177,16 @@ impl Metadata {
                     "lists {} class names but num_classes is {}",
                     self.classes.len(),
                     self.num_classes
+                ),
+            ));
+        }
+        if let Some(name) = datasets::class_list::first_duplicate(&self.classes) {
+            return Err(CheckpointError::field(
+                path,
+                "classes",
+                format!(
+                    "names class {} twice (two classes of one name cannot be told apart)",
+                    short(&format!("{name:?}"))
                 ),
             ));
         }
@@ -562,4 +572,38 @@ pub fn load_into(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod metadata_tests {
+    use super::*;
+
+    fn metadata(classes: &[&str]) -> Metadata {
+        Metadata {
+            task: Task::Detection,
+            arch: "fasterrcnn_resnet50_fpn".into(),
+            num_classes: classes.len() as i64,
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            model: serde_json::Value::Null,
+            transform: None,
+            config: None,
+            epoch: None,
+            iter: None,
+            metrics: None,
+        }
+    }
+
+    #[test]
+    fn a_class_named_twice_is_refused_but_torchvision_placeholders() {
+        let path = Path::new("model.safetensors");
+        let err = metadata(&["cat", "dog", "cat"])
+            .validate(path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names class \"cat\" twice"), "{err}");
+        assert!(err.contains("model.safetensors"), "{err}");
+        metadata(&["person", "N/A", "car", "N/A"])
+            .validate(path)
+            .unwrap();
+    }
 }

@@ -22,9 +22,25 @@ pub fn read_optional(dir: &Path) -> Result<Option<Vec<String>>> {
     }
 }
 
+/// The name torchvision gives the rows of its COCO predictor that no category uses (its
+/// list keeps COCO's original 91-id numbering): the one name that may repeat.
+pub const UNUSED_ROW_NAME: &str = "N/A";
+
+/// The first name `names` lists a second time, [`UNUSED_ROW_NAME`] aside. Reports, result
+/// files (one comp4 file per class name) and checkpoints name classes, so two classes of one
+/// name could not be told apart.
+pub fn first_duplicate(names: &[String]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .filter(|name| name.as_str() != UNUSED_ROW_NAME)
+        .find(|name| !seen.insert(name.as_str()))
+        .map(String::as_str)
+}
+
 /// Reads a class list named on the command line (`--classes FILE`): a regular file of at most
-/// [`MAX_CLASS_LIST_BYTES`], one name per line, blank lines skipped. A name may repeat
-/// (torchvision's COCO list has several "N/A" rows).
+/// [`MAX_CLASS_LIST_BYTES`], one name per line, blank lines skipped. No name may repeat but
+/// torchvision's placeholder [`UNUSED_ROW_NAME`].
 pub fn read(path: &Path) -> Result<Vec<String>> {
     let text = read_text_bounded(path, MAX_CLASS_LIST_BYTES, "a class list")?;
     let names: Vec<String> = text
@@ -35,6 +51,12 @@ pub fn read(path: &Path) -> Result<Vec<String>> {
         .collect();
     if names.is_empty() {
         return Err(DataError::invalid(path, "lists no class names"));
+    }
+    if let Some(name) = first_duplicate(&names) {
+        return Err(DataError::invalid(
+            path,
+            format!("class \"{name}\" is listed twice"),
+        ));
     }
     Ok(names)
 }
@@ -84,6 +106,20 @@ mod tests {
         assert_eq!(
             parse("\n", p).unwrap_err().to_string(),
             "c.txt: lists no class names"
+        );
+    }
+
+    #[test]
+    fn a_command_line_list_refuses_duplicates_but_torchvision_placeholders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("classes.txt");
+        std::fs::write(&path, "person\nN/A\ncar\nN/A\n").unwrap();
+        assert_eq!(read(&path).unwrap(), vec!["person", "N/A", "car", "N/A"]);
+        std::fs::write(&path, "person\ncar\nperson\n").unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with("classes.txt: class \"person\" is listed twice"),
+            "{err}"
         );
     }
 }

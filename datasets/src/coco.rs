@@ -278,6 +278,41 @@ impl CocoDataset {
         Ok(())
     }
 
+    /// The whole file's ground truth checked as training and `--ckpt` evaluation read it:
+    /// every image's annotations (known category, a box of positive size on the image) and
+    /// no annotation of an image the file does not define. The first problem is the error.
+    /// Scoring a results file needs this up front: hotcoco would score a box of negative
+    /// width, or drop an annotation of an unknown category or image, without a word.
+    pub fn check_ground_truth(&self) -> Result<()> {
+        use rayon::prelude::*;
+        if let Some(orphan) = self.orphan_annotation_problems().into_iter().next() {
+            return Err(orphan);
+        }
+        match (0..self.len())
+            .into_par_iter()
+            .find_map_first(|i| self.detection_record(i).err())
+        {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// The number of annotations that are not crowd regions: what COCO's AP measures
+    /// against (pycocotools ignores crowd regions).
+    pub fn non_crowd_annotations(&self) -> usize {
+        self.coco
+            .dataset
+            .annotations
+            .iter()
+            .filter(|a| !a.iscrowd)
+            .count()
+    }
+
+    /// The annotation file as hotcoco read it (for its evaluator).
+    pub fn into_coco(self) -> COCO {
+        self.coco
+    }
+
     /// Annotations whose image id is not in the file (nothing reads them otherwise).
     pub fn orphan_annotation_problems(&self) -> Vec<DataError> {
         self.coco

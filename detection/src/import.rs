@@ -67,6 +67,20 @@ pub fn import_torchvision(
         .filter(|(name, _)| !name.ends_with(".num_batches_tracked"))
         .map(|(name, t)| (modern_name(&name), t))
         .collect();
+    // Every parameter and buffer of torchvision's Faster R-CNN is floating point (its frozen
+    // batch norm has no counter; a regular one's is dropped above). An integer or boolean
+    // tensor means a file that is not what it claims (a quantized model, say), and copying
+    // it into float weights would turn its codes into numbers without a word. Half and
+    // double precision widen or round to float exactly as torchvision's `.float()` would.
+    if let Some((name, tensor)) = tensors.iter().find(|(_, t)| !t.is_floating_point()) {
+        return Err(CheckpointError::content(
+            input,
+            format!(
+                "{name} is {:?}; torchvision's Faster R-CNN has floating-point tensors only",
+                tensor.kind()
+            ),
+        ));
+    }
     const SCORES: &str = "roi_heads.box_predictor.cls_score.weight";
     let rows = match tensors.get(SCORES).map(|t| t.size()).as_deref() {
         Some(&[rows, _]) => rows,

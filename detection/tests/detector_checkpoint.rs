@@ -203,6 +203,56 @@ fn detect_import_reads_the_older_key_spelling_and_refuses_bad_files() {
     assert!(tensors.contains_key("rpn.head.conv.0.0.weight"));
 }
 
+/// torchvision's Faster R-CNN holds floating-point tensors only: an integer one is refused,
+/// naming it and its dtype (it used to become F32 without a word); a half-precision state
+/// dict (`model.half()`) widens exactly, as `.float()` would.
+#[test]
+fn detect_import_refuses_integer_tensors_and_widens_half_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = detector_checkpoint("resnet50", 2).tensors;
+    let output = dir.path().join("imported.safetensors");
+    const NAME: &str = "backbone.body.layer1.0.conv1.weight";
+    let integer: NamedTensors = ours
+        .iter()
+        .map(|(name, t)| match name.as_str() {
+            NAME => (name.clone(), t.to_kind(Kind::Int64)),
+            _ => (name.clone(), t.shallow_clone()),
+        })
+        .collect();
+    let input = dir.path().join("integer.safetensors");
+    write_safetensors(&input, &integer, None).unwrap();
+    let run = detect(&[&input, &output]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{NAME} is Int64; torchvision's Faster R-CNN has floating-point tensors only"
+        )),
+        "{stderr}"
+    );
+    assert!(!output.exists());
+
+    let half: NamedTensors = ours
+        .iter()
+        .map(|(name, t)| (name.clone(), t.to_kind(Kind::Half)))
+        .collect();
+    let input = dir.path().join("half.safetensors");
+    write_safetensors(&input, &half, None).unwrap();
+    let run = detect(&[&input, &output]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let imported = Checkpoint::read(&output).unwrap();
+    for (name, t) in &half {
+        assert!(
+            imported.tensors[name].equal(&t.to_kind(Kind::Float)),
+            "{name} changed"
+        );
+    }
+}
+
 #[test]
 fn detect_predict_refuses_a_classifier_and_a_missing_image() {
     let dir = tempfile::tempdir().unwrap();

@@ -39,6 +39,13 @@ fn a_hand_made_case_gives_the_ap_worked_out_by_hand() {
     };
     ev.add_detections(1, &first).unwrap();
     ev.add_detections(2, &second).unwrap();
+    // An image id the file does not have is refused.
+    let err = ev.add_detections(99, &first).unwrap_err();
+    assert!(err.is_bad_input());
+    assert!(
+        err.to_string().starts_with("image id 99 is not in "),
+        "{err}"
+    );
     let report = ev.evaluate().unwrap();
     // Cat, ranked: TP (IoU 1 at every threshold), FP. Recall 0.5 at precision 1, never more:
     // the 101-point interpolation takes precision 1 at recall 0, 0.01, ..., 0.5 (51 points)
@@ -56,14 +63,6 @@ fn a_hand_made_case_gives_the_ap_worked_out_by_hand() {
     assert_eq!(report.per_class.len(), 1);
     assert_eq!(report.per_class[0].0, "cat");
     assert!((report.per_class[0].1 - expected).abs() < 1e-12);
-
-    // An image id the file does not have is refused.
-    let err = ev.add_detections(99, &first).unwrap_err();
-    assert!(err.is_bad_input());
-    assert!(
-        err.to_string().starts_with("image id 99 is not in "),
-        "{err}"
-    );
 }
 
 #[test]

@@ -348,3 +348,232 @@ fn coco_results_files_are_scored_with_hotcoco() {
         "{stderr}"
     );
 }
+
+/// The ground truth of a results file is read as training and `datasets check` read it:
+/// each of these used to be scored (an image defined twice gave mAP 1, a box of width -5
+/// 0.875, unknown categories and images vanished, a duplicated annotation id halved AP,
+/// no annotations gave -1), and is now an error naming the file and the problem.
+#[test]
+fn coco_ground_truth_problems_are_refused_not_scored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results.json");
+    std::fs::write(
+        &results,
+        r#"[{"image_id": 1, "category_id": 7, "bbox": [10, 20, 200, 100], "score": 0.9},
+            {"image_id": 2, "category_id": 7, "bbox": [300, 200, 200, 100], "score": 0.8}]"#,
+    )
+    .unwrap();
+    let annotations = tmp.path().join("instances_val.json");
+    let data = format!("coco:{}", annotations.display());
+    let base: serde_json::Value = serde_json::from_str(COCO_GROUND_TRUTH).unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 7] = [
+        (
+            "an image defined twice",
+            |gt| {
+                let first = gt["images"][0].clone();
+                gt["images"].as_array_mut().unwrap().push(first);
+            },
+            "image id 1 is defined twice",
+        ),
+        (
+            "a box of negative width",
+            |gt| gt["annotations"][1]["bbox"] = serde_json::json!([300, 200, -5, 100]),
+            "annotation 2 (image 2): empty box [300, 200, -5, 100]",
+        ),
+        (
+            "an unknown category",
+            |gt| gt["annotations"][1]["category_id"] = 999.into(),
+            "annotation 2 (image 2): unknown category id 999",
+        ),
+        (
+            "an unknown image",
+            |gt| gt["annotations"][1]["image_id"] = 424242.into(),
+            "annotation 2 refers to image id 424242, which the file does not define",
+        ),
+        (
+            "an annotation id defined twice",
+            |gt| gt["annotations"][1]["id"] = 1.into(),
+            "annotation id 1 is defined twice",
+        ),
+        (
+            "no annotations",
+            |gt| gt["annotations"] = serde_json::json!([]),
+            "no annotation that is not a crowd region, so there is nothing to measure",
+        ),
+        (
+            "only crowd regions",
+            |gt| {
+                for a in gt["annotations"].as_array_mut().unwrap() {
+                    a["iscrowd"] = 1.into();
+                }
+            },
+            "no annotation that is not a crowd region, so there is nothing to measure",
+        ),
+    ];
+    for (what, edit, expected) in cases {
+        let mut gt = base.clone();
+        edit(&mut gt);
+        std::fs::write(&annotations, gt.to_string()).unwrap();
+        let out = run(
+            "detect",
+            &[
+                "eval",
+                "--detections",
+                results.to_str().unwrap(),
+                "--data",
+                &data,
+                "--json",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        assert!(out.stdout.is_empty(), "{what}: a score was printed");
+        assert!(
+            stderr.contains(&format!("instances_val.json: {expected}")),
+            "{what}: {stderr}"
+        );
+    }
+}
+
+/// Whether `detect ARGS` succeeds with its address space capped at `cap_mib` MiB. malloc
+/// keeps one arena (each further one reserves 64 MiB, created or not as threads happen to
+/// contend) and rayon two threads, so that the cap measures the same thing each run.
+fn succeeds_within(cap_mib: u64, args: &[&str]) -> bool {
+    let mut cmd = std::process::Command::new(e2e::bin("detect"));
+    cmd.args(args)
+        .env("MALLOC_ARENA_MAX", "1")
+        .env("RAYON_NUM_THREADS", "2");
+    e2e::measure_within(&mut cmd, std::time::Duration::from_secs(120), cap_mib << 20)
+        .status
+        .success()
+}
+
+/// The smallest address-space cap (to 4 MiB) under which `detect ARGS` succeeds: libtorch's
+/// libraries alone map gigabytes, which differ from machine to machine.
+fn least_address_space_mib(args: &[&str]) -> u64 {
+    let (mut fails, mut works) = (0u64, 64 << 10);
+    assert!(
+        succeeds_within(works, args),
+        "detect {args:?} fails even at 64 GiB"
+    );
+    while works - fails > 4 {
+        let mid = (fails + works) / 2;
+        match succeeds_within(mid, args) {
+            true => works = mid,
+            false => fails = mid,
+        }
+    }
+    works
+}
+
+/// Detection result files are read into compact records, one line or entry at a time: a
+/// comp4 folder costs less than twice its size (48 bytes a detection), a COCO results file
+/// less than five times (hotcoco's ~200-byte records and its own copy during evaluation).
+/// Each run is held to that by an address-space cap above what a tiny file needs, so one
+/// that grows past it fails. (Before: comp4 lines went through two growing copies, about
+/// 4x a file's size; COCO results through three, about 7x.)
+#[test]
+fn large_result_files_cost_a_small_multiple_of_their_size() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let voc = voc_folder(tmp.path());
+    let data = format!("voc:{}", voc.display());
+    let tiny = tmp.path().join("tiny");
+    std::fs::create_dir_all(&tiny).unwrap();
+    std::fs::write(
+        tiny.join("comp4_det_test_cat.txt"),
+        "000001 0.9 1 1 10 10\n",
+    )
+    .unwrap();
+    let large = tmp.path().join("large");
+    std::fs::create_dir_all(&large).unwrap();
+    let mut bytes = 0u64;
+    for class in ["cat", "dog", "bird"] {
+        let path = large.join(format!("comp4_det_test_{class}.txt"));
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        // Just past a power of two, where a doubling list holds twice what it needs.
+        for i in 0..140_000u32 {
+            let (x, y) = (1 + i % 40, 1 + (i / 40) % 40);
+            writeln!(
+                file,
+                "00000{} 0.{:06} {x}.5 {y}.25 {}.5 {}.75",
+                1 + i % 3,
+                (i * 7919) % 1_000_000,
+                x + 10 + i % 13,
+                y + 8 + i % 11
+            )
+            .unwrap();
+        }
+        file.flush().unwrap();
+        bytes += std::fs::metadata(&path).unwrap().len();
+    }
+    let args = |dir: &Path| {
+        [
+            "eval".to_string(),
+            "--detections".into(),
+            dir.display().to_string(),
+            "--data".into(),
+            data.clone(),
+        ]
+    };
+    let tiny_args = args(&tiny);
+    let tiny_args: Vec<&str> = tiny_args.iter().map(String::as_str).collect();
+    let base = least_address_space_mib(&tiny_args);
+    let large_args = args(&large);
+    let large_args: Vec<&str> = large_args.iter().map(String::as_str).collect();
+    let mib = bytes >> 20;
+    assert!(
+        succeeds_within(base + 2 * mib + 16, &large_args),
+        "{mib} MiB of comp4 files need more than twice their size (a tiny file needs {base} MiB)"
+    );
+
+    let annotations = tmp.path().join("instances_val.json");
+    std::fs::write(&annotations, COCO_GROUND_TRUTH).unwrap();
+    let data = format!("coco:{}", annotations.display());
+    let tiny = tmp.path().join("tiny.json");
+    std::fs::write(
+        &tiny,
+        r#"[{"image_id": 1, "category_id": 7, "bbox": [10, 20, 200, 100], "score": 0.9}]"#,
+    )
+    .unwrap();
+    let large = tmp.path().join("large.json");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&large).unwrap());
+    write!(file, "[").unwrap();
+    for i in 0..300_000u32 {
+        let separator = if i == 0 { "" } else { "," };
+        write!(
+            file,
+            r#"{separator}{{"image_id": {}, "category_id": 7, "bbox": [{}.5, {}.25, {}.5, {}.75], "score": 0.{:06}}}"#,
+            1 + i % 2,
+            i % 400,
+            i % 300,
+            20 + i % 200,
+            10 + i % 150,
+            (i * 7919) % 1_000_000
+        )
+        .unwrap();
+    }
+    write!(file, "]").unwrap();
+    file.flush().unwrap();
+    drop(file);
+    let mib = std::fs::metadata(&large).unwrap().len() >> 20;
+    let coco_args = |path: &Path| {
+        [
+            "eval".to_string(),
+            "--detections".into(),
+            path.display().to_string(),
+            "--data".into(),
+            data.clone(),
+        ]
+    };
+    let tiny_args = coco_args(&tiny);
+    let tiny_args: Vec<&str> = tiny_args.iter().map(String::as_str).collect();
+    let base = least_address_space_mib(&tiny_args);
+    let large_args = coco_args(&large);
+    let large_args: Vec<&str> = large_args.iter().map(String::as_str).collect();
+    assert!(
+        succeeds_within(base + 5 * mib + 16, &large_args),
+        "a {mib} MiB COCO results file needs more than five times its size (a tiny one needs {base} MiB)"
+    );
+}

@@ -234,3 +234,36 @@ fn a_killed_run_resumes_to_the_same_weights() {
         "resumed weights differ from an uninterrupted run's"
     );
 }
+
+/// A validation split with no object that is not difficult has no mAP: it used to report
+/// "val map 0.0000" and pick a `best` by it; now it is refused before any training.
+#[test]
+fn a_validation_split_with_nothing_to_measure_is_refused_before_training() {
+    let f = fixture(1);
+    let devkit = f.root.join("scenes/VOCdevkit");
+    let mut marked = 0;
+    for year in std::fs::read_dir(&devkit).unwrap() {
+        let year = year.unwrap().path();
+        let Ok(list) = std::fs::read_to_string(year.join("ImageSets/Main/test.txt")) else {
+            continue;
+        };
+        for id in list.split_whitespace() {
+            let path = year.join(format!("Annotations/{id}.xml"));
+            let xml = std::fs::read_to_string(&path).unwrap();
+            let xml = match xml.contains("<difficult>0</difficult>") {
+                true => xml.replace("<difficult>0</difficult>", "<difficult>1</difficult>"),
+                false => xml.replace("<object>", "<object><difficult>1</difficult>"),
+            };
+            std::fs::write(&path, xml).unwrap();
+            marked += 1;
+        }
+    }
+    assert!(marked > 0, "no test images in {}", devkit.display());
+    let out = f.root.join("run");
+    let stderr = run_err("detect", &finetune_args(&f, out.to_str().unwrap(), &[]), 2);
+    assert!(
+        stderr.contains("the test split has no object that is not difficult"),
+        "{stderr}"
+    );
+    assert!(!out.join("metrics.jsonl").exists());
+}

@@ -8,6 +8,7 @@
 //! COCO boxes are continuous like this project's, so nothing is added or removed.
 
 use super::ImageDetections;
+use datasets::coco::CocoDataset;
 use datasets::input_file::open_regular;
 use datasets::limits::MAX_JSON_FILE_BYTES;
 use datasets::DataError;
@@ -53,19 +54,6 @@ pub fn coco_results(
 
 /// The longest results file read (COCO val2017 with 100 detections per image is ~50 MB).
 pub const MAX_RESULTS_FILE_BYTES: u64 = MAX_JSON_FILE_BYTES;
-
-/// Reads a COCO results file (untrusted: a regular file of bounded length, a JSON array of
-/// `{"image_id", "category_id", "bbox", "score"}` objects).
-pub fn read_results(path: &Path) -> Result<Vec<CocoResult>, CocoEvalError> {
-    let (file, _) = open_regular(path, MAX_RESULTS_FILE_BYTES, "a COCO results JSON file")?;
-    let reader = std::io::BufReader::new(std::io::Read::take(file, MAX_RESULTS_FILE_BYTES));
-    serde_json::from_reader(reader).map_err(|e| CocoEvalError::Results {
-        path: path.to_path_buf(),
-        message: format!(
-            "not a COCO results array [{{\"image_id\", \"category_id\", \"bbox\": [x, y, w, h], \"score\"}}] ({e})"
-        ),
-    })
-}
 
 /// Writes a COCO results file atomically.
 pub fn write_results(path: &Path, results: &[CocoResult]) -> std::io::Result<()> {
@@ -127,27 +115,24 @@ pub struct CocoEvaluator {
 }
 
 impl CocoEvaluator {
+    /// Reads the ground truth with the reader training and `datasets check` use, and
+    /// refuses what they refuse (ids defined twice, annotations of unknown categories or
+    /// images, boxes of no size or off their image), and a file with no object to measure
+    /// (pycocotools would report AP -1).
     pub fn open(annotations: &Path) -> Result<Self, CocoEvalError> {
-        // hotcoco opens the file itself: refuse FIFOs, devices and huge files first.
-        drop(open_regular(
-            annotations,
-            MAX_JSON_FILE_BYTES,
-            "a COCO annotation file",
-        )?);
-        let ground_truth = COCO::new(annotations).map_err(|e| CocoEvalError::Annotations {
-            path: annotations.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let mut category_ids: Vec<u64> = ground_truth
-            .dataset
-            .categories
-            .iter()
-            .map(|c| c.id)
-            .collect();
-        category_ids.sort_unstable();
+        let dataset = CocoDataset::open(annotations, None)?;
+        dataset.check_ground_truth()?;
+        if dataset.non_crowd_annotations() == 0 {
+            return Err(CocoEvalError::Annotations {
+                path: annotations.to_path_buf(),
+                message: "no annotation that is not a crowd region, so there is nothing to measure"
+                    .into(),
+            });
+        }
+        let category_ids = dataset.category_ids().to_vec();
         Ok(CocoEvaluator {
             path: annotations.to_path_buf(),
-            ground_truth,
+            ground_truth: dataset.into_coco(),
             category_ids,
             results: Vec::new(),
         })
@@ -191,52 +176,97 @@ impl CocoEvaluator {
         results: &[CocoResult],
     ) -> Result<(), CocoEvalError> {
         for (i, r) in results.iter().enumerate() {
-            let bad = |message: String| CocoEvalError::Results {
-                path: path.to_path_buf(),
-                message: format!("entry {i}: {message}"),
-            };
-            if self.ground_truth.get_img(r.image_id).is_none() {
-                return Err(bad(format!(
-                    "image_id {} is not in {}",
-                    r.image_id,
-                    self.path.display()
-                )));
-            }
-            if self.category_ids.binary_search(&r.category_id).is_err() {
-                return Err(bad(format!(
-                    "category_id {} is not a category of {}",
-                    r.category_id,
-                    self.path.display()
-                )));
-            }
-            let [_, _, w, h] = r.bbox;
-            if !(r.score.is_finite()
-                && r.bbox.iter().all(|v| v.is_finite())
-                && w >= 0.0
-                && h >= 0.0)
-            {
-                return Err(bad(format!(
-                    "bbox {:?} with score {} is not a finite box of non-negative size [x, y, w, h]",
-                    r.bbox, r.score
-                )));
-            }
+            self.add_result(path, i, r)?;
         }
-        self.results.extend(results.iter().map(|r| Annotation {
+        Ok(())
+    }
+
+    /// Reads the COCO results file `path` (untrusted: a regular file of bounded length, a
+    /// JSON array of `{"image_id", "category_id", "bbox", "score"}` objects) and adds its
+    /// entries as [`Self::add_results`] does. The array is read one entry at a time into
+    /// the evaluator's own records, so a file costs little more than hotcoco's copy of it.
+    /// Returns the number of entries.
+    pub fn read_results(&mut self, path: &Path) -> Result<usize, CocoEvalError> {
+        let (file, _) = open_regular(path, MAX_RESULTS_FILE_BYTES, "a COCO results JSON file")?;
+        let reader = std::io::BufReader::new(std::io::Read::take(file, MAX_RESULTS_FILE_BYTES));
+        let mut deserializer = serde_json::Deserializer::from_reader(reader);
+        let before = self.results.len();
+        let mut entry_error = None;
+        let read = serde::Deserializer::deserialize_seq(
+            &mut deserializer,
+            ResultsVisitor {
+                evaluator: self,
+                path,
+                error: &mut entry_error,
+            },
+        )
+        .and_then(|()| deserializer.end());
+        if let Some(e) = entry_error {
+            return Err(e);
+        }
+        read.map_err(|e| CocoEvalError::Results {
+            path: path.to_path_buf(),
+            message: format!(
+                "not a COCO results array [{{\"image_id\", \"category_id\", \"bbox\": [x, y, w, h], \"score\"}}] ({e})"
+            ),
+        })?;
+        self.results.shrink_to_fit();
+        Ok(self.results.len() - before)
+    }
+
+    /// Checks entry `index` of the results file `path` and adds it.
+    fn add_result(
+        &mut self,
+        path: &Path,
+        index: usize,
+        r: &CocoResult,
+    ) -> Result<(), CocoEvalError> {
+        let bad = |message: String| CocoEvalError::Results {
+            path: path.to_path_buf(),
+            message: format!("entry {index}: {message}"),
+        };
+        if self.ground_truth.get_img(r.image_id).is_none() {
+            return Err(bad(format!(
+                "image_id {} is not in {}",
+                r.image_id,
+                self.path.display()
+            )));
+        }
+        if self.category_ids.binary_search(&r.category_id).is_err() {
+            return Err(bad(format!(
+                "category_id {} is not a category of {}",
+                r.category_id,
+                self.path.display()
+            )));
+        }
+        let [_, _, w, h] = r.bbox;
+        if !(r.score.is_finite() && r.bbox.iter().all(|v| v.is_finite()) && w >= 0.0 && h >= 0.0) {
+            return Err(bad(format!(
+                "bbox {:?} with score {} is not a finite box of non-negative size [x, y, w, h]",
+                r.bbox, r.score
+            )));
+        }
+        // Grown by a quarter rather than doubled: hotcoco's records are ~200 bytes, and
+        // millions of them would otherwise reserve up to twice what they hold.
+        if self.results.len() == self.results.capacity() {
+            self.results.reserve_exact(self.results.len() / 4 + 1024);
+        }
+        self.results.push(Annotation {
             image_id: r.image_id,
             category_id: r.category_id,
             bbox: Some(r.bbox),
             score: Some(r.score),
             ..Default::default()
-        }));
+        });
         Ok(())
     }
 
-    /// pycocotools' bbox evaluation of everything added.
-    pub fn evaluate(&self) -> Result<CocoReport, CocoEvalError> {
+    /// pycocotools' bbox evaluation of everything added (handed to hotcoco, not copied).
+    pub fn evaluate(self) -> Result<CocoReport, CocoEvalError> {
         let evaluation = |e: hotcoco::error::Error| CocoEvalError::Evaluation(e.to_string());
         let detections = self
             .ground_truth
-            .load_res_anns(self.results.clone())
+            .load_res_anns(self.results)
             .map_err(evaluation)?;
         let mut eval = COCOeval::new(self.ground_truth.clone(), detections, IouType::Bbox);
         eval.evaluate().map_err(evaluation)?;
@@ -261,5 +291,33 @@ impl CocoEvaluator {
             })
             .collect();
         Ok(CocoReport { stats, per_class })
+    }
+}
+
+/// Reads a results array entry by entry into a [`CocoEvaluator`]; the first bad entry stops
+/// the read and is kept in `error` (serde's own error could not carry it).
+struct ResultsVisitor<'a> {
+    evaluator: &'a mut CocoEvaluator,
+    path: &'a Path,
+    error: &'a mut Option<CocoEvalError>,
+}
+
+impl<'de> serde::de::Visitor<'de> for ResultsVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of results")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while let Some(result) = seq.next_element::<CocoResult>()? {
+            if let Err(e) = self.evaluator.add_result(self.path, index, &result) {
+                *self.error = Some(e);
+                return Err(serde::de::Error::custom("a bad entry"));
+            }
+            index += 1;
+        }
+        Ok(())
     }
 }

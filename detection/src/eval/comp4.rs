@@ -15,7 +15,7 @@
 //! writes `x + 1` for all four), with every number in its shortest exact decimal form, so
 //! reading the files back gives the same boxes and scores bit for bit.
 
-use super::voc::{continuous_box, devkit_box, Detection, VocEvaluator};
+use super::voc::{continuous_box, devkit_box, ClassDetections, DevkitBox, VocEvaluator};
 use super::ImageDetections;
 use datasets::input_file::open_regular;
 use datasets::DataError;
@@ -71,20 +71,21 @@ pub struct Comp4Summary {
 }
 
 /// Reads `dir`'s comp4 files for `split` into `evaluator`, whose images must already be
-/// added (ids are looked up there). Files are parsed in parallel and added in class order,
-/// each in its line order (which decides ties).
+/// added (ids are looked up there). Files are parsed in parallel, each line straight into
+/// its class's compact list (48 bytes a detection, about a line's length), which the
+/// evaluator then takes over whole: a folder costs about its size in memory, not a copy per
+/// stage. Each class keeps its line order (which decides ties).
 pub fn read_dir(
     dir: &Path,
     split: &str,
     evaluator: &mut VocEvaluator,
 ) -> Result<Comp4Summary, Comp4Error> {
     let files = class_files(dir, split, evaluator.classes())?;
-    let parsed: Vec<Option<Vec<(usize, Detection)>>> = files
+    let parsed: Vec<Option<ClassDetections>> = files
         .par_iter()
-        .enumerate()
-        .map(|(class, path)| {
+        .map(|path| {
             path.as_ref()
-                .map(|path| read_file(path, class, split, evaluator))
+                .map(|path| read_file(path, split, evaluator))
                 .transpose()
         })
         .collect::<Result<_, _>>()?;
@@ -98,11 +99,9 @@ pub fn read_dir(
         };
         summary.files += 1;
         summary.detections += detections.len();
-        for (image, detection) in detections {
-            evaluator
-                .add_detections(image, &[detection])
-                .expect("ids, classes and values were checked while parsing");
-        }
+        evaluator
+            .add_class_detections(class, detections)
+            .expect("ids, classes and values were checked while parsing");
     }
     Ok(summary)
 }
@@ -146,13 +145,12 @@ fn class_files(
 
 fn read_file(
     path: &Path,
-    class: usize,
     split: &str,
     evaluator: &VocEvaluator,
-) -> Result<Vec<(usize, Detection)>, Comp4Error> {
+) -> Result<ClassDetections, Comp4Error> {
     let (file, _) = open_regular(path, MAX_COMP4_FILE_BYTES, "a comp4 detection file")?;
     let mut reader = BufReader::new(file.take(MAX_COMP4_FILE_BYTES + 1));
-    let mut detections = Vec::new();
+    let mut detections = ClassDetections::default();
     let mut line = Vec::new();
     let mut read = 0u64;
     for number in 1.. {
@@ -184,20 +182,21 @@ fn read_file(
         if text.trim().is_empty() {
             continue;
         }
-        let (id, detection) = parse_line(text, class).map_err(&bad)?;
+        let (id, score, bbox) = parse_line(text).map_err(&bad)?;
         let image = evaluator.image_index(id).ok_or_else(|| {
             bad(format!(
                 "image id \"{}\" is not in the \"{split}\" split",
                 id.escape_debug()
             ))
         })?;
-        detections.push((image, detection));
+        detections.push(image, bbox, score);
     }
+    detections.shrink_to_fit();
     Ok(detections)
 }
 
 /// One line: `<id> <score> <xmin> <ymin> <xmax> <ymax>`.
-fn parse_line(text: &str, class: usize) -> Result<(&str, Detection), String> {
+fn parse_line(text: &str) -> Result<(&str, f64, DevkitBox), String> {
     let fields: Vec<&str> = text.split_ascii_whitespace().collect();
     let [id, score, xmin, ymin, xmax, ymax] = fields[..] else {
         return Err(format!(
@@ -234,7 +233,7 @@ fn parse_line(text: &str, class: usize) -> Result<(&str, Detection), String> {
             bbox[0], bbox[1], bbox[2], bbox[3]
         ));
     }
-    Ok((id, Detection { bbox, class, score }))
+    Ok((id, score, bbox))
 }
 
 /// Writes one comp4 file per class into `dir` (each atomically; a class without detections
@@ -281,11 +280,11 @@ mod tests {
 
     #[test]
     fn lines_parse_and_bad_ones_say_what_is_wrong() {
-        let (id, d) = parse_line("000005 0.75 1 2.5 10 20\n", 3).unwrap();
+        let (id, score, bbox) = parse_line("000005 0.75 1 2.5 10 20\n").unwrap();
         assert_eq!(id, "000005");
-        assert_eq!(d.bbox, [1.0, 2.5, 10.0, 20.0]);
-        assert_eq!((d.score, d.class), (0.75, 3));
-        let err = |line: &str| parse_line(line, 0).unwrap_err();
+        assert_eq!(bbox, [1.0, 2.5, 10.0, 20.0]);
+        assert_eq!(score, 0.75);
+        let err = |line: &str| parse_line(line).unwrap_err();
         assert!(err("000005 0.75 1 2 10").starts_with("5 fields where 6 were expected"));
         assert_eq!(
             err("000005 nan 1 2 10 20"),
@@ -298,7 +297,7 @@ mod tests {
         assert_eq!(err("000005 0.5 1 2 x 20"), "xmax is \"x\", not a number");
         assert!(err("000005 0.5 10 10 5 20").contains("negative width or height"));
         // One pixel wide, and a sub-pixel box from a model (x2 - x1 = 0.5 in 0-based terms).
-        assert!(parse_line("a 0.5 10 10 10 10", 0).is_ok());
-        assert!(parse_line("a 0.5 10.5 10 10 10", 0).is_ok());
+        assert!(parse_line("a 0.5 10 10 10 10").is_ok());
+        assert!(parse_line("a 0.5 10.5 10 10 10").is_ok());
     }
 }

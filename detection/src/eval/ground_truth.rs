@@ -26,3 +26,14 @@ pub fn voc_evaluator(source: &DetectionSource) -> Result<VocEvaluator, DataError
     }
     Ok(evaluator)
 }
+
+/// Whether the ground truth of `evaluator` gives anything to measure: some class with a
+/// positive (non-difficult) box. Without one no AP exists, and a "map" of 0 would be
+/// reported and compared as if the model had found nothing.
+pub fn has_positives(evaluator: &VocEvaluator) -> bool {
+    // Without detections, evaluating only counts each class's boxes.
+    evaluator
+        .evaluate(super::voc::VocMetric::Voc12, 0.5)
+        .map
+        .is_some()
+}

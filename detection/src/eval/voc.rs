@@ -191,6 +191,44 @@ struct Ranked {
     bbox: DevkitBox,
 }
 
+/// One class's detections in the order they were read (which decides ties), 48 bytes each:
+/// what a reader of per-class result files fills and hands over whole
+/// ([`VocEvaluator::add_class_detections`]), so they are never held twice.
+#[derive(Default)]
+pub struct ClassDetections(Vec<Ranked>);
+
+impl ClassDetections {
+    /// Appends a detection of image `image` (an index from `add_image`); `score` and `bbox`
+    /// must be finite.
+    pub fn push(&mut self, image: usize, bbox: DevkitBox, score: f64) {
+        debug_assert!(score.is_finite() && bbox.iter().all(|v| v.is_finite()));
+        // Grown by a quarter rather than doubled: a list of millions of detections then
+        // reserves at most a quarter more than it holds.
+        if self.0.len() == self.0.capacity() {
+            self.0.reserve_exact(self.0.len() / 4 + 1024);
+        }
+        self.0.push(Ranked {
+            // + 0.0 turns -0.0 into 0.0, so the two tie as they do in numpy.
+            score: score + 0.0,
+            image: image as u32,
+            bbox,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Gives back what growing the list reserved beyond its length.
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+}
+
 /// Ground truth and detections of a whole split, added image by image, evaluated at the
 /// end. Adding is cheap (appends); `evaluate` sorts each class once and matches.
 pub struct VocEvaluator {
@@ -272,6 +310,36 @@ impl VocEvaluator {
                 image: image as u32,
                 bbox: d.bbox,
             });
+        }
+        Ok(())
+    }
+
+    /// Adds class `class`'s detections after those it has (moved in whole where it has
+    /// none). Every image index must be one `add_image` gave and every value finite.
+    pub fn add_class_detections(
+        &mut self,
+        class: usize,
+        detections: ClassDetections,
+    ) -> Result<(), VocEvalError> {
+        let count = self.classes.len();
+        let list = self
+            .detections
+            .get_mut(class)
+            .ok_or_else(|| VocEvalError::ClassOutOfRange {
+                image: String::new(),
+                class,
+                count,
+            })?;
+        if let Some(d) = detections
+            .0
+            .iter()
+            .find(|d| d.image as usize >= self.image_ids.len())
+        {
+            return Err(VocEvalError::UnknownImage(d.image as usize));
+        }
+        match list.is_empty() {
+            true => *list = detections.0,
+            false => list.extend(detections.0),
         }
         Ok(())
     }

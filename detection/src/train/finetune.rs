@@ -3,6 +3,7 @@
 
 use super::config::FinetuneConfig;
 use super::task::{Detection, DetectionLoader};
+use crate::eval::ground_truth::{has_positives, voc_evaluator};
 use crate::model::config::Design;
 use crate::model::load::{load_body, read_backbone_checkpoint};
 use crate::model::{DetectorConfig, FasterRcnn};
@@ -152,6 +153,15 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         bail!(TrainInputError(format!(
             "{spec_text}: the {} and {} splits name different classes",
             config.data.train_split, config.data.val_split
+        )));
+    }
+    // The validation split's annotations are read once here (in parallel, cheaply), so a
+    // split with nothing to measure is refused before any training.
+    let val_truth = voc_evaluator(&val_loader.dataset().source)?;
+    if !has_positives(&val_truth) {
+        bail!(TrainInputError(format!(
+            "{spec_text}: the {} split has no object that is not difficult, so validation has nothing to measure",
+            config.data.val_split
         )));
     }
     if train_loader.batches_per_epoch() == 0 {

@@ -150,9 +150,15 @@ impl Task for Detection {
         })?;
         let metric = self.config.voc_metric().map_err(anyhow::Error::msg)?;
         let report = evaluator.evaluate(metric, self.config.eval.iou);
+        // Refused at set-up; a split whose annotations changed since is refused here.
+        let map = report.map.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the {} split has no object that is not difficult: validation has nothing to measure",
+                self.config.data.val_split
+            )
+        })?;
         Ok(Metrics::from([
-            // No positive box in the whole split: nothing to find, nothing found.
-            ("map".to_string(), report.map.unwrap_or(0.0)),
+            ("map".to_string(), map),
             ("images".to_string(), images as f64),
         ]))
     }

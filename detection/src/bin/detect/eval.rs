@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, ValueEnum};
 use datasets::detection_data::DetectionSource;
 use datasets::spec::DatasetSpec;
-use detection::eval::coco::{self, CocoEvaluator};
+use detection::eval::coco::CocoEvaluator;
 use detection::eval::voc::{VocMetric, VocReport};
 use detection::eval::{comp4, ground_truth, report};
 use std::path::{Path, PathBuf};
@@ -216,8 +216,7 @@ fn eval_comp4(
 
 fn eval_coco_results(args: &EvalArgs, annotations: &Path, results: &Path) -> anyhow::Result<()> {
     let mut evaluator = CocoEvaluator::open(annotations)?;
-    let detections = coco::read_results(results)?;
-    evaluator.add_results(results, &detections)?;
+    evaluator.read_results(results)?;
     let report = evaluator
         .evaluate()
         .with_context(|| format!("evaluating {}", results.display()))?;
