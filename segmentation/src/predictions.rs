@@ -28,7 +28,9 @@ pub fn evaluate_predictions(dataset: &Ade20kDataset, dir: &Path) -> anyhow::Resu
     let mut confusion = ConfusionMatrix::new(k as i64, Device::Cpu);
     for (index, entry) in dataset.entries().iter().enumerate() {
         let path = dir.join(format!("{}.png", entry.stem));
-        if !path.is_file() {
+        // Only an absent path is "missing": a folder, FIFO or device link where the PNG should
+        // be is left to the bounded reader, whose error names what it is instead.
+        if std::fs::symlink_metadata(&path).is_err() {
             return Err(BadPrediction(format!(
                 "{}: missing: every image of the split needs a prediction PNG ({} has none)",
                 path.display(),

@@ -289,6 +289,15 @@ fn bad_prediction_folders_are_named() {
     let err = eval();
     assert!(err.contains(s(&first)) && err.contains("missing"), "{err}");
 
+    // Something that is there but is no file is named for what it is, not "missing".
+    std::fs::create_dir(&first).unwrap();
+    let err = eval();
+    assert!(
+        err.contains(s(&first)) && !err.contains("missing") && err.contains("folder"),
+        "{err}"
+    );
+    std::fs::remove_dir(&first).unwrap();
+
     image::GrayImage::from_pixel(48, 47, image::Luma([1]))
         .save(&first)
         .unwrap();
