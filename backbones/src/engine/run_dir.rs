@@ -158,6 +158,12 @@ impl RunDir {
                 "is a file, not a run folder; choose another --out".into(),
             )),
             Ok(_) => {
+                // A live run comes first, as `open` finds it: its folder already holds a state.
+                if let Some(holder) = RunLock::live_holder(root) {
+                    return Err(invalid(format!(
+                        "is in use by another run ({holder}); wait for it to end or choose another --out"
+                    )));
+                }
                 let has_state = root.join(Self::STATE).exists();
                 if resume && !has_state {
                     return Err(invalid(format!(
@@ -401,6 +407,23 @@ impl RunLock {
         write!(file, "{}", std::process::id()).map_err(io)?;
         file.flush().map_err(io)?;
         Ok(RunLock { _file: file })
+    }
+
+    /// Who holds the folder's lock, when a live process does; creates nothing (a folder
+    /// without a `lock` file has no live run).
+    fn live_holder(root: &Path) -> Option<String> {
+        let path = root.join(RunDir::LOCK);
+        let file = File::open(&path).ok()?;
+        // SAFETY: flock on a descriptor this function owns; it touches no memory. A lock
+        // taken here is released when `file` drops at the end of this function.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+        if locked == 0 {
+            return None;
+        }
+        Some(match Self::holder(&path) {
+            Some(pid) => format!("pid {pid}"),
+            None => "another process".to_string(),
+        })
     }
 
     /// The pid the holder wrote. It writes it just after taking the lock, so a run that
