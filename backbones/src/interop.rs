@@ -46,6 +46,29 @@ fn check_framework_has(
     Ok(())
 }
 
+/// The paths of an `import` command (`backbone`, `detect` and `segment` alike), checked before
+/// any work: the checkpoint may not be the state dict or the class list (by file identity),
+/// and the class list, when given, is read (one name a line). An existing checkpoint that is
+/// not an input is replaced: the user named it as the output.
+pub fn check_import_paths(
+    input: &Path,
+    classes: Option<&Path>,
+    output: &Path,
+) -> Result<Option<Vec<String>>, String> {
+    let mut inputs = vec![crate::outputs::named(input, "the state dict")];
+    if let Some(classes) = classes {
+        inputs.push(crate::outputs::named(classes, "the class list"));
+    }
+    crate::outputs::check(
+        &inputs,
+        &[crate::outputs::named(output, "the checkpoint")],
+        true,
+    )?;
+    classes
+        .map(|path| datasets::class_list::read(path).map_err(|e| e.to_string()))
+        .transpose()
+}
+
 /// Reads a PyTorch state dict saved with safetensors and checks it against `arch`.
 /// The number of classes comes from `fc.weight`; class names from `classes`, or ImageNet's
 /// when there are 1000, or "class_<i>".

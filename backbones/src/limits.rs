@@ -107,3 +107,54 @@ pub const SAMPLES: RangeInclusive<u64> = 1..=1_000_000_000;
 pub fn help<T: std::fmt::Display>(text: &str, range: &RangeInclusive<T>) -> String {
     format!("{text} [{} to {}]", range.start(), range.end())
 }
+
+/// The environment variable that sets [`max_inference_bytes`], in MiB.
+pub const MAX_INFERENCE_MIB_VAR: &str = "TRICKS_MAX_INFERENCE_MIB";
+
+/// The default budget of one image's inference (`detect` and `segment`): 4 GiB, above any
+/// VOC or ADE20K image at a real recipe's size, below what exhausts a workstation.
+pub const DEFAULT_MAX_INFERENCE_MIB: u64 = 4096;
+
+/// `TRICKS_MAX_INFERENCE_MIB` when set (a positive whole number of MiB), else the default; in
+/// bytes. Read once per process.
+pub fn max_inference_bytes() -> Result<u64, String> {
+    static LIMIT: std::sync::OnceLock<Result<u64, String>> = std::sync::OnceLock::new();
+    LIMIT
+        .get_or_init(|| parse_mib(std::env::var(MAX_INFERENCE_MIB_VAR).ok().as_deref()))
+        .clone()
+}
+
+fn parse_mib(value: Option<&str>) -> Result<u64, String> {
+    let Some(text) = value else {
+        return Ok(DEFAULT_MAX_INFERENCE_MIB << 20);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(mib) if (1..=1 << 24).contains(&mib) => Ok(mib << 20),
+        _ => Err(format!(
+            "{MAX_INFERENCE_MIB_VAR} must be a whole number of MiB between 1 and {}, not {text:?}",
+            1u64 << 24
+        )),
+    }
+}
+
+/// "1.5 GiB": a byte count for a sentence.
+pub fn gb(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inference_budget_variable_is_mib_and_checked() {
+        assert_eq!(parse_mib(None), Ok(4096 << 20));
+        assert_eq!(parse_mib(Some("512")), Ok(512 << 20));
+        let err = parse_mib(Some("lots")).unwrap_err();
+        assert!(
+            err.contains(MAX_INFERENCE_MIB_VAR) && err.contains("\"lots\""),
+            "{err}"
+        );
+        assert!(parse_mib(Some("0")).is_err());
+    }
+}

@@ -80,6 +80,17 @@ impl DetectionSource {
         }
     }
 
+    /// The whole split's ground truth, checked as evaluation checks it. A COCO file is read
+    /// whole, so all of it is checked at once (annotations of images the file does not
+    /// define, unknown categories, boxes off their image); a VOC split's annotations are
+    /// separate files, each checked as it is read.
+    pub fn check_ground_truth(&self) -> Result<()> {
+        match self {
+            DetectionSource::Voc(_) => Ok(()),
+            DetectionSource::Coco(d) => d.check_ground_truth(),
+        }
+    }
+
     pub fn record(&self, index: usize) -> Result<DetectionRecord> {
         match self {
             DetectionSource::Voc(d) => d.detection_record(index),

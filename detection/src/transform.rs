@@ -27,9 +27,14 @@ pub struct TransformSpec {
     pub size_divisible: i64,
 }
 
-/// Bounds of the sizes a checkpoint may ask for (a ResNet-50 at 4096 x 4096 still fits in
-/// memory at inference; torchvision uses 800 / 1333).
+/// Bounds of each size a checkpoint may ask for (torchvision uses 800 / 1333); what the two
+/// imply together is bounded by memory ([`TransformSpec::check_memory`]).
 pub const SIDE: std::ops::RangeInclusive<i64> = 8..=4096;
+
+/// Peak bytes per model-input pixel of a detector's inference, measured on the CPU: a
+/// ResNet-50 FPN run at 4096 x 4096 took 5.8 GB, about 350 bytes a pixel (the stem's and
+/// the first stage's wide maps dominate; the box head's cost does not grow with the image).
+pub const INFERENCE_BYTES_PER_PIXEL: u64 = 350;
 
 impl TransformSpec {
     /// torchvision's detection defaults: 800 / 1333, ImageNet mean and std, multiples of 32.
@@ -67,6 +72,33 @@ impl TransformSpec {
         }
         if !self.std.iter().all(|s| s.is_finite() && *s > 0.0) {
             return Err(format!("std {:?} must be finite and above 0", self.std));
+        }
+        Ok(())
+    }
+
+    /// The most pixels a resized image can have: the shorter side at `min_size` with the
+    /// longer one just at `max_size`.
+    pub fn largest_input_pixels(&self) -> u64 {
+        self.min_size as u64 * self.max_size as u64
+    }
+
+    /// Refuses sizes whose largest model input would need more than `limit` bytes of
+    /// activations: a checkpoint's 4096 / 4096 makes every image 16.8 million pixels,
+    /// 5.8 GB, whatever its own size.
+    pub fn check_memory(&self, limit: u64) -> Result<(), String> {
+        let bytes = self.largest_input_pixels() * INFERENCE_BYTES_PER_PIXEL;
+        if bytes > limit {
+            return Err(format!(
+                "min_size {} and max_size {} make a model input of up to {} pixels, about {} \
+                 of activations, more than the limit of {} (set {} to a number of MiB to \
+                 raise it)",
+                self.min_size,
+                self.max_size,
+                self.largest_input_pixels(),
+                backbones::limits::gb(bytes),
+                backbones::limits::gb(limit),
+                backbones::limits::MAX_INFERENCE_MIB_VAR
+            ));
         }
         Ok(())
     }
@@ -122,11 +154,6 @@ impl ImageTransform {
         }
     }
 
-    fn normalise(&self, hwc_u8: &Tensor) -> Tensor {
-        let x = hwc_u8.permute([2, 0, 1]).to_kind(Kind::Float) / 255.0;
-        (x - &self.mean) / &self.std
-    }
-
     fn round_up(&self, v: i64) -> i64 {
         let d = self.spec.size_divisible;
         (v + d - 1) / d * d
@@ -135,21 +162,31 @@ impl ImageTransform {
     /// Whole images (`[H, W, 3]` u8, any device; moved to the transform's) → normalised,
     /// resized with bilinear interpolation (align_corners=False), batched with zero padding.
     pub fn images(&self, images: &[Tensor]) -> ImageList {
-        let device = self.mean.device();
-        let resized: Vec<Tensor> = images
-            .iter()
-            .map(|image| {
-                let x = self.normalise(&image.to_device(device));
-                let s = x.size();
-                let (h, w) = self.spec.resized_size((s[1], s[2]));
+        let resized = images.iter().map(|image| self.resize(image)).collect();
+        self.batch(resized)
+    }
+
+    /// One image normalised and resized a channel at a time: bilinear interpolation never
+    /// mixes channels, so the numbers are torchvision's, but only one channel of a large
+    /// photo is ever in floats (an 8000 x 8000 image: 256 MB, not 2.3 GB of temporaries).
+    fn resize(&self, hwc_u8: &Tensor) -> Tensor {
+        let image = hwc_u8.to_device(self.device());
+        let s = image.size();
+        let (h, w) = self.spec.resized_size((s[0], s[1]));
+        let channels: Vec<Tensor> = (0..3)
+            .map(|c| {
+                let mut x = image.select(2, c).to_kind(Kind::Float);
+                x /= 255.0;
+                x -= self.mean.get(c);
+                x /= self.std.get(c);
                 // Output size given, scales not: the kernel maps pixels by the size ratio,
                 // which is what torchvision's recompute_scale_factor=True does.
-                x.unsqueeze(0)
+                x.view([1, 1, s[0], s[1]])
                     .upsample_bilinear2d([h, w], false, None, None)
-                    .squeeze_dim(0)
+                    .view([h, w])
             })
             .collect();
-        self.batch(resized)
+        Tensor::stack(&channels, 0)
     }
 
     /// Pads normalised `[3, h, w]` images into one batch, top-left.

@@ -69,6 +69,18 @@ fn lying_detection_checkpoints_are_refused_naming_the_field() {
         "{err}"
     );
 
+    // Each side in range, but together every image becomes 16.8 million pixels (5.8 GB).
+    let mut c = detector_checkpoint("resnet18", 2);
+    c.metadata.transform.as_mut().unwrap()["min_size"] = 4096.into();
+    c.metadata.transform.as_mut().unwrap()["max_size"] = 4096.into();
+    let err = open_error(c, &path);
+    assert!(
+        err.contains("'transform'")
+            && err.contains("min_size 4096 and max_size 4096")
+            && err.contains("TRICKS_MAX_INFERENCE_MIB"),
+        "{err}"
+    );
+
     let mut c = detector_checkpoint("resnet18", 2);
     c.metadata.model["rpn"]["nms_thresh"] = 7.into();
     let err = open_error(c, &path);
@@ -300,4 +312,59 @@ fn detect_predict_refuses_a_classifier_and_a_missing_image() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("absent.jpg"), "{stderr}");
+}
+
+/// `detect predict` on a photo at the pixel limit's edge: the photo is normalised and
+/// resized one channel at a time, so only one channel is ever in floats. Peak memory is
+/// compared with the same run on a small image (libtorch's own share differs between
+/// machines); an 8000 x 8000 image once cost 2.4 GB more, its float copies alone 2.3 GB.
+#[test]
+fn detect_predict_on_a_large_photo_stays_within_a_few_copies_of_its_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let det = dir.path().join("det.safetensors");
+    let mut ckpt = detector_checkpoint("resnet18", 2);
+    ckpt.metadata.transform.as_mut().unwrap()["min_size"] = 64.into();
+    ckpt.metadata.transform.as_mut().unwrap()["max_size"] = 64.into();
+    ckpt.write(&det).unwrap();
+    let small = dir.path().join("small.png");
+    let large = dir.path().join("large.png");
+    image::RgbImage::from_pixel(64, 64, image::Rgb([90, 120, 200]))
+        .save(&small)
+        .unwrap();
+    image::RgbImage::from_pixel(8000, 8000, image::Rgb([90, 120, 200]))
+        .save(&large)
+        .unwrap();
+    let peak_mib = |image: &Path| {
+        let (ok, peak) = peak_rss_mib(
+            Command::new(env!("CARGO_BIN_EXE_detect"))
+                .arg("predict")
+                .args([Path::new("--ckpt"), &det, Path::new("--image"), image])
+                .env("MALLOC_ARENA_MAX", "1"),
+        );
+        assert!(ok, "detect predict on {} failed", image.display());
+        peak
+    };
+    let (small_mib, large_mib) = (peak_mib(&small), peak_mib(&large));
+    // The decoded photo (183 MiB), its tensor (183 MiB) and one float channel (244 MiB).
+    assert!(
+        large_mib - small_mib < 1000.0,
+        "an 8000 x 8000 photo took {large_mib:.0} MiB at its peak, {small_mib:.0} for 64 x 64"
+    );
+}
+
+/// Runs `cmd` to the end; whether it succeeded, and its peak resident memory in MiB.
+fn peak_rss_mib(cmd: &mut Command) -> (bool, f64) {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits on our own child, which nothing else waits on; both pointers are live.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, usage.ru_maxrss as f64 / 1024.0)
 }

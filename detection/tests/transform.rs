@@ -63,3 +63,45 @@ fn boxes_scale_back_to_original_pixels() {
     let want = Tensor::from_slice(&[5f32, 10., 300., 200.]).view([1, 4]);
     assert!(back.allclose(&want, 1e-6, 1e-6, false));
 }
+
+/// Normalising and resizing a channel at a time (what bounds a large photo's memory) gives
+/// exactly the numbers of doing both to the whole image, as torchvision does.
+#[test]
+fn channel_by_channel_resizing_is_torchvisions_whole_image_arithmetic() {
+    let spec = TransformSpec {
+        min_size: 48,
+        max_size: 80,
+        ..TransformSpec::torchvision()
+    };
+    let transform = ImageTransform::new(&spec, Device::Cpu);
+    tch::manual_seed(3);
+    let image = Tensor::randint(256, [37, 61, 3], (Kind::Uint8, Device::Cpu));
+    let ours = transform.images(&[image.shallow_clone()]);
+    let mean = Tensor::from_slice(&spec.mean).view([3, 1, 1]);
+    let std = Tensor::from_slice(&spec.std).view([3, 1, 1]);
+    let whole = (image.permute([2, 0, 1]).to_kind(Kind::Float) / 255.0 - mean) / std;
+    let (h, w) = spec.resized_size((37, 61));
+    let expected = whole
+        .unsqueeze(0)
+        .upsample_bilinear2d([h, w], false, None, None)
+        .squeeze_dim(0);
+    let got = ours.tensors.get(0).narrow(1, 0, h).narrow(2, 0, w);
+    assert!(got.equal(&expected), "the per-channel transform differs");
+}
+
+#[test]
+fn sizes_whose_inputs_would_exhaust_memory_are_refused() {
+    let budget = 4u64 << 30;
+    assert!(TransformSpec::torchvision().check_memory(budget).is_ok());
+    assert!(TransformSpec::gluoncv_voc().check_memory(budget).is_ok());
+    let huge = TransformSpec {
+        min_size: 4096,
+        max_size: 4096,
+        ..TransformSpec::torchvision()
+    };
+    let err = huge.check_memory(budget).unwrap_err();
+    assert!(
+        err.contains("16777216 pixels") && err.contains("TRICKS_MAX_INFERENCE_MIB"),
+        "{err}"
+    );
+}

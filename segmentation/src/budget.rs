@@ -9,18 +9,12 @@
 //! few of the last stage's.
 
 use crate::fcn::FcnConfig;
-use std::sync::OnceLock;
 
-/// The environment variable that sets [`max_inference_bytes`], in MiB.
-pub const MAX_INFERENCE_MIB_VAR: &str = "TRICKS_MAX_INFERENCE_MIB";
-
-/// The default budget of one image's activations: 4 GiB, above any ADE20K image at its own
-/// size through a ResNet-101 FCN, below what exhausts a workstation.
-pub const DEFAULT_MAX_INFERENCE_MIB: u64 = 4096;
+pub use backbones::limits::{gb, max_inference_bytes, MAX_INFERENCE_MIB_VAR};
 
 /// What a checkpoint's own transform may imply for a square image (`resize_shorter`
 /// squared): 1 GiB, twice what torchvision's 520 costs a ResNet-101 FCN. A checkpoint is
-/// data from elsewhere; the budget above is the user's to raise.
+/// data from elsewhere; the per-image budget ([`max_inference_bytes`]) is the user's to raise.
 pub const CHECKPOINT_TRANSFORM_BYTES: u64 = 1 << 30;
 
 /// The most sliding windows one image may need in multi-scale evaluation (GluonCV's ADE20K
@@ -43,48 +37,10 @@ pub fn activation_bytes(config: &FcnConfig, pixels: u64) -> u64 {
     (256 + 3 * c5 * 4 / (stride * stride)) * pixels
 }
 
-/// `TRICKS_MAX_INFERENCE_MIB` when set (a positive whole number of MiB), else the default; in
-/// bytes. Read once per process.
-pub fn max_inference_bytes() -> Result<u64, String> {
-    static LIMIT: OnceLock<Result<u64, String>> = OnceLock::new();
-    LIMIT
-        .get_or_init(|| parse_mib(std::env::var(MAX_INFERENCE_MIB_VAR).ok().as_deref()))
-        .clone()
-}
-
-fn parse_mib(value: Option<&str>) -> Result<u64, String> {
-    let Some(text) = value else {
-        return Ok(DEFAULT_MAX_INFERENCE_MIB << 20);
-    };
-    match text.trim().parse::<u64>() {
-        Ok(mib) if (1..=1 << 24).contains(&mib) => Ok(mib << 20),
-        _ => Err(format!(
-            "{MAX_INFERENCE_MIB_VAR} must be a whole number of MiB between 1 and {}, not {text:?}",
-            1u64 << 24
-        )),
-    }
-}
-
-/// "1.5 GiB": a byte count for a sentence.
-pub fn gb(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_budget_variable_is_mib_and_checked() {
-        assert_eq!(parse_mib(None), Ok(4096 << 20));
-        assert_eq!(parse_mib(Some("512")), Ok(512 << 20));
-        let err = parse_mib(Some("lots")).unwrap_err();
-        assert!(
-            err.contains(MAX_INFERENCE_MIB_VAR) && err.contains("\"lots\""),
-            "{err}"
-        );
-        assert!(parse_mib(Some("0")).is_err());
-    }
+    use backbones::limits::DEFAULT_MAX_INFERENCE_MIB;
 
     #[test]
     fn estimates_follow_the_measured_costs() {

@@ -1,7 +1,7 @@
 //! `segment finetune`: a recipe read from TOML, the backbone loaded from a classification
 //! checkpoint, the segmentation data opened, and the engine's loop run on the task.
 
-use crate::backbone_init::{copy_backbone, read_pretrained};
+use crate::backbone_init::{copy_backbone, read_pretrained, PretrainedBackbone};
 use crate::config::FinetuneConfig;
 use crate::fcn::{Fcn, FcnConfig};
 use crate::task::{Segmentation, SegmentationLoader};
@@ -111,7 +111,18 @@ pub fn load_config(
     Ok(config)
 }
 
-pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
+/// Everything a run checks before it builds anything, checked: the recipe, the dataset and
+/// its splits, the pretrained body and the run folder.
+struct Prepared {
+    config: FinetuneConfig,
+    device: Device,
+    pretrained: PretrainedBackbone,
+    train_loader: SegmentationLoader,
+    val_loader: SegmentationLoader,
+    classes: Vec<String>,
+}
+
+fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
     let config = load_config(&opts.config, &opts.sets, opts.data.as_deref())?;
     if config.train.amp && opts.device == Device::Cpu {
         bail!(TrainInputError(
@@ -139,6 +150,32 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
                 "{spec}: {num_classes} classes; an FCN takes 1 to 254"
             ))
         })?;
+    Ok(Prepared {
+        config,
+        device,
+        pretrained,
+        train_loader,
+        val_loader,
+        classes,
+    })
+}
+
+/// `--nproc N`: the checks every rank makes first, made once before any rank starts, so a
+/// bad recipe, dataset or checkpoint is one message, not N.
+pub fn check(opts: &FinetuneOptions) -> anyhow::Result<()> {
+    prepare(opts).map(drop)
+}
+
+pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
+    let Prepared {
+        config,
+        device,
+        pretrained,
+        train_loader,
+        val_loader,
+        classes,
+    } = prepare(&opts)?;
+    let num_classes = classes.len() as i64;
     set_up(&config.train, device);
     let fcn_config = FcnConfig {
         backbone: backbones::ResNetConfig {

@@ -41,15 +41,7 @@ pub fn evaluate_predictions(dataset: &Ade20kDataset, dir: &Path) -> anyhow::Resu
         let truth = dataset.read_label_map(index)?;
         let predicted = read_mask(&path).map_err(|e: DataError| BadPrediction(e.to_string()))?;
         if (predicted.width, predicted.height) != (truth.width, truth.height) {
-            return Err(BadPrediction(format!(
-                "{}: the prediction is {}x{} but the image is {}x{}",
-                path.display(),
-                predicted.width,
-                predicted.height,
-                truth.width,
-                truth.height
-            ))
-            .into());
+            return Err(size_mismatch(&path, &predicted, &truth, entry)?.into());
         }
         if let Some(at) = predicted
             .values
@@ -69,4 +61,38 @@ pub fn evaluate_predictions(dataset: &Ade20kDataset, dir: &Path) -> anyhow::Resu
         confusion.add(&prediction, &Tensor::from_slice(&truth.labels));
     }
     Ok(confusion.scores())
+}
+
+/// Which of the three disagrees when a prediction and its annotation differ in size: the
+/// image's header decides, so the sentence names the file that is wrong (a prediction of the
+/// image's size beside a smaller annotation is the annotation's fault, not the prediction's).
+fn size_mismatch(
+    prediction: &Path,
+    predicted: &datasets::label_png::RawMask,
+    truth: &datasets::records::LabelMap,
+    entry: &datasets::ade20k::Ade20kEntry,
+) -> Result<BadPrediction, DataError> {
+    let image = datasets::image_io::EncodedImage::read(&entry.image_path)?.dimensions();
+    let image = (image.0 as usize, image.1 as usize);
+    if (truth.width, truth.height) != image {
+        return Err(DataError::invalid(
+            &entry.annotation_path,
+            format!(
+                "the annotation is {}x{} but its image {} is {}x{}",
+                truth.width,
+                truth.height,
+                entry.image_path.display(),
+                image.0,
+                image.1
+            ),
+        ));
+    }
+    Ok(BadPrediction(format!(
+        "{}: the prediction is {}x{} but the image is {}x{}",
+        prediction.display(),
+        predicted.width,
+        predicted.height,
+        image.0,
+        image.1
+    )))
 }

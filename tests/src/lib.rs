@@ -198,3 +198,32 @@ pub fn measure_within(cmd: &mut Command, limit: Duration, address_space: u64) ->
 pub fn run_measured(name: &str, args: &[&str]) -> Measured {
     measure(Command::new(bin(name)).args(args), Duration::from_secs(120))
 }
+
+/// Writes `datasets synth` shape scenes of `size` pixels into `out` (VOCdevkit/ and
+/// ADEChallengeData2016/): `train`, `val` and `test` images.
+pub fn shape_scenes(out: &Path, train: usize, val: usize, test: usize, size: usize) {
+    let (train, val, test, size) = (
+        train.to_string(),
+        val.to_string(),
+        test.to_string(),
+        size.to_string(),
+    );
+    run_ok(
+        "datasets",
+        &[
+            "synth",
+            "--out",
+            out.to_str().expect("a UTF-8 path"),
+            "--source",
+            "shapes",
+            "--train",
+            &train,
+            "--val",
+            &val,
+            "--test",
+            &test,
+            "--size",
+            &size,
+        ],
+    );
+}

@@ -18,24 +18,7 @@ fn fixture(epochs: u32) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let scenes = root.join("scenes");
-    run_ok(
-        "datasets",
-        &[
-            "synth",
-            "--out",
-            scenes.to_str().unwrap(),
-            "--source",
-            "shapes",
-            "--train",
-            "8",
-            "--val",
-            "2",
-            "--test",
-            "4",
-            "--size",
-            "64",
-        ],
-    );
+    e2e::shape_scenes(&scenes, 8, 2, 4, 64);
     let backbone = root.join("backbone.safetensors");
     tiny::checkpoint(&backbone);
     let config = root.join("tiny-c4.toml");

@@ -4,7 +4,7 @@
 //! after its checks. Every probe runs under a time limit and an address-space cap, so a hang
 //! or a runaway read fails the test instead of taking the machine.
 
-use e2e::{bin, measure_within, repo_root, run_ok, tiny, Measured};
+use e2e::{bin, measure_within, repo_root, tiny, Measured};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -499,24 +499,7 @@ fn no_command_writes_over_its_own_input() {
 /// Synthetic scenes in the VOC and ADE20K layouts.
 fn scenes(root: &Path) -> (String, String) {
     let scenes = root.join("scenes");
-    run_ok(
-        "datasets",
-        &[
-            "synth",
-            "--out",
-            s(&scenes),
-            "--source",
-            "shapes",
-            "--train",
-            "4",
-            "--val",
-            "2",
-            "--test",
-            "2",
-            "--size",
-            "48",
-        ],
-    );
+    e2e::shape_scenes(&scenes, 4, 2, 2, 48);
     (
         format!("voc:{}", scenes.join("VOCdevkit").display()),
         format!("ade20k:{}", scenes.join("ADEChallengeData2016").display()),

@@ -33,24 +33,7 @@ fn trained() -> &'static Trained {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         let scenes = root.join("scenes");
-        run_ok(
-            "datasets",
-            &[
-                "synth",
-                "--out",
-                s(&scenes),
-                "--source",
-                "shapes",
-                "--train",
-                "16",
-                "--val",
-                "4",
-                "--test",
-                "0",
-                "--size",
-                "48",
-            ],
-        );
+        e2e::shape_scenes(&scenes, 16, 4, 0, 48);
         let backbone = root.join("r18.safetensors");
         run_ok(
             "backbone",
@@ -304,6 +287,25 @@ fn bad_prediction_folders_are_named() {
     let err = eval();
     assert!(
         err.contains(s(&first)) && err.contains("the prediction is 48x47 but the image is 48x48"),
+        "{err}"
+    );
+
+    // A prediction of the image's size beside a smaller annotation: the annotation is the
+    // file named as wrong, not the prediction.
+    image::GrayImage::from_pixel(48, 48, image::Luma([1]))
+        .save(&first)
+        .unwrap();
+    let (data, mask) = scenes_with_mask(t, "small-annotation", image::GrayImage::new(32, 32));
+    let err = run_err(
+        "segment",
+        &["eval", "--predictions", s(&dir), "--data", &data],
+        2,
+    );
+    assert!(
+        err.contains(s(&mask))
+            && err.contains("the annotation is 32x32 but its image")
+            && err.contains("is 48x48")
+            && !err.contains("the prediction is"),
         "{err}"
     );
 

@@ -595,19 +595,29 @@ fn nproc_two_trains_as_two_ranks_and_rank_zero_reports_once() {
     assert_eq!(iters, vec![2, 3], "logged once, by rank 0");
     assert!(out.join("best.safetensors").exists());
 
-    // A rank's bad input stays bad input (exit 2), with the rank named.
+    // A bad recipe is refused once, before any rank starts (not once per rank), and
+    // leaves no run folder.
+    let bad = f.dir.join("bad");
     let err = run_err(
         "backbone",
         &train_args(
             &f,
-            f.dir.join("bad").to_str().unwrap(),
+            bad.to_str().unwrap(),
             &["--nproc", "2", "--set", "optim.bogus=1"],
         ),
         2,
     );
-    assert!(err.contains("bogus"), "{err}");
+    assert_eq!(err.matches("bogus").count(), 1, "{err}");
+    assert!(!err.contains("rank"), "no rank was started: {err}");
+    assert!(!bad.exists(), "the refused run created {}", bad.display());
+    // More ranks than cores are refused before anything is read.
+    let err = run_err(
+        "backbone",
+        &train_args(&f, bad.to_str().unwrap(), &["--nproc", "1024"]),
+        2,
+    );
     assert!(
-        err.contains("exited with status 2; the other ranks were stopped"),
+        err.contains("--nproc 1024 needs a CPU core per rank, but this machine has"),
         "{err}"
     );
     // --nproc under torchrun is refused.

@@ -12,4 +12,4 @@ pub use crate::engine::fit::{Summary, TrainInputError};
 pub use config::TrainConfig;
 pub use evaluate::{evaluate, EvalMetrics};
 pub use task::Classification;
-pub use train::{train, TrainOptions};
+pub use train::{check, train, TrainOptions};

@@ -4,6 +4,8 @@
 use super::config::TrainConfig;
 use super::subset::Subset;
 use super::task::{Classification, ClassificationLoader};
+use crate::checkpoint::{Checkpoint, Task};
+use crate::classifier::ClassifierSpec;
 use crate::engine::config_file;
 use crate::engine::data_parallel;
 use crate::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
@@ -96,7 +98,18 @@ pub fn open_loaders(
     Ok((train, val))
 }
 
-pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
+/// Everything a run checks before it builds anything, checked: the recipe, the dataset and
+/// its splits, the distillation teacher and the run folder.
+struct Prepared {
+    config: TrainConfig,
+    arch: crate::arch::Arch,
+    device: Device,
+    train_loader: ClassificationLoader,
+    val_loader: ClassificationLoader,
+    classes: Vec<String>,
+}
+
+fn prepare(opts: &TrainOptions) -> anyhow::Result<Prepared> {
     let mut sets = opts.sets.clone();
     if let Some(data) = &opts.data {
         sets.push(format!("data.spec=\"{data}\""));
@@ -124,6 +137,50 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
     RunDir::check_can_open(&opts.out, opts.resume)?;
     let (train_loader, val_loader) = open_loaders(&config, &spec)?;
     let classes = train_loader.dataset().inner().source().class_names();
+    if let Some(distill) = &config.distill {
+        check_teacher(&distill.teacher, classes.len())?;
+    }
+    Ok(Prepared {
+        config,
+        arch,
+        device,
+        train_loader,
+        val_loader,
+        classes,
+    })
+}
+
+/// A distillation teacher is a classifier of the data's classes (read here, loaded by the
+/// task once the seed is set).
+fn check_teacher(path: &std::path::Path, classes: usize) -> anyhow::Result<()> {
+    let ckpt = Checkpoint::read(path)?;
+    ckpt.expect_task(Task::Classification, path)?;
+    ClassifierSpec::of(&ckpt, path)?;
+    if ckpt.metadata.classes.len() != classes {
+        bail!(TrainInputError(format!(
+            "{}: the teacher has {} classes, the data {classes}",
+            path.display(),
+            ckpt.metadata.classes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `--nproc N`: the checks every rank makes first, made once before any rank starts, so a
+/// bad recipe, dataset or checkpoint is one message, not N.
+pub fn check(opts: &TrainOptions) -> anyhow::Result<()> {
+    prepare(opts).map(drop)
+}
+
+pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
+    let Prepared {
+        config,
+        arch,
+        device,
+        train_loader,
+        val_loader,
+        classes,
+    } = prepare(&opts)?;
     set_up(&config.train, device);
     let engine_config = config.engine();
     let mut task = Classification::new(config, arch, classes, val_loader, device)?;

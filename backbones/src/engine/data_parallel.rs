@@ -96,16 +96,36 @@ pub fn all_reduce(tensors: &[Tensor], op: ReduceOp, what: &str) -> Result<(), Di
     }
 }
 
-/// `--nproc N`: runs this command as N local ranks (this process only launches and waits).
-/// A rank's bad-input failure (exit 2) stays one; any other failure is a run-time one.
-pub fn launch_local_ranks(nproc: usize) -> anyhow::Result<()> {
+/// `--nproc N`, checked before anything else is read: not under torchrun (which starts its
+/// own ranks), and no more ranks than this machine runs side by side: one per CUDA device
+/// with CUDA, one per core on a CPU (each rank holds a whole replica and its own threads, so
+/// more would only crowd the cores and the memory).
+pub fn check_nproc(nproc: usize, device: Device) -> Result<(), LaunchError> {
     if std::env::var_os("WORLD_SIZE").is_some() {
         return Err(LaunchError(
             "--nproc starts its own ranks and cannot be used under torchrun (WORLD_SIZE is set)"
                 .into(),
-        )
-        .into());
+        ));
     }
+    let (available, unit) = match device {
+        Device::Cuda(_) => (tch::Cuda::device_count().max(0) as usize, "CUDA device"),
+        _ => (
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "CPU core",
+        ),
+    };
+    if nproc > available {
+        return Err(LaunchError(format!(
+            "--nproc {nproc} needs a {unit} per rank, but this machine has {available}"
+        )));
+    }
+    Ok(())
+}
+
+/// `--nproc N`: runs this command as N local ranks (this process only launches and waits),
+/// after [`check_nproc`] and the command's own checks. A rank's bad-input failure (exit 2)
+/// stays one; any other failure is a run-time one.
+pub fn launch_local_ranks(nproc: usize) -> anyhow::Result<()> {
     let args = distributed::launch::args_without_nproc(std::env::args_os().skip(1));
     match distributed::launch::run_local_ranks(nproc, &args, &[]).map_err(LaunchError)? {
         distributed::launch::Outcome::Success => Ok(()),

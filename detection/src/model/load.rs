@@ -152,6 +152,12 @@ impl DetectorSpec {
             None => return Err(bad("transform", "missing".into())),
         };
         transform.validate().map_err(|e| bad("transform", e))?;
+        let limit = backbones::limits::max_inference_bytes().map_err(|e| {
+            CheckpointError::content(path, format!("cannot bound its transform: {e}"))
+        })?;
+        transform
+            .check_memory(limit)
+            .map_err(|e| bad("transform", e))?;
         for (name, t) in &ckpt.tensors {
             if !t.is_floating_point() {
                 return Err(CheckpointError::content(

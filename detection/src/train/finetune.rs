@@ -117,7 +117,19 @@ fn open_loader(
     )?)
 }
 
-pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
+/// Everything a run checks before it builds anything, checked: the recipe, the dataset and
+/// its splits, the backbone checkpoint, the detector they make, and the run folder.
+struct Prepared {
+    config: FinetuneConfig,
+    device: Device,
+    train_loader: DetectionLoader,
+    val_loader: DetectionLoader,
+    classes: Vec<String>,
+    backbone_ckpt: backbones::checkpoint::Checkpoint,
+    detector: DetectorConfig,
+}
+
+fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
     let mut sets = opts.sets.clone();
     if let Some(data) = &opts.data {
         sets.push(format!("data.spec=\"{data}\""));
@@ -155,6 +167,8 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
             config.data.train_split, config.data.val_split
         )));
     }
+    // Training learns only from ground truth that evaluation would accept.
+    train_loader.dataset().source.check_ground_truth()?;
     // The validation split's annotations are read once here (in parallel, cheaply), so a
     // split with nothing to measure is refused before any training.
     let val_truth = voc_evaluator(&val_loader.dataset().source)?;
@@ -172,11 +186,38 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         )));
     }
 
-    set_up(&config.train, device);
     let detector = detector_config(&config, &backbone_spec.config, classes.len() as i64);
     detector
         .validate()
         .map_err(|e| TrainInputError(format!("{}: {e}", opts.backbone.display())))?;
+    Ok(Prepared {
+        config,
+        device,
+        train_loader,
+        val_loader,
+        classes,
+        backbone_ckpt,
+        detector,
+    })
+}
+
+/// `--nproc N`: the checks every rank makes first, made once before any rank starts, so a
+/// bad recipe, dataset or checkpoint is one message, not N.
+pub fn check(opts: &FinetuneOptions) -> anyhow::Result<()> {
+    prepare(opts).map(drop)
+}
+
+pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
+    let Prepared {
+        config,
+        device,
+        train_loader,
+        val_loader,
+        classes,
+        backbone_ckpt,
+        detector,
+    } = prepare(&opts)?;
+    set_up(&config.train, device);
     let vs = nn::VarStore::new(device);
     let model = FasterRcnn::new(&vs.root(), &detector);
     load_body(&vs, &backbone_ckpt, &opts.backbone)

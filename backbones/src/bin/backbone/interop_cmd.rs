@@ -23,20 +23,9 @@ pub struct ImportArgs {
 }
 
 pub fn run_import(args: ImportArgs) -> anyhow::Result<()> {
-    let mut inputs = vec![outputs::named(&args.input, "the state dict")];
-    if let Some(classes) = &args.classes {
-        inputs.push(outputs::named(classes, "the class list"));
-    }
-    outputs::check(
-        &inputs,
-        &[outputs::named(&args.output, "the checkpoint")],
-        true,
-    )
-    .map_err(BadInput)?;
-    let classes = match &args.classes {
-        Some(path) => Some(datasets::class_list::read(path).map_err(|e| BadInput(e.to_string()))?),
-        None => None,
-    };
+    let classes =
+        backbones::interop::check_import_paths(&args.input, args.classes.as_deref(), &args.output)
+            .map_err(BadInput)?;
     let ckpt = interop::import(&args.input, args.from, args.arch, classes)?;
     ckpt.write(&args.output)?;
     eprintln!(

@@ -46,10 +46,7 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device).map_err(BadInput)?;
-    if let Some(nproc) = args.nproc {
-        return data_parallel::launch_local_ranks(nproc as usize);
-    }
-    let summary = classification::train(TrainOptions {
+    let options = TrainOptions {
         config: args.config,
         sets: args.sets,
         data: args.data,
@@ -57,7 +54,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         resume: args.resume,
         device,
         max_iters: args.max_iters,
-    })?;
+    };
+    if let Some(nproc) = args.nproc {
+        data_parallel::check_nproc(nproc as usize, device)?;
+        classification::check(&options)?;
+        return data_parallel::launch_local_ranks(nproc as usize);
+    }
+    let summary = classification::train(options)?;
     if !data_parallel::is_main_rank() {
         // Rank 0 reports for the run.
         return Ok(());

@@ -2,7 +2,6 @@
 
 use crate::cli_error::BadInput;
 use anyhow::Context;
-use backbones::outputs;
 use clap::Args;
 use detection::import::{import_torchvision, TorchvisionDetector};
 use std::path::PathBuf;
@@ -43,20 +42,9 @@ fn parse_bn_eps(text: &str) -> Result<f64, String> {
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let Source::Torchvision = args.from;
-    let mut inputs = vec![outputs::named(&args.input, "the state dict")];
-    if let Some(classes) = &args.classes {
-        inputs.push(outputs::named(classes, "the class list"));
-    }
-    outputs::check(
-        &inputs,
-        &[outputs::named(&args.output, "the checkpoint")],
-        true,
-    )
-    .map_err(BadInput)?;
-    let classes = match &args.classes {
-        Some(path) => Some(datasets::class_list::read(path).map_err(|e| BadInput(e.to_string()))?),
-        None => None,
-    };
+    let classes =
+        backbones::interop::check_import_paths(&args.input, args.classes.as_deref(), &args.output)
+            .map_err(BadInput)?;
     let ckpt = import_torchvision(&args.input, args.arch, args.bn_eps, classes)?;
     ckpt.write(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;

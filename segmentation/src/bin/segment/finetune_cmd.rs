@@ -3,7 +3,7 @@ use backbones::device::parse_device;
 use backbones::engine::data_parallel;
 use backbones::limits;
 use clap::Args;
-use segmentation::finetune::{finetune, FinetuneOptions};
+use segmentation::finetune::{check, finetune, FinetuneOptions};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -51,10 +51,7 @@ pub struct FinetuneArgs {
 
 pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device).map_err(BadInput)?;
-    if let Some(nproc) = args.nproc {
-        return data_parallel::launch_local_ranks(nproc as usize);
-    }
-    let summary = finetune(FinetuneOptions {
+    let options = FinetuneOptions {
         backbone: args.backbone,
         config: args.config,
         sets: args.sets,
@@ -63,7 +60,13 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
         resume: args.resume,
         device,
         max_iters: args.max_iters,
-    })?;
+    };
+    if let Some(nproc) = args.nproc {
+        data_parallel::check_nproc(nproc as usize, device)?;
+        check(&options)?;
+        return data_parallel::launch_local_ranks(nproc as usize);
+    }
+    let summary = finetune(options)?;
     if !data_parallel::is_main_rank() {
         // Rank 0 reports for the run.
         return Ok(());
