@@ -161,9 +161,16 @@ fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
 }
 
 /// `--nproc N`: the checks every rank makes first, made once before any rank starts, so a
-/// bad recipe, dataset or checkpoint is one message, not N.
-pub fn check(opts: &FinetuneOptions) -> anyhow::Result<()> {
-    prepare(opts).map(drop)
+/// bad recipe, dataset or checkpoint is one message, not N; and each rank's share of the
+/// training split must make a full batch.
+pub fn check(opts: &FinetuneOptions, nproc: usize) -> anyhow::Result<()> {
+    let prepared = prepare(opts)?;
+    data_parallel::check_rank_share(
+        prepared.train_loader.samples_per_epoch(),
+        prepared.config.data.batch_size,
+        nproc,
+    )?;
+    Ok(())
 }
 
 pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {

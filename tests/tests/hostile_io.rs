@@ -561,6 +561,32 @@ fn a_refused_run_leaves_nothing_behind() {
                 .unwrap_or_default()
         );
     }
+
+    // With --nproc the same checks run once, before any rank starts (no rank is named, the
+    // message is not repeated), and more ranks than cores are refused before anything.
+    for (name, mut args) in [
+        ("detect", detect(&voc, "model.trainable_layers=6")),
+        ("segment", segment(&ade, "optim.bogus=1")),
+        // 4 training scenes: one batch of 4 for one process, none for each of two ranks.
+        ("segment", segment(&ade, "data.batch_size=4")),
+    ] {
+        args.extend(["--nproc".to_string(), "2".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = refused(name, &args);
+        assert_eq!(err.trim().lines().count(), 1, "{name} {args:?}:\n{err}");
+        assert!(
+            !err.contains("[rank") && !err.contains("exited with status"),
+            "{name} {args:?} started ranks:\n{err}"
+        );
+        assert!(!run.exists(), "{name} {args:?} created the run folder");
+        let mut args = args.clone();
+        *args.last_mut().unwrap() = "1024";
+        let err = refused(name, &args);
+        assert!(
+            err.contains("--nproc 1024 needs a CPU core per rank"),
+            "{name} {args:?}:\n{err}"
+        );
+    }
 }
 
 #[test]

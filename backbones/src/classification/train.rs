@@ -167,9 +167,16 @@ fn check_teacher(path: &std::path::Path, classes: usize) -> anyhow::Result<()> {
 }
 
 /// `--nproc N`: the checks every rank makes first, made once before any rank starts, so a
-/// bad recipe, dataset or checkpoint is one message, not N.
-pub fn check(opts: &TrainOptions) -> anyhow::Result<()> {
-    prepare(opts).map(drop)
+/// bad recipe, dataset or checkpoint is one message, not N; and each rank's share of the
+/// training split must make a full batch.
+pub fn check(opts: &TrainOptions, nproc: usize) -> anyhow::Result<()> {
+    let prepared = prepare(opts)?;
+    data_parallel::check_rank_share(
+        prepared.train_loader.samples_per_epoch(),
+        prepared.config.data.batch_size,
+        nproc,
+    )?;
+    Ok(())
 }
 
 pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {

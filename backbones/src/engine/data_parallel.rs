@@ -122,6 +122,23 @@ pub fn check_nproc(nproc: usize, device: Device) -> Result<(), LaunchError> {
     Ok(())
 }
 
+/// `--nproc N` after the command's checks ran as one process: each rank must still get a
+/// full training batch from its share of the split.
+pub fn check_rank_share(
+    samples: usize,
+    batch_size: usize,
+    nproc: usize,
+) -> Result<(), LaunchError> {
+    let share = samples.div_ceil(nproc);
+    if share < batch_size {
+        return Err(LaunchError(format!(
+            "{samples} training images make no full batch of {batch_size} on each of {nproc} \
+             ranks ({share} each); lower data.batch_size or --nproc"
+        )));
+    }
+    Ok(())
+}
+
 /// `--nproc N`: runs this command as N local ranks (this process only launches and waits),
 /// after [`check_nproc`] and the command's own checks. A rank's bad-input failure (exit 2)
 /// stays one; any other failure is a run-time one.

@@ -57,7 +57,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     if let Some(nproc) = args.nproc {
         data_parallel::check_nproc(nproc as usize, device)?;
-        classification::check(&options)?;
+        classification::check(&options, nproc as usize)?;
         return data_parallel::launch_local_ranks(nproc as usize);
     }
     let summary = classification::train(options)?;

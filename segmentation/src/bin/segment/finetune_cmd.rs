@@ -63,7 +63,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
     };
     if let Some(nproc) = args.nproc {
         data_parallel::check_nproc(nproc as usize, device)?;
-        check(&options)?;
+        check(&options, nproc as usize)?;
         return data_parallel::launch_local_ranks(nproc as usize);
     }
     let summary = finetune(options)?;
