@@ -543,6 +543,37 @@ fn a_refused_run_leaves_nothing_behind() {
             set.into(),
         ]
     };
+    // COCO training reads its ground truth as evaluation does: an annotation of an image the
+    // file does not define is refused, not silently left out.
+    let scenes_coco = dir.path().join("scenes/coco");
+    let mut gt: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(scenes_coco.join("annotations/instances_train.json")).unwrap(),
+    )
+    .unwrap();
+    let mut orphan = gt["annotations"][0].clone();
+    orphan["id"] = 999_999.into();
+    orphan["image_id"] = 424_242.into();
+    gt["annotations"].as_array_mut().unwrap().push(orphan);
+    let orphans = scenes_coco.join("annotations/orphans.json");
+    std::fs::write(&orphans, gt.to_string()).unwrap();
+    let coco = format!(
+        "coco:{}:{}",
+        orphans.display(),
+        scenes_coco.join("images/train").display()
+    );
+    let err = refused(
+        "detect",
+        &detect(&coco, "train.seed=1")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        err.contains("orphans.json") && err.contains("refers to image id 424242"),
+        "{err}"
+    );
+    assert!(!run.exists(), "a refused COCO run created its run folder");
+
     let probes = [
         ("detect", detect(&voc, "data.train_split=\"nosuch\"")),
         ("detect", detect(&voc, "model.trainable_layers=6")),
