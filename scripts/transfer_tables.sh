@@ -85,7 +85,7 @@ if [ "$dry_run" = 1 ]; then out=${out:-$root/runs/tables-$profile-dry-run}; else
 dry_steps=${DRY_STEPS:-2}
 [[ "$dry_steps" =~ ^[1-9][0-9]*$ ]] || die "DRY_STEPS must be a positive integer, not '$dry_steps'"
 bin=${TABLES_BIN:-$root/target/release}
-for b in backbone detect segment datasets; do
+for b in backbone detect segment datasets tables; do
   [ -x "$bin/$b" ] || die "$bin/$b is missing: run \`make build\` (or set TABLES_BIN)"
 done
 
@@ -377,7 +377,7 @@ echo
 echo "all stages done in $(( $(date +%s) - started )) s (stages reused from earlier runs count 0)"
 dry_flag=()
 [ "$dry_run" = 0 ] || dry_flag=(--dry-run)
-"$bin/backbone" tables --dir "$out" --profile "$profile" --rows "${rows// /,}" "${dry_flag[@]}" "${notes[@]}" || exit 1
+"$bin/tables" --dir "$out" --profile "$profile" --rows "${rows// /,}" "${dry_flag[@]}" "${notes[@]}" || exit 1
 
 echo
 echo "pictures"

@@ -17,7 +17,6 @@ pub mod onednn;
 pub mod outputs;
 pub mod resnet;
 pub mod sync_batch_norm;
-pub mod transfer_tables;
 pub mod winograd;
 
 pub use arch::{Arch, Variant};

@@ -354,17 +354,19 @@ fn detect_predict_on_a_large_photo_stays_within_a_few_copies_of_its_pixels() {
 
 /// Runs `cmd` to the end; whether it succeeded, and its peak resident memory in MiB.
 fn peak_rss_mib(cmd: &mut Command) -> (bool, f64) {
-    let child = cmd
+    // Reaped by wait4 below, which also gives the child's own peak memory.
+    let pid = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+        .id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waits on our own child, which nothing else waits on; both pointers are live.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 failed");
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     (ok, usage.ru_maxrss as f64 / 1024.0)
 }

@@ -7,11 +7,16 @@ use e2e::{bin, repo_root};
 use std::path::Path;
 use std::process::Command;
 
-fn run_script(out: &Path) -> (bool, String) {
-    let bins = bin("backbone").parent().unwrap().to_path_buf();
-    for b in ["detect", "segment", "datasets"] {
+/// The folder of the binaries the script runs, each built.
+fn script_bins() -> std::path::PathBuf {
+    for b in ["detect", "segment", "datasets", "tables"] {
         bin(b);
     }
+    bin("backbone").parent().unwrap().to_path_buf()
+}
+
+fn run_script(out: &Path) -> (bool, String) {
+    let bins = script_bins();
     let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
         .args([
             "--profile",
@@ -203,10 +208,7 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
 fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dry");
-    let bins = bin("backbone").parent().unwrap().to_path_buf();
-    for b in ["detect", "segment", "datasets"] {
-        bin(b);
-    }
+    let bins = script_bins();
     let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
         .args([
             "--profile",
@@ -286,10 +288,7 @@ fn the_paper_profile_checks_all_its_data_before_training() {
         std::fs::create_dir_all(d).unwrap();
     }
     let out = dir.path().join("tables");
-    let bins = bin("backbone").parent().unwrap().to_path_buf();
-    for b in ["detect", "segment", "datasets"] {
-        bin(b);
-    }
+    let bins = script_bins();
     let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
         .args(["--profile", "paper", "--dry-run", "--out"])
         .arg(&out)

@@ -7,7 +7,6 @@ mod eval_cmd;
 mod info;
 mod interop_cmd;
 mod predict;
-mod tables;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -39,8 +38,6 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Top-1, top-5 and loss of a checkpoint on a dataset's validation split.
     Eval(eval_cmd::EvalArgs),
-    /// The paper's transfer tables (6, 8, 9) from a folder filled by scripts/transfer_tables.sh.
-    Tables(tables::TablesArgs),
     /// Images per second of a full training step (or of the data loader with --data).
     Bench(bench_cmd::BenchArgs),
 }
@@ -56,7 +53,6 @@ fn main() {
         Command::Train(args) => train_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
-        Command::Tables(args) => tables::run(args),
     };
     if let Err(err) = result {
         std::process::exit(cli_error::report("backbone", &err));

@@ -1,9 +1,15 @@
-use backbones::transfer_tables::{write_report, ReportContext};
-use clap::Args;
-use std::path::PathBuf;
+//! `tables`: the transfer tables' report and chart from the folder the script fills.
 
-#[derive(Args)]
-pub struct TablesArgs {
+use clap::Parser;
+use std::path::PathBuf;
+use tables::{write_report, ReportContext, TablesError};
+
+/// The paper's transfer tables (6, 8 and 9) from a folder filled by scripts/transfer_tables.sh:
+/// writes DIR/results.md (ours beside the paper's numbers, stage times, failures, the exact
+/// commands) and DIR/tables.png, and prints the Markdown.
+#[derive(Parser)]
+#[command(name = "tables", version)]
+struct TablesArgs {
     /// The folder scripts/transfer_tables.sh filled (one sub-folder per row).
     #[arg(long)]
     dir: PathBuf,
@@ -25,8 +31,19 @@ pub struct TablesArgs {
     notes: Vec<String>,
 }
 
+fn main() {
+    if let Err(err) = run(TablesArgs::parse()) {
+        std::process::exit(backbones::cli::report("tables", &err, |e| {
+            matches!(
+                e.downcast_ref::<TablesError>(),
+                Some(TablesError::File { .. } | TablesError::UnknownRow(_))
+            )
+        }));
+    }
+}
+
 /// Writes DIR/results.md and DIR/tables.png and prints the Markdown.
-pub fn run(args: TablesArgs) -> anyhow::Result<()> {
+fn run(args: TablesArgs) -> anyhow::Result<()> {
     let date = std::process::Command::new("date")
         .arg("+%Y-%m-%d")
         .output()
