@@ -6,12 +6,27 @@ use rand::SeedableRng;
 /// The generator every augmentation draws from.
 pub type SampleRng = rand_pcg::Pcg64Mcg;
 
-/// SplitMix64's finaliser: spreads nearby inputs (epoch 3 vs 4) over the whole 64-bit range.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+/// SplitMix64's constants: the increment (the golden ratio) and the finaliser's multipliers.
+/// Detection's sampler hashes tensors on the device with the same three.
+pub const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+pub const SPLITMIX_MUL_1: u64 = 0xBF58_476D_1CE4_E5B9;
+pub const SPLITMIX_MUL_2: u64 = 0x94D0_49BB_1331_11EB;
+
+/// SplitMix64's finaliser alone: a bijection of 64-bit words that spreads nearby inputs.
+pub fn splitmix64_finalise(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(SPLITMIX_MUL_1);
+    z = (z ^ (z >> 27)).wrapping_mul(SPLITMIX_MUL_2);
     z ^ (z >> 31)
+}
+
+/// SplitMix64 of `x`: spreads nearby inputs (epoch 3 vs 4) over the whole 64-bit range. The
+/// one copy of the hash every seed in the project is derived with.
+pub fn splitmix64(x: u64) -> u64 {
+    splitmix64_finalise(x.wrapping_add(SPLITMIX_GAMMA))
+}
+
+fn mix(z: u64) -> u64 {
+    splitmix64(z)
 }
 
 /// The generator for sample `index` in `epoch` of a run seeded with `seed`.

@@ -3,11 +3,9 @@
 //! Text is DejaVu Sans from the `dejavu` crate, so no system font is needed.
 
 use crate::predict::Detection;
+use backbones::engine::chart::{register_font, FONT};
 use image::RgbImage;
 use plotters::prelude::*;
-use std::sync::OnceLock;
-
-const FONT: &str = "DejaVu Sans (detect)";
 
 /// Distinct, saturated colours; class i takes entry i modulo the length.
 const PALETTE: [RGBColor; 10] = [
@@ -23,18 +21,9 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(170, 110, 40),
 ];
 
-fn register_font() -> Result<(), String> {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
-    });
-    ok.then_some(())
-        .ok_or_else(|| "the embedded DejaVu Sans font could not be loaded".to_string())
-}
-
 /// `image` with `detections` drawn on it.
 pub fn draw_detections(image: &RgbImage, detections: &[Detection]) -> Result<RgbImage, String> {
-    register_font()?;
+    register_font().map_err(|e| e.to_string())?;
     let (w, h) = image.dimensions();
     let mut buffer = image.as_raw().clone();
     // Text and lines scale with the picture so labels stay readable on large photos.

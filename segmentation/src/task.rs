@@ -48,10 +48,9 @@ impl DeviceBatch {
 /// libtorch's seed for micro-batch `m` of a run seeded `seed` (SplitMix64 of both, kept
 /// within the non-negative i64 range `manual_seed` takes).
 fn dropout_seed(seed: u64, micro_batch: u64) -> i64 {
-    let mut z = seed ^ micro_batch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x4452_4F50_0000_0000;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 1) as i64
+    use datasets::rng::{splitmix64_finalise, SPLITMIX_GAMMA};
+    let z = seed ^ micro_batch.wrapping_mul(SPLITMIX_GAMMA) ^ 0x4452_4F50_0000_0000;
+    (splitmix64_finalise(z) >> 1) as i64
 }
 
 /// Mean cross-entropy over the labelled pixels (IGNORE left out) of `logits` upsampled

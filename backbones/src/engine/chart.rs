@@ -32,7 +32,8 @@ pub const PALETTE: [RGBColor; 10] = [
 
 const INK: RGBColor = RGBColor(40, 40, 40);
 const GRID: RGBColor = RGBColor(230, 230, 230);
-const FONT: &str = "DejaVu Sans";
+/// The family name of the embedded font, once [`register_font`] has run.
+pub const FONT: &str = "DejaVu Sans";
 const TITLE_SIZE: u32 = 20;
 const LABEL_SIZE: u32 = 14;
 const NOTE_SIZE: u32 = 16;
@@ -198,9 +199,10 @@ pub fn write_png(picture: &RgbImage, out: &Path) -> Result<(), ChartError> {
     std::fs::rename(&temp, out).map_err(io_error(out))
 }
 
-/// plotters looks fonts up by family name in a process-wide table: fill it once. The
-/// default family name is registered too, for any text plotters styles on its own.
-fn register_font() -> Result<(), ChartError> {
+/// plotters looks fonts up by family name in a process-wide table: fill it once, with the
+/// embedded DejaVu Sans as [`FONT`]. The default family name is registered too, for any text
+/// plotters styles on its own. Every picture the project draws (charts, detections) calls it.
+pub fn register_font() -> Result<(), ChartError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let registered = *REGISTERED.get_or_init(|| {
         [FONT, "sans-serif"].into_iter().all(|family| {

@@ -93,14 +93,7 @@ pub fn keys_at(counters: &Tensor, seed: u64) -> Tensor {
     shr(&z, 1)
 }
 
-const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-const MIX_1: u64 = 0xBF58_476D_1CE4_E5B9;
-const MIX_2: u64 = 0x94D0_49BB_1331_11EB;
-
-/// The same hash on the host, for tests and for callers that want one key.
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(GOLDEN_GAMMA);
-    z = (z ^ (z >> 30)).wrapping_mul(MIX_1);
-    z = (z ^ (z >> 27)).wrapping_mul(MIX_2);
-    z ^ (z >> 31)
-}
+pub use datasets::rng::splitmix64;
+use datasets::rng::{
+    SPLITMIX_GAMMA as GOLDEN_GAMMA, SPLITMIX_MUL_1 as MIX_1, SPLITMIX_MUL_2 as MIX_2,
+};
