@@ -57,7 +57,7 @@ type Result<T> = std::result::Result<T, CheckpointError>;
 /// What a checkpoint is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Task {
+pub enum TaskKind {
     Classification,
     Detection,
     Segmentation,
@@ -66,7 +66,7 @@ pub enum Task {
 /// The header metadata. Each field is stored under its own key; structured values as JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
-    pub task: Task,
+    pub task: TaskKind,
     pub arch: String,
     pub num_classes: i64,
     pub classes: Vec<String>,
@@ -474,7 +474,7 @@ impl Checkpoint {
         metadata.validate(path)?;
         let ckpt = Checkpoint { metadata, tensors };
         // Every field is checked when the file is opened, whatever the command does next.
-        if ckpt.metadata.task == Task::Classification {
+        if ckpt.metadata.task == TaskKind::Classification {
             crate::classifier::ClassifierSpec::of(&ckpt, path)?;
         }
         Ok(ckpt)
@@ -485,7 +485,7 @@ impl Checkpoint {
     }
 
     /// Checks that the checkpoint holds the expected task, with a message naming the file.
-    pub fn expect_task(&self, task: Task, path: &Path) -> Result<()> {
+    pub fn expect_task(&self, task: TaskKind, path: &Path) -> Result<()> {
         if self.metadata.task != task {
             return Err(CheckpointError::content(
                 path,
@@ -580,7 +580,7 @@ mod metadata_tests {
 
     fn metadata(classes: &[&str]) -> Metadata {
         Metadata {
-            task: Task::Detection,
+            task: TaskKind::Detection,
             arch: "fasterrcnn_resnet50_fpn".into(),
             num_classes: classes.len() as i64,
             classes: classes.iter().map(|c| c.to_string()).collect(),

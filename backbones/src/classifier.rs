@@ -2,7 +2,7 @@
 //! its inputs need, as a checkpoint describes them.
 
 use crate::arch::Arch;
-use crate::checkpoint::{first_non_finite, load_into, Checkpoint, CheckpointError, Task};
+use crate::checkpoint::{first_non_finite, load_into, Checkpoint, CheckpointError, TaskKind};
 use crate::limits;
 use crate::resnet::{ResNet, ResNetConfig};
 use datasets::classify::{EvalTransform, Normalization};
@@ -127,7 +127,7 @@ pub fn validate_transform(t: &EvalTransform) -> Result<(), String> {
 impl Classifier {
     pub fn from_checkpoint(path: &Path, device: Device) -> Result<Self, CheckpointError> {
         let ckpt = Checkpoint::read(path)?;
-        ckpt.expect_task(Task::Classification, path)?;
+        ckpt.expect_task(TaskKind::Classification, path)?;
         let spec = ClassifierSpec::of(&ckpt, path)?;
         let vs = nn::VarStore::new(device);
         let model = ResNet::new(&vs.root(), &spec.config);

@@ -7,7 +7,7 @@
 use crate::arch::{Arch, Variant};
 use crate::checkpoint::{
     load_into, read_safetensors, write_safetensors, Checkpoint, CheckpointError, Metadata,
-    NamedTensors, Task,
+    NamedTensors, TaskKind,
 };
 use crate::classifier::default_transform;
 use crate::resnet::{ResNet, ResNetConfig};
@@ -121,7 +121,7 @@ pub fn import(
     let _model = ResNet::new(&vs.root(), &config);
     load_into(&vs, &tensors, input, &arch.to_string())?;
     let metadata = Metadata {
-        task: Task::Classification,
+        task: TaskKind::Classification,
         arch: arch.to_string(),
         num_classes,
         classes,
@@ -146,7 +146,7 @@ pub fn export(
     framework: Framework,
     out: &Path,
 ) -> Result<(), CheckpointError> {
-    ckpt.expect_task(Task::Classification, ckpt_path)?;
+    ckpt.expect_task(TaskKind::Classification, ckpt_path)?;
     let arch: Arch = ckpt
         .metadata
         .arch

@@ -20,6 +20,6 @@ pub mod sync_batch_norm;
 pub mod winograd;
 
 pub use arch::{Arch, Variant};
-pub use checkpoint::{Checkpoint, CheckpointError, Metadata, Task};
+pub use checkpoint::{Checkpoint, CheckpointError, Metadata, TaskKind};
 pub use classifier::Classifier;
 pub use resnet::{Features, ResNet, ResNetConfig};

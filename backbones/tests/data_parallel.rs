@@ -8,7 +8,7 @@
 //! - a run whose rank 0 is SIGKILLed mid-run and then resumed ends with the same weights;
 //! - a rank SIGKILLed mid-run makes the other fail, naming it, within the timeout.
 
-use backbones::checkpoint::{Metadata, Task as CheckpointTask};
+use backbones::checkpoint::{Metadata, TaskKind};
 use backbones::engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
 use backbones::engine::data_parallel;
 use backbones::engine::fit::{fit, RunOptions};
@@ -180,7 +180,7 @@ impl Task for ConvNet {
     }
     fn metadata(&self) -> Metadata {
         Metadata {
-            task: CheckpointTask::Classification,
+            task: TaskKind::Classification,
             arch: "convnet".into(),
             num_classes: 3,
             classes: vec!["a".into(), "b".into(), "c".into()],

@@ -3,7 +3,7 @@
 //! accumulation equal to one large batch, frozen parameters and learning-rate multipliers,
 //! AMP steps with a non-finite loss skipped and counted, and a stop when they persist.
 
-use backbones::checkpoint::{Metadata, Task as CheckpointTask};
+use backbones::checkpoint::{Metadata, TaskKind};
 use backbones::engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
 use backbones::engine::fit::{fit, RunOptions};
 use backbones::engine::schedule::Decay;
@@ -148,7 +148,7 @@ impl Task for Regression {
     }
     fn metadata(&self) -> Metadata {
         Metadata {
-            task: CheckpointTask::Classification,
+            task: TaskKind::Classification,
             arch: "regression".into(),
             num_classes: 1,
             classes: vec!["y".into()],

@@ -8,7 +8,7 @@ use crate::model::{DetectorConfig, FasterRcnn};
 use crate::transform::TransformSpec;
 use backbones::checkpoint::{
     load_into, read_safetensors, var_store_tensors, Checkpoint, CheckpointError, Metadata,
-    NamedTensors, Task,
+    NamedTensors, TaskKind,
 };
 use backbones::Arch;
 use std::path::Path;
@@ -132,7 +132,7 @@ pub fn import_torchvision(
     load_into(&vs, &tensors, input, &config.arch_name())?;
     let ckpt = Checkpoint {
         metadata: Metadata {
-            task: Task::Detection,
+            task: TaskKind::Detection,
             arch: config.arch_name(),
             num_classes,
             classes,

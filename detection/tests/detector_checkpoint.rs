@@ -4,7 +4,7 @@
 
 use backbones::checkpoint::{
     read_safetensors, var_store_tensors, write_safetensors, Checkpoint, Metadata, NamedTensors,
-    Task,
+    TaskKind,
 };
 use detection::model::load::Detector;
 use detection::model::{DetectorConfig, FasterRcnn};
@@ -19,7 +19,7 @@ fn detector_checkpoint(arch: &str, num_classes: i64) -> Checkpoint {
     let _model = FasterRcnn::new(&vs.root(), &config);
     Checkpoint {
         metadata: Metadata {
-            task: Task::Detection,
+            task: TaskKind::Detection,
             arch: config.arch_name(),
             num_classes,
             classes: (0..num_classes).map(|i| format!("thing{i}")).collect(),
@@ -273,7 +273,7 @@ fn detect_predict_refuses_a_classifier_and_a_missing_image() {
     let _net = backbones::ResNet::new(&vs.root(), &config);
     let classifier = Checkpoint {
         metadata: Metadata {
-            task: Task::Classification,
+            task: TaskKind::Classification,
             arch: "resnet18".into(),
             num_classes: 3,
             classes: vec!["a".into(), "b".into(), "c".into()],

@@ -2,7 +2,7 @@
 //! head's geometry, the body loaded from a classification checkpoint, and the refusals a
 //! user meets when giving the wrong file as a backbone.
 
-use backbones::checkpoint::{var_store_tensors, Checkpoint, Metadata, Task};
+use backbones::checkpoint::{var_store_tensors, Checkpoint, Metadata, TaskKind};
 use backbones::{Arch, ResNet, ResNetConfig};
 use detection::model::load::{load_body, read_backbone_checkpoint};
 use detection::model::{DetectorConfig, FasterRcnn};
@@ -117,7 +117,7 @@ fn write_classifier(path: &Path, arch_name: &str) -> Checkpoint {
     let _net = ResNet::new(&vs.root(), &config);
     let ckpt = Checkpoint {
         metadata: Metadata {
-            task: Task::Classification,
+            task: TaskKind::Classification,
             arch: arch_name.into(),
             num_classes: 7,
             classes: (0..7).map(|i| format!("c{i}")).collect(),
@@ -175,7 +175,7 @@ fn a_detection_checkpoint_or_an_unknown_arch_is_refused_as_a_backbone() {
     let _model = FasterRcnn::new(&vs.root(), &config);
     let detector = Checkpoint {
         metadata: Metadata {
-            task: Task::Detection,
+            task: TaskKind::Detection,
             arch: config.arch_name(),
             num_classes: 2,
             classes: vec!["a".into(), "b".into()],

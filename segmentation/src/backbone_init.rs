@@ -1,7 +1,7 @@
 //! Starting an FCN from a classification checkpoint: the ResNet's tensors are copied by name
 //! into `backbone.*` (the classifier's `fc.*` is dropped), the body re-strided with dilation.
 
-use backbones::checkpoint::{load_into, Checkpoint, CheckpointError, NamedTensors, Task};
+use backbones::checkpoint::{load_into, Checkpoint, CheckpointError, NamedTensors, TaskKind};
 use backbones::classifier::ClassifierSpec;
 use backbones::{ResNet, ResNetConfig};
 use std::path::Path;
@@ -20,7 +20,7 @@ pub struct PretrainedBackbone {
 /// with a sentence saying what to pass instead.
 pub fn read_pretrained(path: &Path) -> Result<PretrainedBackbone, CheckpointError> {
     let ckpt = Checkpoint::read(path)?;
-    if ckpt.metadata.task != Task::Classification {
+    if ckpt.metadata.task != TaskKind::Classification {
         return Err(CheckpointError::content(
             path,
             format!(

@@ -4,7 +4,7 @@
 use crate::budget::{self, activation_bytes, OverBudget};
 use crate::fcn::{Fcn, FcnConfig};
 use backbones::checkpoint::{
-    first_non_finite, load_into, Checkpoint, CheckpointError, Metadata, NamedTensors, Task,
+    first_non_finite, load_into, Checkpoint, CheckpointError, Metadata, NamedTensors, TaskKind,
 };
 use backbones::classifier::Normalizer;
 use datasets::classify::Normalization;
@@ -57,7 +57,7 @@ pub fn metadata(
     train_config: Option<serde_json::Value>,
 ) -> Metadata {
     Metadata {
-        task: Task::Segmentation,
+        task: TaskKind::Segmentation,
         arch: fcn_arch_name(&config.backbone.arch),
         num_classes: config.num_classes,
         classes: classes.to_vec(),
@@ -152,7 +152,7 @@ pub fn spec_of(ckpt: &Checkpoint, path: &Path) -> Result<(FcnConfig, Preprocess)
 impl Segmenter {
     pub fn from_checkpoint(path: &Path, device: Device) -> Result<Self, CheckpointError> {
         let ckpt = Checkpoint::read(path)?;
-        ckpt.expect_task(Task::Segmentation, path)?;
+        ckpt.expect_task(TaskKind::Segmentation, path)?;
         let (config, preprocess) = spec_of(&ckpt, path)?;
         Self::build(
             config,

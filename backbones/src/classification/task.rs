@@ -6,7 +6,7 @@ use super::config::TrainConfig;
 use super::evaluate::{evaluate, DeviceBatch};
 use super::subset::Subset;
 use crate::arch::Arch;
-use crate::checkpoint::{Metadata, Task as CheckpointTask};
+use crate::checkpoint::{Metadata, TaskKind};
 use crate::classifier::{Classifier, Normalizer};
 use crate::engine::data_parallel;
 use crate::engine::loss::{distillation_loss, one_hot_targets, soft_cross_entropy};
@@ -162,7 +162,7 @@ impl Task for Classification {
 
     fn metadata(&self) -> Metadata {
         Metadata {
-            task: CheckpointTask::Classification,
+            task: TaskKind::Classification,
             arch: self.arch.to_string(),
             num_classes: self.classes.len() as i64,
             classes: self.classes.clone(),

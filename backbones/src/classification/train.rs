@@ -4,7 +4,7 @@
 use super::config::TrainConfig;
 use super::subset::Subset;
 use super::task::{Classification, ClassificationLoader};
-use crate::checkpoint::{Checkpoint, Task};
+use crate::checkpoint::{Checkpoint, TaskKind};
 use crate::classifier::ClassifierSpec;
 use crate::engine::config_file;
 use crate::engine::data_parallel;
@@ -154,7 +154,7 @@ fn prepare(opts: &TrainOptions) -> anyhow::Result<Prepared> {
 /// task once the seed is set).
 fn check_teacher(path: &std::path::Path, classes: usize) -> anyhow::Result<()> {
     let ckpt = Checkpoint::read(path)?;
-    ckpt.expect_task(Task::Classification, path)?;
+    ckpt.expect_task(TaskKind::Classification, path)?;
     ClassifierSpec::of(&ckpt, path)?;
     if ckpt.metadata.classes.len() != classes {
         bail!(TrainInputError(format!(

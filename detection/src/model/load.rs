@@ -4,7 +4,7 @@
 
 use super::{DetectorConfig, FasterRcnn};
 use crate::transform::TransformSpec;
-use backbones::checkpoint::{first_non_finite, load_into, Checkpoint, CheckpointError, Task};
+use backbones::checkpoint::{first_non_finite, load_into, Checkpoint, CheckpointError, TaskKind};
 use backbones::classifier::ClassifierSpec;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,15 +20,15 @@ pub fn read_backbone_checkpoint(
     path: &Path,
 ) -> Result<(Checkpoint, ClassifierSpec), CheckpointError> {
     let ckpt = Checkpoint::read(path)?;
-    if ckpt.metadata.task != Task::Classification {
+    if ckpt.metadata.task != TaskKind::Classification {
         return Err(CheckpointError::content(
             path,
             format!(
                 "is a {} checkpoint ({}), not a classification backbone: give the classifier it was fine-tuned from",
                 match ckpt.metadata.task {
-                    Task::Detection => "detection",
-                    Task::Segmentation => "segmentation",
-                    Task::Classification => "classification",
+                    TaskKind::Detection => "detection",
+                    TaskKind::Segmentation => "segmentation",
+                    TaskKind::Classification => "classification",
                 },
                 ckpt.metadata.arch
             ),
@@ -121,7 +121,7 @@ pub struct DetectorSpec {
 
 impl DetectorSpec {
     pub fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self, CheckpointError> {
-        ckpt.expect_task(Task::Detection, path)?;
+        ckpt.expect_task(TaskKind::Detection, path)?;
         let meta = &ckpt.metadata;
         let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
         let config: DetectorConfig = serde_json::from_value(meta.model.clone())

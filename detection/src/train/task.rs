@@ -10,7 +10,7 @@ use crate::evaluate::detect_split;
 use crate::model::{DetectorConfig, FasterRcnn};
 use crate::ops::sampler::splitmix64;
 use crate::transform::{ImageTransform, TransformSpec};
-use backbones::checkpoint::{Metadata, Task as CheckpointTask};
+use backbones::checkpoint::{Metadata, TaskKind};
 use backbones::engine::task::{Losses, Metrics, Step, Task};
 use backbones::engine::transfer::upload;
 use datasets::detection_transforms::DetectionBatch;
@@ -165,7 +165,7 @@ impl Task for Detection {
 
     fn metadata(&self) -> Metadata {
         Metadata {
-            task: CheckpointTask::Detection,
+            task: TaskKind::Detection,
             arch: self.model.config.arch_name(),
             num_classes: self.model.config.num_classes,
             classes: self.classes.clone(),

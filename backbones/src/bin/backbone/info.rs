@@ -1,4 +1,4 @@
-use backbones::checkpoint::{var_store_tensors, Checkpoint, Metadata, Task};
+use backbones::checkpoint::{var_store_tensors, Checkpoint, Metadata, TaskKind};
 use backbones::classifier::default_transform;
 use backbones::interop::imagenet_classes;
 use backbones::{limits, Arch, ResNet, ResNetConfig};
@@ -116,7 +116,7 @@ pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
     };
     let ckpt = Checkpoint {
         metadata: Metadata {
-            task: Task::Classification,
+            task: TaskKind::Classification,
             arch: args.arch.to_string(),
             num_classes: args.num_classes,
             classes,
