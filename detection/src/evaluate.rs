@@ -3,7 +3,7 @@
 //! evaluators (VOC, COCO) and the result files (comp4, COCO JSON). Training's evaluation and
 //! `detect eval --ckpt` share it.
 
-use crate::eval::ImageDetections;
+use crate::metrics::ImageDetections;
 use crate::model::FasterRcnn;
 use crate::transform::{boxes_to_original, ImageTransform};
 use backbones::engine::transfer::upload;

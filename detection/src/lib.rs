@@ -4,9 +4,9 @@
 
 pub mod bench;
 pub mod draw;
-pub mod eval;
 pub mod evaluate;
 pub mod import;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod predict;

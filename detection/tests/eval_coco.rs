@@ -1,7 +1,7 @@
 //! COCO evaluation through hotcoco on a hand-made case, and the results JSON.
 
-use detection::eval::coco::{self, CocoEvaluator, CocoResult};
-use detection::eval::ImageDetections;
+use detection::metrics::coco::{self, CocoEvaluator, CocoResult};
+use detection::metrics::ImageDetections;
 
 /// Two images, each with one 200 x 100 "cat" (category 7; area 20000 > 96^2, so "large"),
 /// and a "dog" category (3) without any object.

@@ -1,9 +1,9 @@
 //! comp4 files: what the writer writes reads back bit for bit, and each kind of bad file or
 //! line is refused with its file (and line) named.
 
-use detection::eval::comp4::{self, Comp4Error};
-use detection::eval::voc::{GroundTruth, VocEvaluator, VocMetric};
-use detection::eval::ImageDetections;
+use detection::metrics::comp4::{self, Comp4Error};
+use detection::metrics::voc::{GroundTruth, VocEvaluator, VocMetric};
+use detection::metrics::ImageDetections;
 use std::path::Path;
 
 fn classes() -> Vec<String> {

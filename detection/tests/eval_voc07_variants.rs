@@ -6,7 +6,7 @@
 //! duplicates, a class with only difficult boxes and one that never occurs. At IoU 0.5 and
 //! 0.7, every AP and the mAP equal the transcriptions' to the bit.
 
-use detection::eval::voc::{Detection, GroundTruth, VocEvaluator, VocMetric};
+use detection::metrics::voc::{Detection, GroundTruth, VocEvaluator, VocMetric};
 use serde_json::Value;
 
 fn fixture() -> Value {

@@ -3,7 +3,7 @@
 //! with only difficult boxes), 614 detections (jittered boxes, duplicates, wrong classes,
 //! background boxes, tied scores), at IoU 0.5 and 0.7. Every AP and the mAP within 1e-9.
 
-use detection::eval::voc::{Detection, GroundTruth, VocEvaluator, VocMetric};
+use detection::metrics::voc::{Detection, GroundTruth, VocEvaluator, VocMetric};
 use serde_json::Value;
 
 fn fixture() -> Value {

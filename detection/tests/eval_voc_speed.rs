@@ -7,7 +7,7 @@
 //!
 //!     python detection/tests/golden/voc_eval_golden.py --bench
 
-use detection::eval::voc::{Detection, GroundTruth, VocEvaluator, VocMetric};
+use detection::metrics::voc::{Detection, GroundTruth, VocEvaluator, VocMetric};
 use std::time::Instant;
 
 /// splitmix64: a deterministic stream without a dependency.

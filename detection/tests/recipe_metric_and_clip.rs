@@ -2,7 +2,7 @@
 //! `detect finetune` reads it (the file plus `--set` overrides, then `validate`).
 
 use backbones::engine::config_file::load;
-use detection::eval::voc::VocMetric;
+use detection::metrics::voc::VocMetric;
 use detection::train::config::FinetuneConfig;
 use std::path::Path;
 

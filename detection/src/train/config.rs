@@ -2,7 +2,7 @@
 //! what a section leaves out takes the design's defaults: GluonCV's for `c4` (the paper's
 //! Table 8), torchvision's for `fpn`.
 
-use crate::eval::voc::VocMetric;
+use crate::metrics::voc::VocMetric;
 use crate::model::config::Design;
 use backbones::engine::config::EngineConfig;
 pub use backbones::engine::config::{OptimSection, RunSection, ScheduleSection};

@@ -3,7 +3,7 @@
 
 use super::config::FinetuneConfig;
 use super::task::{Detection, DetectionLoader};
-use crate::eval::ground_truth::{has_positives, voc_evaluator};
+use crate::metrics::ground_truth::{has_positives, voc_evaluator};
 use crate::model::config::Design;
 use crate::model::load::{load_body, read_backbone_checkpoint};
 use crate::model::{DetectorConfig, FasterRcnn};

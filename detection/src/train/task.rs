@@ -5,8 +5,8 @@
 use super::config::FinetuneConfig;
 use super::step::{training_losses, Targeting};
 use super::targets::GroundTruth;
-use crate::eval::ground_truth::voc_evaluator;
 use crate::evaluate::detect_split;
+use crate::metrics::ground_truth::voc_evaluator;
 use crate::model::{DetectorConfig, FasterRcnn};
 use crate::ops::sampler::splitmix64;
 use crate::transform::{ImageTransform, TransformSpec};

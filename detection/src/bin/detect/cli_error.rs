@@ -3,8 +3,8 @@
 
 pub use backbones::cli::{warn, BadInput};
 use datasets::spec::SpecError;
-use detection::eval::coco::CocoEvalError;
-use detection::eval::comp4::Comp4Error;
+use detection::metrics::coco::CocoEvalError;
+use detection::metrics::comp4::Comp4Error;
 
 fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(c) = e.downcast_ref::<Comp4Error>() {

@@ -11,9 +11,9 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, ValueEnum};
 use datasets::detection_data::DetectionSource;
 use datasets::spec::DatasetSpec;
-use detection::eval::coco::CocoEvaluator;
-use detection::eval::voc::{VocMetric, VocReport};
-use detection::eval::{comp4, ground_truth, report};
+use detection::metrics::coco::CocoEvaluator;
+use detection::metrics::voc::{VocMetric, VocReport};
+use detection::metrics::{comp4, ground_truth, report};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -237,10 +237,10 @@ mod model_eval {
     use datasets::detection_transforms::{DetectionTransform, ShorterSideResize, SizeRounding};
     use datasets::loader::LoaderConfig;
     use datasets::spec::DatasetSpec;
-    use detection::eval::coco::{self, CocoEvaluator};
-    use detection::eval::voc::VocMetric;
-    use detection::eval::{comp4, ground_truth, report, ImageDetections};
     use detection::evaluate::detect_split;
+    use detection::metrics::coco::{self, CocoEvaluator};
+    use detection::metrics::voc::VocMetric;
+    use detection::metrics::{comp4, ground_truth, report, ImageDetections};
     use detection::model::load::Detector;
     use detection::transform::ImageTransform;
     use std::path::Path;

@@ -663,7 +663,7 @@ mod tests {
             ev.add_detections(0, &[detection(f64::NAN)]),
             Err(VocEvalError::NotFinite("a".into()))
         );
-        let uneven = crate::eval::ImageDetections {
+        let uneven = crate::metrics::ImageDetections {
             boxes: vec![[0.0; 4]],
             scores: vec![],
             classes: vec![0],

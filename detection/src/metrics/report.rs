@@ -128,7 +128,7 @@ pub fn coco_table(report: &CocoReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::voc::ClassAp;
+    use crate::metrics::voc::ClassAp;
 
     fn report() -> VocReport {
         let class = |name: &str, ap, positives| ClassAp {
