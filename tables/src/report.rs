@@ -1,7 +1,7 @@
 //! `results.md`: the three tables beside the paper's numbers, stage times, failures and the
 //! exact commands.
 
-use crate::paper::paper_row;
+use crate::paper::{paper_row, PaperRow};
 use crate::rows::{RowResults, STAGES};
 use std::fmt::Write as _;
 
@@ -126,78 +126,94 @@ fn introduction(md: &mut String, context: &ReportContext) {
     }
 }
 
-/// Table 6: each backbone's top-1 and top-5.
-fn backbone_table(md: &mut String, rows: &[RowResults], protocol: &Protocol) {
-    let _ = writeln!(md, "\n## Table 6: the backbones\n");
-    let _ = writeln!(md, "{}\n", protocol.backbone);
-    let _ = writeln!(
-        md,
-        "| Refinements | Top-1 | Top-5 | Paper top-1 | Paper top-5 |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+/// One of the paper's tables: a title, how it was measured, and a line per row whose cells
+/// (after the row's label) come from `cells`.
+fn table(
+    md: &mut String,
+    title: &str,
+    protocol: &str,
+    columns: &[&str],
+    rows: &[RowResults],
+    cells: impl Fn(&RowResults, Option<&PaperRow>) -> Vec<String>,
+) {
+    let _ = writeln!(md, "\n## {title}\n");
+    let _ = writeln!(md, "{protocol}\n");
+    let _ = writeln!(md, "| Refinements | {} |", columns.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---:|".repeat(columns.len()));
     for r in rows {
-        let p = paper_row(&r.id);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} |",
             label(&r.id),
-            percent(r.top1),
-            percent(r.top5),
-            paper(p.and_then(|p| p.top1)),
-            paper(p.and_then(|p| p.top5))
+            cells(r, paper_row(&r.id)).join(" | ")
         );
     }
+}
+
+/// Table 6: each backbone's top-1 and top-5.
+fn backbone_table(md: &mut String, rows: &[RowResults], protocol: &Protocol) {
+    table(
+        md,
+        "Table 6: the backbones",
+        protocol.backbone,
+        &["Top-1", "Top-5", "Paper top-1", "Paper top-5"],
+        rows,
+        |r, p| {
+            vec![
+                percent(r.top1),
+                percent(r.top5),
+                paper(p.and_then(|p| p.top1)),
+                paper(p.and_then(|p| p.top5)),
+            ]
+        },
+    );
 }
 
 /// Table 8: Faster R-CNN mAP from each backbone.
 fn detection_table(md: &mut String, rows: &[RowResults], protocol: &Protocol) {
-    let _ = writeln!(
+    table(
         md,
-        "\n## Table 8: Faster R-CNN fine-tuned from each backbone\n"
+        "Table 8: Faster R-CNN fine-tuned from each backbone",
+        protocol.detection,
+        &["Top-1", "mAP", "Paper top-1", "Paper mAP"],
+        rows,
+        |r, p| {
+            vec![
+                percent(r.top1),
+                percent(r.map),
+                paper(p.and_then(|p| p.top1)),
+                paper(p.map(|p| p.map)),
+            ]
+        },
     );
-    let _ = writeln!(md, "{}\n", protocol.detection);
-    let _ = writeln!(
-        md,
-        "| Refinements | Top-1 | mAP | Paper top-1 | Paper mAP |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
-    for r in rows {
-        let p = paper_row(&r.id);
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} |",
-            label(&r.id),
-            percent(r.top1),
-            percent(r.map),
-            paper(p.and_then(|p| p.top1)),
-            paper(p.map(|p| p.map))
-        );
-    }
 }
 
 /// Table 9: FCN pixel accuracy and mIoU from each backbone.
 fn segmentation_table(md: &mut String, rows: &[RowResults], protocol: &Protocol) {
-    let _ = writeln!(md, "\n## Table 9: FCN fine-tuned from each backbone\n");
-    let _ = writeln!(md, "{}\n", protocol.segmentation);
-    let _ = writeln!(
+    table(
         md,
-        "| Refinements | Top-1 | PixAcc | mIoU | Paper top-1 | Paper PixAcc | Paper mIoU |"
+        "Table 9: FCN fine-tuned from each backbone",
+        protocol.segmentation,
+        &[
+            "Top-1",
+            "PixAcc",
+            "mIoU",
+            "Paper top-1",
+            "Paper PixAcc",
+            "Paper mIoU",
+        ],
+        rows,
+        |r, p| {
+            vec![
+                percent(r.top1),
+                percent(r.pix_acc),
+                percent(r.miou),
+                paper(p.and_then(|p| p.top1)),
+                paper(p.map(|p| p.pix_acc)),
+                paper(p.map(|p| p.miou)),
+            ]
+        },
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        let p = paper_row(&r.id);
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            label(&r.id),
-            percent(r.top1),
-            percent(r.pix_acc),
-            percent(r.miou),
-            paper(p.and_then(|p| p.top1)),
-            paper(p.map(|p| p.pix_acc)),
-            paper(p.map(|p| p.miou))
-        );
-    }
 }
 
 /// Minutes per stage, failed stages with their logs, and every command that ran.
