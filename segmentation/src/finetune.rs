@@ -164,12 +164,7 @@ fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
 /// bad recipe, dataset or checkpoint is one message, not N; and each rank's share of the
 /// training split must make a full batch.
 pub fn check(opts: &FinetuneOptions, nproc: usize) -> anyhow::Result<()> {
-    let prepared = prepare(opts)?;
-    data_parallel::check_rank_share(
-        prepared.train_loader.samples_per_epoch(),
-        prepared.config.data.batch_size,
-        nproc,
-    )?;
+    data_parallel::check_rank_share(&prepare(opts)?.train_loader, nproc)?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! loop starts (after a resume is loaded), gradients are averaged by DDP's reducer, each rank
 //! reads its shard of the data, and only rank 0 writes the run folder.
 
+use datasets::loader::{Collate, Dataset, Loader};
 use distributed::{DistError, GroupOptions, ProcessGroup, RankEnv, ReduceOp};
 use std::sync::OnceLock;
 use tch::{Device, Tensor};
@@ -123,12 +124,14 @@ pub fn check_nproc(nproc: usize, device: Device) -> Result<(), LaunchError> {
 }
 
 /// `--nproc N` after the command's checks ran as one process: each rank must still get a
-/// full training batch from its share of the split.
-pub fn check_rank_share(
-    samples: usize,
-    batch_size: usize,
-    nproc: usize,
-) -> Result<(), LaunchError> {
+/// full batch from its share of `train` (opened as one process's, so holding every sample).
+pub fn check_rank_share<D, C>(train: &Loader<D, C>, nproc: usize) -> Result<(), LaunchError>
+where
+    D: Dataset,
+    C: Collate<D::Sample>,
+{
+    let samples = train.samples_per_epoch();
+    let batch_size = train.config().batch_size;
     let share = samples.div_ceil(nproc);
     if share < batch_size {
         return Err(LaunchError(format!(
