@@ -2,10 +2,12 @@
 //! its inputs need, as a checkpoint describes them.
 
 use crate::arch::Arch;
-use crate::checkpoint::{first_non_finite, load_into, Checkpoint, CheckpointError, TaskKind};
-use crate::limits;
 use crate::resnet::{ResNet, ResNetConfig};
 use datasets::classify::{EvalTransform, Normalization};
+use engine::checkpoint::{
+    first_non_finite, load_into, Checkpoint, CheckpointError, TaskKind, TaskSpec,
+};
+use engine::limits;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -31,8 +33,10 @@ pub struct ClassifierSpec {
     pub transform: EvalTransform,
 }
 
-impl ClassifierSpec {
-    pub fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self, CheckpointError> {
+impl TaskSpec for ClassifierSpec {
+    const TASK: TaskKind = TaskKind::Classification;
+
+    fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self, CheckpointError> {
         let meta = &ckpt.metadata;
         let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
         let arch: Arch = meta.arch.parse().map_err(|e| bad("arch", format!("{e}")))?;
@@ -126,9 +130,7 @@ pub fn validate_transform(t: &EvalTransform) -> Result<(), String> {
 
 impl Classifier {
     pub fn from_checkpoint(path: &Path, device: Device) -> Result<Self, CheckpointError> {
-        let ckpt = Checkpoint::read(path)?;
-        ckpt.expect_task(TaskKind::Classification, path)?;
-        let spec = ClassifierSpec::of(&ckpt, path)?;
+        let (ckpt, spec) = Checkpoint::read_as::<ClassifierSpec>(path)?;
         let vs = nn::VarStore::new(device);
         let model = ResNet::new(&vs.root(), &spec.config);
         load_into(&vs, &ckpt.tensors, path, &ckpt.metadata.arch)?;

@@ -5,12 +5,12 @@
 //! `num_batches_tracked` counter that we do not keep, and a state dict file has no metadata.
 
 use crate::arch::{Arch, Variant};
-use crate::checkpoint::{
+use crate::classifier::default_transform;
+use crate::resnet::{ResNet, ResNetConfig};
+use engine::checkpoint::{
     load_into, read_safetensors, write_safetensors, Checkpoint, CheckpointError, Metadata,
     NamedTensors, TaskKind,
 };
-use crate::classifier::default_transform;
-use crate::resnet::{ResNet, ResNetConfig};
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -55,13 +55,13 @@ pub fn check_import_paths(
     classes: Option<&Path>,
     output: &Path,
 ) -> Result<Option<Vec<String>>, String> {
-    let mut inputs = vec![crate::outputs::named(input, "the state dict")];
+    let mut inputs = vec![engine::outputs::named(input, "the state dict")];
     if let Some(classes) = classes {
-        inputs.push(crate::outputs::named(classes, "the class list"));
+        inputs.push(engine::outputs::named(classes, "the class list"));
     }
-    crate::outputs::check(
+    engine::outputs::check(
         &inputs,
-        &[crate::outputs::named(output, "the checkpoint")],
+        &[engine::outputs::named(output, "the checkpoint")],
         true,
     )?;
     classes
@@ -96,10 +96,10 @@ pub fn import(
             ))
         }
     };
-    crate::limits::check(
+    engine::limits::check(
         "the number of classes",
         num_classes,
-        &crate::limits::CLASSES,
+        &engine::limits::CLASSES,
     )
     .map_err(|e| CheckpointError::content(input, format!("fc.weight: {e}")))?;
     let classes = match classes {
@@ -134,7 +134,7 @@ pub fn import(
     };
     Ok(Checkpoint {
         metadata,
-        tensors: crate::checkpoint::var_store_tensors(&vs),
+        tensors: engine::checkpoint::var_store_tensors(&vs),
     })
 }
 

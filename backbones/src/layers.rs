@@ -264,7 +264,7 @@ impl BatchNorm2d {
         }
         match self {
             BatchNorm2d::Trainable { bn, .. } => nn::ModuleT::forward_t(bn, x, train),
-            BatchNorm2d::Synced { bn, eps } => match crate::engine::data_parallel::group() {
+            BatchNorm2d::Synced { bn, eps } => match engine::data_parallel::group() {
                 Some(group) if train && group.world_size() > 1 => {
                     crate::sync_batch_norm::forward(bn, *eps, x, group)
                 }

@@ -98,7 +98,7 @@ impl ResNetConfig {
             ));
         }
         if let Some(k) = self.num_classes {
-            crate::limits::check("the number of classes", k, &crate::limits::CLASSES)?;
+            engine::limits::check("the number of classes", k, &engine::limits::CLASSES)?;
         }
         // 0 is torchvision's frozen batch norm in older detection models.
         if !(self.bn_eps >= 0.0 && self.bn_eps < 1.0) {

@@ -8,16 +8,16 @@
 //! - a run whose rank 0 is SIGKILLed mid-run and then resumed ends with the same weights;
 //! - a rank SIGKILLed mid-run makes the other fail, naming it, within the timeout.
 
-use backbones::checkpoint::{Metadata, TaskKind};
-use backbones::engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
-use backbones::engine::data_parallel;
-use backbones::engine::fit::{fit, RunOptions};
-use backbones::engine::schedule::Decay;
-use backbones::engine::task::{Losses, Metrics, Step, Task};
-use backbones::engine::transfer::upload;
 use backbones::layers::{BatchNorm2d, NormMode};
 use datasets::loader::{Dataset, Loader, LoaderConfig};
 use datasets::rng::SampleRng;
+use engine::checkpoint::{Metadata, TaskKind};
+use engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
+use engine::data_parallel;
+use engine::fit::{fit, RunOptions};
+use engine::schedule::Decay;
+use engine::task::{Losses, Metrics, Step, Task};
+use engine::transfer::upload;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

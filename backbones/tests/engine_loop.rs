@@ -3,14 +3,14 @@
 //! accumulation equal to one large batch, frozen parameters and learning-rate multipliers,
 //! AMP steps with a non-finite loss skipped and counted, and a stop when they persist.
 
-use backbones::checkpoint::{Metadata, TaskKind};
-use backbones::engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
-use backbones::engine::fit::{fit, RunOptions};
-use backbones::engine::schedule::Decay;
-use backbones::engine::task::{Losses, Metrics, Step, Task};
-use backbones::engine::transfer::upload;
 use datasets::loader::{Dataset, Loader, LoaderConfig};
 use datasets::rng::SampleRng;
+use engine::checkpoint::{Metadata, TaskKind};
+use engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
+use engine::fit::{fit, RunOptions};
+use engine::schedule::Decay;
+use engine::task::{Losses, Metrics, Step, Task};
+use engine::transfer::upload;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,12 +9,12 @@ use crate::train::config::ResolvedTargets;
 use crate::train::step::{training_losses, Targeting};
 use crate::train::targets::GroundTruth;
 use crate::transform::{ImageTransform, TransformSpec};
-use backbones::channels_last::var_store_to_channels_last;
-use backbones::engine::amp::LossScaler;
-use backbones::engine::optim::{Sgd, SgdConfig};
-use backbones::engine::param_groups::freeze;
-use backbones::engine::timing::timed;
 use backbones::Arch;
+use engine::amp::LossScaler;
+use engine::channels_last::var_store_to_channels_last;
+use engine::optim::{Sgd, SgdConfig};
+use engine::param_groups::freeze;
+use engine::timing::timed;
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 

@@ -3,7 +3,7 @@
 //! Text is DejaVu Sans from the `dejavu` crate, so no system font is needed.
 
 use crate::predict::Detection;
-use backbones::engine::chart::{register_font, FONT};
+use engine::chart::{register_font, FONT};
 use image::RgbImage;
 use plotters::prelude::*;
 

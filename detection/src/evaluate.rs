@@ -6,9 +6,9 @@
 use crate::metrics::ImageDetections;
 use crate::model::FasterRcnn;
 use crate::transform::{boxes_to_original, ImageTransform};
-use backbones::engine::transfer::upload;
 use datasets::detection_data::{DetectionCollate, DetectionDataset};
 use datasets::loader::Loader;
+use engine::transfer::upload;
 use tch::{Device, Kind};
 
 pub type DetectionLoader = Loader<DetectionDataset, DetectionCollate>;

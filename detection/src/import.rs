@@ -6,11 +6,12 @@
 use crate::model::load::DetectorSpec;
 use crate::model::{DetectorConfig, FasterRcnn};
 use crate::transform::TransformSpec;
-use backbones::checkpoint::{
+use backbones::Arch;
+use engine::checkpoint::{
     load_into, read_safetensors, var_store_tensors, Checkpoint, CheckpointError, Metadata,
     NamedTensors, TaskKind,
 };
-use backbones::Arch;
+use engine::TaskSpec;
 use std::path::Path;
 use tch::{nn, Device};
 
@@ -100,10 +101,10 @@ pub fn import_torchvision(
         }
     };
     let num_classes = rows - 1;
-    backbones::limits::check(
+    engine::limits::check(
         "the number of object classes",
         num_classes,
-        &backbones::limits::CLASSES,
+        &engine::limits::CLASSES,
     )
     .map_err(|e| CheckpointError::content(input, format!("{SCORES}: {e}")))?;
     let classes = match classes {

@@ -58,15 +58,15 @@ impl TransformSpec {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        backbones::limits::check("min_size", self.min_size, &SIDE)?;
-        backbones::limits::check("max_size", self.max_size, &SIDE)?;
+        engine::limits::check("min_size", self.min_size, &SIDE)?;
+        engine::limits::check("max_size", self.max_size, &SIDE)?;
         if self.max_size < self.min_size {
             return Err(format!(
                 "max_size {} is below min_size {}",
                 self.max_size, self.min_size
             ));
         }
-        backbones::limits::check("size_divisible", self.size_divisible, &(1..=256))?;
+        engine::limits::check("size_divisible", self.size_divisible, &(1..=256))?;
         if !self.mean.iter().all(|m| m.is_finite()) {
             return Err(format!("mean {:?} must be finite", self.mean));
         }
@@ -95,9 +95,9 @@ impl TransformSpec {
                 self.min_size,
                 self.max_size,
                 self.largest_input_pixels(),
-                backbones::limits::gb(bytes),
-                backbones::limits::gb(limit),
-                backbones::limits::MAX_INFERENCE_MIB_VAR
+                engine::limits::gb(bytes),
+                engine::limits::gb(limit),
+                engine::limits::MAX_INFERENCE_MIB_VAR
             ));
         }
         Ok(())

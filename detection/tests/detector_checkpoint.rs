@@ -2,13 +2,13 @@
 //! the field named. And `detect import` end to end: the older key spelling of torchvision's
 //! published COCO file is accepted, BN counters dropped, bad files exit 2.
 
-use backbones::checkpoint::{
-    read_safetensors, var_store_tensors, write_safetensors, Checkpoint, Metadata, NamedTensors,
-    TaskKind,
-};
 use detection::model::load::Detector;
 use detection::model::{DetectorConfig, FasterRcnn};
 use detection::transform::TransformSpec;
+use engine::checkpoint::{
+    read_safetensors, var_store_tensors, write_safetensors, Checkpoint, Metadata, NamedTensors,
+    TaskKind,
+};
 use std::path::Path;
 use std::process::Command;
 use tch::{nn, Device, Kind, Tensor};

@@ -2,11 +2,11 @@
 //! head's geometry, the body loaded from a classification checkpoint, and the refusals a
 //! user meets when giving the wrong file as a backbone.
 
-use backbones::checkpoint::{var_store_tensors, Checkpoint, Metadata, TaskKind};
 use backbones::{Arch, ResNet, ResNetConfig};
 use detection::model::load::{load_body, read_backbone_checkpoint};
 use detection::model::{DetectorConfig, FasterRcnn};
 use detection::transform::{ImageTransform, TransformSpec};
+use engine::checkpoint::{var_store_tensors, Checkpoint, Metadata, TaskKind};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -139,12 +139,12 @@ fn body_loads_by_name_from_a_classifier_without_its_fc() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("resnet18d.safetensors");
     let written = write_classifier(&path, "resnet18d");
-    let (ckpt, spec) = read_backbone_checkpoint(&path).unwrap();
-    assert_eq!(spec.config.arch, arch("resnet18d"));
-    let config = DetectorConfig::fpn(spec.config.arch, 2, 1e-5);
+    let body = read_backbone_checkpoint(&path).unwrap();
+    assert_eq!(body.config.arch, arch("resnet18d"));
+    let config = DetectorConfig::fpn(body.config.arch, 2, 1e-5);
     let vs = nn::VarStore::new(Device::Cpu);
     let _model = FasterRcnn::new(&vs.root(), &config);
-    load_body(&vs, &ckpt, &path).unwrap();
+    load_body(&vs, &body).unwrap();
     let vars = vs.variables();
     for name in [
         "conv1.0.weight",
@@ -160,7 +160,7 @@ fn body_loads_by_name_from_a_classifier_without_its_fc() {
     let other = DetectorConfig::fpn(arch("resnet34d"), 2, 1e-5);
     let vs = nn::VarStore::new(Device::Cpu);
     let _model = FasterRcnn::new(&vs.root(), &other);
-    let err = load_body(&vs, &ckpt, &path).unwrap_err().to_string();
+    let err = load_body(&vs, &body).unwrap_err().to_string();
     assert!(
         err.contains("resnet18d.safetensors") && err.contains("missing"),
         "{err}"

@@ -4,10 +4,10 @@
 //! as a detection checkpoint, run on the fixture's image; the detections must be
 //! torchvision's (boxes within 2e-3 px, scores within 1e-4, the same labels in the same order).
 
-use backbones::checkpoint::{read_safetensors, write_safetensors, Checkpoint, NamedTensors};
 use detection::import::{import_torchvision, TorchvisionDetector};
 use detection::model::load::Detector;
 use detection::transform::{boxes_to_original, ImageTransform, TransformSpec};
+use engine::checkpoint::{read_safetensors, write_safetensors, Checkpoint, NamedTensors};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 

@@ -1,9 +1,9 @@
 //! What a detection recipe says about its evaluation metric and gradient clipping, read as
 //! `detect finetune` reads it (the file plus `--set` overrides, then `validate`).
 
-use backbones::engine::config_file::load;
 use detection::metrics::voc::VocMetric;
 use detection::train::config::FinetuneConfig;
+use engine::config_file::load;
 use std::path::Path;
 
 fn voc_c4(sets: &[&str]) -> Result<FinetuneConfig, String> {

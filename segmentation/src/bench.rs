@@ -5,11 +5,11 @@
 
 use crate::fcn::{Fcn, FcnConfig};
 use crate::task::training_losses;
-use backbones::channels_last::{tensor_to_channels_last, var_store_to_channels_last};
-use backbones::engine::amp::LossScaler;
-use backbones::engine::optim::{Sgd, SgdConfig};
-use backbones::engine::timing::timed;
 use backbones::Arch;
+use engine::amp::LossScaler;
+use engine::channels_last::{tensor_to_channels_last, var_store_to_channels_last};
+use engine::optim::{Sgd, SgdConfig};
+use engine::timing::timed;
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 

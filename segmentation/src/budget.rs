@@ -10,7 +10,7 @@
 
 use crate::fcn::FcnConfig;
 
-pub use backbones::limits::{gb, max_inference_bytes, MAX_INFERENCE_MIB_VAR};
+pub use engine::limits::{gb, max_inference_bytes, MAX_INFERENCE_MIB_VAR};
 
 /// What a checkpoint's own transform may imply for a square image (`resize_shorter`
 /// squared): 1 GiB, twice what torchvision's 520 costs a ResNet-101 FCN. A checkpoint is
@@ -40,7 +40,7 @@ pub fn activation_bytes(config: &FcnConfig, pixels: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use backbones::limits::DEFAULT_MAX_INFERENCE_MIB;
+    use engine::limits::DEFAULT_MAX_INFERENCE_MIB;
 
     #[test]
     fn estimates_follow_the_measured_costs() {

@@ -4,9 +4,9 @@
 //! values.
 
 use backbones::classification::config::NormalizationChoice;
-use backbones::engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
-use backbones::limits::{self, check};
 use datasets::segmentation_transforms::{ScaleSide, SegmentationTrainTransform};
+use engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
+use engine::limits::{self, check};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

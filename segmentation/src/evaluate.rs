@@ -347,7 +347,7 @@ mod tests {
         let config = FcnConfig::new("resnet18".parse().unwrap(), 8, 3, false);
         let vs = nn::VarStore::new(Device::Cpu);
         let _model = Fcn::new(&vs.root(), &config);
-        let tensors = backbones::checkpoint::var_store_tensors(&vs);
+        let tensors = engine::checkpoint::var_store_tensors(&vs);
         let preprocess = Preprocess {
             resize_shorter: None,
             normalization: Normalization::IMAGENET,

@@ -6,10 +6,10 @@
 //! `classifier.{0,1,4}.*` and `aux_classifier.{0,1,4}.*` (the Sequential indices of the conv,
 //! the BN and the last conv; ReLU and dropout hold 2 and 3 and have no parameters).
 
-use backbones::channels_last::tensor_to_channels_last;
 use backbones::layers::{BatchNorm2d, Conv2d, NormMode};
 use backbones::onednn;
 use backbones::{Arch, ResNet, ResNetConfig};
+use engine::channels_last::tensor_to_channels_last;
 use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
@@ -66,7 +66,7 @@ impl FcnConfig {
                 self.backbone.output_stride
             ));
         }
-        backbones::limits::check("the number of classes", self.num_classes, &CLASSES).map(drop)
+        engine::limits::check("the number of classes", self.num_classes, &CLASSES).map(drop)
     }
 
     /// Channels of C4 and C5, the inputs of the auxiliary and main heads.

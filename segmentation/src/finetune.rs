@@ -1,21 +1,21 @@
 //! `segment finetune`: a recipe read from TOML, the backbone loaded from a classification
 //! checkpoint, the segmentation data opened, and the engine's loop run on the task.
 
-use crate::backbone_init::{copy_backbone, read_pretrained, PretrainedBackbone};
 use crate::config::FinetuneConfig;
 use crate::fcn::{Fcn, FcnConfig};
 use crate::task::{Segmentation, SegmentationLoader};
 use anyhow::bail;
-use backbones::engine::config_file;
-use backbones::engine::data_parallel;
-use backbones::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
-use backbones::engine::run_dir::RunDir;
+use backbones::pretrained::PretrainedBody;
 use datasets::loader::LoaderConfig;
 use datasets::segmentation_data::{
     segmentation_loader, SegmentationAugment, SegmentationDataset, SegmentationSource,
 };
 use datasets::segmentation_transforms::SegmentationEvalTransform;
 use datasets::spec::DatasetSpec;
+use engine::config_file;
+use engine::data_parallel;
+use engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
+use engine::run_dir::RunDir;
 use std::path::PathBuf;
 use tch::{nn, Device};
 
@@ -116,7 +116,7 @@ pub fn load_config(
 struct Prepared {
     config: FinetuneConfig,
     device: Device,
-    pretrained: PretrainedBackbone,
+    pretrained: PretrainedBody,
     train_loader: SegmentationLoader,
     val_loader: SegmentationLoader,
     classes: Vec<String>,
@@ -135,7 +135,10 @@ fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
             opts.config.display()
         ))
     })?;
-    let pretrained = read_pretrained(&opts.backbone)?;
+    let pretrained = PretrainedBody::read(
+        &opts.backbone,
+        "a classification one: an FCN starts from the ImageNet (or Fashion) classifier a backbone was trained as",
+    )?;
     // One rank of several under torchrun or --nproc: join before anything is built.
     let device = data_parallel::join_from_env(opts.device)?;
     // Nothing is created until `fit` has checked everything (see RunDir::check_can_open).
@@ -191,7 +194,11 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
     };
     let vs = nn::VarStore::new(device);
     let model = Fcn::new(&vs.root(), &fcn_config);
-    copy_backbone(&vs, &pretrained);
+    pretrained.copy_into(
+        &vs,
+        "backbone.",
+        &format!("the body of an FCN over {}", pretrained.arch),
+    )?;
     drop(pretrained);
     let engine_config = config.engine();
     let mut task = Segmentation::new(config, fcn_config, classes, vs, model, val_loader);

@@ -4,8 +4,8 @@
 
 use crate::fcn::FcnConfig;
 use crate::segmenter::{metadata, Preprocess, Segmenter};
-use backbones::checkpoint::{read_safetensors, var_store_tensors, Checkpoint, CheckpointError};
 use backbones::Arch;
+use engine::checkpoint::{read_safetensors, var_store_tensors, Checkpoint, CheckpointError};
 use std::path::Path;
 use tch::Device;
 
@@ -58,7 +58,7 @@ pub fn import_torchvision(
             ))
         }
     };
-    backbones::limits::check("the number of classes", num_classes, &crate::fcn::CLASSES)
+    engine::limits::check("the number of classes", num_classes, &crate::fcn::CLASSES)
         .map_err(|e| CheckpointError::content(input, format!("classifier.4.weight: {e}")))?;
     let classes = match classes {
         Some(c) if c.len() as i64 == num_classes => c,

@@ -2,7 +2,6 @@
 //! fine-tuning on the shared engine, pixel accuracy and mIoU as the ADE20K benchmark computes
 //! them, and interop with torchvision's `fcn_resnet50`.
 
-pub mod backbone_init;
 pub mod banded;
 pub mod bench;
 pub mod budget;

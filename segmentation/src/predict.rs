@@ -2,8 +2,8 @@
 //! submissions; 0 is never written) at the image's own size, and optionally a colour overlay.
 
 use crate::segmenter::Segmenter;
-use backbones::checkpoint::CheckpointError;
 use datasets::label_png::{encode_mask, voc_palette, MaskEncoding};
+use engine::checkpoint::CheckpointError;
 use image::RgbImage;
 use serde::Serialize;
 

@@ -3,12 +3,13 @@
 
 use crate::budget::{self, activation_bytes, OverBudget};
 use crate::fcn::{Fcn, FcnConfig};
-use backbones::checkpoint::{
-    first_non_finite, load_into, Checkpoint, CheckpointError, Metadata, NamedTensors, TaskKind,
-};
 use backbones::classifier::Normalizer;
 use datasets::classify::Normalization;
 use datasets::resize::{resize_bilinear, shorter_side_size};
+use engine::checkpoint::{
+    first_non_finite, load_into, Checkpoint, CheckpointError, Metadata, NamedTensors, TaskKind,
+};
+use engine::TaskSpec;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
@@ -31,7 +32,7 @@ impl Preprocess {
 
     pub fn validate(&self) -> Result<(), String> {
         if let Some(side) = self.resize_shorter {
-            backbones::limits::check("resize_shorter", side, &backbones::limits::RESIZE_SIDE)?;
+            engine::limits::check("resize_shorter", side, &engine::limits::RESIZE_SIDE)?;
         }
         let n = &self.normalization;
         if !n.mean.iter().all(|m| m.is_finite()) {
@@ -82,7 +83,21 @@ pub struct Segmenter {
 
 /// What a segmentation checkpoint says, checked: the model config is valid and agrees with
 /// `arch` and the class list, the transform is sane, the tensors are finite floats.
-pub fn spec_of(ckpt: &Checkpoint, path: &Path) -> Result<(FcnConfig, Preprocess), CheckpointError> {
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmenterSpec {
+    pub config: FcnConfig,
+    pub preprocess: Preprocess,
+}
+
+impl TaskSpec for SegmenterSpec {
+    const TASK: TaskKind = TaskKind::Segmentation;
+
+    fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self, CheckpointError> {
+        spec_of(ckpt, path).map(|(config, preprocess)| SegmenterSpec { config, preprocess })
+    }
+}
+
+fn spec_of(ckpt: &Checkpoint, path: &Path) -> Result<(FcnConfig, Preprocess), CheckpointError> {
     let meta = &ckpt.metadata;
     let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
     let config: FcnConfig = serde_json::from_value(meta.model.clone())
@@ -151,9 +166,8 @@ pub fn spec_of(ckpt: &Checkpoint, path: &Path) -> Result<(FcnConfig, Preprocess)
 
 impl Segmenter {
     pub fn from_checkpoint(path: &Path, device: Device) -> Result<Self, CheckpointError> {
-        let ckpt = Checkpoint::read(path)?;
-        ckpt.expect_task(TaskKind::Segmentation, path)?;
-        let (config, preprocess) = spec_of(&ckpt, path)?;
+        let (ckpt, SegmenterSpec { config, preprocess }) =
+            Checkpoint::read_as::<SegmenterSpec>(path)?;
         Self::build(
             config,
             ckpt.metadata.classes,
@@ -262,7 +276,7 @@ impl Segmenter {
         self.check_finite(&logits.isfinite().all(), image)?;
         // Channels-last, as `Fcn::forward_to` upsamples at inference.
         crate::banded::argmax_upsampled(
-            &[backbones::channels_last::tensor_to_channels_last(&logits)],
+            &[engine::channels_last::tensor_to_channels_last(&logits)],
             (height as i64, width as i64),
             self.model.config.align_corners,
             visit,
@@ -310,7 +324,7 @@ mod tests {
         let config = FcnConfig::new("resnet18".parse().unwrap(), 8, 3, false);
         let vs = nn::VarStore::new(Device::Cpu);
         let _model = Fcn::new(&vs.root(), &config);
-        let tensors = backbones::checkpoint::var_store_tensors(&vs);
+        let tensors = engine::checkpoint::var_store_tensors(&vs);
         let preprocess = Preprocess {
             resize_shorter: Some(64),
             normalization: Normalization::IMAGENET,

@@ -15,10 +15,10 @@
 //! at 10x), and compared with what the recipe's loss and the engine's SGD (linear scaling
 //! rule, learning-rate multipliers, weight decay) do to the same model.
 
-use backbones::engine::optim::Sgd;
-use backbones::engine::schedule::{linear_scaled_lr, LrSchedule};
 use backbones::layers::NormMode;
 use e2e::repo_root;
+use engine::optim::Sgd;
+use engine::schedule::{linear_scaled_lr, LrSchedule};
 use segmentation::config::FinetuneConfig;
 use segmentation::fcn::{Fcn, FcnConfig};
 use segmentation::finetune::load_config;

@@ -2,8 +2,8 @@
 //! tests/src/formula.rs, under torchvision's names, see tests/fixtures/pytorch/make_fcn_golden.py)
 //! imported through `segment import`'s code, the same image, the same logits and classes.
 
-use backbones::checkpoint::{write_safetensors, NamedTensors};
 use e2e::{fixture, formula};
+use engine::checkpoint::{write_safetensors, NamedTensors};
 use segmentation::import::{import_torchvision, TorchvisionFcn};
 use segmentation::Segmenter;
 use std::path::Path;

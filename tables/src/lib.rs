@@ -13,7 +13,7 @@ pub use paper::{paper_row, PaperRow, PAPER_ROWS};
 pub use report::{markdown, ReportContext};
 pub use rows::{read_row, RowResults, StageRecord, STAGES};
 
-use backbones::engine::chart::ChartError;
+use engine::chart::ChartError;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub fn write_report(dir: &Path, row_ids: &[String], context: &ReportContext) -> 
         .collect::<Result<Vec<_>>>()?;
     let md = markdown(&rows, context);
     let path = dir.join("results.md");
-    backbones::atomic_write::write(&path, md.as_bytes()).map_err(|e| TablesError::File {
+    engine::atomic_write::write(&path, md.as_bytes()).map_err(|e| TablesError::File {
         path: path.clone(),
         message: e.to_string(),
     })?;

@@ -33,7 +33,7 @@ struct TablesArgs {
 
 fn main() {
     if let Err(err) = run(TablesArgs::parse()) {
-        std::process::exit(backbones::cli::report("tables", &err, |e| {
+        std::process::exit(engine::cli::report("tables", &err, |e| {
             matches!(
                 e.downcast_ref::<TablesError>(),
                 Some(TablesError::File { .. } | TablesError::UnknownRow(_))

@@ -3,7 +3,7 @@
 use crate::paper::{paper_row, PaperRow};
 use crate::rows::RowResults;
 use crate::Result;
-use backbones::engine::chart::{self, Area};
+use engine::chart::{self, Area};
 use std::path::Path;
 
 /// Four bar panels (top-1, mAP, pixel accuracy, mIoU), ours beside the paper's, in percent.

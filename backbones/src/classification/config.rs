@@ -3,12 +3,12 @@
 //! gives them).
 
 use crate::arch::Arch;
-use crate::engine::config::EngineConfig;
-pub use crate::engine::config::{OptimSection, RunSection, ScheduleSection};
-use crate::engine::loss::{validate_distillation, validate_smoothing, SmoothingStyle};
-use crate::engine::mix::Mix;
 use crate::layers::NormMode;
 use datasets::classify::{EvalTransform, Normalization, TrainTransform};
+use engine::config::EngineConfig;
+pub use engine::config::{OptimSection, RunSection, ScheduleSection};
+use engine::loss::{validate_distillation, validate_smoothing, SmoothingStyle};
+use engine::mix::Mix;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -166,9 +166,9 @@ impl DataSection {
 
 impl TrainConfig {
     /// The numbers that size allocations, threads and iteration counts, within
-    /// [`limits`](crate::limits) (a config file is untrusted input like any other).
+    /// [`limits`](engine::limits) (a config file is untrusted input like any other).
     fn check_bounds(&self) -> Result<(), String> {
-        use crate::limits::{self, check};
+        use engine::limits::{self, check};
         let d = &self.data;
         check(
             "data.augment.input_size",

@@ -2,9 +2,9 @@
 //! one host sync at the end.
 
 use crate::classifier::Normalizer;
-use crate::engine::transfer::upload;
 use datasets::classify::ClassificationBatch;
 use datasets::DataError;
+use engine::transfer::upload;
 use serde::Serialize;
 use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};

@@ -8,8 +8,8 @@ pub mod subset;
 pub mod task;
 pub mod train;
 
-pub use crate::engine::fit::{Summary, TrainInputError};
 pub use config::TrainConfig;
+pub use engine::fit::{Summary, TrainInputError};
 pub use evaluate::{evaluate, EvalMetrics};
 pub use task::Classification;
 pub use train::{check, train, TrainOptions};

@@ -2,10 +2,10 @@
 //! on random data, after warm-up, with one sync per timed window.
 
 use crate::arch::Arch;
-use crate::channels_last::{tensor_to_channels_last, var_store_to_channels_last};
-use crate::engine::amp::LossScaler;
-use crate::engine::optim::{Sgd, SgdConfig};
 use crate::resnet::{ResNet, ResNetConfig};
+use engine::amp::LossScaler;
+use engine::channels_last::{tensor_to_channels_last, var_store_to_channels_last};
+use engine::optim::{Sgd, SgdConfig};
 use serde::Serialize;
 use std::time::Instant;
 use tch::nn::{self, ModuleT};

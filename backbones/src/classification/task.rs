@@ -6,16 +6,16 @@ use super::config::TrainConfig;
 use super::evaluate::{evaluate, DeviceBatch};
 use super::subset::Subset;
 use crate::arch::Arch;
-use crate::checkpoint::{Metadata, TaskKind};
 use crate::classifier::{Classifier, Normalizer};
-use crate::engine::data_parallel;
-use crate::engine::loss::{distillation_loss, one_hot_targets, soft_cross_entropy};
-use crate::engine::mix::{apply_mix, Mix};
-use crate::engine::task::{Losses, Metrics, Step, Task};
 use crate::resnet::{ResNet, ResNetConfig};
 use datasets::classify::{ClassificationBatch, ClassificationCollate, ClassificationDataset};
 use datasets::loader::Loader;
 use datasets::rng::stream_rng;
+use engine::checkpoint::{Metadata, TaskKind};
+use engine::data_parallel;
+use engine::loss::{distillation_loss, one_hot_targets, soft_cross_entropy};
+use engine::mix::{apply_mix, Mix};
+use engine::task::{Losses, Metrics, Step, Task};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -61,7 +61,7 @@ impl Classification {
                 if t.classes.len() == classes.len() {
                     Ok(t)
                 } else {
-                    Err(crate::engine::fit::TrainInputError(format!(
+                    Err(engine::fit::TrainInputError(format!(
                         "{}: the teacher has {} classes, the data {}",
                         d.teacher.display(),
                         t.classes.len(),

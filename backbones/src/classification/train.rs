@@ -4,12 +4,7 @@
 use super::config::TrainConfig;
 use super::subset::Subset;
 use super::task::{Classification, ClassificationLoader};
-use crate::checkpoint::{Checkpoint, TaskKind};
 use crate::classifier::ClassifierSpec;
-use crate::engine::config_file;
-use crate::engine::data_parallel;
-use crate::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
-use crate::engine::run_dir::RunDir;
 use anyhow::bail;
 use datasets::classify::{
     open_images, ClassificationCollate, ClassificationDataset, ClassificationSplit,
@@ -17,6 +12,11 @@ use datasets::classify::{
 };
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::spec::DatasetSpec;
+use engine::checkpoint::Checkpoint;
+use engine::config_file;
+use engine::data_parallel;
+use engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
+use engine::run_dir::RunDir;
 use std::path::PathBuf;
 use tch::Device;
 
@@ -153,9 +153,7 @@ fn prepare(opts: &TrainOptions) -> anyhow::Result<Prepared> {
 /// A distillation teacher is a classifier of the data's classes (read here, loaded by the
 /// task once the seed is set).
 fn check_teacher(path: &std::path::Path, classes: usize) -> anyhow::Result<()> {
-    let ckpt = Checkpoint::read(path)?;
-    ckpt.expect_task(TaskKind::Classification, path)?;
-    ClassifierSpec::of(&ckpt, path)?;
+    let (ckpt, _) = Checkpoint::read_as::<ClassifierSpec>(path)?;
     if ckpt.metadata.classes.len() != classes {
         bail!(TrainInputError(format!(
             "{}: the teacher has {} classes, the data {classes}",

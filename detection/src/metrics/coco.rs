@@ -58,7 +58,7 @@ pub const MAX_RESULTS_FILE_BYTES: u64 = MAX_JSON_FILE_BYTES;
 /// Writes a COCO results file atomically.
 pub fn write_results(path: &Path, results: &[CocoResult]) -> std::io::Result<()> {
     let json = serde_json::to_vec(results).map_err(std::io::Error::other)?;
-    backbones::atomic_write::write(path, &json)
+    engine::atomic_write::write(path, &json)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -263,7 +263,7 @@ pub fn write_dir(
     }
     std::fs::create_dir_all(dir)?;
     for (class, text) in classes.iter().zip(&texts) {
-        backbones::atomic_write::write(&dir.join(file_name(split, class)), text.as_bytes())?;
+        engine::atomic_write::write(&dir.join(file_name(split, class)), text.as_bytes())?;
     }
     Ok(())
 }

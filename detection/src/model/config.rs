@@ -192,10 +192,10 @@ impl DetectorConfig {
         if self.backbone.norm != NormMode::Frozen {
             return Err("the backbone's batch norm must be frozen".into());
         }
-        backbones::limits::check(
+        engine::limits::check(
             "the number of classes",
             self.num_classes,
-            &backbones::limits::CLASSES,
+            &engine::limits::CLASSES,
         )?;
         if self.trainable_layers > 5 {
             return Err(format!(
@@ -204,18 +204,18 @@ impl DetectorConfig {
             ));
         }
         let r = &self.rpn;
-        backbones::limits::check("rpn.channels", r.channels, &bounds::RPN_CHANNELS)?;
+        engine::limits::check("rpn.channels", r.channels, &bounds::RPN_CHANNELS)?;
         for (name, v) in [
             ("rpn.pre_nms_top_n_train", r.pre_nms_top_n_train),
             ("rpn.pre_nms_top_n_test", r.pre_nms_top_n_test),
             ("rpn.post_nms_top_n_train", r.post_nms_top_n_train),
             ("rpn.post_nms_top_n_test", r.post_nms_top_n_test),
         ] {
-            backbones::limits::check(name, v, &bounds::PROPOSALS)?;
+            engine::limits::check(name, v, &bounds::PROPOSALS)?;
         }
         let b = &self.box_head;
         if let Some(cap) = b.detections_per_img {
-            backbones::limits::check("box_head.detections_per_img", cap, &bounds::DETECTIONS)?;
+            engine::limits::check("box_head.detections_per_img", cap, &bounds::DETECTIONS)?;
         }
         for (name, v) in [
             ("rpn.nms_thresh", r.nms_thresh),

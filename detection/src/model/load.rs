@@ -1,113 +1,38 @@
-//! Weights in and out by name: the body from a classification checkpoint (its `fc` dropped),
+//! Weights in and out by name: the body from a classification checkpoint (its `fc` left out),
 //! and whole detection checkpoints, whose metadata is checked field by field when they are
 //! opened (a checkpoint is untrusted input: see docs/architecture.md "Untrusted input").
 
 use super::{DetectorConfig, FasterRcnn};
 use crate::transform::TransformSpec;
-use backbones::checkpoint::{first_non_finite, load_into, Checkpoint, CheckpointError, TaskKind};
-use backbones::classifier::ClassifierSpec;
-use std::collections::BTreeMap;
+use backbones::pretrained::PretrainedBody;
+use engine::checkpoint::{
+    first_non_finite, load_into, Checkpoint, CheckpointError, TaskKind, TaskSpec,
+};
 use std::path::Path;
 use tch::{nn, Device};
 
 /// Where the body's parameters live in a detector.
 pub const BODY_PREFIX: &str = "backbone.body.";
 
-/// Reads a classification checkpoint to start a detector from: refuses other tasks with a
-/// sentence saying what the file is, and checks its metadata (an unknown arch is refused by
-/// the classification checks).
-pub fn read_backbone_checkpoint(
-    path: &Path,
-) -> Result<(Checkpoint, ClassifierSpec), CheckpointError> {
-    let ckpt = Checkpoint::read(path)?;
-    if ckpt.metadata.task != TaskKind::Classification {
-        return Err(CheckpointError::content(
-            path,
-            format!(
-                "is a {} checkpoint ({}), not a classification backbone: give the classifier it was fine-tuned from",
-                match ckpt.metadata.task {
-                    TaskKind::Detection => "detection",
-                    TaskKind::Segmentation => "segmentation",
-                    TaskKind::Classification => "classification",
-                },
-                ckpt.metadata.arch
-            ),
-        ));
-    }
-    let spec = ClassifierSpec::of(&ckpt, path)?;
-    Ok((ckpt, spec))
+/// Reads the classifier a detector starts from: another task's checkpoint is refused with a
+/// sentence saying what the file is, and the classifier's fields are checked (an unknown arch
+/// among them).
+pub fn read_backbone_checkpoint(path: &Path) -> Result<PretrainedBody, CheckpointError> {
+    PretrainedBody::read(
+        path,
+        "a classification backbone: give the classifier it was fine-tuned from",
+    )
 }
 
-/// Copies a classifier's weights into the detector's body by name (`layer1.0.conv1.weight`
-/// → `backbone.body.layer1.0.conv1.weight`), leaving out its `fc`. Every body tensor must
-/// be filled with the right shape; one error lists whatever does not fit.
-pub fn load_body(vs: &nn::VarStore, ckpt: &Checkpoint, path: &Path) -> Result<(), CheckpointError> {
-    let vars = vs.variables();
-    let body: BTreeMap<String, tch::Tensor> = ckpt
-        .tensors
-        .iter()
-        .filter(|(name, _)| !name.starts_with("fc."))
-        .map(|(name, t)| (format!("{BODY_PREFIX}{name}"), t.shallow_clone()))
-        .collect();
-    let mut missing: Vec<&str> = vars
-        .keys()
-        .filter(|k| k.starts_with(BODY_PREFIX) && !body.contains_key(*k))
-        .map(String::as_str)
-        .collect();
-    missing.sort_unstable();
-    let unexpected: Vec<&str> = body
-        .keys()
-        .filter(|k| !vars.contains_key(*k))
-        .map(|k| &k[BODY_PREFIX.len()..])
-        .collect();
-    let wrong: Vec<String> = body
-        .iter()
-        .filter_map(|(name, t)| {
-            let v = vars.get(name)?;
-            (v.size() != t.size()).then(|| {
-                format!(
-                    "{} (file {:?}, model {:?})",
-                    &name[BODY_PREFIX.len()..],
-                    t.size(),
-                    v.size()
-                )
-            })
-        })
-        .collect();
-    if !(missing.is_empty() && unexpected.is_empty() && wrong.is_empty()) {
-        let mut details = String::new();
-        for (label, items) in [
-            (
-                "missing",
-                missing
-                    .iter()
-                    .map(|s| s[BODY_PREFIX.len()..].to_string())
-                    .collect::<Vec<_>>(),
-            ),
-            (
-                "unexpected",
-                unexpected.iter().map(|s| s.to_string()).collect(),
-            ),
-            ("with the wrong shape", wrong),
-        ] {
-            if !items.is_empty() {
-                details.push_str(&format!(" {} {label}: {};", items.len(), items.join(", ")));
-            }
-        }
-        details.pop();
-        return Err(CheckpointError::Mismatch {
-            path: path.to_path_buf(),
-            model: format!("the body of a detector over {}", ckpt.metadata.arch),
-            details,
-        });
-    }
-    tch::no_grad(|| {
-        for (name, t) in &body {
-            let mut var = vars[name].shallow_clone();
-            var.copy_(t);
-        }
-    });
-    Ok(())
+/// Copies a classifier's body into the detector's by name (`layer1.0.conv1.weight` →
+/// `backbone.body.layer1.0.conv1.weight`). Every body tensor must be filled with the right
+/// shape; one error lists whatever does not fit.
+pub fn load_body(vs: &nn::VarStore, body: &PretrainedBody) -> Result<(), CheckpointError> {
+    body.copy_into(
+        vs,
+        BODY_PREFIX,
+        &format!("the body of a detector over {}", body.arch),
+    )
 }
 
 /// What a detection checkpoint says about its model, every field checked: the config is
@@ -119,8 +44,10 @@ pub struct DetectorSpec {
     pub transform: TransformSpec,
 }
 
-impl DetectorSpec {
-    pub fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self, CheckpointError> {
+impl TaskSpec for DetectorSpec {
+    const TASK: TaskKind = TaskKind::Detection;
+
+    fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self, CheckpointError> {
         ckpt.expect_task(TaskKind::Detection, path)?;
         let meta = &ckpt.metadata;
         let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
@@ -152,7 +79,7 @@ impl DetectorSpec {
             None => return Err(bad("transform", "missing".into())),
         };
         transform.validate().map_err(|e| bad("transform", e))?;
-        let limit = backbones::limits::max_inference_bytes().map_err(|e| {
+        let limit = engine::limits::max_inference_bytes().map_err(|e| {
             CheckpointError::content(path, format!("cannot bound its transform: {e}"))
         })?;
         transform

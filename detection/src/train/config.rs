@@ -4,8 +4,8 @@
 
 use crate::metrics::voc::VocMetric;
 use crate::model::config::Design;
-use backbones::engine::config::EngineConfig;
-pub use backbones::engine::config::{OptimSection, RunSection, ScheduleSection};
+use engine::config::EngineConfig;
+pub use engine::config::{OptimSection, RunSection, ScheduleSection};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -241,7 +241,7 @@ impl FinetuneConfig {
     /// Checks what serde cannot: ranges and combinations.
     pub fn validate(&self) -> Result<(), String> {
         self.engine().validate()?;
-        backbones::limits::check_loader(self.data.workers, self.data.prefetch)?;
+        engine::limits::check_loader(self.data.workers, self.data.prefetch)?;
         let t = self.targets();
         let fraction = |name: &str, v: f64| {
             if (0.0..=1.0).contains(&v) {

@@ -8,14 +8,15 @@ use crate::model::config::Design;
 use crate::model::load::{load_body, read_backbone_checkpoint};
 use crate::model::{DetectorConfig, FasterRcnn};
 use anyhow::{bail, Context};
-use backbones::engine::config_file;
-use backbones::engine::data_parallel;
-use backbones::engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
-use backbones::engine::run_dir::RunDir;
+use backbones::pretrained::PretrainedBody;
 use datasets::detection_data::{detection_loader, DetectionDataset, DetectionSource};
 use datasets::detection_transforms::{DetectionTransform, ShorterSideResize, SizeRounding};
 use datasets::loader::LoaderConfig;
 use datasets::spec::DatasetSpec;
+use engine::config_file;
+use engine::data_parallel;
+use engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
+use engine::run_dir::RunDir;
 use std::path::PathBuf;
 use tch::{nn, Device};
 
@@ -125,7 +126,7 @@ struct Prepared {
     train_loader: DetectionLoader,
     val_loader: DetectionLoader,
     classes: Vec<String>,
-    backbone_ckpt: backbones::checkpoint::Checkpoint,
+    backbone: PretrainedBody,
     detector: DetectorConfig,
 }
 
@@ -152,7 +153,7 @@ fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
         ))
     })?;
     let spec = DatasetSpec::parse(&spec_text).map_err(|e| TrainInputError(e.to_string()))?;
-    let (backbone_ckpt, backbone_spec) = read_backbone_checkpoint(&opts.backbone)?;
+    let backbone = read_backbone_checkpoint(&opts.backbone)?;
 
     // One rank of several under torchrun or --nproc: join before anything is built.
     let device = data_parallel::join_from_env(opts.device)?;
@@ -186,7 +187,7 @@ fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
         )));
     }
 
-    let detector = detector_config(&config, &backbone_spec.config, classes.len() as i64);
+    let detector = detector_config(&config, &backbone.config, classes.len() as i64);
     detector
         .validate()
         .map_err(|e| TrainInputError(format!("{}: {e}", opts.backbone.display())))?;
@@ -196,7 +197,7 @@ fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
         train_loader,
         val_loader,
         classes,
-        backbone_ckpt,
+        backbone,
         detector,
     })
 }
@@ -216,13 +217,13 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         train_loader,
         val_loader,
         classes,
-        backbone_ckpt,
+        backbone,
         detector,
     } = prepare(&opts)?;
     set_up(&config.train, device);
     let vs = nn::VarStore::new(device);
     let model = FasterRcnn::new(&vs.root(), &detector);
-    load_body(&vs, &backbone_ckpt, &opts.backbone)
+    load_body(&vs, &backbone)
         .with_context(|| format!("loading the backbone {}", opts.backbone.display()))?;
     let mut engine_config = config.engine();
     engine_config

@@ -14,7 +14,7 @@ use crate::ops::anchors::inside_image;
 use crate::ops::matcher::Matcher;
 use crate::ops::sampler::BalancedSampler;
 use crate::transform::ImageList;
-use backbones::engine::task::Losses;
+use engine::task::Losses;
 use tch::Tensor;
 
 /// How a model's two stages are trained.

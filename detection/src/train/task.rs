@@ -10,10 +10,10 @@ use crate::metrics::ground_truth::voc_evaluator;
 use crate::model::{DetectorConfig, FasterRcnn};
 use crate::ops::sampler::splitmix64;
 use crate::transform::{ImageTransform, TransformSpec};
-use backbones::checkpoint::{Metadata, TaskKind};
-use backbones::engine::task::{Losses, Metrics, Step, Task};
-use backbones::engine::transfer::upload;
 use datasets::detection_transforms::DetectionBatch;
+use engine::checkpoint::{Metadata, TaskKind};
+use engine::task::{Losses, Metrics, Step, Task};
+use engine::transfer::upload;
 use tch::{nn, Device, Tensor};
 
 pub use crate::evaluate::DetectionLoader;

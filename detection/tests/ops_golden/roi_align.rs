@@ -102,7 +102,7 @@ fn roi_align_reads_a_channels_last_map_the_same() {
     let weight = f.t("a0_s2_7x7_weight");
     let run = |x: &Tensor| roi_align(x, f.t("rois"), (7, 7), 0.5, 2, false);
     let (out, grad) = forward_backward(f.t("feature"), weight, run);
-    // NHWC strides with NCHW sizes, as `backbones::channels_last` lays out a model's maps.
+    // NHWC strides with NCHW sizes, as `engine::channels_last` lays out a model's maps.
     let channels_last = f
         .t("feature")
         .permute([0, 2, 3, 1])

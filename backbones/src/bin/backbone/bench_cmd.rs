@@ -1,8 +1,9 @@
 use crate::cli_error::BadInput;
 use crate::info::flag_input_side;
 use backbones::classification::step_bench::{bench_train_step, StepBenchSettings};
-use backbones::device::parse_device;
-use backbones::{limits, Arch};
+use backbones::Arch;
+use engine::device::parse_device;
+use engine::limits;
 use std::ops::RangeInclusive;
 
 const BENCH_WARMUP: RangeInclusive<usize> = 0..=100_000;
@@ -60,7 +61,7 @@ pub struct BenchArgs {
     iters: usize,
     #[arg(
         long,
-        value_parser = backbones::limits::flag_threads(),
+        value_parser = engine::limits::flag_threads(),
         help = "CPU threads for libtorch (default: libtorch's choice) [1 to 1024]"
     )]
     threads: Option<i32>,

@@ -1,7 +1,9 @@
-//! `backbone`'s failures, reported as every command of the project reports them.
+//! `backbone`'s failures, reported as every command of the project reports them, with an
+//! unknown architecture name counted as bad input.
 
-pub use backbones::cli::BadInput;
+use backbones::arch::UnknownArch;
+pub use engine::cli::BadInput;
 
 pub fn report(program: &str, err: &anyhow::Error) -> i32 {
-    backbones::cli::report(program, err, |_| false)
+    engine::cli::report(program, err, |e| e.is::<UnknownArch>())
 }

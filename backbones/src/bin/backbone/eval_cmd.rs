@@ -2,8 +2,7 @@ use crate::cli_error::BadInput;
 use backbones::classification::evaluate;
 use backbones::classification::subset::Subset;
 use backbones::classifier::Normalizer;
-use backbones::device::parse_device;
-use backbones::{limits, Classifier};
+use backbones::Classifier;
 use clap::Args;
 use datasets::classify::{
     open_images, ClassificationCollate, ClassificationDataset, ClassificationSplit,
@@ -11,6 +10,8 @@ use datasets::classify::{
 };
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::spec::DatasetSpec;
+use engine::device::parse_device;
+use engine::limits;
 use std::path::PathBuf;
 
 #[derive(Args)]

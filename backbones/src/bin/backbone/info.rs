@@ -1,9 +1,10 @@
-use backbones::checkpoint::{var_store_tensors, Checkpoint, Metadata, TaskKind};
 use backbones::classifier::default_transform;
 use backbones::interop::imagenet_classes;
-use backbones::{limits, Arch, ResNet, ResNetConfig};
+use backbones::{Arch, ResNet, ResNetConfig};
 use clap::Args;
 use datasets::classify::{EvalTransform, Normalization};
+use engine::checkpoint::{var_store_tensors, Checkpoint, Metadata, TaskKind};
+use engine::limits;
 use std::path::PathBuf;
 use tch::{nn, Device};
 

@@ -1,8 +1,10 @@
 use crate::cli_error::BadInput;
 use anyhow::Context;
+use backbones::classifier::ClassifierSpec;
 use backbones::interop::{self, Framework};
-use backbones::{outputs, Arch, Checkpoint};
+use backbones::Arch;
 use clap::Args;
+use engine::{outputs, Checkpoint};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -56,7 +58,7 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<()> {
         true,
     )
     .map_err(BadInput)?;
-    let ckpt = Checkpoint::read(&args.ckpt)?;
+    let (ckpt, _) = Checkpoint::read_as::<ClassifierSpec>(&args.ckpt)?;
     interop::export(&ckpt, &args.ckpt, args.to, &args.output)
         .with_context(|| format!("exporting to {}", args.output.display()))?;
     eprintln!(

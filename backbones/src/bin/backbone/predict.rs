@@ -1,7 +1,8 @@
 use crate::cli_error::BadInput;
-use backbones::device::parse_device;
-use backbones::{limits, Classifier};
+use backbones::Classifier;
 use clap::Args;
+use engine::device::parse_device;
+use engine::limits;
 use std::path::PathBuf;
 use tch::{Kind, Tensor};
 

@@ -1,9 +1,9 @@
 use crate::cli_error::BadInput;
 use backbones::classification::{self, TrainOptions};
-use backbones::device::parse_device;
-use backbones::engine::data_parallel;
-use backbones::limits;
 use clap::Args;
+use engine::data_parallel;
+use engine::device::parse_device;
+use engine::limits;
 use std::path::PathBuf;
 
 #[derive(Args)]

@@ -1,9 +1,9 @@
 use crate::cli_error::BadInput;
-use backbones::device::parse_device;
 use backbones::Arch;
 use clap::Args;
 use detection::bench::{bench, DetectBenchSettings};
 use detection::model::config::Design;
+use engine::device::parse_device;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -33,7 +33,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Intra-op threads (default: libtorch's choice).
-    #[arg(long, value_parser = backbones::limits::flag_threads())]
+    #[arg(long, value_parser = engine::limits::flag_threads())]
     threads: Option<i32>,
     /// Untimed iterations first.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10_000))]

@@ -1,10 +1,10 @@
 //! `detect`'s failures, reported as every command of the project reports them, with the
 //! evaluation's own input errors (comp4 files, COCO results) counted as bad input.
 
-pub use backbones::cli::{warn, BadInput};
 use datasets::spec::SpecError;
 use detection::metrics::coco::CocoEvalError;
 use detection::metrics::comp4::Comp4Error;
+pub use engine::cli::{warn, BadInput};
 
 fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(c) = e.downcast_ref::<Comp4Error>() {
@@ -17,5 +17,5 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 pub fn report(program: &str, err: &anyhow::Error) -> i32 {
-    backbones::cli::report(program, err, is_bad_input)
+    engine::cli::report(program, err, is_bad_input)
 }

@@ -231,8 +231,6 @@ fn eval_coco_results(args: &EvalArgs, annotations: &Path, results: &Path) -> any
 mod model_eval {
     use super::{EvalArgs, MetricArg};
     use crate::cli_error::BadInput;
-    use backbones::device::parse_device;
-    use backbones::outputs;
     use datasets::detection_data::{detection_loader, DetectionDataset, DetectionSource};
     use datasets::detection_transforms::{DetectionTransform, ShorterSideResize, SizeRounding};
     use datasets::loader::LoaderConfig;
@@ -243,6 +241,8 @@ mod model_eval {
     use detection::metrics::{comp4, ground_truth, report, ImageDetections};
     use detection::model::load::Detector;
     use detection::transform::ImageTransform;
+    use engine::device::parse_device;
+    use engine::outputs;
     use std::path::Path;
     use std::time::Instant;
 

@@ -1,8 +1,8 @@
-use backbones::device::parse_device;
-use backbones::engine::data_parallel;
-use backbones::limits;
 use clap::Args;
 use detection::train::finetune::{check, finetune, FinetuneOptions};
+use engine::data_parallel;
+use engine::device::parse_device;
+use engine::limits;
 use std::path::PathBuf;
 
 #[derive(Args)]

@@ -2,12 +2,12 @@
 
 use crate::cli_error::BadInput;
 use anyhow::Context;
-use backbones::device::parse_device;
-use backbones::outputs;
 use clap::Args;
 use detection::draw::draw_detections;
 use detection::model::load::Detector;
 use detection::predict::predict;
+use engine::device::parse_device;
+use engine::outputs;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -59,7 +59,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         drawn
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .with_context(|| format!("{}: cannot encode the PNG", out.display()))?;
-        backbones::atomic_write::write(out, &png)
+        engine::atomic_write::write(out, &png)
             .with_context(|| format!("writing {}", out.display()))?;
     }
     if args.json {

@@ -1,9 +1,10 @@
 use crate::cli_error::BadInput;
-use backbones::device::parse_device;
-use backbones::engine::config::RunSection;
-use backbones::engine::fit::set_up;
-use backbones::{limits, Arch};
+use backbones::Arch;
 use clap::Args;
+use engine::config::RunSection;
+use engine::device::parse_device;
+use engine::fit::set_up;
+use engine::limits;
 use segmentation::bench::{bench, BenchSettings};
 use std::ops::RangeInclusive;
 
@@ -60,7 +61,7 @@ pub struct BenchArgs {
     iters: usize,
     #[arg(
         long,
-        value_parser = backbones::limits::flag_threads(),
+        value_parser = engine::limits::flag_threads(),
         help = "CPU threads for libtorch (default: libtorch's choice) [1 to 1024]"
     )]
     threads: Option<i32>,

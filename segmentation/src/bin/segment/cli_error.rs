@@ -2,8 +2,8 @@
 //! recipe's and the prediction PNGs' own errors, inference over its memory bound and a split
 //! without a labelled pixel counted as bad input.
 
-pub use backbones::cli::BadInput;
-use backbones::engine::config_file::ConfigError;
+pub use engine::cli::BadInput;
+use engine::config_file::ConfigError;
 use segmentation::budget::OverBudget;
 use segmentation::metric::NoLabelledPixels;
 use segmentation::predictions::BadPrediction;
@@ -16,5 +16,5 @@ fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 pub fn report(program: &str, err: &anyhow::Error) -> i32 {
-    backbones::cli::report(program, err, is_bad_input)
+    engine::cli::report(program, err, is_bad_input)
 }

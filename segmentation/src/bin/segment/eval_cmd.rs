@@ -1,9 +1,9 @@
 use crate::cli_error::BadInput;
-use backbones::device::parse_device;
 use clap::Args;
 use datasets::ade20k::Ade20kDataset;
 use datasets::segmentation_data::SegmentationSource;
 use datasets::spec::DatasetSpec;
+use engine::device::parse_device;
 use segmentation::evaluate::{evaluate_source, MultiScale};
 use segmentation::predictions::evaluate_predictions;
 use segmentation::Segmenter;
@@ -45,16 +45,16 @@ pub struct EvalArgs {
         long,
         default_value_t = 520,
         requires = "multi_scale",
-        value_parser = backbones::limits::flag_range_usize(backbones::limits::RESIZE_SIDE),
-        help = backbones::limits::help("Multi-scale: the base size the scales multiply (the longer side)", &backbones::limits::RESIZE_SIDE)
+        value_parser = engine::limits::flag_range_usize(engine::limits::RESIZE_SIDE),
+        help = engine::limits::help("Multi-scale: the base size the scales multiply (the longer side)", &engine::limits::RESIZE_SIDE)
     )]
     base_size: usize,
     #[arg(
         long,
         default_value_t = 480,
         requires = "multi_scale",
-        value_parser = backbones::limits::flag_range_usize(backbones::limits::INPUT_SIDE),
-        help = backbones::limits::help("Multi-scale: the sliding window's side (stride 2/3 of it)", &backbones::limits::INPUT_SIDE)
+        value_parser = engine::limits::flag_range_usize(engine::limits::INPUT_SIDE),
+        help = engine::limits::help("Multi-scale: the sliding window's side (stride 2/3 of it)", &engine::limits::INPUT_SIDE)
     )]
     crop_size: usize,
     /// Run the model on each image at its own size instead of the checkpoint's preprocessing
@@ -68,7 +68,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Decoding threads.
-    #[arg(long, default_value_t = 2, value_parser = backbones::limits::flag_range_usize(backbones::limits::WORKERS))]
+    #[arg(long, default_value_t = 2, value_parser = engine::limits::flag_range_usize(engine::limits::WORKERS))]
     workers: usize,
     /// Print one JSON object: {"pixAcc", "mIoU", "mIoU_all", "iou": {"<class>": iou or null}}.
     #[arg(long)]

@@ -1,8 +1,8 @@
 use crate::cli_error::BadInput;
-use backbones::device::parse_device;
-use backbones::engine::data_parallel;
-use backbones::limits;
 use clap::Args;
+use engine::data_parallel;
+use engine::device::parse_device;
+use engine::limits;
 use segmentation::finetune::{check, finetune, FinetuneOptions};
 use std::path::PathBuf;
 

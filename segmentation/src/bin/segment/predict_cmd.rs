@@ -1,8 +1,8 @@
 use crate::cli_error::BadInput;
 use anyhow::Context;
-use backbones::device::parse_device;
-use backbones::outputs;
 use clap::Args;
+use engine::device::parse_device;
+use engine::outputs;
 use segmentation::predict::Prediction;
 use segmentation::Segmenter;
 use std::path::PathBuf;
@@ -71,10 +71,10 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    backbones::atomic_write::write(&args.out, &png)
+    engine::atomic_write::write(&args.out, &png)
         .with_context(|| format!("{}: cannot write", args.out.display()))?;
     if let Some((path, bytes)) = overlay {
-        backbones::atomic_write::write(path, &bytes)
+        engine::atomic_write::write(path, &bytes)
             .with_context(|| format!("{}: cannot write the overlay", path.display()))?;
     }
     let areas = prediction.areas(&model.classes);

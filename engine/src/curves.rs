@@ -198,8 +198,8 @@ pub fn write_curves_png(metrics_jsonl: &Path, out: &Path) -> Result<(), CurvesEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::chart::tests::{count_colour, count_ink};
-    use crate::engine::chart::PALETTE;
+    use crate::chart::tests::{count_colour, count_ink};
+    use crate::chart::PALETTE;
     use image::RgbImage;
 
     /// (x, y, width, height) of the three panels, as `write_curves_png` lays them out.

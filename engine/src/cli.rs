@@ -2,10 +2,9 @@
 //! for bad input (a file or flag the user gave is wrong) and 1 for failures at run time. Each
 //! binary adds the errors of its own crate through `also_bad_input`.
 
-use crate::arch::UnknownArch;
 use crate::checkpoint::CheckpointError;
-use crate::engine::fit::TrainInputError;
-use crate::engine::run_dir::RunDirError;
+use crate::fit::TrainInputError;
+use crate::run_dir::RunDirError;
 use datasets::DataError;
 use std::io::ErrorKind;
 
@@ -30,7 +29,7 @@ pub fn checkpoint_is_bad_input(e: &CheckpointError) -> bool {
     }
 }
 
-/// Whether an error of `datasets` or `backbones` is the user's input being wrong.
+/// Whether an error of `datasets` or the engine is the user's input being wrong.
 pub fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(c) = e.downcast_ref::<CheckpointError>() {
         return checkpoint_is_bad_input(c);
@@ -48,10 +47,9 @@ pub fn is_bad_input(e: &(dyn std::error::Error + 'static)) -> bool {
     }
     e.is::<BadInput>()
         || e.is::<TrainInputError>()
-        || e.is::<UnknownArch>()
         || e.is::<datasets::loader::InvalidLoaderConfig>()
         || e.is::<datasets::spec::SpecError>()
-        || e.is::<crate::engine::data_parallel::LaunchError>()
+        || e.is::<crate::data_parallel::LaunchError>()
 }
 
 /// Messages quote what files contain (names, keys, values); a newline or a terminal escape in

@@ -68,7 +68,7 @@ impl RunDir {
     /// Either way a second live run on the folder is refused with its pid, and temporary
     /// files of writers killed mid-write are removed.
     pub fn open(root: &Path, resume: bool) -> Result<Self> {
-        if !crate::engine::data_parallel::is_main_rank() {
+        if !crate::data_parallel::is_main_rank() {
             return Ok(RunDir {
                 root: root.to_path_buf(),
                 metrics: None,
@@ -146,7 +146,7 @@ impl RunDir {
     /// behind. (`open` checks again under the lock.)
     pub fn check_can_open(root: &Path, resume: bool) -> Result<()> {
         // Other ranks may not even see the folder (see `open`).
-        if !crate::engine::data_parallel::is_main_rank() {
+        if !crate::data_parallel::is_main_rank() {
             return Ok(());
         }
         let invalid = |message: String| RunDirError::Invalid {

@@ -154,7 +154,7 @@ impl Metadata {
     /// Checks what every checkpoint's metadata must satisfy whatever its task: a known
     /// architecture name of sane length, a number of classes within bounds and as many class
     /// names, none twice (torchvision's "N/A" placeholders aside). Task-specific fields (the model config, the transform) are checked by the
-    /// task's own loader ([`crate::classifier::ClassifierSpec`] for classification).
+    /// task's own [`TaskSpec`].
     pub fn validate(&self, path: &Path) -> Result<()> {
         if self.arch.is_empty() || self.arch.len() > limits::NAME_LEN {
             return Err(CheckpointError::field(
@@ -467,17 +467,35 @@ fn describe_format_error(e: safetensors::SafeTensorError) -> String {
     }
 }
 
+/// What a task's checkpoint says about its model (its config, input transform, head), each
+/// field checked against the tensors. Each task implements it in its own crate, so this core
+/// reads and writes checkpoints of every task without knowing any.
+pub trait TaskSpec: Sized {
+    /// The task whose checkpoints this spec describes.
+    const TASK: TaskKind;
+
+    /// The spec of `ckpt` (read from `path`, named in errors), every task-specific field
+    /// checked.
+    fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self>;
+}
+
 impl Checkpoint {
+    /// Reads a checkpoint of any task, checking what every task's metadata must satisfy
+    /// ([`Metadata::validate`]); [`Checkpoint::read_as`] checks a task's own fields too.
     pub fn read(path: &Path) -> Result<Self> {
         let (tensors, header) = read_safetensors(path)?;
         let metadata = Metadata::from_header(&header, path)?;
         metadata.validate(path)?;
-        let ckpt = Checkpoint { metadata, tensors };
-        // Every field is checked when the file is opened, whatever the command does next.
-        if ckpt.metadata.task == TaskKind::Classification {
-            crate::classifier::ClassifierSpec::of(&ckpt, path)?;
-        }
-        Ok(ckpt)
+        Ok(Checkpoint { metadata, tensors })
+    }
+
+    /// Reads a checkpoint that must hold `S`'s task, and its spec, every field checked before
+    /// the command does anything with it.
+    pub fn read_as<S: TaskSpec>(path: &Path) -> Result<(Self, S)> {
+        let ckpt = Self::read(path)?;
+        ckpt.expect_task(S::TASK, path)?;
+        let spec = S::of(&ckpt, path)?;
+        Ok((ckpt, spec))
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
@@ -498,6 +516,42 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// What keeps `tensors` from filling `vars` by name, as one line listing the variables
+/// without a tensor, the tensors without a variable and the names whose shapes differ; None
+/// when they fit.
+pub fn name_mismatch(vars: &NamedTensors, tensors: &NamedTensors) -> Option<String> {
+    let missing: Vec<String> = vars
+        .keys()
+        .filter(|k| !tensors.contains_key(*k))
+        .cloned()
+        .collect();
+    let unexpected: Vec<String> = tensors
+        .keys()
+        .filter(|k| !vars.contains_key(*k))
+        .cloned()
+        .collect();
+    let wrong_shape: Vec<String> = tensors
+        .iter()
+        .filter_map(|(name, t)| {
+            let v = vars.get(name)?;
+            (v.size() != t.size())
+                .then(|| format!("{name} (file {:?}, model {:?})", t.size(), v.size()))
+        })
+        .collect();
+    let mut details = String::new();
+    for (label, items) in [
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("with the wrong shape", wrong_shape),
+    ] {
+        if !items.is_empty() {
+            details.push_str(&format!(" {} {label}: {};", items.len(), items.join(", ")));
+        }
+    }
+    details.pop();
+    (!details.is_empty()).then_some(details)
 }
 
 /// The name of the first floating-point tensor holding a NaN or an infinity, if any: weights
@@ -525,40 +579,8 @@ pub fn load_into(
     path: &Path,
     model: &str,
 ) -> Result<()> {
-    let vars = vs.variables();
-    let mut missing: Vec<&str> = vars
-        .keys()
-        .filter(|k| !tensors.contains_key(*k))
-        .map(|k| k.as_str())
-        .collect();
-    missing.sort_unstable();
-    let unexpected: Vec<&str> = tensors
-        .keys()
-        .filter(|k| !vars.contains_key(*k))
-        .map(|k| k.as_str())
-        .collect();
-    let wrong_shape: Vec<String> = tensors
-        .iter()
-        .filter_map(|(name, t)| {
-            let v = vars.get(name)?;
-            (v.size() != t.size())
-                .then(|| format!("{name} (file {:?}, model {:?})", t.size(), v.size()))
-        })
-        .collect();
-    if !(missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty()) {
-        let mut details = String::new();
-        let mut list = |label: &str, items: Vec<String>| {
-            if !items.is_empty() {
-                details.push_str(&format!(" {} {label}: {};", items.len(), items.join(", ")));
-            }
-        };
-        list("missing", missing.iter().map(|s| s.to_string()).collect());
-        list(
-            "unexpected",
-            unexpected.iter().map(|s| s.to_string()).collect(),
-        );
-        list("with the wrong shape", wrong_shape);
-        details.pop();
+    let vars: NamedTensors = vs.variables().into_iter().collect();
+    if let Some(details) = name_mismatch(&vars, tensors) {
         return Err(CheckpointError::Mismatch {
             path: path.to_path_buf(),
             model: model.to_string(),
