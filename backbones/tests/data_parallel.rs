@@ -16,7 +16,7 @@ use engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
 use engine::data_parallel;
 use engine::fit::{fit, RunOptions};
 use engine::schedule::Decay;
-use engine::task::{Losses, Metrics, Step, Task};
+use engine::task::{Learner, Losses, Metrics, Step, Task};
 use engine::transfer::upload;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -139,17 +139,30 @@ impl ConvNet {
     }
 }
 
+impl Learner for ConvNet {
+    type Input = (Tensor, Tensor);
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn losses(&mut self, (x, y): &Self::Input, step: &Step) -> Losses {
+        if self.die_at == Some(step.iter) {
+            // SAFETY: this process ends here, as under `kill -9`.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        let loss = self.logits(x, true).cross_entropy_for_logits(y);
+        Losses::from([("loss".to_string(), loss)])
+    }
+}
+
 impl Task for ConvNet {
     type Config = Config;
     type Batch = Batch;
-    type Input = (Tensor, Tensor);
     const BEST_METRIC: &'static str = "neg_loss";
 
     fn config(&self) -> &Config {
         &self.config
-    }
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
     }
     fn upload(&self, b: &Batch) -> Self::Input {
         let n = b.y.len() as i64;
@@ -158,14 +171,6 @@ impl Task for ConvNet {
             upload(&b.x, &[n, 3, s, s], Device::Cpu),
             upload(&b.y, &[n], Device::Cpu),
         )
-    }
-    fn losses(&mut self, (x, y): &Self::Input, step: &Step) -> Losses {
-        if self.die_at == Some(step.iter) {
-            // SAFETY: this process ends here, as under `kill -9`.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-        }
-        let loss = self.logits(x, true).cross_entropy_for_logits(y);
-        Losses::from([("loss".to_string(), loss)])
     }
     fn evaluate(&mut self, _amp: bool) -> anyhow::Result<Metrics> {
         let _guard = tch::no_grad_guard();

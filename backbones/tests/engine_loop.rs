@@ -9,7 +9,7 @@ use engine::checkpoint::{Metadata, TaskKind};
 use engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
 use engine::fit::{fit, RunOptions};
 use engine::schedule::Decay;
-use engine::task::{Losses, Metrics, Step, Task};
+use engine::task::{Learner, Losses, Metrics, Step, Task};
 use engine::transfer::upload;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -108,25 +108,13 @@ struct Input {
     y: Tensor,
 }
 
-impl Task for Regression {
-    type Config = Config;
-    type Batch = Batch;
+impl Learner for Regression {
     type Input = Input;
-    const BEST_METRIC: &'static str = "neg_mse";
 
-    fn config(&self) -> &Config {
-        &self.config
-    }
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
-    fn upload(&self, b: &Batch) -> Input {
-        let n = b.y.len() as i64;
-        Input {
-            x: upload(&b.x, &[n, IN as i64], Device::Cpu),
-            y: upload(&b.y, &[n], Device::Cpu),
-        }
-    }
+
     fn losses(&mut self, input: &Input, step: &Step) -> Losses {
         let mut loss = self
             .predict(&input.x)
@@ -135,6 +123,23 @@ impl Task for Regression {
             loss *= f64::NAN;
         }
         Losses::from([("loss".to_string(), loss)])
+    }
+}
+
+impl Task for Regression {
+    type Config = Config;
+    type Batch = Batch;
+    const BEST_METRIC: &'static str = "neg_mse";
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn upload(&self, b: &Batch) -> Input {
+        let n = b.y.len() as i64;
+        Input {
+            x: upload(&b.x, &[n, IN as i64], Device::Cpu),
+            y: upload(&b.y, &[n], Device::Cpu),
+        }
     }
     fn evaluate(&mut self, _amp: bool) -> anyhow::Result<Metrics> {
         let _guard = tch::no_grad_guard();

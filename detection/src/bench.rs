@@ -1,6 +1,7 @@
 //! `detect bench`: images per second of a Faster R-CNN training step (the four losses,
-//! backward, SGD step) and of inference (features to detections), on random images of one
-//! size with three boxes each, after warm-up, with one sync per timed window.
+//! backward, SGD step: the engine's `Trainer::step`, which training runs) and of inference
+//! (features to detections), on random images of one size with three boxes each, after
+//! warm-up, with one sync per timed window.
 //! bench/detect_torchvision.py times torchvision's fasterrcnn_resnet50_fpn the same way.
 
 use crate::model::config::Design;
@@ -10,10 +11,9 @@ use crate::train::step::{training_losses, Targeting};
 use crate::train::targets::GroundTruth;
 use crate::transform::{ImageTransform, TransformSpec};
 use backbones::Arch;
-use engine::amp::LossScaler;
-use engine::channels_last::var_store_to_channels_last;
-use engine::optim::{Sgd, SgdConfig};
-use engine::param_groups::freeze;
+use engine::config::EngineConfig;
+use engine::fit::Trainer;
+use engine::task::{Learner, Losses, Step};
 use engine::timing::timed;
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
@@ -72,17 +72,48 @@ fn ground_truth(s: &DetectBenchSettings) -> Vec<GroundTruth> {
         .collect()
 }
 
-pub fn bench(s: &DetectBenchSettings) -> DetectBenchResult {
+/// A Faster R-CNN learning three fixed boxes per image on one batch of random pixels, each
+/// step resizing and normalising the batch as training does.
+struct BenchDetector {
+    vs: nn::VarStore,
+    model: FasterRcnn,
+    targeting: Targeting,
+    transform: ImageTransform,
+    pixels: Tensor,
+    sizes: Vec<(i64, i64)>,
+    truths: Vec<GroundTruth>,
+}
+
+impl Learner for BenchDetector {
+    type Input = ();
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn losses(&mut self, _: &(), step: &Step) -> Losses {
+        let images = self.transform.loader_batch(&self.pixels, &self.sizes);
+        let losses = training_losses(
+            &self.model,
+            &self.targeting,
+            &images,
+            &self.truths,
+            step.iter + 1,
+        );
+        losses
+            .into_iter()
+            .map(|(name, l)| (name, l.to_kind(Kind::Float)))
+            .collect()
+    }
+}
+
+pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
     let vs = nn::VarStore::new(s.device);
     let config = match s.design {
         Design::C4 => DetectorConfig::c4(s.arch, s.num_classes, 1e-5),
         Design::Fpn => DetectorConfig::fpn(s.arch, s.num_classes, 1e-5),
     };
     let model = FasterRcnn::new(&vs.root(), &config);
-    freeze(&vs, &config.frozen_prefixes());
-    if s.channels_last {
-        var_store_to_channels_last(&vs);
-    }
     let targeting = Targeting::new(&model, &ResolvedTargets::defaults(s.design));
     let transform = ImageTransform::new(
         &TransformSpec {
@@ -92,64 +123,51 @@ pub fn bench(s: &DetectBenchSettings) -> DetectBenchResult {
         },
         s.device,
     );
-    let pixels = Tensor::randint(
-        256,
-        [s.batch, s.shorter, s.longer, 3],
-        (Kind::Uint8, s.device),
+    let mut learner = BenchDetector {
+        vs,
+        model,
+        targeting,
+        transform,
+        pixels: Tensor::randint(
+            256,
+            [s.batch, s.shorter, s.longer, 3],
+            (Kind::Uint8, s.device),
+        ),
+        sizes: vec![(s.shorter, s.longer); s.batch as usize],
+        truths: ground_truth(s),
+    };
+    let engine_config = EngineConfig::bench(
+        1e-4,
+        s.batch as usize,
+        s.amp,
+        s.channels_last,
+        config.frozen_prefixes(),
     );
-    let sizes = vec![(s.shorter, s.longer); s.batch as usize];
-    let truths = ground_truth(s);
-    let mut sgd = Sgd::new(
-        &vs,
-        &SgdConfig {
-            momentum: 0.9,
-            nesterov: false,
-            weight_decay: 1e-4,
-            no_bias_decay: false,
-            clip_value: None,
-        },
-    );
-    let mut scaler = s.amp.then(|| LossScaler::new(s.device));
-    let params = vs.trainable_variables();
-    let mut seed = 0u64;
+    let mut trainer = Trainer::new(&mut learner, &engine_config, 1)?;
     let train_seconds = timed(s.warmup, s.iters, || {
-        seed += 1;
-        let images = transform.loader_batch(&pixels, &sizes);
-        let losses = tch::autocast(s.amp, || {
-            training_losses(&model, &targeting, &images, &truths, seed)
-        });
-        let loss = losses
-            .values()
-            .map(|l| l.to_kind(Kind::Float))
-            .reduce(|a, b| a + b)
-            .expect("four losses");
-        sgd.zero_grad();
-        match scaler.as_mut() {
-            Some(sc) => {
-                sc.scale(&loss).backward();
-                let found_inf = sc.unscale(&params);
-                sgd.step(1e-4, Some(&found_inf));
-                sc.update(&found_inf);
-            }
-            None => {
-                loss.backward();
-                sgd.step(1e-4, None);
-            }
-        }
-        loss
-    });
+        let outcome = trainer.step(&mut |_| Ok(()))?;
+        Ok(outcome.micro_batches[0].total.shallow_clone())
+    })?;
+    drop(trainer);
+    let BenchDetector {
+        model,
+        transform,
+        pixels,
+        sizes,
+        ..
+    } = learner;
     let inference_seconds = timed(s.warmup, s.iters, || {
         let images = transform.loader_batch(&pixels, &sizes);
         let detections = tch::autocast(s.amp, || model.detect(&images));
         // A scalar that depends on every image's detections.
-        detections
+        Ok(detections
             .iter()
             .map(|d| d.scores.sum(Kind::Float))
             .reduce(|a, b| a + b)
-            .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, s.device)))
-    });
+            .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, s.device))))
+    })?;
     let images = (s.iters as i64 * s.batch) as f64;
-    DetectBenchResult {
+    Ok(DetectBenchResult {
         design: config.design.name(),
         arch: s.arch.to_string(),
         batch: s.batch,
@@ -162,5 +180,5 @@ pub fn bench(s: &DetectBenchSettings) -> DetectBenchResult {
         train_step_ms: train_seconds * 1000.0 / s.iters as f64,
         inference_images_per_s: images / inference_seconds,
         inference_batch_ms: inference_seconds * 1000.0 / s.iters as f64,
-    }
+    })
 }

@@ -149,6 +149,42 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// The recipe the benches time their steps with: SGD with momentum 0.9 and weight decay
+    /// 1e-4 at the constant learning rate `lr` per step, over batches of `batch_size`, with
+    /// `freeze` left out of training.
+    pub fn bench(
+        lr: f64,
+        batch_size: usize,
+        amp: bool,
+        channels_last: bool,
+        freeze: Vec<String>,
+    ) -> Self {
+        EngineConfig {
+            optim: OptimSection {
+                // The linear scaling rule gives back `lr` at this batch.
+                lr: lr * 256.0 / batch_size as f64,
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 1e-4,
+                no_bias_decay: false,
+                lr_mult: BTreeMap::new(),
+                freeze,
+                clip_value: None,
+            },
+            schedule: ScheduleSection {
+                epochs: 1,
+                warmup_epochs: 0.0,
+                decay: Decay::Constant,
+            },
+            run: RunSection {
+                amp,
+                channels_last,
+                ..RunSection::default()
+            },
+            batch_size,
+        }
+    }
+
     /// Images per optimiser step, over all ranks of a data-parallel run (each rank's
     /// micro-batch is `data.batch_size`, as in PyTorch's DDP).
     pub fn effective_batch(&self) -> usize {

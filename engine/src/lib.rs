@@ -36,5 +36,5 @@ pub mod timing;
 pub mod transfer;
 
 pub use checkpoint::{Checkpoint, CheckpointError, Metadata, TaskKind, TaskSpec};
-pub use fit::{fit, RunOptions, Summary, TrainInputError};
-pub use task::{Losses, Metrics, Step, Task};
+pub use fit::{fit, RunOptions, Summary, TrainInputError, Trainer};
+pub use task::{Learner, Losses, Metrics, Step, Task};

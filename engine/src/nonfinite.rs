@@ -128,6 +128,26 @@ impl NonFiniteGuard {
     }
 }
 
+impl NonFiniteGuard {
+    /// [`NonFiniteGuard::check`] as the run's stop: a diverged or persistently non-finite
+    /// loss is the error that ends the run (its checkpoints hold the last good weights);
+    /// otherwise the number of steps AMP skipped since the last check.
+    pub fn stop_if_diverged(&mut self, iter: u64, epoch: u64) -> anyhow::Result<u64> {
+        match self.check() {
+            Verdict::Continue { skipped } => Ok(skipped),
+            Verdict::Diverged { first_bad_iter } => anyhow::bail!(
+                "the training loss became non-finite (NaN or inf) at iteration {first_bad_iter} (epoch {epoch}); stopping. \
+                 last.safetensors and state.safetensors hold the last good checkpoint; lower optim.lr or check the data"
+            ),
+            Verdict::Persistent { streak } => anyhow::bail!(
+                "the training loss was non-finite (NaN or inf) for {streak} optimiser steps in a row under AMP \
+                 (the limit is {AMP_LIMIT}), up to iteration {iter} (epoch {epoch}); stopping. \
+                 last.safetensors and state.safetensors hold the last good checkpoint; lower optim.lr or check the data"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! What a task (classification, detection, segmentation) gives the training loop. The loop
-//! ([`super::fit`]) owns everything else: schedules, accumulation, AMP, EMA, the non-finite
+//! ([`crate::fit`]) owns everything else: schedules, accumulation, AMP, EMA, the non-finite
 //! check, logging, progress, checkpoints and resumption.
 
 use crate::checkpoint::Metadata;
@@ -26,31 +26,36 @@ pub struct Step {
     pub micro_batch: u64,
 }
 
-pub trait Task {
+/// What one optimiser step needs of a model: its variables and the losses of a micro-batch.
+/// Every [`Task`] is one; the benches time [`crate::fit::Trainer::step`] on their own.
+pub trait Learner {
+    /// A batch on the training device.
+    type Input;
+
+    /// The model's variables: the trainer freezes, optimises, averages, saves and restores
+    /// them.
+    fn var_store(&self) -> &nn::VarStore;
+
+    /// The training losses of one (micro-)batch, the model in training mode. Called inside
+    /// autocast when the run uses AMP: return losses in fp32.
+    fn losses(&mut self, input: &Self::Input, step: &Step) -> Losses;
+}
+
+pub trait Task: Learner {
     /// The recipe, as read from TOML: it embeds the engine's `[optim]`, `[schedule]` and
     /// `[train]` sections and holds a `data` section with `batch_size`.
     type Config: Serialize + DeserializeOwned;
     /// A batch as the data loader yields it (plain host buffers).
     type Batch: Send + 'static;
-    /// A batch on the training device.
-    type Input;
-
     /// The evaluation metric that picks `best.safetensors` (higher is better).
     const BEST_METRIC: &'static str;
 
     fn config(&self) -> &Self::Config;
 
-    /// The model's variables: the loop freezes, optimises, averages, saves and restores them.
-    fn var_store(&self) -> &nn::VarStore;
-
     /// Starts moving a batch to the device. The loop calls it for the next batch while the
     /// device still works on the current one, so on CUDA the copy must not block: build the
     /// tensors with [`super::transfer::upload`].
     fn upload(&self, batch: &Self::Batch) -> Self::Input;
-
-    /// The training losses of one (micro-)batch, the model in training mode. Called inside
-    /// autocast when the run uses AMP: return losses in fp32.
-    fn losses(&mut self, input: &Self::Input, step: &Step) -> Losses;
 
     /// Evaluates the model's current weights on the task's validation data (no grad, eval
     /// mode); `amp` says whether to run the forward pass under autocast. Must contain

@@ -1,14 +1,16 @@
 //! `segment bench`: images per second of an FCN training step (forward with the auxiliary
-//! head, both losses, backward, SGD step) and of inference (forward of the main head, no
-//! grad), on random data, after warm-up, one sync per timed window. bench/fcn_torchvision.py
-//! times torchvision's fcn_resnet50 the same way.
+//! head, both losses, backward, SGD step: the engine's `Trainer::step`, which training runs)
+//! and of inference (forward of the main head, no grad), on random data, after warm-up, one
+//! sync per timed window. bench/fcn_torchvision.py times torchvision's fcn_resnet50 the same
+//! way.
 
 use crate::fcn::{Fcn, FcnConfig};
 use crate::task::training_losses;
 use backbones::Arch;
-use engine::amp::LossScaler;
-use engine::channels_last::{tensor_to_channels_last, var_store_to_channels_last};
-use engine::optim::{Sgd, SgdConfig};
+use engine::channels_last::tensor_to_channels_last;
+use engine::config::EngineConfig;
+use engine::fit::Trainer;
+use engine::task::{Learner, Losses, Step};
 use engine::timing::timed;
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
@@ -42,70 +44,78 @@ pub struct BenchResult {
     pub infer_images_per_s: f64,
 }
 
-pub fn bench(s: &BenchSettings) -> BenchResult {
+/// An FCN learning the labels of one batch of noise, both heads' losses (the auxiliary one
+/// at torchvision's weight 0.5).
+struct NoiseSegmenter {
+    vs: nn::VarStore,
+    model: Fcn,
+    images: Tensor,
+    labels: Tensor,
+}
+
+impl Learner for NoiseSegmenter {
+    type Input = ();
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn losses(&mut self, _: &(), _: &Step) -> Losses {
+        let (seg, aux) = training_losses(&self.model, &self.images, &self.labels, 0);
+        Losses::from([
+            ("loss_seg".to_string(), seg),
+            (
+                "loss_aux".to_string(),
+                aux.expect("built with the auxiliary head") * 0.5,
+            ),
+        ])
+    }
+}
+
+pub fn bench(s: &BenchSettings) -> anyhow::Result<BenchResult> {
     let vs = nn::VarStore::new(s.device);
     let config = FcnConfig::new(s.arch, s.output_stride, s.num_classes, true);
     let model = Fcn::new(&vs.root(), &config);
-    let mut x = Tensor::randn([s.batch, 3, s.crop, s.crop], (Kind::Float, s.device));
+    let mut images = Tensor::randn([s.batch, 3, s.crop, s.crop], (Kind::Float, s.device));
     if s.channels_last {
-        x = tensor_to_channels_last(&x);
-        var_store_to_channels_last(&vs);
+        images = tensor_to_channels_last(&images);
     }
     let labels = Tensor::randint(
         s.num_classes,
         [s.batch, s.crop, s.crop],
         (Kind::Int64, s.device),
     );
-    let mut sgd = Sgd::new(
-        &vs,
-        &SgdConfig {
-            momentum: 0.9,
-            nesterov: false,
-            weight_decay: 1e-4,
-            no_bias_decay: false,
-            clip_value: None,
-        },
-    );
-    let mut scaler = s.amp.then(|| LossScaler::new(s.device));
-    let params = vs.trainable_variables();
+    let mut learner = NoiseSegmenter {
+        vs,
+        model,
+        images,
+        labels,
+    };
+    let engine_config = EngineConfig::bench(0.01, s.batch as usize, s.amp, s.channels_last, vec![]);
+    let mut trainer = Trainer::new(&mut learner, &engine_config, 1)?;
     let train_secs = timed(s.warmup, s.iters, || {
-        let forward = || {
-            let (seg, aux) = training_losses(&model, &x, &labels, 0);
-            seg + aux.expect("built with the auxiliary head") * 0.5
-        };
-        let loss = if s.amp {
-            tch::autocast(true, forward)
-        } else {
-            forward()
-        };
-        sgd.zero_grad();
-        match scaler.as_mut() {
-            Some(sc) => {
-                sc.scale(&loss).backward();
-                let found_inf = sc.unscale(&params);
-                sgd.step(0.01, Some(&found_inf));
-                sc.update(&found_inf);
-            }
-            None => {
-                loss.backward();
-                sgd.step(0.01, None);
-            }
-        }
-        loss
-    });
+        let outcome = trainer.step(&mut |_| Ok(()))?;
+        Ok(outcome.micro_batches[0].total.shallow_clone())
+    })?;
+    drop(trainer);
+    let NoiseSegmenter { model, images, .. } = learner;
     let infer_secs = {
         let _no_grad = tch::no_grad_guard();
         timed(s.warmup, s.iters, || {
-            let forward = || model.forward_to(&x, (s.crop, s.crop), false, false).out;
-            if s.amp {
+            let forward = || {
+                model
+                    .forward_to(&images, (s.crop, s.crop), false, false)
+                    .out
+            };
+            Ok(if s.amp {
                 tch::autocast(true, forward)
             } else {
                 forward()
-            }
-        })
+            })
+        })?
     };
     let images = (s.iters as i64 * s.batch) as f64;
-    BenchResult {
+    Ok(BenchResult {
         arch: s.arch.to_string(),
         batch: s.batch,
         crop: s.crop,
@@ -117,5 +127,5 @@ pub fn bench(s: &BenchSettings) -> BenchResult {
         threads: tch::get_num_threads(),
         train_images_per_s: images / train_secs,
         infer_images_per_s: images / infer_secs,
-    }
+    })
 }

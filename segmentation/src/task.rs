@@ -13,7 +13,7 @@ use datasets::segmentation_transforms::SegmentationBatch;
 use datasets::DataError;
 use engine::channels_last::tensor_to_channels_last;
 use engine::checkpoint::Metadata;
-use engine::task::{Losses, Metrics, Step, Task};
+use engine::task::{Learner, Losses, Metrics, Step, Task};
 use engine::transfer::upload;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -257,23 +257,11 @@ pub fn evaluate_batches(
     Ok(confusion.scores())
 }
 
-impl Task for Segmentation {
-    type Config = FinetuneConfig;
-    type Batch = SegmentationBatch;
+impl Learner for Segmentation {
     type Input = DeviceBatch;
-
-    const BEST_METRIC: &'static str = "mIoU";
-
-    fn config(&self) -> &FinetuneConfig {
-        &self.config
-    }
 
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
-    }
-
-    fn upload(&self, batch: &SegmentationBatch) -> DeviceBatch {
-        DeviceBatch::upload(batch, self.vs.device())
     }
 
     fn losses(&mut self, input: &DeviceBatch, step: &Step) -> Losses {
@@ -282,6 +270,21 @@ impl Task for Segmentation {
         tch::manual_seed(dropout_seed(self.config.train.seed, step.micro_batch));
         let x = input.input(&self.normalizer, self.config.train.channels_last);
         weighted_losses(&self.model, &x, &input.labels, &self.config.model)
+    }
+}
+
+impl Task for Segmentation {
+    type Config = FinetuneConfig;
+    type Batch = SegmentationBatch;
+
+    const BEST_METRIC: &'static str = "mIoU";
+
+    fn config(&self) -> &FinetuneConfig {
+        &self.config
+    }
+
+    fn upload(&self, batch: &SegmentationBatch) -> DeviceBatch {
+        DeviceBatch::upload(batch, self.vs.device())
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {

@@ -1,13 +1,15 @@
-//! `backbone bench`: images per second of a full training step (forward, backward, SGD step)
-//! on random data, after warm-up, with one sync per timed window.
+//! `backbone bench`: images per second of the training step (forward, backward, SGD step:
+//! the engine's [`Trainer::step`], which training runs) on a fixed batch of noise, after
+//! warm-up, with one sync per timed window.
 
 use crate::arch::Arch;
 use crate::resnet::{ResNet, ResNetConfig};
-use engine::amp::LossScaler;
-use engine::channels_last::{tensor_to_channels_last, var_store_to_channels_last};
-use engine::optim::{Sgd, SgdConfig};
+use engine::channels_last::tensor_to_channels_last;
+use engine::config::EngineConfig;
+use engine::fit::Trainer;
+use engine::task::{Learner, Losses, Step};
+use engine::timing::timed;
 use serde::Serialize;
-use std::time::Instant;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -37,74 +39,54 @@ pub struct StepBenchResult {
     pub step_ms: f64,
 }
 
-pub fn bench_train_step(s: &StepBenchSettings) -> StepBenchResult {
+/// A ResNet learning to classify one batch of noise.
+struct NoiseClassifier {
+    vs: nn::VarStore,
+    model: ResNet,
+    images: Tensor,
+    labels: Tensor,
+}
+
+impl Learner for NoiseClassifier {
+    type Input = ();
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn losses(&mut self, _: &(), _: &Step) -> Losses {
+        let logits = self.model.forward_t(&self.images, true);
+        let loss = logits
+            .to_kind(Kind::Float)
+            .cross_entropy_for_logits(&self.labels);
+        Losses::from([("loss".to_string(), loss)])
+    }
+}
+
+pub fn bench_train_step(s: &StepBenchSettings) -> anyhow::Result<StepBenchResult> {
     let vs = nn::VarStore::new(s.device);
     let model = ResNet::new(&vs.root(), &ResNetConfig::classifier(s.arch, s.num_classes));
-    let mut x = Tensor::randn(
+    let mut images = Tensor::randn(
         [s.batch, 3, s.input_size, s.input_size],
         (Kind::Float, s.device),
     );
     if s.channels_last {
-        // Before the optimiser, so its momentum buffers take the same layout.
-        x = tensor_to_channels_last(&x);
-        var_store_to_channels_last(&vs);
+        images = tensor_to_channels_last(&images);
     }
-    let mut sgd = Sgd::new(
-        &vs,
-        &SgdConfig {
-            momentum: 0.9,
-            nesterov: false,
-            weight_decay: 1e-4,
-            no_bias_decay: false,
-            clip_value: None,
-        },
-    );
-    let mut scaler = s.amp.then(|| LossScaler::new(s.device));
-    let params = vs.trainable_variables();
     let labels = Tensor::randint(s.num_classes, [s.batch], (Kind::Int64, s.device));
-    let mut step = || {
-        let forward = || model.forward_t(&x, true);
-        let logits = if s.amp {
-            tch::autocast(true, forward)
-        } else {
-            forward()
-        };
-        let loss = logits
-            .to_kind(Kind::Float)
-            .cross_entropy_for_logits(&labels);
-        sgd.zero_grad();
-        match scaler.as_mut() {
-            Some(sc) => {
-                sc.scale(&loss).backward();
-                let found_inf = sc.unscale(&params);
-                sgd.step(0.01, Some(&found_inf));
-                sc.update(&found_inf);
-            }
-            None => {
-                loss.backward();
-                sgd.step(0.01, None);
-            }
-        }
-        loss
+    let mut learner = NoiseClassifier {
+        vs,
+        model,
+        images,
+        labels,
     };
-    let sync = |t: Tensor| {
-        // One value read waits for every queued kernel.
-        let _ = t.double_value(&[]);
-    };
-    for _ in 0..s.warmup {
-        let _ = step();
-    }
-    sync(step());
-    let start = Instant::now();
-    let mut last = None;
-    for _ in 0..s.iters {
-        last = Some(step());
-    }
-    if let Some(l) = last {
-        sync(l);
-    }
-    let secs = start.elapsed().as_secs_f64();
-    StepBenchResult {
+    let config = EngineConfig::bench(0.01, s.batch as usize, s.amp, s.channels_last, vec![]);
+    let mut trainer = Trainer::new(&mut learner, &config, 1)?;
+    let secs = timed(s.warmup, s.iters, || {
+        let outcome = trainer.step(&mut |_| Ok(()))?;
+        Ok(outcome.micro_batches[0].total.shallow_clone())
+    })?;
+    Ok(StepBenchResult {
         arch: s.arch.to_string(),
         batch: s.batch,
         input_size: s.input_size,
@@ -114,5 +96,5 @@ pub fn bench_train_step(s: &StepBenchSettings) -> StepBenchResult {
         threads: tch::get_num_threads(),
         images_per_s: (s.iters as i64 * s.batch) as f64 / secs,
         step_ms: secs * 1000.0 / s.iters as f64,
-    }
+    })
 }

@@ -15,7 +15,7 @@ use engine::checkpoint::{Metadata, TaskKind};
 use engine::data_parallel;
 use engine::loss::{distillation_loss, one_hot_targets, soft_cross_entropy};
 use engine::mix::{apply_mix, Mix};
-use engine::task::{Losses, Metrics, Step, Task};
+use engine::task::{Learner, Losses, Metrics, Step, Task};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -88,23 +88,11 @@ impl Classification {
     }
 }
 
-impl Task for Classification {
-    type Config = TrainConfig;
-    type Batch = ClassificationBatch;
+impl Learner for Classification {
     type Input = DeviceBatch;
-
-    const BEST_METRIC: &'static str = "top1";
-
-    fn config(&self) -> &TrainConfig {
-        &self.config
-    }
 
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
-    }
-
-    fn upload(&self, batch: &ClassificationBatch) -> DeviceBatch {
-        DeviceBatch::upload(batch, self.vs.device())
     }
 
     fn losses(&mut self, input: &DeviceBatch, step: &Step) -> Losses {
@@ -135,6 +123,21 @@ impl Task for Classification {
             _ => soft_cross_entropy(&logits, &targets),
         };
         Losses::from([("loss".to_string(), loss)])
+    }
+}
+
+impl Task for Classification {
+    type Config = TrainConfig;
+    type Batch = ClassificationBatch;
+
+    const BEST_METRIC: &'static str = "top1";
+
+    fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    fn upload(&self, batch: &ClassificationBatch) -> DeviceBatch {
+        DeviceBatch::upload(batch, self.vs.device())
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {

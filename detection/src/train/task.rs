@@ -12,7 +12,7 @@ use crate::ops::sampler::splitmix64;
 use crate::transform::{ImageTransform, TransformSpec};
 use datasets::detection_transforms::DetectionBatch;
 use engine::checkpoint::{Metadata, TaskKind};
-use engine::task::{Losses, Metrics, Step, Task};
+use engine::task::{Learner, Losses, Metrics, Step, Task};
 use engine::transfer::upload;
 use tch::{nn, Device, Tensor};
 
@@ -98,19 +98,32 @@ fn sizes(batch: &DetectionBatch) -> Vec<(i64, i64)> {
         .collect()
 }
 
+impl Learner for Detection {
+    type Input = DeviceBatch;
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn losses(&mut self, input: &DeviceBatch, step: &Step) -> Losses {
+        let images = self
+            .transform
+            .loader_batch(&input.pixels, &input.image_sizes);
+        // Every image's draw comes from the run's seed and this micro-batch, so a resumed
+        // run samples the same anchors and RoIs.
+        let seed = splitmix64(self.config.train.seed ^ splitmix64(step.micro_batch));
+        training_losses(&self.model, &self.targeting, &images, &input.truths, seed)
+    }
+}
+
 impl Task for Detection {
     type Config = FinetuneConfig;
     type Batch = DetectionBatch;
-    type Input = DeviceBatch;
 
     const BEST_METRIC: &'static str = "map";
 
     fn config(&self) -> &FinetuneConfig {
         &self.config
-    }
-
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
     }
 
     fn upload(&self, batch: &DetectionBatch) -> DeviceBatch {
@@ -127,16 +140,6 @@ impl Task for Detection {
                 .map(|i| ground_truth(batch, i, self.config.data.train_difficult, device))
                 .collect(),
         }
-    }
-
-    fn losses(&mut self, input: &DeviceBatch, step: &Step) -> Losses {
-        let images = self
-            .transform
-            .loader_batch(&input.pixels, &input.image_sizes);
-        // Every image's draw comes from the run's seed and this micro-batch, so a resumed
-        // run samples the same anchors and RoIs.
-        let seed = splitmix64(self.config.train.seed ^ splitmix64(step.micro_batch));
-        training_losses(&self.model, &self.targeting, &images, &input.truths, seed)
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {

@@ -107,7 +107,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         device,
         warmup: args.warmup,
         iters: args.iters,
-    });
+    })?;
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {

@@ -80,7 +80,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         device,
         warmup: args.warmup as usize,
         iters: args.iters as usize,
-    });
+    })?;
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {

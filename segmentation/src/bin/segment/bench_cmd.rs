@@ -105,7 +105,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         device,
         warmup: args.warmup,
         iters: args.iters,
-    });
+    })?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
