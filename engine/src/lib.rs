@@ -13,6 +13,7 @@ pub mod channels_last;
 pub mod chart;
 pub mod checkpoint;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod config_file;
 pub mod curves;

@@ -12,23 +12,18 @@ use datasets::segmentation_data::{
 };
 use datasets::segmentation_transforms::SegmentationEvalTransform;
 use datasets::spec::DatasetSpec;
+use engine::command::RunRequest;
 use engine::config_file;
 use engine::data_parallel;
-use engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
-use engine::run_dir::RunDir;
+use engine::fit::{fit, set_up, Summary, TrainInputError};
 use std::path::PathBuf;
 use tch::{nn, Device};
 
-/// What the command line adds to the config.
+/// What the command line asks for.
 pub struct FinetuneOptions {
+    /// A classification checkpoint: its ResNet becomes the FCN's backbone.
     pub backbone: PathBuf,
-    pub config: PathBuf,
-    pub sets: Vec<String>,
-    pub data: Option<String>,
-    pub out: PathBuf,
-    pub resume: bool,
-    pub device: Device,
-    pub max_iters: Option<u64>,
+    pub run: RunRequest,
 }
 
 /// The train and validation loaders of a config, and the class names.
@@ -123,26 +118,12 @@ struct Prepared {
 }
 
 fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
-    let config = load_config(&opts.config, &opts.sets, opts.data.as_deref())?;
-    if config.train.amp && opts.device == Device::Cpu {
-        bail!(TrainInputError(
-            "train.amp = true needs a CUDA device (fp16 autocast is CUDA-only in libtorch); run with --device cuda or --set train.amp=false".into()
-        ));
-    }
-    let spec = config.data.spec.clone().ok_or_else(|| {
-        TrainInputError(format!(
-            "{}: no dataset: set data.spec or pass --data ade20k:ROOT",
-            opts.config.display()
-        ))
-    })?;
+    let (config, spec): (FinetuneConfig, String) = opts.run.recipe("ade20k:ROOT")?;
     let pretrained = PretrainedBody::read(
         &opts.backbone,
         "a classification one: an FCN starts from the ImageNet (or Fashion) classifier a backbone was trained as",
     )?;
-    // One rank of several under torchrun or --nproc: join before anything is built.
-    let device = data_parallel::join_from_env(opts.device)?;
-    // Nothing is created until `fit` has checked everything (see RunDir::check_can_open).
-    RunDir::check_can_open(&opts.out, opts.resume)?;
+    let device = opts.run.join()?;
     let (train_loader, val_loader, classes) = open_loaders(&config, &spec)?;
     let num_classes = classes.len() as i64;
     crate::fcn::CLASSES
@@ -206,10 +187,6 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         &mut task,
         &train_loader,
         &engine_config,
-        &RunOptions {
-            out: opts.out,
-            resume: opts.resume,
-            max_iters: opts.max_iters,
-        },
+        &opts.run.options(),
     )
 }

@@ -164,6 +164,20 @@ impl DataSection {
     }
 }
 
+impl engine::command::Recipe for TrainConfig {
+    fn check(&self) -> Result<(), String> {
+        self.validate().map(|_| ())
+    }
+
+    fn amp(&self) -> bool {
+        self.train.amp
+    }
+
+    fn dataset(&self) -> Option<&str> {
+        self.data.spec.as_deref()
+    }
+}
+
 impl TrainConfig {
     /// The numbers that size allocations, threads and iteration counts, within
     /// [`limits`](engine::limits) (a config file is untrusted input like any other).

@@ -12,4 +12,4 @@ pub use config::TrainConfig;
 pub use engine::fit::{Summary, TrainInputError};
 pub use evaluate::{evaluate, EvalMetrics};
 pub use task::Classification;
-pub use train::{check, train, TrainOptions};
+pub use train::{check, train};

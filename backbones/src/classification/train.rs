@@ -13,24 +13,10 @@ use datasets::classify::{
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::spec::DatasetSpec;
 use engine::checkpoint::Checkpoint;
-use engine::config_file;
+use engine::command::RunRequest;
 use engine::data_parallel;
-use engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
-use engine::run_dir::RunDir;
-use std::path::PathBuf;
+use engine::fit::{fit, set_up, Summary, TrainInputError};
 use tch::Device;
-
-/// What the command line adds to the config.
-pub struct TrainOptions {
-    pub config: PathBuf,
-    pub sets: Vec<String>,
-    pub data: Option<String>,
-    pub out: PathBuf,
-    pub resume: bool,
-    pub device: Device,
-    /// Stop (with the state saved) after this many optimiser steps in all.
-    pub max_iters: Option<u64>,
-}
 
 /// Opens the train and validation loaders of a config.
 pub fn open_loaders(
@@ -109,32 +95,12 @@ struct Prepared {
     classes: Vec<String>,
 }
 
-fn prepare(opts: &TrainOptions) -> anyhow::Result<Prepared> {
-    let mut sets = opts.sets.clone();
-    if let Some(data) = &opts.data {
-        sets.push(format!("data.spec=\"{data}\""));
-    }
-    let config: TrainConfig =
-        config_file::load(&opts.config, &sets).map_err(|e| TrainInputError(e.to_string()))?;
+fn prepare(request: &RunRequest) -> anyhow::Result<Prepared> {
+    let (config, spec): (TrainConfig, String) = request.recipe("KIND:PATH")?;
     let arch = config
         .validate()
-        .map_err(|e| TrainInputError(format!("{}: {e}", opts.config.display())))?;
-    if config.train.amp && opts.device == Device::Cpu {
-        bail!(TrainInputError(
-            "train.amp = true needs a CUDA device (fp16 autocast is CUDA-only in libtorch); run with --device cuda or --set train.amp=false".into()
-        ));
-    }
-    let spec = config.data.spec.clone().ok_or_else(|| {
-        TrainInputError(format!(
-            "{}: no dataset: set data.spec or pass --data KIND:PATH",
-            opts.config.display()
-        ))
-    })?;
-
-    // One rank of several under torchrun or --nproc: join before anything is built.
-    let device = data_parallel::join_from_env(opts.device)?;
-    // Nothing is created until `fit` has checked everything (see RunDir::check_can_open).
-    RunDir::check_can_open(&opts.out, opts.resume)?;
+        .map_err(|e| TrainInputError(format!("{}: {e}", request.config.display())))?;
+    let device = request.join()?;
     let (train_loader, val_loader) = open_loaders(&config, &spec)?;
     let classes = train_loader.dataset().inner().source().class_names();
     if let Some(distill) = &config.distill {
@@ -167,12 +133,12 @@ fn check_teacher(path: &std::path::Path, classes: usize) -> anyhow::Result<()> {
 /// `--nproc N`: the checks every rank makes first, made once before any rank starts, so a
 /// bad recipe, dataset or checkpoint is one message, not N; and each rank's share of the
 /// training split must make a full batch.
-pub fn check(opts: &TrainOptions, nproc: usize) -> anyhow::Result<()> {
-    data_parallel::check_rank_share(&prepare(opts)?.train_loader, nproc)?;
+pub fn check(request: &RunRequest, nproc: usize) -> anyhow::Result<()> {
+    data_parallel::check_rank_share(&prepare(request)?.train_loader, nproc)?;
     Ok(())
 }
 
-pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
+pub fn train(request: RunRequest) -> anyhow::Result<Summary> {
     let Prepared {
         config,
         arch,
@@ -180,18 +146,9 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         train_loader,
         val_loader,
         classes,
-    } = prepare(&opts)?;
+    } = prepare(&request)?;
     set_up(&config.train, device);
     let engine_config = config.engine();
     let mut task = Classification::new(config, arch, classes, val_loader, device)?;
-    fit(
-        &mut task,
-        &train_loader,
-        &engine_config,
-        &RunOptions {
-            out: opts.out,
-            resume: opts.resume,
-            max_iters: opts.max_iters,
-        },
-    )
+    fit(&mut task, &train_loader, &engine_config, &request.options())
 }

@@ -200,6 +200,20 @@ impl ResolvedTargets {
     }
 }
 
+impl engine::command::Recipe for FinetuneConfig {
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn amp(&self) -> bool {
+        self.train.amp
+    }
+
+    fn dataset(&self) -> Option<&str> {
+        self.data.spec.as_deref()
+    }
+}
+
 impl FinetuneConfig {
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {

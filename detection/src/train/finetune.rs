@@ -13,24 +13,17 @@ use datasets::detection_data::{detection_loader, DetectionDataset, DetectionSour
 use datasets::detection_transforms::{DetectionTransform, ShorterSideResize, SizeRounding};
 use datasets::loader::LoaderConfig;
 use datasets::spec::DatasetSpec;
-use engine::config_file;
+use engine::command::RunRequest;
 use engine::data_parallel;
-use engine::fit::{fit, set_up, RunOptions, Summary, TrainInputError};
-use engine::run_dir::RunDir;
+use engine::fit::{fit, set_up, Summary, TrainInputError};
 use std::path::PathBuf;
 use tch::{nn, Device};
 
-/// What the command line adds to the recipe.
+/// What the command line asks for.
 pub struct FinetuneOptions {
     /// A classification checkpoint (ours, or imported from timm/torchvision).
     pub backbone: PathBuf,
-    pub config: PathBuf,
-    pub sets: Vec<String>,
-    pub data: Option<String>,
-    pub out: PathBuf,
-    pub resume: bool,
-    pub device: Device,
-    pub max_iters: Option<u64>,
+    pub run: RunRequest,
 }
 
 /// The detector a recipe asks for over the backbone's architecture.
@@ -131,34 +124,10 @@ struct Prepared {
 }
 
 fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
-    let mut sets = opts.sets.clone();
-    if let Some(data) = &opts.data {
-        sets.push(format!("data.spec=\"{data}\""));
-    }
-    let config: FinetuneConfig =
-        config_file::load(&opts.config, &sets).map_err(|e| TrainInputError(e.to_string()))?;
-    config
-        .validate()
-        .map_err(|e| TrainInputError(format!("{}: {e}", opts.config.display())))?;
-    if config.train.amp && opts.device == Device::Cpu {
-        bail!(TrainInputError(
-            "train.amp = true needs a CUDA device; run with --device cuda or --set train.amp=false"
-                .into()
-        ));
-    }
-    let spec_text = config.data.spec.clone().ok_or_else(|| {
-        TrainInputError(format!(
-            "{}: no dataset: set data.spec or pass --data voc:ROOT",
-            opts.config.display()
-        ))
-    })?;
+    let (config, spec_text): (FinetuneConfig, String) = opts.run.recipe("voc:ROOT")?;
     let spec = DatasetSpec::parse(&spec_text).map_err(|e| TrainInputError(e.to_string()))?;
     let backbone = read_backbone_checkpoint(&opts.backbone)?;
-
-    // One rank of several under torchrun or --nproc: join before anything is built.
-    let device = data_parallel::join_from_env(opts.device)?;
-    // Nothing is created until `fit` has checked everything (see RunDir::check_can_open).
-    RunDir::check_can_open(&opts.out, opts.resume)?;
+    let device = opts.run.join()?;
     let train_loader = open_loader(&config, &spec, &config.data.train_split, true)?;
     let val_loader = open_loader(&config, &spec, &config.data.val_split, false)?;
     let classes = train_loader.dataset().source.classes().to_vec();
@@ -235,11 +204,7 @@ pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
         &mut task,
         &train_loader,
         &engine_config,
-        &RunOptions {
-            out: opts.out,
-            resume: opts.resume,
-            max_iters: opts.max_iters,
-        },
+        &opts.run.options(),
     )
 }
 

@@ -2,17 +2,17 @@ use crate::cli_error::BadInput;
 use crate::info::flag_input_side;
 use backbones::classification::step_bench::{bench_train_step, StepBenchSettings};
 use backbones::Arch;
-use engine::device::parse_device;
 use engine::limits;
-use std::ops::RangeInclusive;
 
-const BENCH_WARMUP: RangeInclusive<usize> = 0..=100_000;
-const BENCH_ITERS: RangeInclusive<usize> = 1..=100_000;
 use clap::Args;
 use datasets::bench::{loader_throughput, LoaderBenchSettings};
 use datasets::spec::DatasetSpec;
 
 #[derive(Args)]
+#[command(
+    mut_arg("warmup", |a| a.default_value("3")),
+    mut_arg("iters", |a| a.default_value("10").help("Timed iterations (batches with --data) [1 to 100000]")),
+)]
 pub struct BenchArgs {
     #[arg(long, default_value = "resnet50d")]
     arch: Arch,
@@ -37,34 +37,6 @@ pub struct BenchArgs {
         help = limits::help("Classes of the head", &limits::CLASSES)
     )]
     num_classes: i64,
-    /// fp16 autocast with dynamic loss scaling (CUDA).
-    #[arg(long)]
-    amp: bool,
-    #[arg(long)]
-    channels_last: bool,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    #[arg(
-        long,
-        default_value_t = 3,
-        value_parser = limits::flag_range_usize(BENCH_WARMUP),
-        help = limits::help("Untimed iterations first", &BENCH_WARMUP)
-    )]
-    warmup: usize,
-    #[arg(
-        long,
-        default_value_t = 10,
-        value_parser = limits::flag_range_usize(BENCH_ITERS),
-        help = limits::help("Timed iterations (batches with --data)", &BENCH_ITERS)
-    )]
-    iters: usize,
-    #[arg(
-        long,
-        value_parser = engine::limits::flag_threads(),
-        help = "CPU threads for libtorch (default: libtorch's choice) [1 to 1024]"
-    )]
-    threads: Option<i32>,
     /// Time the data loader on this dataset (KIND:PATH) instead of the training step.
     #[arg(long)]
     data: Option<String>,
@@ -75,40 +47,30 @@ pub struct BenchArgs {
         help = limits::help("Loader workers (with --data)", &limits::WORKERS)
     )]
     workers: usize,
-    /// Print one JSON object: {"images_per_s", ...}.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    bench: engine::command::BenchArgs,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(t) = args.threads {
+    if let Some(t) = args.bench.threads {
         tch::set_num_threads(t);
     }
     if let Some(spec) = &args.data {
         return bench_loader(spec, &args);
     }
-    let device = parse_device(&args.device).map_err(BadInput)?;
-    if args.amp && device == tch::Device::Cpu {
-        return Err(BadInput(
-            "--amp needs a CUDA device (fp16 autocast is CUDA-only in libtorch)".into(),
-        )
-        .into());
-    }
-    if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(true);
-    }
+    let device = args.bench.set_up()?;
     let result = bench_train_step(&StepBenchSettings {
         arch: args.arch,
         batch: args.batch,
         input_size: args.input_size,
         num_classes: args.num_classes,
-        amp: args.amp,
-        channels_last: args.channels_last,
+        amp: args.bench.amp,
+        channels_last: args.bench.channels_last,
         device,
-        warmup: args.warmup,
-        iters: args.iters,
+        warmup: args.bench.warmup,
+        iters: args.bench.iters,
     })?;
-    if args.json {
+    if args.bench.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {
         println!(
@@ -132,12 +94,12 @@ fn bench_loader(spec: &str, args: &BenchArgs) -> anyhow::Result<()> {
         input_size: args.input_size as usize,
         batch_size: args.batch.max(1) as usize,
         workers: args.workers,
-        batches: args.iters.max(1),
-        warmup_batches: args.warmup.max(1),
+        batches: args.bench.iters.max(1),
+        warmup_batches: args.bench.warmup.max(1),
         seed: 0,
     };
     let result = loader_throughput(&spec, &settings)?;
-    if args.json {
+    if args.bench.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {
         println!(

@@ -1,9 +1,7 @@
-use crate::cli_error::BadInput;
 use backbones::Arch;
 use clap::Args;
 use detection::bench::{bench, DetectBenchSettings};
 use detection::model::config::Design;
-use engine::device::parse_device;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -22,28 +20,8 @@ pub struct BenchArgs {
     /// SHORT/LONG image sides: 600/1000 (GluonCV's VOC), 800/1333 (torchvision's COCO).
     #[arg(long, default_value = "800/1333", value_parser = parse_size)]
     size: (i64, i64),
-    /// fp16 autocast with dynamic loss scaling (CUDA).
-    #[arg(long)]
-    amp: bool,
-    /// Weights in channels-last (NHWC) memory format, as the fine-tuning recipes' `train.channels_last`
-    /// (bench/detect_torchvision.py takes the same flag).
-    #[arg(long)]
-    channels_last: bool,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Intra-op threads (default: libtorch's choice).
-    #[arg(long, value_parser = engine::limits::flag_threads())]
-    threads: Option<i32>,
-    /// Untimed iterations first.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10_000))]
-    warmup: u32,
-    /// Timed iterations (of each of training and inference).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    iters: u32,
-    /// Print one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    bench: engine::command::BenchArgs,
 }
 
 fn parse_size(text: &str) -> Result<(i64, i64), String> {
@@ -61,13 +39,7 @@ fn parse_size(text: &str) -> Result<(i64, i64), String> {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let device = parse_device(&args.device).map_err(BadInput)?;
-    if args.amp && device == tch::Device::Cpu {
-        return Err(BadInput("--amp needs a CUDA device".into()).into());
-    }
-    if let Some(n) = args.threads {
-        tch::set_num_threads(n);
-    }
+    let device = args.bench.set_up()?;
     let result = bench(&DetectBenchSettings {
         design: args.design,
         arch: args.arch,
@@ -75,13 +47,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         batch: args.batch,
         shorter: args.size.0,
         longer: args.size.1,
-        amp: args.amp,
-        channels_last: args.channels_last,
+        amp: args.bench.amp,
+        channels_last: args.bench.channels_last,
         device,
-        warmup: args.warmup as usize,
-        iters: args.iters as usize,
+        warmup: args.bench.warmup,
+        iters: args.bench.iters,
     })?;
-    if args.json {
+    if args.bench.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {
         println!(

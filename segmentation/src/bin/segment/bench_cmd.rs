@@ -1,15 +1,8 @@
 use crate::cli_error::BadInput;
 use backbones::Arch;
 use clap::Args;
-use engine::config::RunSection;
-use engine::device::parse_device;
-use engine::fit::set_up;
 use engine::limits;
 use segmentation::bench::{bench, BenchSettings};
-use std::ops::RangeInclusive;
-
-const BENCH_WARMUP: RangeInclusive<usize> = 0..=100_000;
-const BENCH_ITERS: RangeInclusive<usize> = 1..=100_000;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -35,63 +28,17 @@ pub struct BenchArgs {
     /// 8 or 16.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i64).range(8..=16))]
     output_stride: i64,
-    /// fp16 autocast with dynamic loss scaling (CUDA).
-    #[arg(long)]
-    amp: bool,
-    /// Weights and inputs in channels-last (NHWC) memory format, as the recipes'
-    /// `train.channels_last` (bench/fcn_torchvision.py takes the same flag).
-    #[arg(long)]
-    channels_last: bool,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    #[arg(
-        long,
-        default_value_t = 2,
-        value_parser = limits::flag_range_usize(BENCH_WARMUP),
-        help = limits::help("Untimed iterations first", &BENCH_WARMUP)
-    )]
-    warmup: usize,
-    #[arg(
-        long,
-        default_value_t = 5,
-        value_parser = limits::flag_range_usize(BENCH_ITERS),
-        help = limits::help("Timed iterations", &BENCH_ITERS)
-    )]
-    iters: usize,
-    #[arg(
-        long,
-        value_parser = engine::limits::flag_threads(),
-        help = "CPU threads for libtorch (default: libtorch's choice) [1 to 1024]"
-    )]
-    threads: Option<i32>,
-    /// Print one JSON object: {"train_images_per_s", "infer_images_per_s", ...}.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    bench: engine::command::BenchArgs,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let device = parse_device(&args.device).map_err(BadInput)?;
-    // What `segment finetune` sets up before training (threads, cuDNN autotuning, and the
-    // malloc thresholds that keep freed activations mapped), so the bench times the same.
-    set_up(
-        &RunSection {
-            threads: args.threads.unwrap_or(0) as usize,
-            ..RunSection::default()
-        },
-        device,
-    );
+    let device = args.bench.set_up()?;
     if ![8, 16].contains(&args.output_stride) {
         return Err(BadInput(format!(
             "--output-stride must be 8 or 16, not {}",
             args.output_stride
         ))
-        .into());
-    }
-    if args.amp && device == tch::Device::Cpu {
-        return Err(BadInput(
-            "--amp needs a CUDA device (fp16 autocast is CUDA-only in libtorch)".into(),
-        )
         .into());
     }
     let r = bench(&BenchSettings {
@@ -100,13 +47,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         crop: args.crop,
         num_classes: args.num_classes,
         output_stride: args.output_stride,
-        amp: args.amp,
-        channels_last: args.channels_last,
+        amp: args.bench.amp,
+        channels_last: args.bench.channels_last,
         device,
-        warmup: args.warmup,
-        iters: args.iters,
+        warmup: args.bench.warmup,
+        iters: args.bench.iters,
     })?;
-    if args.json {
+    if args.bench.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(

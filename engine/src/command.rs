@@ -1,0 +1,285 @@
+//! The one command-line layer of the training and bench commands (`backbone train|bench`,
+//! `detect finetune|bench`, `segment finetune|bench`): the flags they share, the request a
+//! training command makes of its task's library, the checks every run makes before it builds
+//! anything, the `--nproc` launch, and the summary printed at the end. Failures are reported
+//! by [`crate::cli::report`], the one exit-code policy.
+
+use crate::cli::BadInput;
+use crate::config::RunSection;
+use crate::config_file;
+use crate::data_parallel;
+use crate::device::parse_device;
+use crate::fit::{set_up, RunOptions, Summary, TrainInputError};
+use crate::limits;
+use crate::run_dir::RunDir;
+use anyhow::bail;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// The flags of every training command. A command sets its own `--out` default (and may
+/// reword `--config` and `--data`) with `#[command(mut_arg(..))]`.
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct RunArgs {
+    /// A TOML recipe (configs/ holds the paper's and the Fashion-scale ones).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override a recipe value: --set optim.lr=0.2 --set data.batch_size=2 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// The dataset, KIND:PATH; overrides data.spec.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// The run folder (config.toml, metrics.jsonl, last/best/state.safetensors, curves.png).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its state.safetensors (same recipe required).
+    #[arg(long)]
+    pub resume: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(
+        long,
+        value_parser = limits::flag_range_u64(limits::ITERS),
+        help = limits::help(
+            "Stop after this many optimiser steps in all, saving the state (continue with --resume)",
+            &limits::ITERS
+        )
+    )]
+    pub max_iters: Option<u64>,
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Train data-parallel on N local processes (ranks) without torchrun: Gloo on CPU, one
+    /// GPU per rank (cuda:RANK) with --device cuda. data.batch_size is per rank.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub nproc: Option<u16>,
+}
+
+impl RunArgs {
+    /// The request these flags make (the device parsed, `--data` folded into the overrides).
+    pub fn request(&self) -> anyhow::Result<RunRequest> {
+        let device = parse_device(&self.device).map_err(BadInput)?;
+        let mut sets = self.sets.clone();
+        if let Some(data) = &self.data {
+            sets.push(format!("data.spec=\"{data}\""));
+        }
+        Ok(RunRequest {
+            config: self.config.clone(),
+            sets,
+            out: self.out.clone(),
+            resume: self.resume,
+            device,
+            max_iters: self.max_iters,
+        })
+    }
+}
+
+/// What a training command asks of its task's library.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub config: PathBuf,
+    /// `--set` overrides, then `data.spec` from `--data`.
+    pub sets: Vec<String>,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub device: Device,
+    /// Stop (with the state saved) after this many optimiser steps in all.
+    pub max_iters: Option<u64>,
+}
+
+/// What the engine needs to know of a task's recipe to start a run.
+pub trait Recipe: Serialize + DeserializeOwned {
+    /// The recipe's own checks (ranges, combinations), as a sentence.
+    fn check(&self) -> Result<(), String>;
+    /// `train.amp`.
+    fn amp(&self) -> bool;
+    /// `data.spec`.
+    fn dataset(&self) -> Option<&str>;
+}
+
+impl RunRequest {
+    /// What the loop takes from the command line.
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            out: self.out.clone(),
+            resume: self.resume,
+            max_iters: self.max_iters,
+        }
+    }
+
+    /// The recipe, read with its overrides and checked, AMP refused on the CPU, and its
+    /// dataset spec (`kinds` names the kinds the command takes, for the error when none is
+    /// given).
+    pub fn recipe<R: Recipe>(&self, kinds: &str) -> anyhow::Result<(R, String)> {
+        let recipe: R = config_file::load(&self.config, &self.sets)
+            .map_err(|e| TrainInputError(e.to_string()))?;
+        recipe
+            .check()
+            .map_err(|e| TrainInputError(format!("{}: {e}", self.config.display())))?;
+        if recipe.amp() && self.device == Device::Cpu {
+            bail!(TrainInputError(
+                "train.amp = true needs a CUDA device (fp16 autocast is CUDA-only in libtorch); run with --device cuda or --set train.amp=false".into()
+            ));
+        }
+        let spec = recipe.dataset().map(str::to_string).ok_or_else(|| {
+            TrainInputError(format!(
+                "{}: no dataset: set data.spec or pass --data {kinds}",
+                self.config.display()
+            ))
+        })?;
+        Ok((recipe, spec))
+    }
+
+    /// Joins the other ranks (under torchrun or `--nproc`; alone it does nothing) and checks
+    /// that the run folder is usable, before anything is built or created (see
+    /// `RunDir::check_can_open`). Returns this rank's device.
+    pub fn join(&self) -> anyhow::Result<Device> {
+        let device = data_parallel::join_from_env(self.device)?;
+        RunDir::check_can_open(&self.out, self.resume)?;
+        Ok(device)
+    }
+}
+
+/// How a command names its outcome: the JSON key of the best value, and the metrics of the
+/// final line as (metric, label), the first being the one that picks `best`.
+pub struct OutcomeNames {
+    pub best_key: &'static str,
+    pub shown: &'static [(&'static str, &'static str)],
+}
+
+/// A training command: with `--nproc N`, `check` runs once in the launcher (so a bad recipe,
+/// dataset or checkpoint is one message, not N) and N local ranks are started; otherwise
+/// `train` runs and rank 0 prints the outcome.
+pub fn train_command<O>(
+    args: &RunArgs,
+    options: O,
+    check: impl FnOnce(&O, usize) -> anyhow::Result<()>,
+    train: impl FnOnce(O) -> anyhow::Result<Summary>,
+    names: &OutcomeNames,
+) -> anyhow::Result<()> {
+    if let Some(nproc) = args.nproc {
+        let device = parse_device(&args.device).map_err(BadInput)?;
+        data_parallel::check_nproc(nproc as usize, device)?;
+        check(&options, nproc as usize)?;
+        return data_parallel::launch_local_ranks(nproc as usize);
+    }
+    let summary = train(options)?;
+    if data_parallel::is_main_rank() {
+        print_outcome(&summary, &args.out, args.json, names);
+    }
+    Ok(())
+}
+
+/// One JSON object with `--json`, else one line on stderr.
+fn print_outcome(summary: &Summary, out: &Path, json: bool, names: &OutcomeNames) {
+    if json {
+        let mut report = serde_json::json!({
+            "out": out.display().to_string(),
+            "epochs": summary.epochs_done,
+            "iters": summary.iters,
+            "stopped_early": summary.stopped_early,
+            "last": summary.last_metrics,
+            "skipped_images": summary.skipped_images,
+        });
+        report[names.best_key] = summary.best.into();
+        println!("{report}");
+        return;
+    }
+    let Some(metrics) = &summary.last_metrics else {
+        eprintln!(
+            "stopped after {} iterations; continue with --resume",
+            summary.iters
+        );
+        return;
+    };
+    let shown: Vec<String> = names
+        .shown
+        .iter()
+        .map(|(key, label)| {
+            let value = metrics.get(*key).copied().unwrap_or(f64::NAN);
+            format!("{label} {value:.4}")
+        })
+        .collect();
+    let (best_metric, best_label) = names.shown[0];
+    let best = summary
+        .best
+        .or_else(|| metrics.get(best_metric).copied())
+        .unwrap_or(f64::NAN);
+    eprintln!(
+        "done: {} epochs, {} iterations; last val {}, best {best_label} {best:.4}; checkpoints in {}",
+        summary.epochs_done,
+        summary.iters,
+        shown.join(" "),
+        out.display()
+    );
+}
+
+const BENCH_WARMUP: RangeInclusive<usize> = 0..=100_000;
+const BENCH_ITERS: RangeInclusive<usize> = 1..=100_000;
+
+/// The flags of every bench command. A command sets its own `--warmup`/`--iters` defaults
+/// with `#[command(mut_arg(..))]` where they differ.
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct BenchArgs {
+    /// fp16 autocast with dynamic loss scaling (CUDA).
+    #[arg(long)]
+    pub amp: bool,
+    /// Weights and inputs in channels-last (NHWC) memory format, as the recipes'
+    /// `train.channels_last` (the PyTorch peers in bench/ take the same flag).
+    #[arg(long)]
+    pub channels_last: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(
+        long,
+        value_parser = limits::flag_threads(),
+        help = "CPU threads for libtorch (default: libtorch's choice) [1 to 1024]"
+    )]
+    pub threads: Option<i32>,
+    #[arg(
+        long,
+        default_value_t = 2,
+        value_parser = limits::flag_range_usize(BENCH_WARMUP),
+        help = limits::help("Untimed iterations first", &BENCH_WARMUP)
+    )]
+    pub warmup: usize,
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_parser = limits::flag_range_usize(BENCH_ITERS),
+        help = limits::help("Timed iterations", &BENCH_ITERS)
+    )]
+    pub iters: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchArgs {
+    /// The device, after what a training command sets up before training (threads, cuDNN
+    /// autotuning, the malloc thresholds that keep freed activations mapped), so a bench
+    /// times the same; AMP is refused on the CPU.
+    pub fn set_up(&self) -> anyhow::Result<Device> {
+        let device = parse_device(&self.device).map_err(BadInput)?;
+        if self.amp && device == Device::Cpu {
+            bail!(BadInput(
+                "--amp needs a CUDA device (fp16 autocast is CUDA-only in libtorch)".into()
+            ));
+        }
+        set_up(
+            &RunSection {
+                threads: self.threads.unwrap_or(0) as usize,
+                ..RunSection::default()
+            },
+            device,
+        );
+        Ok(device)
+    }
+}
