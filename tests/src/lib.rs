@@ -1,13 +1,14 @@
-//! Helpers for end-to-end tests: find (and build) the binaries, run them, read their JSON.
+//! Helpers for end-to-end tests: run the binaries (whose paths the calling test crate gets
+//! from Cargo, see [`bin!`]), measure them, read their JSON, make their inputs.
 
 pub mod formula;
+pub mod probe;
 pub mod tiny;
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -22,44 +23,54 @@ pub fn fixture(path: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(path)
 }
 
-/// Path of a workspace binary in the profile the tests were built with, built on first use
-/// (a plain `cargo test` builds only the test crates).
-pub fn bin(name: &str) -> PathBuf {
-    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The path of binary `$name`, which Cargo built for the calling test crate: Cargo sets
+/// `CARGO_BIN_EXE_<name>` while compiling the integration tests of the package that owns the
+/// binary (and builds the binary first), so the test itself never runs cargo.
+#[macro_export]
+macro_rules! bin {
+    ($name:literal) => {
+        ::std::path::Path::new(env!(concat!("CARGO_BIN_EXE_", $name)))
+    };
+}
+
+/// The path of a workspace binary in the profile the tests were built with,
+/// `target/<profile>/<name>`, for a test that drives binaries of several packages (Cargo
+/// builds only its own package's). It must be built beforehand: a missing one fails with
+/// the command that builds them all.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>");
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|b| b == name) {
-        let release = dir.file_name().is_some_and(|n| n == "release");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--bin", name])
-            .current_dir(repo_root());
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --bin {name} failed");
-        built.push(name.to_string());
-    }
     let path = dir.join(name);
-    assert!(path.exists(), "{} was not built", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: this test runs the binaries of several packages, which `cargo test` \
+         does not build; run `cargo build --workspace --bins` first (with --release for a \
+         release test run; `make test` does it)",
+        path.display()
+    );
     path
 }
 
+/// The binary's file name, for messages.
+fn name_of(bin: &Path) -> std::borrow::Cow<'_, str> {
+    bin.file_name().unwrap_or(bin.as_os_str()).to_string_lossy()
+}
+
 /// Runs a binary with arguments; returns its output whatever its exit status.
-pub fn run(name: &str, args: &[&str]) -> Output {
-    Command::new(bin(name))
+pub fn run(bin: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
 }
 
 /// Runs a binary that must succeed; returns its stdout.
-pub fn run_ok(name: &str, args: &[&str]) -> String {
-    let out = run(name, args);
+pub fn run_ok(bin: &Path, args: &[&str]) -> String {
+    let out = run(bin, args);
+    let name = name_of(bin);
     assert!(
         out.status.success(),
         "{name} {args:?} failed ({}):\n{}",
@@ -70,8 +81,9 @@ pub fn run_ok(name: &str, args: &[&str]) -> String {
 }
 
 /// Runs a binary that must fail with `code`; returns its stderr.
-pub fn run_err(name: &str, args: &[&str], code: i32) -> String {
-    let out = run(name, args);
+pub fn run_err(bin: &Path, args: &[&str], code: i32) -> String {
+    let out = run(bin, args);
+    let name = name_of(bin);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(
         out.status.code(),
@@ -195,35 +207,24 @@ pub fn measure_within(cmd: &mut Command, limit: Duration, address_space: u64) ->
 }
 
 /// Runs a binary with arguments under [`measure`] (two minutes at most).
-pub fn run_measured(name: &str, args: &[&str]) -> Measured {
-    measure(Command::new(bin(name)).args(args), Duration::from_secs(120))
+pub fn run_measured(bin: &Path, args: &[&str]) -> Measured {
+    measure(Command::new(bin).args(args), Duration::from_secs(120))
 }
 
-/// Writes `datasets synth` shape scenes of `size` pixels into `out` (VOCdevkit/ and
-/// ADEChallengeData2016/): `train`, `val` and `test` images.
+/// Writes the shape scenes `datasets synth --source shapes` writes (its default seed and JPEG
+/// quality) of `size` pixels into `out` (VOCdevkit/, ADEChallengeData2016/ and coco/):
+/// `train`, `val` and `test` images. Through the library, so that the tests of any package
+/// can make them.
 pub fn shape_scenes(out: &Path, train: usize, val: usize, test: usize, size: usize) {
-    let (train, val, test, size) = (
-        train.to_string(),
-        val.to_string(),
-        test.to_string(),
-        size.to_string(),
-    );
-    run_ok(
-        "datasets",
-        &[
-            "synth",
-            "--out",
-            out.to_str().expect("a UTF-8 path"),
-            "--source",
-            "shapes",
-            "--train",
-            &train,
-            "--val",
-            &val,
-            "--test",
-            &test,
-            "--size",
-            &size,
-        ],
-    );
+    let config = datasets::synth::SynthConfig {
+        out: out.to_path_buf(),
+        train,
+        val,
+        test,
+        size,
+        seed: 0,
+        jpeg_quality: 90,
+    };
+    datasets::synth::generate(&config, &datasets::synth::ItemSource::Shapes)
+        .unwrap_or_else(|e| panic!("synthetic scenes in {}: {e}", out.display()));
 }

@@ -106,10 +106,11 @@ impl Default for RunInputs {
     }
 }
 
-/// Writes a fresh ResNet-18 classifier of three classes at 32 px to `path`.
-pub fn checkpoint(path: &Path) {
+/// Writes a fresh ResNet-18 classifier of three classes at 32 px to `path` with `backbone`
+/// (the `backbone` binary: `init`).
+pub fn checkpoint(backbone: &Path, path: &Path) {
     run_ok(
-        "backbone",
+        backbone,
         &[
             "init",
             "--arch",

@@ -2,17 +2,22 @@
 //! detection and segmentation for real; another row's backbone is broken, so its downstream
 //! stages fail, are named with their logs, and the script still writes the tables. Run again,
 //! finished stages are reused untouched and the failed ones are tried again.
+//!
+//! The one test that drives the binaries of several packages, so it stays in this crate and
+//! finds them in target/<profile>/: build them first with `cargo build --workspace --bins`
+//! (`make test` does).
 
-use e2e::{bin, repo_root};
+use e2e::{repo_root, workspace_bin};
 use std::path::Path;
 use std::process::Command;
 
-/// The folder of the binaries the script runs, each built.
+/// The folder of the binaries the script runs, each built beforehand (`cargo build
+/// --workspace --bins`: `cargo test` builds only the binaries of a test's own package).
 fn script_bins() -> std::path::PathBuf {
     for b in ["detect", "segment", "datasets", "tables"] {
-        bin(b);
+        workspace_bin(b);
     }
-    bin("backbone").parent().unwrap().to_path_buf()
+    workspace_bin("backbone").parent().unwrap().to_path_buf()
 }
 
 fn run_script(out: &Path) -> (bool, String) {
@@ -131,7 +136,7 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
         let output = Command::new(repo_root().join("scripts").join(name))
             .args(args)
             .args(extra)
-            .env("TABLES_BIN", bin("detect").parent().unwrap())
+            .env("TABLES_BIN", workspace_bin("detect").parent().unwrap())
             .output()
             .unwrap();
         (

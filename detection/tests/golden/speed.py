@@ -1,4 +1,4 @@
-"""torchvision's CPU timings for the shapes timed by tests/ops_speed.rs (same inputs, same
+"""torchvision's CPU timings for the shapes timed by benches/ops_speed.rs (same inputs, same
 threads): RoIAlign forward and forward+backward for GluonCV's C4 and torchvision's FPN, and
 NMS of 12000 boxes. Prints milliseconds (median of 5 after a warm-up).
 Run: ~/.cache/tricks/torch-2.11.0/venv/bin/python speed.py

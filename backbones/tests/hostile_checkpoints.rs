@@ -19,7 +19,7 @@ struct Files {
 fn files() -> Files {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.safetensors");
-    tiny::checkpoint(&good);
+    tiny::checkpoint(e2e::bin!("backbone"), &good);
     Files { dir, good }
 }
 
@@ -158,14 +158,14 @@ fn each_lying_metadata_field_is_named_with_the_file() {
     for (i, (key, value, field, message)) in cases.iter().enumerate() {
         let name = format!("lie{i}.safetensors");
         let ckpt = f.lying(&name, key, value);
-        let err = run_err("backbone", &predict_args(&ckpt, &image), 2);
+        let err = run_err(e2e::bin!("backbone"), &predict_args(&ckpt, &image), 2);
         let expected = format!("{name}: checkpoint metadata '{field}': {message}");
         assert!(err.contains(&expected), "{key}={value}: {err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
     }
     // A model config that names another architecture than `arch`.
     let ckpt = f.lying("other.safetensors", "arch", "resnet34");
-    let err = run_err("backbone", &predict_args(&ckpt, &image), 2);
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&ckpt, &image), 2);
     assert!(
         err.contains("'model': describes a resnet18 but arch says resnet34"),
         "{err}"
@@ -182,7 +182,7 @@ fn a_bomb_sized_transform_is_refused_before_any_allocation() {
         "transform",
         &transform(serde_json::json!({"resize": 100000, "crop": 100000})),
     );
-    let m = run_measured("backbone", &predict_args(&ckpt, &image));
+    let m = run_measured(e2e::bin!("backbone"), &predict_args(&ckpt, &image));
     assert_eq!(m.status.code(), Some(2), "{}: {}", m.ending(), m.stderr);
     assert!(
         m.stderr.contains(
@@ -199,7 +199,7 @@ fn a_bomb_sized_transform_is_refused_before_any_allocation() {
     // Export and eval open the checkpoint the same way.
     let out = f.dir.path().join("exported.safetensors");
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "export",
             "--to",
@@ -215,7 +215,7 @@ fn a_bomb_sized_transform_is_refused_before_any_allocation() {
     tiny::image_folder(&data, 1, 1);
     let data = format!("imagenet:{}", data.display());
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &["eval", "--ckpt", ckpt.to_str().unwrap(), "--data", &data],
         2,
     );
@@ -236,7 +236,7 @@ fn a_long_thin_image_does_not_balloon_the_largest_valid_resize() {
     image::RgbImage::from_pixel(4000, 1, image::Rgb([10, 200, 30]))
         .save(&thin)
         .unwrap();
-    let m = run_measured("backbone", &predict_args(&ckpt, &thin));
+    let m = run_measured(e2e::bin!("backbone"), &predict_args(&ckpt, &thin));
     assert_eq!(m.status.code(), Some(0), "{}: {}", m.ending(), m.stderr);
     assert!(m.stdout.contains("class_"), "{}", m.stdout);
     assert!(
@@ -254,7 +254,7 @@ fn tensors_must_be_finite_and_of_the_declared_floating_type() {
     file.header["bn1.bias"]["dtype"] = "I32".into();
     let ckpt = f.dir.path().join("ints.safetensors");
     file.write(&ckpt);
-    let err = run_err("backbone", &predict_args(&ckpt, &f.image()), 2);
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&ckpt, &f.image()), 2);
     assert!(
         err.contains("ints.safetensors: tensor bn1.bias holds Int values; a classifier's tensors are floating point"),
         "{err}"
@@ -266,7 +266,7 @@ fn tensors_must_be_finite_and_of_the_declared_floating_type() {
     file.data[start..end].fill(0xFF);
     let ckpt = f.dir.path().join("nan.safetensors");
     file.write(&ckpt);
-    let err = run_err("backbone", &predict_args(&ckpt, &f.image()), 2);
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&ckpt, &f.image()), 2);
     assert!(
         err.contains("nan.safetensors: tensor fc.bias holds NaN or infinite values"),
         "{err}"
@@ -283,7 +283,7 @@ fn safetensors_format_errors_are_sentences() {
     huge[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
     let path = f.dir.path().join("huge.safetensors");
     std::fs::write(&path, &huge).unwrap();
-    let err = run_err("backbone", &predict_args(&path, &image), 2);
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&path, &image), 2);
     assert!(
         err.contains("huge.safetensors: not a valid safetensors file (its first 8 bytes declare a header over 100 MB)"),
         "{err}"
@@ -293,7 +293,7 @@ fn safetensors_format_errors_are_sentences() {
     file.header["fc.bias"]["data_offsets"] = serde_json::json!([0, 12]);
     let path = f.dir.path().join("offsets.safetensors");
     file.write(&path);
-    let err = run_err("backbone", &predict_args(&path, &image), 2);
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&path, &image), 2);
     assert!(
         err.contains(
             "offsets.safetensors: not a valid safetensors file (the data offsets of tensor"
@@ -303,7 +303,7 @@ fn safetensors_format_errors_are_sentences() {
 
     let path = f.dir.path().join("text.safetensors");
     std::fs::write(&path, b"\x10\0\0\0\0\0\0\0not json at all!").unwrap();
-    let err = run_err("backbone", &predict_args(&path, &image), 2);
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&path, &image), 2);
     assert!(err.contains("its header is not a JSON table"), "{err}");
 
     for err in [&err] {
@@ -366,7 +366,7 @@ fn numeric_flags_are_refused_outside_their_range() {
         ),
     ];
     for (args, range) in &cases {
-        let err = run_err("backbone", args, 2);
+        let err = run_err(e2e::bin!("backbone"), args, 2);
         assert!(
             err.contains("invalid value") && err.contains(range),
             "{args:?}: {err}"
@@ -376,7 +376,7 @@ fn numeric_flags_are_refused_outside_their_range() {
 
     // `init --num-classes 2000000000` used to allocate gigabytes before a libtorch panic.
     let m = run_measured(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "init",
             "--arch",
@@ -398,7 +398,7 @@ fn numeric_flags_are_refused_outside_their_range() {
         ("train", "--max-iters <MAX_ITERS>"),
         ("init", "--num-classes <NUM_CLASSES>"),
     ] {
-        let help = run_ok("backbone", &[command, "--help"]);
+        let help = run_ok(e2e::bin!("backbone"), &[command, "--help"]);
         let line = help
             .lines()
             .skip_while(|l| !l.contains(flag_help))
@@ -411,6 +411,6 @@ fn numeric_flags_are_refused_outside_their_range() {
         );
     }
     // The defaults still work.
-    let top = run("backbone", &predict_args(&f.good, &image));
+    let top = run(e2e::bin!("backbone"), &predict_args(&f.good, &image));
     assert!(top.status.success());
 }

@@ -127,7 +127,10 @@ fn a_run_writes_its_folder_and_evaluates() {
     let f = fixture("");
     let out = f.dir.join("run");
     let o = out.to_str().unwrap();
-    let summary = json(&run_ok("backbone", &train_args(&f, o, &["--json"])));
+    let summary = json(&run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, o, &["--json"]),
+    ));
     assert_eq!(summary["epochs"], 2);
     assert_eq!(summary["iters"], 6, "24 images in batches of 8, two epochs");
     for name in [
@@ -160,7 +163,7 @@ fn a_run_writes_its_folder_and_evaluates() {
         .any(|r| r["split"] == "train" && r["lr"].as_f64().unwrap() > 0.0));
 
     let eval = json(&run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "eval",
             "--ckpt",
@@ -183,7 +186,7 @@ fn a_run_writes_its_folder_and_evaluates() {
     );
     let student = f.dir.join("student");
     let summary = json(&run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(
             &f,
             student.to_str().unwrap(),
@@ -205,7 +208,7 @@ fn a_run_writes_its_folder_and_evaluates() {
         "{config}"
     );
     // The run folder refuses a second, unrelated run.
-    let err = run_err("backbone", &train_args(&f, o, &[]), 2);
+    let err = run_err(e2e::bin!("backbone"), &train_args(&f, o, &[]), 2);
     assert!(err.contains("already holds a run"), "{err}");
 }
 
@@ -213,17 +216,23 @@ fn a_run_writes_its_folder_and_evaluates() {
 fn resuming_gives_the_weights_of_an_uninterrupted_run() {
     let f = fixture("");
     let full = f.dir.join("full");
-    run_ok("backbone", &train_args(&f, full.to_str().unwrap(), &[]));
+    run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, full.to_str().unwrap(), &[]),
+    );
 
     // Stopped cleanly mid-epoch, then resumed.
     let parts = f.dir.join("parts");
     let p = parts.to_str().unwrap();
-    run_ok("backbone", &train_args(&f, p, &["--max-iters", "2"]));
+    run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, p, &["--max-iters", "2"]),
+    );
     assert!(
         !parts.join("last.safetensors").exists(),
         "stopped before the first epoch ended"
     );
-    run_ok("backbone", &train_args(&f, p, &["--resume"]));
+    run_ok(e2e::bin!("backbone"), &train_args(&f, p, &["--resume"]));
     assert_eq!(
         tensors(&parts.join("last.safetensors")),
         tensors(&full.join("last.safetensors")),
@@ -243,7 +252,7 @@ fn resuming_gives_the_weights_of_an_uninterrupted_run() {
     let killed = f.dir.join("killed");
     let k = killed.to_str().unwrap();
     kill_after_first_state(&train_args(&f, k, &[]), &killed);
-    run_ok("backbone", &train_args(&f, k, &["--resume"]));
+    run_ok(e2e::bin!("backbone"), &train_args(&f, k, &["--resume"]));
     assert_eq!(
         tensors(&killed.join("last.safetensors")),
         tensors(&full.join("last.safetensors"))
@@ -255,9 +264,12 @@ fn resume_with_another_config_is_refused() {
     let f = fixture("");
     let out = f.dir.join("run");
     let o = out.to_str().unwrap();
-    run_ok("backbone", &train_args(&f, o, &["--max-iters", "2"]));
+    run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, o, &["--max-iters", "2"]),
+    );
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(&f, o, &["--resume", "--set", "optim.lr=0.3"]),
         2,
     );
@@ -266,7 +278,7 @@ fn resume_with_another_config_is_refused() {
         "{err}"
     );
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(&f, f.dir.join("none").to_str().unwrap(), &["--resume"]),
         2,
     );
@@ -278,13 +290,13 @@ fn unknown_or_mistyped_config_keys_are_named() {
     let f = fixture("");
     let o = f.dir.join("run");
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(&f, o.to_str().unwrap(), &["--set", "optim.lrr=0.1"]),
         2,
     );
     assert!(err.contains("unknown field `lrr`"), "{err}");
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(
             &f,
             o.to_str().unwrap(),
@@ -295,7 +307,7 @@ fn unknown_or_mistyped_config_keys_are_named() {
     assert!(err.contains("loss.mix:") && err.contains("alpha"), "{err}");
     let f2 = fixture("bogus = 1");
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(&f2, f2.dir.join("run").to_str().unwrap(), &[]),
         2,
     );
@@ -311,7 +323,7 @@ fn a_corrupt_image_is_named_or_skipped_and_counted() {
     let bad = f.dir.join("imagenet/train/class_1/003.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\n truncated").unwrap();
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(&f, f.dir.join("a").to_str().unwrap(), &[]),
         2,
     );
@@ -320,7 +332,7 @@ fn a_corrupt_image_is_named_or_skipped_and_counted() {
         "{err}"
     );
     let summary = json(&run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(
             &f,
             f.dir.join("b").to_str().unwrap(),
@@ -339,7 +351,7 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let f = fixture("");
     let out = f.dir.join("run");
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(
             &f,
             out.to_str().unwrap(),
@@ -373,7 +385,7 @@ fn a_full_disk_while_checkpointing_leaves_the_old_checkpoint_intact() {
     let ckpt = tmp.path().join("model.safetensors");
     let c = ckpt.to_str().unwrap();
     run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &["init", "--arch", "resnet18", "--num-classes", "10", c],
     );
     let before = std::fs::read(&ckpt).unwrap();
@@ -383,7 +395,7 @@ fn a_full_disk_while_checkpointing_leaves_the_old_checkpoint_intact() {
         .arg("-c")
         .arg(format!(
             "trap '' XFSZ; ulimit -f 1024; exec {} init --arch resnet18 --num-classes 10 --seed 3 {c}",
-            e2e::bin("backbone").display()
+            e2e::bin!("backbone").display()
         ))
         .output()
         .unwrap();
@@ -419,7 +431,7 @@ fn float_tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
 
 /// Runs `backbone train` and SIGKILLs it as soon as its first state exists.
 fn kill_after_first_state(args: &[&str], out: &Path) {
-    let mut child = Command::new(e2e::bin("backbone"))
+    let mut child = Command::new(e2e::bin!("backbone"))
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -451,7 +463,7 @@ fn accumulated_micro_batches_give_the_weights_of_one_large_batch() {
     let large = f.dir.join("large");
     let mut args = train_args(&f, large.to_str().unwrap(), &same);
     args.extend(["--set", "data.batch_size=8"]);
-    run_ok("backbone", &args);
+    run_ok(e2e::bin!("backbone"), &args);
 
     let micro_args = |out: &Path, more: &[&'static str]| -> Vec<String> {
         let mut args: Vec<String> = train_args(&f, out.to_str().unwrap(), &same)
@@ -469,7 +481,7 @@ fn accumulated_micro_batches_give_the_weights_of_one_large_batch() {
     let micro = f.dir.join("micro");
     let args = micro_args(&micro, &[]);
     run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     let (a, b) = (
@@ -503,7 +515,7 @@ fn accumulated_micro_batches_give_the_weights_of_one_large_batch() {
     let mut resume = micro_args(&killed, &["--set", "train.checkpoint_every_iters=1"]);
     resume.push("--resume".into());
     run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &resume.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert_eq!(
@@ -516,12 +528,18 @@ fn accumulated_micro_batches_give_the_weights_of_one_large_batch() {
 fn resume_accepts_a_moved_dataset_and_other_workers() {
     let f = fixture("");
     let full = f.dir.join("full");
-    run_ok("backbone", &train_args(&f, full.to_str().unwrap(), &[]));
+    run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, full.to_str().unwrap(), &[]),
+    );
 
     let out = f.dir.join("run");
     let o = out.to_str().unwrap();
     // (A changed recipe is refused: `resume_with_another_config_is_refused`.)
-    run_ok("backbone", &train_args(&f, o, &["--max-iters", "2"]));
+    run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, o, &["--max-iters", "2"]),
+    );
 
     // The dataset moved to another folder, fewer workers, another log interval.
     let moved = f.dir.join("moved");
@@ -541,7 +559,7 @@ fn resume_accepts_a_moved_dataset_and_other_workers() {
         "--set",
         "train.log_every=1",
     ];
-    let stderr = String::from_utf8(e2e::run("backbone", &args).stderr).unwrap();
+    let stderr = String::from_utf8(e2e::run(e2e::bin!("backbone"), &args).stderr).unwrap();
     assert!(
         stderr.contains("resuming with new settings") && stderr.contains("data.workers: 2 vs 1"),
         "{stderr}"
@@ -573,7 +591,7 @@ fn nproc_two_trains_as_two_ranks_and_rank_zero_reports_once() {
         "schedule.epochs=1",
     ];
     let stdout = run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(&f, o, &[&more[..], &["--json"]].concat()),
     );
     assert_eq!(
@@ -599,7 +617,7 @@ fn nproc_two_trains_as_two_ranks_and_rank_zero_reports_once() {
     // leaves no run folder.
     let bad = f.dir.join("bad");
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(
             &f,
             bad.to_str().unwrap(),
@@ -615,7 +633,7 @@ fn nproc_two_trains_as_two_ranks_and_rank_zero_reports_once() {
     assert!(!bad.exists(), "the refused run created {}", bad.display());
     // More ranks than cores are refused before anything is read.
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &train_args(&f, bad.to_str().unwrap(), &["--nproc", "1024"]),
         2,
     );
@@ -624,7 +642,7 @@ fn nproc_two_trains_as_two_ranks_and_rank_zero_reports_once() {
         "{err}"
     );
     // --nproc under torchrun is refused.
-    let out = Command::new(e2e::bin("backbone"))
+    let out = Command::new(e2e::bin!("backbone"))
         .args(train_args(
             &f,
             f.dir.join("nested").to_str().unwrap(),

@@ -1,8 +1,12 @@
 //! `segment` end to end on synthetic shape scenes (ADE20K layout) from a `backbone init`
-//! ResNet-18: a tiny CPU fine-tuning whose loss falls, evaluation from the model and from
-//! prediction PNGs agreeing, predict's mask, and the bad inputs a user meets (masks of the
-//! wrong size or with values above K, a missing or wrong prediction PNG, a backbone
-//! checkpoint that is not a classifier).
+//! ResNet-18 (written through the library, backbones/tests/common/classifier_init.rs): a tiny
+//! CPU fine-tuning whose loss falls, evaluation from the model and from prediction PNGs
+//! agreeing, predict's mask, and the bad inputs a user meets (masks of the wrong size or with
+//! values above K, a missing or wrong prediction PNG, a backbone checkpoint that is not a
+//! classifier).
+
+#[path = "../../backbones/tests/common/classifier_init.rs"]
+mod classifier_init;
 
 use e2e::{json, repo_root, run_err, run_ok};
 use std::path::{Path, PathBuf};
@@ -35,19 +39,7 @@ fn trained() -> &'static Trained {
         let scenes = root.join("scenes");
         e2e::shape_scenes(&scenes, 16, 4, 0, 48);
         let backbone = root.join("r18.safetensors");
-        run_ok(
-            "backbone",
-            &[
-                "init",
-                "--arch",
-                "resnet18",
-                "--num-classes",
-                "10",
-                "--input-size",
-                "32",
-                s(&backbone),
-            ],
-        );
+        classifier_init::init_classifier(&backbone, "resnet18", 10, 32);
         let t = Trained {
             ade: scenes.join("ADEChallengeData2016"),
             run: root.join("run"),
@@ -56,7 +48,7 @@ fn trained() -> &'static Trained {
         };
         let config = repo_root().join("configs/segmentation/tiny.toml");
         run_ok(
-            "segment",
+            e2e::bin!("segment"),
             &[
                 "finetune",
                 "--backbone",
@@ -124,7 +116,7 @@ fn a_tiny_finetune_lowers_its_loss_and_evaluates_like_its_predictions() {
     // The best checkpoint scores what the run logged for it.
     let ckpt = t.run.join("best.safetensors");
     let eval = json(&run_ok(
-        "segment",
+        e2e::bin!("segment"),
         &["eval", "--ckpt", s(&ckpt), "--data", &t.data(), "--json"],
     ));
     assert!(
@@ -149,7 +141,7 @@ fn a_tiny_finetune_lowers_its_loss_and_evaluates_like_its_predictions() {
             .with_extension("png");
         let overlay = t.root.join("overlay.png");
         let out = json(&run_ok(
-            "segment",
+            e2e::bin!("segment"),
             &[
                 "predict",
                 "--ckpt",
@@ -176,7 +168,7 @@ fn a_tiny_finetune_lowers_its_loss_and_evaluates_like_its_predictions() {
         assert_eq!(image::open(&overlay).unwrap().width(), 48);
     }
     let from_pngs = json(&run_ok(
-        "segment",
+        e2e::bin!("segment"),
         &[
             "eval",
             "--predictions",
@@ -221,7 +213,11 @@ fn bad_ground_truth_masks_are_named() {
     let t = trained();
     let ckpt = t.run.join("best.safetensors");
     let (data, mask) = scenes_with_mask(t, "wrong-size", image::GrayImage::new(40, 48));
-    let err = run_err("segment", &["eval", "--ckpt", s(&ckpt), "--data", &data], 2);
+    let err = run_err(
+        e2e::bin!("segment"),
+        &["eval", "--ckpt", s(&ckpt), "--data", &data],
+        2,
+    );
     assert!(
         err.contains(s(&mask)) && err.contains("the mask is 40x48 but its image is 48x48"),
         "{err}"
@@ -232,7 +228,11 @@ fn bad_ground_truth_masks_are_named() {
         "too-large",
         image::GrayImage::from_pixel(48, 48, image::Luma([200])),
     );
-    let err = run_err("segment", &["eval", "--ckpt", s(&ckpt), "--data", &data], 2);
+    let err = run_err(
+        e2e::bin!("segment"),
+        &["eval", "--ckpt", s(&ckpt), "--data", &data],
+        2,
+    );
     assert!(
         err.contains(s(&mask)) && err.contains("value 200 at pixel (0, 0) is not a class"),
         "{err}"
@@ -259,7 +259,7 @@ fn bad_prediction_folders_are_named() {
     stems.sort();
     let eval = || {
         run_err(
-            "segment",
+            e2e::bin!("segment"),
             &["eval", "--predictions", s(&dir), "--data", &t.data()],
             2,
         )
@@ -297,7 +297,7 @@ fn bad_prediction_folders_are_named() {
         .unwrap();
     let (data, mask) = scenes_with_mask(t, "small-annotation", image::GrayImage::new(32, 32));
     let err = run_err(
-        "segment",
+        e2e::bin!("segment"),
         &["eval", "--predictions", s(&dir), "--data", &data],
         2,
     );
@@ -326,7 +326,7 @@ fn a_backbone_that_is_not_a_classifier_is_refused() {
     let config = repo_root().join("configs/segmentation/tiny.toml");
     let seg = t.run.join("best.safetensors");
     let err = run_err(
-        "segment",
+        e2e::bin!("segment"),
         &[
             "finetune",
             "--backbone",
@@ -379,7 +379,7 @@ fn a_resumed_finetune_arrives_at_the_weights_of_an_uninterrupted_one() {
     };
     let run = |a: Vec<String>| {
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-        run_ok("segment", &refs);
+        run_ok(e2e::bin!("segment"), &refs);
     };
     // Stopped mid-epoch (4 steps an epoch), then continued to the end.
     run(args(&["--max-iters", "5"]));
@@ -431,7 +431,10 @@ fn segment_import_writes_a_checkpoint_with_the_given_classes() {
         ]
     };
     let a = args(&classes);
-    run_ok("segment", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    run_ok(
+        e2e::bin!("segment"),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let bytes = std::fs::read(&out).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let header = meta.metadata().clone().unwrap();
@@ -447,7 +450,7 @@ fn segment_import_writes_a_checkpoint_with_the_given_classes() {
     std::fs::write(&classes, "sky\ntree\n").unwrap();
     let a = args(&classes);
     let err = run_err(
-        "segment",
+        e2e::bin!("segment"),
         &a.iter().map(String::as_str).collect::<Vec<_>>(),
         2,
     );
@@ -502,7 +505,7 @@ fn transform_resizing_to(side: usize) -> String {
 fn segment_capped(args: &[&str]) -> e2e::Measured {
     let mut cmd = std::process::Command::new("prlimit");
     cmd.arg("--as=5000000000")
-        .arg(e2e::bin("segment"))
+        .arg(e2e::bin!("segment"))
         .args(args);
     e2e::measure(&mut cmd, std::time::Duration::from_secs(60))
 }
@@ -658,7 +661,11 @@ fn a_split_without_labelled_pixels_is_refused_by_eval_and_finetune() {
         stems.push(p.file_stem().unwrap().to_str().unwrap().to_string());
     }
     let ckpt = t.run.join("best.safetensors");
-    let err = run_err("segment", &["eval", "--ckpt", s(&ckpt), "--data", &data], 2);
+    let err = run_err(
+        e2e::bin!("segment"),
+        &["eval", "--ckpt", s(&ckpt), "--data", &data],
+        2,
+    );
     assert!(
         err.contains(&format!("{data}, split \"validation\": no labelled pixel")),
         "{err}"
@@ -671,7 +678,7 @@ fn a_split_without_labelled_pixels_is_refused_by_eval_and_finetune() {
             .unwrap();
     }
     let err = run_err(
-        "segment",
+        e2e::bin!("segment"),
         &["eval", "--predictions", s(&predictions), "--data", &data],
         2,
     );
@@ -680,7 +687,7 @@ fn a_split_without_labelled_pixels_is_refused_by_eval_and_finetune() {
     let out = t.root.join("unlabelled-run");
     let config = repo_root().join("configs/segmentation/tiny.toml");
     let err = run_err(
-        "segment",
+        e2e::bin!("segment"),
         &[
             "finetune",
             "--backbone",
@@ -728,7 +735,7 @@ fn weights_that_overflow_to_nan_are_refused_naming_the_checkpoint() {
         .path();
     let mask = dir.join("mask.png");
     let err = run_err(
-        "segment",
+        e2e::bin!("segment"),
         &[
             "predict",
             "--ckpt",
@@ -752,7 +759,7 @@ fn weights_that_overflow_to_nan_are_refused_naming_the_checkpoint() {
         let data = t.data();
         let mut args = vec!["eval", "--ckpt", s(&ckpt), "--data", &data];
         args.extend(extra);
-        let err = run_err("segment", &args, 2);
+        let err = run_err(e2e::bin!("segment"), &args, 2);
         assert!(
             err.contains(s(&ckpt)) && err.contains("NaN or infinite"),
             "{extra:?}: {err}"

@@ -2,7 +2,10 @@
 //! named losses falling, the mAP evaluation picking `best`, exact `--resume`, and the
 //! backbone checks.
 
-use e2e::{json, run_err, run_ok, tiny};
+#[path = "../../backbones/tests/common/classifier_init.rs"]
+mod classifier_init;
+
+use e2e::{json, run_err, run_ok};
 use std::path::{Path, PathBuf};
 
 /// Tiny scenes (drawn shapes, 64 px) in the VOC layout, and a fresh ResNet-18 classifier.
@@ -20,7 +23,7 @@ fn fixture(epochs: u32) -> Fixture {
     let scenes = root.join("scenes");
     e2e::shape_scenes(&scenes, 8, 2, 4, 64);
     let backbone = root.join("backbone.safetensors");
-    tiny::checkpoint(&backbone);
+    classifier_init::tiny_checkpoint(&backbone);
     let config = root.join("tiny-c4.toml");
     std::fs::write(
         &config,
@@ -104,7 +107,7 @@ fn finetuning_logs_four_losses_that_fall_evaluates_map_and_its_checkpoint_evalua
     let f = fixture(6);
     let out = f.root.join("run");
     let summary = json(&run_ok(
-        "detect",
+        e2e::bin!("detect"),
         &finetune_args(&f, out.to_str().unwrap(), &["--json"]),
     ));
     assert_eq!(summary["epochs"], 6);
@@ -147,7 +150,7 @@ fn finetuning_logs_four_losses_that_fall_evaluates_map_and_its_checkpoint_evalua
     let comp4 = f.root.join("comp4");
     let ckpt = out.join("last.safetensors");
     let from_model = json(&run_ok(
-        "detect",
+        e2e::bin!("detect"),
         &[
             "eval",
             "--ckpt",
@@ -167,7 +170,7 @@ fn finetuning_logs_four_losses_that_fall_evaluates_map_and_its_checkpoint_evalua
         from_model["map"]
     );
     let from_files = json(&run_ok(
-        "detect",
+        e2e::bin!("detect"),
         &[
             "eval",
             "--detections",
@@ -182,13 +185,13 @@ fn finetuning_logs_four_losses_that_fall_evaluates_map_and_its_checkpoint_evalua
     // The same run folder's checkpoint is no backbone.
     let mut args = finetune_args(&f, "unused", &[]);
     args[2] = ckpt.to_str().unwrap();
-    let err = run_err("detect", &args, 2);
+    let err = run_err(e2e::bin!("detect"), &args, 2);
     assert!(
         err.contains("last.safetensors") && err.contains("not a classification backbone"),
         "{err}"
     );
     args[2] = "/nonexistent/backbone.safetensors";
-    let err = run_err("detect", &args, 2);
+    let err = run_err(e2e::bin!("detect"), &args, 2);
     assert!(err.contains("/nonexistent/backbone.safetensors"), "{err}");
 }
 
@@ -196,14 +199,17 @@ fn finetuning_logs_four_losses_that_fall_evaluates_map_and_its_checkpoint_evalua
 fn a_killed_run_resumes_to_the_same_weights() {
     let f = fixture(2);
     let whole = f.root.join("whole");
-    run_ok("detect", &finetune_args(&f, whole.to_str().unwrap(), &[]));
+    run_ok(
+        e2e::bin!("detect"),
+        &finetune_args(&f, whole.to_str().unwrap(), &[]),
+    );
     let parts = f.root.join("parts");
     run_ok(
-        "detect",
+        e2e::bin!("detect"),
         &finetune_args(&f, parts.to_str().unwrap(), &["--max-iters", "3"]),
     );
     run_ok(
-        "detect",
+        e2e::bin!("detect"),
         &finetune_args(&f, parts.to_str().unwrap(), &["--resume"]),
     );
     let a = std::fs::read(whole.join("last.safetensors")).unwrap();
@@ -243,7 +249,11 @@ fn a_validation_split_with_nothing_to_measure_is_refused_before_training() {
     }
     assert!(marked > 0, "no test images in {}", devkit.display());
     let out = f.root.join("run");
-    let stderr = run_err("detect", &finetune_args(&f, out.to_str().unwrap(), &[]), 2);
+    let stderr = run_err(
+        e2e::bin!("detect"),
+        &finetune_args(&f, out.to_str().unwrap(), &[]),
+        2,
+    );
     assert!(
         stderr.contains("the test split has no object that is not difficult"),
         "{stderr}"

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 fn run_train(inputs: &RunInputs, out: &Path, more: &[&str]) -> String {
     let args = inputs.train_args(&inputs.config, out, more);
     run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     )
 }
@@ -20,7 +20,7 @@ fn run_train(inputs: &RunInputs, out: &Path, more: &[&str]) -> String {
 fn train_err(inputs: &RunInputs, config: &Path, out: &Path, more: &[&str], code: i32) -> String {
     let args = inputs.train_args(config, out, more);
     run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         code,
     )
@@ -86,7 +86,7 @@ fn a_run_killed_or_failed_before_its_first_state_can_be_started_again() {
             "train.checkpoint_every_iters=0",
         ],
     );
-    let mut child = Command::new(e2e::bin("backbone"))
+    let mut child = Command::new(e2e::bin!("backbone"))
         .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -132,7 +132,7 @@ fn a_second_run_on_a_live_runs_folder_is_refused_with_its_pid() {
     let inputs = RunInputs::new();
     let out = inputs.path("shared");
     let args = inputs.train_args(&inputs.config, &out, &["--set", "schedule.epochs=1000"]);
-    let mut first = Command::new(e2e::bin("backbone"))
+    let mut first = Command::new(e2e::bin!("backbone"))
         .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -167,7 +167,7 @@ fn a_second_run_on_a_live_runs_folder_is_refused_with_its_pid() {
     let args = inputs.train_args(&inputs.config, &out, &["--set", "schedule.epochs=1000"]);
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend(more);
-    run_ok("backbone", &args);
+    run_ok(e2e::bin!("backbone"), &args);
 }
 
 #[test]

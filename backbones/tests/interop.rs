@@ -17,13 +17,13 @@ fn import_predict_export(tag: &str, framework: &str, arch: &str) {
     let ckpt = dir.path().join("model.safetensors");
     let (sd, ck) = (state_dict.to_str().unwrap(), ckpt.to_str().unwrap());
     run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &["import", "--from", framework, "--arch", arch, sd, ck],
     );
 
     let scene = fixture("pytorch/scene.png");
     let out = json(&run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "predict",
             "--ckpt",
@@ -66,7 +66,7 @@ fn import_predict_export(tag: &str, framework: &str, arch: &str) {
 
     let exported = dir.path().join("exported.safetensors");
     run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &["export", "--to", framework, ck, exported.to_str().unwrap()],
     );
     let bytes = std::fs::read(&exported).unwrap();
@@ -154,7 +154,7 @@ fn importing_with_the_wrong_architecture_lists_the_mismatches() {
     formula::write_state_dict(&keys, &sd);
     let out = dir.path().join("x.safetensors");
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "import",
             "--from",
@@ -186,7 +186,7 @@ fn bad_inputs_get_one_clear_error() {
     let ckpt = dir.path().join("model.safetensors");
     let ck = ckpt.to_str().unwrap();
     run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "import",
             "--from",
@@ -202,7 +202,7 @@ fn bad_inputs_get_one_clear_error() {
     let not_image = dir.path().join("photo.jpg");
     std::fs::write(&not_image, "this is text").unwrap();
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "predict",
             "--ckpt",
@@ -220,7 +220,7 @@ fn bad_inputs_get_one_clear_error() {
     std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
     let scene = fixture("pytorch/scene.png");
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "predict",
             "--ckpt",
@@ -237,7 +237,7 @@ fn bad_inputs_get_one_clear_error() {
 
     // A plain state dict where a checkpoint is expected.
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "predict",
             "--ckpt",
@@ -255,7 +255,7 @@ fn bad_inputs_get_one_clear_error() {
     // torchvision has no ResNet-D.
     let d = dir.path().join("d.safetensors");
     run_ok(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "init",
             "--arch",
@@ -267,7 +267,7 @@ fn bad_inputs_get_one_clear_error() {
     );
     let out = dir.path().join("o.safetensors");
     let err = run_err(
-        "backbone",
+        e2e::bin!("backbone"),
         &[
             "export",
             "--to",

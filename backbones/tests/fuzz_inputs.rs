@@ -354,7 +354,7 @@ fn check(m: &Measured, seed: u64, what: &str, command: &str) {
 }
 
 fn backbone(args: &[&str]) -> Measured {
-    measure(Command::new(e2e::bin("backbone")).args(args), TIME_LIMIT)
+    measure(Command::new(e2e::bin!("backbone")).args(args), TIME_LIMIT)
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -371,7 +371,7 @@ fn mutated_checkpoints_states_and_configs_never_panic_or_balloon() {
     let inputs = RunInputs::new();
     let dir = inputs.dir.path();
     let good = dir.join("good.safetensors");
-    tiny::checkpoint(&good);
+    tiny::checkpoint(e2e::bin!("backbone"), &good);
     let checkpoint = SafetensorsFile::read(&good);
     let image = dir.join("photo.png");
     image::RgbImage::from_pixel(48, 40, image::Rgb([90, 120, 200]))
@@ -458,7 +458,7 @@ fn mutated_checkpoints_states_and_configs_never_panic_or_balloon() {
 fn the_mutations_change_what_they_say() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.safetensors");
-    tiny::checkpoint(&path);
+    tiny::checkpoint(e2e::bin!("backbone"), &path);
     let file = SafetensorsFile::read(&path);
     let original = std::fs::read(&path).unwrap();
     let mut differ = 0;

@@ -123,7 +123,7 @@ fn eval_json(results: &Path, voc: &Path, more: &[&str]) -> serde_json::Value {
         "--json",
     ];
     args.extend_from_slice(more);
-    json(&run_ok("detect", &args))
+    json(&run_ok(e2e::bin!("detect"), &args))
 }
 
 fn assert_near(value: &serde_json::Value, expected: f64) {
@@ -174,7 +174,7 @@ fn hand_worked_voc07_and_voc12_numbers() {
     // The table says which metric and how it counts.
     let data = format!("voc:{}", voc.display());
     let table = run_ok(
-        "detect",
+        e2e::bin!("detect"),
         &[
             "eval",
             "--detections",
@@ -202,7 +202,7 @@ fn a_missing_class_file_warns_and_scores_zero() {
     std::fs::remove_file(results.join("comp4_det_test_dog.txt")).unwrap();
     let data = format!("voc:{}", voc.display());
     let out = run(
-        "detect",
+        e2e::bin!("detect"),
         &[
             "eval",
             "--detections",
@@ -234,7 +234,7 @@ fn eval_err(results: &Path, voc: &Path, more: &[&str]) -> String {
         &data,
     ];
     args.extend_from_slice(more);
-    run_err("detect", &args, 2)
+    run_err(e2e::bin!("detect"), &args, 2)
 }
 
 #[test]
@@ -312,7 +312,7 @@ fn coco_results_files_are_scored_with_hotcoco() {
     .unwrap();
     let data = format!("coco:{}", annotations.display());
     let v = json(&run_ok(
-        "detect",
+        e2e::bin!("detect"),
         &[
             "eval",
             "--detections",
@@ -333,7 +333,7 @@ fn coco_results_files_are_scored_with_hotcoco() {
     )
     .unwrap();
     let stderr = run_err(
-        "detect",
+        e2e::bin!("detect"),
         &[
             "eval",
             "--detections",
@@ -416,7 +416,7 @@ fn coco_ground_truth_problems_are_refused_not_scored() {
         edit(&mut gt);
         std::fs::write(&annotations, gt.to_string()).unwrap();
         let out = run(
-            "detect",
+            e2e::bin!("detect"),
             &[
                 "eval",
                 "--detections",
@@ -440,7 +440,7 @@ fn coco_ground_truth_problems_are_refused_not_scored() {
 /// keeps one arena (each further one reserves 64 MiB, created or not as threads happen to
 /// contend) and rayon two threads, so that the cap measures the same thing each run.
 fn succeeds_within(cap_mib: u64, args: &[&str]) -> bool {
-    let mut cmd = std::process::Command::new(e2e::bin("detect"));
+    let mut cmd = std::process::Command::new(e2e::bin!("detect"));
     cmd.args(args)
         .env("MALLOC_ARENA_MAX", "1")
         .env("RAYON_NUM_THREADS", "2");
