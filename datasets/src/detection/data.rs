@@ -24,7 +24,7 @@ pub enum DetectionSource {
 
 /// Opens split `split` of a VOC spec (`trainval`, `test`...) with the task's lists; several
 /// roots are combined in order, each contributing the VOC20xx folders
-/// [`voc::split_year_dirs`] picks for the split.
+/// [`voc::split_year_dirs`](crate::formats::voc::split_year_dirs) picks for the split.
 pub fn open_voc(roots: &[PathBuf], split: &str, task: VocTask) -> Result<VocDataset> {
     VocDataset::open_roots(roots, split, task)
 }
