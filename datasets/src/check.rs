@@ -8,12 +8,12 @@
 
 mod classification;
 
-use crate::ade20k::Ade20kDataset;
-use crate::coco::CocoDataset;
 use crate::error::{DataError, Result};
-use crate::image_io::EncodedImage;
-use crate::spec::DatasetSpec;
-use crate::voc::{self, VocDataset, VocTask};
+use crate::formats::ade20k::Ade20kDataset;
+use crate::formats::coco::CocoDataset;
+use crate::formats::spec::DatasetSpec;
+use crate::formats::voc::{self, VocDataset, VocTask};
+use crate::input::image_io::EncodedImage;
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 
 use super::{check_image, sampled, CheckReport, EntryOutcome};
 use crate::classify::{open_images, ClassificationSplit};
-use crate::image_folder::ImageFolder;
-use crate::spec::DatasetSpec;
+use crate::formats::image_folder::ImageFolder;
+use crate::formats::spec::DatasetSpec;
 use rayon::prelude::*;
 use std::path::Path;
 

@@ -4,9 +4,9 @@
 use super::eval::EvalTransform;
 use super::train::TrainTransform;
 use crate::error::{DataError, Result};
-use crate::fashion_mnist::{self, FashionMnist};
-use crate::image_folder::ImageFolder;
-use crate::image_io::load_rgb;
+use crate::formats::fashion_mnist::{self, FashionMnist};
+use crate::formats::image_folder::ImageFolder;
+use crate::input::image_io::load_rgb;
 use crate::loader::{Collate, Dataset, InvalidLoaderConfig, Loader, LoaderConfig};
 use crate::rng::SampleRng;
 use image::RgbImage;

@@ -2,9 +2,9 @@
 
 use super::dataset::ImageSource;
 use crate::error::{DataError, Result};
-use crate::fashion_mnist::{FashionMnist, FashionMnistSplit};
-use crate::image_folder::ImageFolder;
-use crate::spec::DatasetSpec;
+use crate::formats::fashion_mnist::{FashionMnist, FashionMnistSplit};
+use crate::formats::image_folder::ImageFolder;
+use crate::formats::spec::DatasetSpec;
 use std::sync::Arc;
 
 /// The part of a classification dataset to read.

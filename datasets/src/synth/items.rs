@@ -2,7 +2,7 @@
 //! scenes must not depend on the data package (tests).
 
 use crate::error::Result;
-use crate::idx::{read_idx, IdxArray};
+use crate::input::idx::{read_idx, IdxArray};
 use crate::resize::resize_bilinear;
 use crate::rng::SampleRng;
 use crate::DataError;

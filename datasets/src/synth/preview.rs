@@ -3,7 +3,7 @@
 use super::scene::{render_scene, Scene, SCENE_IGNORE};
 use super::{scene_rng, ItemSource, SynthConfig, SynthSplit};
 use crate::error::{DataError, Result};
-use crate::label_png::voc_palette;
+use crate::input::label_png::voc_palette;
 use std::path::Path;
 
 /// Box colours per class: bright and distinct, unlike VOC's dark palette entries.

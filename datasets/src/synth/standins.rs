@@ -13,11 +13,11 @@
 //! Every image is a flat background with a few filled rectangles, the boxes and masks
 //! matching the rectangles exactly; the pictures carry no information worth learning.
 
-use crate::ade20k::ADE20K_CLASSES;
 use crate::error::{DataError, Result};
-use crate::label_png::{encode_mask, MaskEncoding};
+use crate::formats::ade20k::ADE20K_CLASSES;
+use crate::formats::voc::VOC_CLASSES;
+use crate::input::label_png::{encode_mask, MaskEncoding};
 use crate::rng::stream_rng;
-use crate::voc::VOC_CLASSES;
 use rand::RngExt;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -245,9 +245,9 @@ fn ade20k(config: &StandinConfig) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ade20k::Ade20kDataset;
-    use crate::image_folder::ImageFolder;
-    use crate::voc::{VocDataset, VocTask};
+    use crate::formats::ade20k::Ade20kDataset;
+    use crate::formats::image_folder::ImageFolder;
+    use crate::formats::voc::{VocDataset, VocTask};
 
     /// The readers the stages use open every split with the paper's class counts.
     #[test]

@@ -2,11 +2,11 @@
 
 use super::scene::{Scene, SceneObject, FIRST_ITEM_LABEL, SCENE_IGNORE};
 use super::{SynthConfig, SynthSplit};
-use crate::class_list;
 use crate::error::{DataError, Result};
-use crate::label_png::{encode_mask, MaskEncoding};
-use crate::records::IGNORE_LABEL;
-use crate::voc::annotation_xml;
+use crate::formats::class_list;
+use crate::formats::records::IGNORE_LABEL;
+use crate::formats::voc::annotation_xml;
+use crate::input::label_png::{encode_mask, MaskEncoding};
 use std::path::{Path, PathBuf};
 
 /// The file that marks a folder as written by this generator (and so safe to replace).

@@ -3,8 +3,8 @@
 //! (VOC's 20, ADE20K's 150) when the file is absent.
 
 use crate::error::{DataError, Result};
-use crate::input_file::read_text_bounded;
-use crate::limits::{MAX_CLASS_LIST_BYTES, MAX_TEXT_FILE_BYTES};
+use crate::input::file::read_text_bounded;
+use crate::input::limits::{MAX_CLASS_LIST_BYTES, MAX_TEXT_FILE_BYTES};
 use std::path::Path;
 
 /// The file name readers look for in a VOC20xx folder or an ADEChallengeData2016 folder.

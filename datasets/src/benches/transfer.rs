@@ -1,15 +1,15 @@
 //! Detection- and segmentation-loader throughput at the paper's sizes (`datasets bench`):
 //! images per second through decode + augmentation + collation, and per worker.
 
-use crate::detection_data::{detection_loader, DetectionDataset, DetectionSource};
-use crate::detection_transforms::{DetectionTransform, ShorterSideResize};
+use crate::detection::data::{detection_loader, DetectionDataset, DetectionSource};
+use crate::detection::transforms::{DetectionTransform, ShorterSideResize};
 use crate::error::{DataError, Result};
+use crate::formats::spec::DatasetSpec;
 use crate::loader::LoaderConfig;
-use crate::segmentation_data::{
+use crate::segmentation::data::{
     segmentation_loader, SegmentationAugment, SegmentationDataset, SegmentationSource,
 };
-use crate::segmentation_transforms::SegmentationTrainTransform;
-use crate::spec::DatasetSpec;
+use crate::segmentation::transforms::SegmentationTrainTransform;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

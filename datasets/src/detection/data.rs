@@ -1,17 +1,17 @@
 //! Detection datasets for the parallel loader: a VOC or COCO source, decoded and augmented
 //! on the loader's worker threads, collated into zero-padded batches.
 
-use crate::coco::CocoDataset;
-use crate::detection_transforms::{
+use crate::detection::transforms::{
     collate_detection, DetectionBatch, DetectionSample, DetectionTransform,
 };
 use crate::error::{DataError, Result};
-use crate::image_io::EncodedImage;
+use crate::formats::coco::CocoDataset;
+use crate::formats::records::DetectionRecord;
+use crate::formats::spec::DatasetSpec;
+use crate::formats::voc::{VocDataset, VocTask};
+use crate::input::image_io::EncodedImage;
 use crate::loader::{Dataset, InvalidLoaderConfig, Loader, LoaderConfig};
-use crate::records::DetectionRecord;
 use crate::rng::SampleRng;
-use crate::spec::DatasetSpec;
-use crate::voc::{VocDataset, VocTask};
 use std::path::PathBuf;
 
 /// Batches are padded to a multiple of this (the backbone's total stride).
@@ -24,7 +24,7 @@ pub enum DetectionSource {
 
 /// Opens split `split` of a VOC spec (`trainval`, `test`...) with the task's lists; several
 /// roots are combined in order, each contributing the VOC20xx folders
-/// [`voc::split_year_dirs`] picks for the split.
+/// [`voc::split_year_dirs`](crate::formats::voc::split_year_dirs) picks for the split.
 pub fn open_voc(roots: &[PathBuf], split: &str, task: VocTask) -> Result<VocDataset> {
     VocDataset::open_roots(roots, split, task)
 }

@@ -5,11 +5,11 @@
 //! which need not be contiguous (COCO's run 1..=90 for 80 classes), map to class indices
 //! 0..K in increasing id order. Boxes `[x, y, w, h]` become `[x, y, x + w, y + h]`.
 
-use crate::dataset_id::check_relative_file_name;
 use crate::error::{DataError, Result};
-use crate::input_file::open_regular;
-use crate::limits::{max_image_pixels, MAX_IMAGE_PIXELS_VAR, MAX_JSON_FILE_BYTES};
-use crate::records::{DetectionRecord, GroundTruthBox};
+use crate::formats::records::{DetectionRecord, GroundTruthBox};
+use crate::input::dataset_id::check_relative_file_name;
+use crate::input::file::open_regular;
+use crate::input::limits::{max_image_pixels, MAX_IMAGE_PIXELS_VAR, MAX_JSON_FILE_BYTES};
 use hotcoco::COCO;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,9 @@
 //! stand for), as PIL's `Image.open(...)` followed by `np.array` gives them.
 
 use crate::error::{DataError, Result};
-use crate::image_header::{inspect, ImageKind};
-use crate::input_file::read_bounded;
-use crate::limits::{check_pixel_count, max_image_file_bytes, max_image_pixels};
+use crate::input::file::read_bounded;
+use crate::input::image_header::{inspect, ImageKind};
+use crate::input::limits::{check_pixel_count, max_image_file_bytes, max_image_pixels};
 use std::path::Path;
 
 /// A mask exactly as stored: one raw value per pixel, row-major.

@@ -7,9 +7,9 @@ use crate::classify::{
     ClassificationTransform, TrainTransform,
 };
 use crate::error::{DataError, Result};
+use crate::formats::spec::DatasetSpec;
 use crate::loader::LoaderConfig;
 use crate::rng::stream_rng;
-use crate::spec::DatasetSpec;
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use rand::RngExt;

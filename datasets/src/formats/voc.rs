@@ -9,13 +9,13 @@
 //! opening only checks that every listed image has its annotation file, since a folder
 //! without them (the VOC2012 test tar's) must be refused, not mixed in.
 
-use crate::class_list;
-use crate::dataset_id::check_plain_id;
 use crate::error::{DataError, Result};
-use crate::input_file::read_text_bounded;
-use crate::label_png::{read_mask, RawMask};
-use crate::limits::MAX_TEXT_FILE_BYTES;
-use crate::records::{DetectionRecord, GroundTruthBox, LabelMap, IGNORE_LABEL};
+use crate::formats::class_list;
+use crate::formats::records::{DetectionRecord, GroundTruthBox, LabelMap, IGNORE_LABEL};
+use crate::input::dataset_id::check_plain_id;
+use crate::input::file::read_text_bounded;
+use crate::input::label_png::{read_mask, RawMask};
+use crate::input::limits::MAX_TEXT_FILE_BYTES;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

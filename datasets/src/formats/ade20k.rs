@@ -5,10 +5,10 @@
 //! In memory (a [`LabelMap`]) value `v` becomes train id `v - 1` and 0 becomes
 //! [`IGNORE_LABEL`], as GluonCV's and the benchmark's own code do.
 
-use crate::class_list;
 use crate::error::{DataError, Result};
-use crate::label_png::{read_mask, RawMask};
-use crate::records::{LabelMap, IGNORE_LABEL};
+use crate::formats::class_list;
+use crate::formats::records::{LabelMap, IGNORE_LABEL};
+use crate::input::label_png::{read_mask, RawMask};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

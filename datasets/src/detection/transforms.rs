@@ -2,7 +2,7 @@
 //! then a batch is padded with zeros to a multiple of 32, each image at the top left, with
 //! its true size kept (the detector must not propose boxes in the padding).
 
-use crate::records::DetectionRecord;
+use crate::formats::records::DetectionRecord;
 use crate::resize::resize_bilinear;
 use crate::rng::SampleRng;
 use image::RgbImage;
@@ -247,7 +247,7 @@ pub fn collate_detection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::GroundTruthBox;
+    use crate::formats::records::GroundTruthBox;
     use crate::rng::sample_rng;
 
     #[test]

@@ -9,7 +9,7 @@
 //! becomes ignore after its "minus one", and for VOC would wrongly be background); a random
 //! `crop_size` square is cut out; optionally blurred (Gaussian, sigma uniform in [0, 1)).
 
-use crate::records::{LabelMap, IGNORE_LABEL};
+use crate::formats::records::{LabelMap, IGNORE_LABEL};
 use crate::resize::{resize_bilinear_window, Window};
 use crate::rng::SampleRng;
 use image::RgbImage;
@@ -86,8 +86,8 @@ impl SegmentationTrainTransform {
         let mut pixels = image.as_raw().clone();
         let mut labels = target.labels.clone();
         if rng.random::<f64>() < self.flip_probability {
-            crate::detection_transforms::flip_rows(&mut pixels, w, 3);
-            crate::detection_transforms::flip_rows(&mut labels, w, 1);
+            crate::detection::transforms::flip_rows(&mut pixels, w, 3);
+            crate::detection::transforms::flip_rows(&mut labels, w, 1);
         }
         let low = (self.base_size as f64 * self.scale_range.0) as usize;
         let high = (self.base_size as f64 * self.scale_range.1) as usize;
@@ -472,8 +472,8 @@ mod tests {
                     let mut rng = sample_rng(2, 0, i);
                     let (mut pixels, mut labels) = (image.as_raw().clone(), target.labels.clone());
                     if rng.random::<f64>() < t.flip_probability {
-                        crate::detection_transforms::flip_rows(&mut pixels, 37, 3);
-                        crate::detection_transforms::flip_rows(&mut labels, 37, 1);
+                        crate::detection::transforms::flip_rows(&mut pixels, 37, 3);
+                        crate::detection::transforms::flip_rows(&mut labels, 37, 1);
                     }
                     let (ow, oh) = t.resized_size(37, 23, rng.random_range(15..=60));
                     let (pw, ph) = (ow.max(crop), oh.max(crop));

@@ -2,12 +2,12 @@
 //!
 //! Every image is untrusted: the file type and length are checked before it is read, the
 //! size its header declares is checked against the pixel limit before it is decoded, and a
-//! file cut short is an error (see [`crate::image_header`]).
+//! file cut short is an error (see [`crate::input::image_header`]).
 
 use crate::error::{DataError, Result};
-use crate::image_header::{inspect, ImageKind};
-use crate::input_file::read_bounded;
-use crate::limits::{check_pixel_count, max_image_file_bytes, max_image_pixels};
+use crate::input::file::read_bounded;
+use crate::input::image_header::{inspect, ImageKind};
+use crate::input::limits::{check_pixel_count, max_image_file_bytes, max_image_pixels};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 

@@ -3,8 +3,8 @@
 //! Only unsigned bytes (type 0x08) occur in these datasets, so only they are read.
 
 use crate::error::{DataError, Result};
-use crate::input_file::open_regular;
-use crate::limits::MAX_IDX_DATA_BYTES;
+use crate::input::file::open_regular;
+use crate::input::limits::MAX_IDX_DATA_BYTES;
 use flate2::read::GzDecoder;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! Zalando publishes (`train-*` 60,000 images, `t10k-*` 10,000).
 
 use crate::error::{DataError, Result};
-use crate::idx::read_idx;
+use crate::input::idx::read_idx;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 

@@ -1,19 +1,19 @@
 //! Segmentation datasets for the parallel loader: ADE20K or VOC masks, augmented together
 //! with their images on the loader's worker threads.
 
-use crate::ade20k::Ade20kDataset;
-use crate::detection_data::open_voc;
+use crate::detection::data::open_voc;
 use crate::error::{DataError, Result};
-use crate::image_io::EncodedImage;
+use crate::formats::ade20k::Ade20kDataset;
+use crate::formats::records::LabelMap;
+use crate::formats::spec::DatasetSpec;
+use crate::formats::voc::{VocDataset, VocTask};
+use crate::input::image_io::EncodedImage;
 use crate::loader::{Dataset, InvalidLoaderConfig, Loader, LoaderConfig};
-use crate::records::LabelMap;
 use crate::rng::SampleRng;
-use crate::segmentation_transforms::{
+use crate::segmentation::transforms::{
     collate_segmentation, SegmentationBatch, SegmentationEvalTransform, SegmentationSample,
     SegmentationTrainTransform,
 };
-use crate::spec::DatasetSpec;
-use crate::voc::{VocDataset, VocTask};
 use std::path::PathBuf;
 
 pub enum SegmentationSource {
