@@ -2,6 +2,7 @@
 //! its inputs need, as a checkpoint describes them.
 
 use crate::arch::Arch;
+use crate::layers::ConvNormPairs;
 use crate::resnet::{ResNet, ResNetConfig};
 use datasets::classify::{EvalTransform, Normalization};
 use engine::checkpoint::{
@@ -134,6 +135,8 @@ impl Classifier {
         let vs = nn::VarStore::new(device);
         let model = ResNet::new(&vs.root(), &spec.config);
         load_into(&vs, &ckpt.tensors, path, &ckpt.metadata.arch)?;
+        // A classifier only predicts (or teaches): its folded weights are made once.
+        model.prepare_inference();
         Ok(Classifier {
             vs,
             model,

@@ -2,7 +2,6 @@
 //! own geometry (so multiply-accumulates are counted from the real modules), and batch norm,
 //! trainable or frozen.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -33,26 +32,19 @@ pub struct Conv2d {
     pub stride: i64,
     pub padding: i64,
     pub dilation: i64,
-    /// The weights with the following norm folded in, made once for inference.
-    folded: Mutex<Option<Folded>>,
+    /// The weights with the following norm folded in, kept for inference between
+    /// [`Conv2d::prepare_inference`] and [`Conv2d::release_inference`].
+    prepared: Mutex<Option<Folded>>,
 }
 
-/// A folded weight and bias, and what they were made from: every tensor's storage and
-/// version counter (in-place updates such as an optimiser step or a checkpoint load bump it),
-/// and how many training-mode norm passes had run, since those update running statistics
-/// without bumping their version.
+/// A folded weight and bias.
 #[derive(Debug)]
 struct Folded {
-    made_from: [(usize, i64); 5],
-    norm_passes: u64,
     weight: Tensor,
     bias: Tensor,
     /// `weight` in Winograd's domain, made the first time the conv goes that way.
     winograd: Option<Tensor>,
 }
-
-/// Training-mode passes of a trainable norm, in this process.
-static NORM_TRAINING_PASSES: AtomicU64 = AtomicU64::new(0);
 
 /// Whether autograd records operations on this thread (libtorch's GradMode).
 pub fn grad_mode_enabled() -> bool {
@@ -80,7 +72,7 @@ impl Conv2d {
             stride,
             padding: dilation * (kernel / 2),
             dilation,
-            folded: Mutex::new(None),
+            prepared: Mutex::new(None),
         }
     }
 
@@ -97,12 +89,12 @@ impl Conv2d {
     /// bias. The result is the same map, but the output is written once instead of being read
     /// and written twice more by the norm, which is most of what frozen BN costs a detector.
     pub fn forward_bn(&self, x: &Tensor, bn: &BatchNorm2d, train: bool) -> Tensor {
-        // Without gradients (evaluation, prediction) the folded weights are made once and kept
-        // until a weight or statistic changes, instead of being remade on every image.
+        // Without gradients (evaluation, prediction) the weights prepared for inference are
+        // used when there are some, and Winograd's 3x3 path is open.
         if !train && !grad_mode_enabled() {
             let by_winograd =
                 winograd::applies(x, &self.weight, self.stride, self.padding, self.dilation);
-            if let Some((weight, bias, transformed)) = self.kept_fold(bn, by_winograd) {
+            if let Some((weight, bias, transformed)) = self.inference_fold(bn, by_winograd) {
                 return match transformed {
                     Some(u) => winograd::conv3x3(x, &u, Some(&bias), self.dilation),
                     None => self.conv_with(x, &weight, Some(&bias)),
@@ -117,32 +109,41 @@ impl Conv2d {
         }
     }
 
-    /// The inference-mode folded weight and bias, remade only when one of their sources
-    /// changed, and with `by_winograd` the weight in Winograd's domain too; `None` when `bn`
-    /// in evaluation is not an affine map.
-    fn kept_fold(
+    /// Folds `bn` (in evaluation) into this conv and keeps the result for every inference
+    /// forward until [`Conv2d::release_inference`]: weight or statistic changes in between
+    /// are not seen, so only a model that is not trained in between is prepared (see
+    /// [`ConvNormPairs`]).
+    pub fn prepare_inference(&self, bn: &BatchNorm2d) {
+        let fold = tch::no_grad(|| {
+            bn.affine(false).map(|(scale, shift)| Folded {
+                weight: &self.weight * scale.view([-1, 1, 1, 1]),
+                bias: shift,
+                winograd: None,
+            })
+        });
+        *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) = fold;
+    }
+
+    /// Drops the weights kept by [`Conv2d::prepare_inference`].
+    pub fn release_inference(&self) {
+        *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The inference-mode folded weight and bias, and with `by_winograd` the weight in
+    /// Winograd's domain: the prepared ones (the transform made at first use), else made for
+    /// this call; `None` when `bn` in evaluation is not an affine map.
+    fn inference_fold(
         &self,
         bn: &BatchNorm2d,
         by_winograd: bool,
     ) -> Option<(Tensor, Tensor, Option<Tensor>)> {
-        let ([w, b, mean, var], _) = bn.affine_sources(false)?;
-        let made_from =
-            [&self.weight, w, b, mean, var].map(|t| (t.data_ptr() as usize, t.internal_version()));
-        let norm_passes = NORM_TRAINING_PASSES.load(Ordering::Relaxed);
-        let mut cache = self.folded.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = matches!(&*cache,
-            Some(f) if f.made_from == made_from && f.norm_passes == norm_passes);
-        if !fresh {
+        let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(fold) = prepared.as_mut() else {
             let (scale, shift) = bn.affine(false)?;
-            *cache = Some(Folded {
-                made_from,
-                norm_passes,
-                weight: &self.weight * scale.view([-1, 1, 1, 1]),
-                bias: shift,
-                winograd: None,
-            });
-        }
-        let fold = cache.as_mut()?;
+            let weight = &self.weight * scale.view([-1, 1, 1, 1]);
+            let transformed = by_winograd.then(|| winograd::transform_weight(&weight));
+            return Some((weight, shift, transformed));
+        };
         if by_winograd && fold.winograd.is_none() {
             fold.winograd = Some(winograd::transform_weight(&fold.weight));
         }
@@ -259,9 +260,6 @@ impl BatchNorm2d {
     }
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        if train && !matches!(self, BatchNorm2d::Frozen { .. }) {
-            NORM_TRAINING_PASSES.fetch_add(1, Ordering::Relaxed);
-        }
         match self {
             BatchNorm2d::Trainable { bn, .. } => nn::ModuleT::forward_t(bn, x, train),
             BatchNorm2d::Synced { bn, eps } => match engine::data_parallel::group() {
@@ -321,6 +319,45 @@ impl BatchNorm2d {
             }
             BatchNorm2d::Frozen { weight, .. } => weight,
         }
+    }
+}
+
+/// A model whose convolutions are each followed by a norm (a ResNet, Faster R-CNN, an FCN):
+/// its conv-norm pairs fold for inference.
+pub trait ConvNormPairs {
+    fn conv_norm_pairs(&self) -> Vec<(&Conv2d, &BatchNorm2d)>;
+
+    /// Folds every pair (and, at first use, makes Winograd's transforms) for inference, kept
+    /// until [`ConvNormPairs::release_inference`]. A model that only predicts (a checkpoint
+    /// opened for evaluation or prediction, a distillation teacher) is prepared once; a model
+    /// in training is prepared for each evaluation through [`PreparedInference`].
+    fn prepare_inference(&self) {
+        for (conv, bn) in self.conv_norm_pairs() {
+            conv.prepare_inference(bn);
+        }
+    }
+
+    fn release_inference(&self) {
+        for (conv, _) in self.conv_norm_pairs() {
+            conv.release_inference();
+        }
+    }
+}
+
+/// A model prepared for inference while this value lives, released when it is dropped, so
+/// training after an evaluation never runs on weights folded before it.
+pub struct PreparedInference<'m, M: ConvNormPairs + ?Sized>(&'m M);
+
+impl<'m, M: ConvNormPairs + ?Sized> PreparedInference<'m, M> {
+    pub fn new(model: &'m M) -> Self {
+        model.prepare_inference();
+        PreparedInference(model)
+    }
+}
+
+impl<M: ConvNormPairs + ?Sized> Drop for PreparedInference<'_, M> {
+    fn drop(&mut self) {
+        self.0.release_inference();
     }
 }
 
@@ -409,31 +446,65 @@ mod tests {
     }
 
     #[test]
-    fn the_folded_weights_kept_for_inference_follow_every_change_of_weights_or_statistics() {
+    fn prepared_weights_serve_until_released_and_unprepared_forwards_follow_every_change() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
         let (conv, bn) = conv_and_norm(&vs, NormMode::Batch);
         let x = Tensor::randn([4, 3, 8, 8], (Kind::Float, Device::Cpu));
         let plain = || tch::no_grad(|| bn.forward_t(&conv.forward(&x), false));
-        let kept = || tch::no_grad(|| conv.forward_bn(&x, &bn, false));
-        assert!(max_diff(&kept(), &plain()) < 1e-5);
-        // An optimiser step or a checkpoint load writes the weights in place.
-        tch::no_grad(|| {
-            let mut w = conv.weight.shallow_clone();
-            let _ = w.g_mul_scalar_(-2.0);
-        });
-        assert!(max_diff(&kept(), &plain()) < 1e-5);
-        // A training pass moves the running statistics without bumping their version.
-        let _ = tch::no_grad(|| bn.forward_t(&(conv.forward(&x) * 3.0 + 1.0), true));
-        assert!(max_diff(&kept(), &plain()) < 1e-5);
-        // With gradients on, evaluation still reaches the weights (nothing kept is used).
+        let folded = || tch::no_grad(|| conv.forward_bn(&x, &bn, false));
+        let change_weights = || {
+            // An optimiser step or a checkpoint load writes the weights in place.
+            tch::no_grad(|| {
+                let mut w = conv.weight.shallow_clone();
+                let _ = w.g_mul_scalar_(-2.0);
+            })
+        };
+        let train_pass = || {
+            // A training pass moves the running statistics.
+            let _ = tch::no_grad(|| bn.forward_t(&(conv.forward(&x) * 3.0 + 1.0), true));
+        };
+        // Unprepared, every forward folds what the weights and statistics are now.
+        assert!(max_diff(&folded(), &plain()) < 1e-5);
+        change_weights();
+        assert!(max_diff(&folded(), &plain()) < 1e-5);
+        train_pass();
+        assert!(max_diff(&folded(), &plain()) < 1e-5);
+        // Prepared, the fold made then serves (that is what preparing is for) until released.
+        conv.prepare_inference(&bn);
+        let prepared = folded();
+        assert!(max_diff(&prepared, &plain()) < 1e-5);
+        change_weights();
+        assert!(max_diff(&folded(), &prepared) == 0.0);
+        conv.release_inference();
+        assert!(max_diff(&folded(), &plain()) < 1e-5);
+        // With gradients on, evaluation reaches the weights (nothing prepared is used).
+        conv.prepare_inference(&bn);
         let y = conv.forward_bn(&x, &bn, false);
         let g = Tensor::run_backward(&[y.sum(Kind::Float)], &[&conv.weight], false, false);
         assert!(g[0].abs().sum(Kind::Float).double_value(&[]) > 0.0);
     }
 
     #[test]
-    fn wide_3x3_convs_in_the_blocked_layout_go_through_winograd_and_follow_weight_changes() {
+    fn a_prepared_model_is_released_when_its_guard_drops() {
+        struct Pair(Conv2d, BatchNorm2d);
+        impl ConvNormPairs for Pair {
+            fn conv_norm_pairs(&self) -> Vec<(&Conv2d, &BatchNorm2d)> {
+                vec![(&self.0, &self.1)]
+            }
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (conv, bn) = conv_and_norm(&vs, NormMode::Batch);
+        let model = Pair(conv, bn);
+        {
+            let _prepared = PreparedInference::new(&model);
+            assert!(model.0.prepared.lock().unwrap().is_some());
+        }
+        assert!(model.0.prepared.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn wide_3x3_convs_in_the_blocked_layout_go_through_winograd_prepared_or_not() {
         // The libtorch this project links (the torch 2.11 wheel) has oneDNN; without it the
         // blocked layout this test is about does not exist, and the test must say so.
         assert!(
@@ -457,25 +528,30 @@ mod tests {
         // Relative to the map's norm: a stale fold would be off by a tenth or more.
         let relative =
             |a: &Tensor, b: &Tensor| (a - b).norm().double_value(&[]) / b.norm().double_value(&[]);
+        // Unprepared: the fold and its transform are made for the call.
+        assert!(relative(&blocked(), &plain()) < 1e-5);
+        // Prepared: the transform is made at the first blocked forward and kept.
+        conv.prepare_inference(&bn);
         assert!(relative(&blocked(), &plain()) < 1e-5);
         assert!(conv
-            .folded
+            .prepared
             .lock()
             .unwrap()
             .as_ref()
             .unwrap()
             .winograd
             .is_some());
+        // Weights changed and a training pass: prepared again, the map follows.
         tch::no_grad(|| {
             let mut w = conv.weight.shallow_clone();
             let _ = w.g_mul_scalar_(-2.0);
         });
-        assert!(
-            relative(&blocked(), &plain()) < 1e-5,
-            "after a weight change"
-        );
         let _ = tch::no_grad(|| bn.forward_t(&(conv.forward(&x) * 3.0 + 1.0), true));
+        conv.release_inference();
         let r = relative(&blocked(), &plain());
-        assert!(r < 1e-5, "after a training pass: {r:e}");
+        assert!(r < 1e-5, "unprepared, after the changes: {r:e}");
+        conv.prepare_inference(&bn);
+        let r = relative(&blocked(), &plain());
+        assert!(r < 1e-5, "prepared again, after the changes: {r:e}");
     }
 }

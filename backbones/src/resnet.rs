@@ -9,7 +9,7 @@
 
 use crate::arch::{Arch, BlockKind};
 use crate::layers::{
-    stem_max_pool, stem_max_pool_shape, BatchNorm2d, Conv2d, FeatureShape, NormMode,
+    stem_max_pool, stem_max_pool_shape, BatchNorm2d, Conv2d, ConvNormPairs, FeatureShape, NormMode,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
@@ -345,6 +345,24 @@ impl ResNet {
 
 fn ceil_div(a: i64, b: i64) -> i64 {
     (a + b - 1) / b
+}
+
+impl ConvNormPairs for ResNet {
+    fn conv_norm_pairs(&self) -> Vec<(&Conv2d, &BatchNorm2d)> {
+        let mut pairs = match &self.stem {
+            Stem::Plain { conv1, bn1 } => vec![(conv1, bn1)],
+            Stem::Deep { convs, bns, bn1 } => {
+                vec![(&convs[0], &bns[0]), (&convs[1], &bns[1]), (&convs[2], bn1)]
+            }
+        };
+        for block in self.stages.iter().flatten() {
+            pairs.extend(block.convs.iter().zip(&block.bns));
+            if let Some(d) = &block.downsample {
+                pairs.push((&d.conv, &d.bn));
+            }
+        }
+        pairs
+    }
 }
 
 impl nn::ModuleT for ResNet {

@@ -10,6 +10,7 @@ use crate::train::config::ResolvedTargets;
 use crate::train::step::{training_losses, Targeting};
 use crate::train::targets::GroundTruth;
 use crate::transform::{ImageTransform, TransformSpec};
+use backbones::layers::PreparedInference;
 use backbones::Arch;
 use engine::config::EngineConfig;
 use engine::fit::Trainer;
@@ -156,6 +157,7 @@ pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
         sizes,
         ..
     } = learner;
+    let _prepared = PreparedInference::new(&model);
     let inference_seconds = timed(s.warmup, s.iters, || {
         let images = transform.loader_batch(&pixels, &sizes);
         let detections = tch::autocast(s.amp, || model.detect(&images));

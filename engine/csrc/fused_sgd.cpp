@@ -50,15 +50,6 @@ char* tricks_fused_sgd(const at::Tensor* const* params, const at::Tensor* const*
     at::_fused_sgd_(p, g, b, weight_decay, momentum, lr, /*dampening=*/0.0, nesterov,
                     /*maximize=*/false, /*is_first_step=*/false, /*grad_scale=*/std::nullopt,
                     flag);
-    // The kernel writes through raw pointers and does not count the writes in the tensors'
-    // version counters, which is how a cache of derived weights (the folded BN convs) sees
-    // that its sources changed: counted here, as any in-place operation would.
-    for (auto& t : p) {
-      t.unsafeGetTensorImpl()->bump_version();
-    }
-    for (auto& t : b) {
-      t.unsafeGetTensorImpl()->bump_version();
-    }
   });
 }
 

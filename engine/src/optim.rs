@@ -534,19 +534,6 @@ mod tests {
         assert_eq!(values(&w.grad()), GRAD_W[1]);
     }
 
-    /// Caches of weights derived from parameters (the folded BN convs of inference) see a
-    /// step through the parameters' version counters.
-    #[test]
-    fn a_step_counts_as_an_in_place_change() {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let (w, b) = layer(&vs);
-        let mut opt = Sgd::new(&vs, &SgdConfig::default());
-        backward(&mut opt, &w, &b, 0);
-        let before = (w.internal_version(), b.internal_version());
-        opt.step(0.1, None);
-        assert!(w.internal_version() > before.0 && b.internal_version() > before.1);
-    }
-
     #[test]
     fn decayed_names_follow_no_bias_decay() {
         let vs = nn::VarStore::new(Device::Cpu);

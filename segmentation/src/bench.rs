@@ -6,6 +6,7 @@
 
 use crate::fcn::{Fcn, FcnConfig};
 use crate::task::training_losses;
+use backbones::layers::PreparedInference;
 use backbones::Arch;
 use engine::channels_last::tensor_to_channels_last;
 use engine::config::EngineConfig;
@@ -101,6 +102,7 @@ pub fn bench(s: &BenchSettings) -> anyhow::Result<BenchResult> {
     let NoiseSegmenter { model, images, .. } = learner;
     let infer_secs = {
         let _no_grad = tch::no_grad_guard();
+        let _prepared = PreparedInference::new(&model);
         timed(s.warmup, s.iters, || {
             let forward = || {
                 model

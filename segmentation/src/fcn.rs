@@ -6,7 +6,7 @@
 //! `classifier.{0,1,4}.*` and `aux_classifier.{0,1,4}.*` (the Sequential indices of the conv,
 //! the BN and the last conv; ReLU and dropout hold 2 and 3 and have no parameters).
 
-use backbones::layers::{BatchNorm2d, Conv2d, NormMode};
+use backbones::layers::{BatchNorm2d, Conv2d, ConvNormPairs, NormMode};
 use backbones::onednn;
 use backbones::{Arch, ResNet, ResNetConfig};
 use engine::channels_last::tensor_to_channels_last;
@@ -116,6 +116,17 @@ pub struct Fcn {
     pub backbone: ResNet,
     pub classifier: FcnHead,
     pub aux_classifier: Option<FcnHead>,
+}
+
+impl ConvNormPairs for Fcn {
+    fn conv_norm_pairs(&self) -> Vec<(&Conv2d, &BatchNorm2d)> {
+        let mut pairs = self.backbone.conv_norm_pairs();
+        pairs.push((&self.classifier.conv, &self.classifier.bn));
+        if let Some(aux) = &self.aux_classifier {
+            pairs.push((&aux.conv, &aux.bn));
+        }
+        pairs
+    }
 }
 
 impl Fcn {

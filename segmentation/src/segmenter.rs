@@ -4,6 +4,7 @@
 use crate::budget::{self, activation_bytes, OverBudget};
 use crate::fcn::{Fcn, FcnConfig};
 use backbones::classifier::Normalizer;
+use backbones::layers::ConvNormPairs;
 use datasets::classify::Normalization;
 use datasets::resize::{resize_bilinear, shorter_side_size};
 use engine::checkpoint::{
@@ -190,6 +191,9 @@ impl Segmenter {
         let vs = nn::VarStore::new(device);
         let model = Fcn::new(&vs.root(), &config);
         load_into(&vs, tensors, path, &fcn_arch_name(&config.backbone.arch))?;
+        // A segmenter opened from a checkpoint only predicts: its folded weights (and their
+        // Winograd transforms, at first use) are made once.
+        model.prepare_inference();
         Ok(Segmenter {
             normalizer: Normalizer::new(&preprocess.normalization, device),
             vs,

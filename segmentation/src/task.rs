@@ -7,6 +7,7 @@ use crate::fcn::{upsample, Fcn, FcnConfig};
 use crate::metric::{ConfusionMatrix, NoLabelledPixels, Scores, IGNORE};
 use crate::segmenter::{metadata, Preprocess};
 use backbones::classifier::Normalizer;
+use backbones::layers::PreparedInference;
 use datasets::loader::Loader;
 use datasets::segmentation_data::{SegmentationCollate, SegmentationDataset, SegmentationSource};
 use datasets::segmentation_transforms::SegmentationBatch;
@@ -288,6 +289,7 @@ impl Task for Segmentation {
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
+        let _prepared = PreparedInference::new(&self.model);
         // A validation split (or eval crop) without a labelled pixel scores 0 for any model;
         // refusing it keeps a "best" from being picked by that 0.
         let scores = evaluate_batches(

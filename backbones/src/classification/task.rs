@@ -7,6 +7,7 @@ use super::evaluate::{evaluate, DeviceBatch};
 use super::subset::Subset;
 use crate::arch::Arch;
 use crate::classifier::{Classifier, Normalizer};
+use crate::layers::PreparedInference;
 use crate::resnet::{ResNet, ResNetConfig};
 use datasets::classify::{ClassificationBatch, ClassificationCollate, ClassificationDataset};
 use datasets::loader::Loader;
@@ -141,6 +142,7 @@ impl Task for Classification {
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
+        let _prepared = PreparedInference::new(&self.model);
         let m = evaluate(
             &self.model,
             self.val.epoch(0, 0),

@@ -3,11 +3,11 @@
 //! cannot run `backbone`. Included by path (`#[path = ...] mod classifier_init;`);
 //! backbones/tests/classifier_init.rs checks that it writes what the command writes.
 
-use engine::checkpoint::{var_store_tensors, Checkpoint, Metadata, TaskKind};
 use backbones::classifier::default_transform;
 use backbones::interop::imagenet_classes;
 use backbones::{Arch, ResNet, ResNetConfig};
 use datasets::classify::{EvalTransform, Normalization};
+use engine::checkpoint::{var_store_tensors, Checkpoint, Metadata, TaskKind};
 use std::path::Path;
 use std::sync::Mutex;
 use tch::{nn, Device};

@@ -4,6 +4,7 @@
 
 use super::{DetectorConfig, FasterRcnn};
 use crate::transform::TransformSpec;
+use backbones::layers::ConvNormPairs;
 use backbones::pretrained::PretrainedBody;
 use engine::checkpoint::{
     first_non_finite, load_into, Checkpoint, CheckpointError, TaskKind, TaskSpec,
@@ -149,6 +150,8 @@ impl Detector {
         let vs = nn::VarStore::new(device);
         let model = FasterRcnn::new(&vs.root(), &spec.config);
         load_into(&vs, &ckpt.tensors, path, &ckpt.metadata.arch)?;
+        // A detector opened from a checkpoint only predicts: its folded weights are made once.
+        model.prepare_inference();
         Ok(Detector {
             vs,
             model,

@@ -18,6 +18,7 @@ use crate::ops::box_coder::BoxCoder;
 use crate::ops::poolers::MultiScaleRoIAlign;
 use crate::transform::ImageList;
 use backbone::Backbone;
+use backbones::layers::{BatchNorm2d, Conv2d, ConvNormPairs};
 use heads::{Predictor, RpnHead, TwoMlpHead};
 use roi_heads::{Detections, RoiPooler};
 use rpn::{Proposals, Rpn, RpnOutput};
@@ -66,6 +67,14 @@ impl std::fmt::Debug for RoiPooler {
             RoiPooler::MultiScale(_) => "RoiPooler::MultiScale",
             RoiPooler::Single(_) => "RoiPooler::Single",
         })
+    }
+}
+
+/// Only the ResNet body has norms (C4's box head is its layer4); the FPN and the heads have
+/// none.
+impl ConvNormPairs for FasterRcnn {
+    fn conv_norm_pairs(&self) -> Vec<(&Conv2d, &BatchNorm2d)> {
+        self.backbone.body.conv_norm_pairs()
     }
 }
 

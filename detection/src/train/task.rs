@@ -10,6 +10,7 @@ use crate::metrics::ground_truth::voc_evaluator;
 use crate::model::{DetectorConfig, FasterRcnn};
 use crate::ops::sampler::splitmix64;
 use crate::transform::{ImageTransform, TransformSpec};
+use backbones::layers::PreparedInference;
 use datasets::detection_transforms::DetectionBatch;
 use engine::checkpoint::{Metadata, TaskKind};
 use engine::task::{Learner, Losses, Metrics, Step, Task};
@@ -143,6 +144,7 @@ impl Task for Detection {
     }
 
     fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
+        let _prepared = PreparedInference::new(&self.model);
         // The split's ground truth, read afresh (a few ms per hundred images, in parallel).
         let mut evaluator = voc_evaluator(&self.val.dataset().source)?;
         let images = detect_split(&self.model, &self.transform, &self.val, amp, |found| {
