@@ -6,7 +6,7 @@ use crate::layers::ConvNormPairs;
 use crate::resnet::{ResNet, ResNetConfig};
 use datasets::classify::{EvalTransform, Normalization};
 use engine::checkpoint::{
-    first_non_finite, load_into, Checkpoint, CheckpointError, TaskKind, TaskSpec,
+    check_finite_weights, load_into, Checkpoint, CheckpointError, TaskKind, TaskSpec,
 };
 use engine::limits;
 use std::path::Path;
@@ -68,23 +68,7 @@ impl TaskSpec for ClassifierSpec {
             None => default_transform(),
         };
         validate_transform(&transform).map_err(|e| bad("transform", e))?;
-        for (name, t) in &ckpt.tensors {
-            if !t.is_floating_point() {
-                return Err(CheckpointError::content(
-                    path,
-                    format!(
-                        "tensor {name} holds {:?} values; a classifier's tensors are floating point",
-                        t.kind()
-                    ),
-                ));
-            }
-        }
-        if let Some(name) = first_non_finite(&ckpt.tensors) {
-            return Err(CheckpointError::content(
-                path,
-                format!("tensor {name} holds NaN or infinite values"),
-            ));
-        }
+        check_finite_weights(&ckpt.tensors, path, "a classifier's")?;
         let head = ckpt.tensors.get("fc.weight").map(|w| w.size());
         match head.as_deref() {
             Some([rows, _]) if *rows == meta.num_classes => {}

@@ -12,12 +12,13 @@ use crate::train::targets::GroundTruth;
 use crate::transform::{ImageTransform, TransformSpec};
 use backbones::layers::PreparedInference;
 use backbones::Arch;
+use engine::command::{BenchReport, BenchRun};
 use engine::config::EngineConfig;
 use engine::fit::Trainer;
 use engine::task::{Learner, Losses, Step};
 use engine::timing::timed;
 use serde::Serialize;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 #[derive(Clone, Debug)]
 pub struct DetectBenchSettings {
@@ -29,12 +30,7 @@ pub struct DetectBenchSettings {
     /// Image side lengths (height = shorter, width = longer), as a resized VOC/COCO image.
     pub shorter: i64,
     pub longer: i64,
-    pub amp: bool,
-    /// Weights in NHWC: convolutions then run (and give their outputs) channels-last.
-    pub channels_last: bool,
-    pub device: Device,
-    pub warmup: usize,
-    pub iters: usize,
+    pub run: BenchRun,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -43,10 +39,8 @@ pub struct DetectBenchResult {
     pub arch: String,
     pub batch: i64,
     pub size: String,
-    pub amp: bool,
-    pub channels_last: bool,
-    pub device: String,
-    pub threads: i32,
+    #[serde(flatten)]
+    pub run: BenchReport,
     pub train_images_per_s: f64,
     pub train_step_ms: f64,
     pub inference_images_per_s: f64,
@@ -67,8 +61,8 @@ fn ground_truth(s: &DetectBenchSettings) -> Vec<GroundTruth> {
         .map(|_| GroundTruth {
             boxes: Tensor::from_slice(boxes.concat().as_slice())
                 .view([3, 4])
-                .to_device(s.device),
-            labels: Tensor::from_slice(&labels).to_device(s.device),
+                .to_device(s.run.device),
+            labels: Tensor::from_slice(&labels).to_device(s.run.device),
         })
         .collect()
 }
@@ -109,7 +103,7 @@ impl Learner for BenchDetector {
 }
 
 pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
-    let vs = nn::VarStore::new(s.device);
+    let vs = nn::VarStore::new(s.run.device);
     let config = match s.design {
         Design::C4 => DetectorConfig::c4(s.arch, s.num_classes, 1e-5),
         Design::Fpn => DetectorConfig::fpn(s.arch, s.num_classes, 1e-5),
@@ -122,7 +116,7 @@ pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
             max_size: s.longer,
             ..TransformSpec::torchvision()
         },
-        s.device,
+        s.run.device,
     );
     let mut learner = BenchDetector {
         vs,
@@ -132,7 +126,7 @@ pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
         pixels: Tensor::randint(
             256,
             [s.batch, s.shorter, s.longer, 3],
-            (Kind::Uint8, s.device),
+            (Kind::Uint8, s.run.device),
         ),
         sizes: vec![(s.shorter, s.longer); s.batch as usize],
         truths: ground_truth(s),
@@ -140,12 +134,12 @@ pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
     let engine_config = EngineConfig::bench(
         1e-4,
         s.batch as usize,
-        s.amp,
-        s.channels_last,
+        s.run.amp,
+        s.run.channels_last,
         config.frozen_prefixes(),
     );
     let mut trainer = Trainer::new(&mut learner, &engine_config, 1)?;
-    let train_seconds = timed(s.warmup, s.iters, || {
+    let train_seconds = timed(s.run.warmup, s.run.iters, || {
         let outcome = trainer.step(&mut |_| Ok(()))?;
         Ok(outcome.micro_batches[0].total.shallow_clone())
     })?;
@@ -158,29 +152,26 @@ pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
         ..
     } = learner;
     let _prepared = PreparedInference::new(&model);
-    let inference_seconds = timed(s.warmup, s.iters, || {
+    let inference_seconds = timed(s.run.warmup, s.run.iters, || {
         let images = transform.loader_batch(&pixels, &sizes);
-        let detections = tch::autocast(s.amp, || model.detect(&images));
+        let detections = tch::autocast(s.run.amp, || model.detect(&images));
         // A scalar that depends on every image's detections.
         Ok(detections
             .iter()
             .map(|d| d.scores.sum(Kind::Float))
             .reduce(|a, b| a + b)
-            .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, s.device))))
+            .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, s.run.device))))
     })?;
-    let images = (s.iters as i64 * s.batch) as f64;
+    let images = (s.run.iters as i64 * s.batch) as f64;
     Ok(DetectBenchResult {
         design: config.design.name(),
         arch: s.arch.to_string(),
         batch: s.batch,
         size: format!("{}/{}", s.shorter, s.longer),
-        amp: s.amp,
-        channels_last: s.channels_last,
-        device: format!("{:?}", s.device).to_lowercase(),
-        threads: tch::get_num_threads(),
+        run: s.run.report(),
         train_images_per_s: images / train_seconds,
-        train_step_ms: train_seconds * 1000.0 / s.iters as f64,
+        train_step_ms: train_seconds * 1000.0 / s.run.iters as f64,
         inference_images_per_s: images / inference_seconds,
-        inference_batch_ms: inference_seconds * 1000.0 / s.iters as f64,
+        inference_batch_ms: inference_seconds * 1000.0 / s.run.iters as f64,
     })
 }

@@ -554,6 +554,27 @@ pub fn name_mismatch(vars: &NamedTensors, tensors: &NamedTensors) -> Option<Stri
     (!details.is_empty()).then_some(details)
 }
 
+/// Refuses weights that are not all finite floating point: a tensor of another type (`model`
+/// says whose tensors these are: "a classifier's"), or one holding NaN or an infinity.
+pub fn check_finite_weights(tensors: &NamedTensors, path: &Path, model: &str) -> Result<()> {
+    if let Some((name, t)) = tensors.iter().find(|(_, t)| !t.is_floating_point()) {
+        return Err(CheckpointError::content(
+            path,
+            format!(
+                "tensor {name} holds {:?} values; {model} tensors are floating point",
+                t.kind()
+            ),
+        ));
+    }
+    if let Some(name) = first_non_finite(tensors) {
+        return Err(CheckpointError::content(
+            path,
+            format!("tensor {name} holds NaN or infinite values"),
+        ));
+    }
+    Ok(())
+}
+
 /// The name of the first floating-point tensor holding a NaN or an infinity, if any: weights
 /// and training state are finite, so such a file is corrupt (or was written to lie).
 pub fn first_non_finite(tensors: &NamedTensors) -> Option<&str> {

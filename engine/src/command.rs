@@ -262,11 +262,41 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// What every bench's steps run with.
+#[derive(Clone, Debug)]
+pub struct BenchRun {
+    pub amp: bool,
+    pub channels_last: bool,
+    pub device: Device,
+    pub warmup: usize,
+    pub iters: usize,
+}
+
+/// What every bench reports beside its own figures (flattened into its JSON object).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub amp: bool,
+    pub channels_last: bool,
+    pub device: String,
+    pub threads: i32,
+}
+
+impl BenchRun {
+    pub fn report(&self) -> BenchReport {
+        BenchReport {
+            amp: self.amp,
+            channels_last: self.channels_last,
+            device: format!("{:?}", self.device).to_lowercase(),
+            threads: tch::get_num_threads(),
+        }
+    }
+}
+
 impl BenchArgs {
-    /// The device, after what a training command sets up before training (threads, cuDNN
-    /// autotuning, the malloc thresholds that keep freed activations mapped), so a bench
-    /// times the same; AMP is refused on the CPU.
-    pub fn set_up(&self) -> anyhow::Result<Device> {
+    /// What the bench runs with, after what a training command sets up before training
+    /// (threads, cuDNN autotuning, the malloc thresholds that keep freed activations mapped),
+    /// so a bench times the same; AMP is refused on the CPU.
+    pub fn set_up(&self) -> anyhow::Result<BenchRun> {
         let device = parse_device(&self.device).map_err(BadInput)?;
         if self.amp && device == Device::Cpu {
             bail!(BadInput(
@@ -280,6 +310,12 @@ impl BenchArgs {
             },
             device,
         );
-        Ok(device)
+        Ok(BenchRun {
+            amp: self.amp,
+            channels_last: self.channels_last,
+            device,
+            warmup: self.warmup,
+            iters: self.iters,
+        })
     }
 }

@@ -149,6 +149,22 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// What the engine takes from a recipe: its `[optim]`, `[schedule]` and `[train]`
+    /// sections and `data.batch_size`.
+    pub fn from_sections(
+        optim: &OptimSection,
+        schedule: &ScheduleSection,
+        run: &RunSection,
+        batch_size: usize,
+    ) -> Self {
+        EngineConfig {
+            optim: optim.clone(),
+            schedule: schedule.clone(),
+            run: run.clone(),
+            batch_size,
+        }
+    }
+
     /// The recipe the benches time their steps with: SGD with momentum 0.9 and weight decay
     /// 1e-4 at the constant learning rate `lr` per step, over batches of `batch_size`, with
     /// `freeze` left out of training.

@@ -9,12 +9,13 @@ use crate::task::training_losses;
 use backbones::layers::PreparedInference;
 use backbones::Arch;
 use engine::channels_last::tensor_to_channels_last;
+use engine::command::{BenchReport, BenchRun};
 use engine::config::EngineConfig;
 use engine::fit::Trainer;
 use engine::task::{Learner, Losses, Step};
 use engine::timing::timed;
 use serde::Serialize;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 #[derive(Clone, Debug)]
 pub struct BenchSettings {
@@ -23,11 +24,7 @@ pub struct BenchSettings {
     pub crop: i64,
     pub num_classes: i64,
     pub output_stride: i64,
-    pub amp: bool,
-    pub channels_last: bool,
-    pub device: Device,
-    pub warmup: usize,
-    pub iters: usize,
+    pub run: BenchRun,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -37,10 +34,8 @@ pub struct BenchResult {
     pub crop: i64,
     pub num_classes: i64,
     pub output_stride: i64,
-    pub amp: bool,
-    pub channels_last: bool,
-    pub device: String,
-    pub threads: i32,
+    #[serde(flatten)]
+    pub run: BenchReport,
     pub train_images_per_s: f64,
     pub infer_images_per_s: f64,
 }
@@ -74,17 +69,17 @@ impl Learner for NoiseSegmenter {
 }
 
 pub fn bench(s: &BenchSettings) -> anyhow::Result<BenchResult> {
-    let vs = nn::VarStore::new(s.device);
+    let vs = nn::VarStore::new(s.run.device);
     let config = FcnConfig::new(s.arch, s.output_stride, s.num_classes, true);
     let model = Fcn::new(&vs.root(), &config);
-    let mut images = Tensor::randn([s.batch, 3, s.crop, s.crop], (Kind::Float, s.device));
-    if s.channels_last {
+    let mut images = Tensor::randn([s.batch, 3, s.crop, s.crop], (Kind::Float, s.run.device));
+    if s.run.channels_last {
         images = tensor_to_channels_last(&images);
     }
     let labels = Tensor::randint(
         s.num_classes,
         [s.batch, s.crop, s.crop],
-        (Kind::Int64, s.device),
+        (Kind::Int64, s.run.device),
     );
     let mut learner = NoiseSegmenter {
         vs,
@@ -92,9 +87,15 @@ pub fn bench(s: &BenchSettings) -> anyhow::Result<BenchResult> {
         images,
         labels,
     };
-    let engine_config = EngineConfig::bench(0.01, s.batch as usize, s.amp, s.channels_last, vec![]);
+    let engine_config = EngineConfig::bench(
+        0.01,
+        s.batch as usize,
+        s.run.amp,
+        s.run.channels_last,
+        vec![],
+    );
     let mut trainer = Trainer::new(&mut learner, &engine_config, 1)?;
-    let train_secs = timed(s.warmup, s.iters, || {
+    let train_secs = timed(s.run.warmup, s.run.iters, || {
         let outcome = trainer.step(&mut |_| Ok(()))?;
         Ok(outcome.micro_batches[0].total.shallow_clone())
     })?;
@@ -103,30 +104,27 @@ pub fn bench(s: &BenchSettings) -> anyhow::Result<BenchResult> {
     let infer_secs = {
         let _no_grad = tch::no_grad_guard();
         let _prepared = PreparedInference::new(&model);
-        timed(s.warmup, s.iters, || {
+        timed(s.run.warmup, s.run.iters, || {
             let forward = || {
                 model
                     .forward_to(&images, (s.crop, s.crop), false, false)
                     .out
             };
-            Ok(if s.amp {
+            Ok(if s.run.amp {
                 tch::autocast(true, forward)
             } else {
                 forward()
             })
         })?
     };
-    let images = (s.iters as i64 * s.batch) as f64;
+    let images = (s.run.iters as i64 * s.batch) as f64;
     Ok(BenchResult {
         arch: s.arch.to_string(),
         batch: s.batch,
         crop: s.crop,
         num_classes: s.num_classes,
         output_stride: s.output_stride,
-        amp: s.amp,
-        channels_last: s.channels_last,
-        device: format!("{:?}", s.device).to_lowercase(),
-        threads: tch::get_num_threads(),
+        run: s.run.report(),
         train_images_per_s: images / train_secs,
         infer_images_per_s: images / infer_secs,
     })

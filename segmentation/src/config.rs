@@ -155,12 +155,12 @@ impl engine::command::Recipe for FinetuneConfig {
 
 impl FinetuneConfig {
     pub fn engine(&self) -> EngineConfig {
-        EngineConfig {
-            optim: self.optim.clone(),
-            schedule: self.schedule.clone(),
-            run: self.train.clone(),
-            batch_size: self.data.batch_size,
-        }
+        EngineConfig::from_sections(
+            &self.optim,
+            &self.schedule,
+            &self.train,
+            self.data.batch_size,
+        )
     }
 
     /// Checks what serde cannot: ranges and combinations (a config file is untrusted input).

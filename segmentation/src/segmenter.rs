@@ -8,7 +8,7 @@ use backbones::layers::ConvNormPairs;
 use datasets::classify::Normalization;
 use datasets::resize::{resize_bilinear, shorter_side_size};
 use engine::checkpoint::{
-    first_non_finite, load_into, Checkpoint, CheckpointError, Metadata, NamedTensors, TaskKind,
+    check_finite_weights, load_into, Checkpoint, CheckpointError, Metadata, NamedTensors, TaskKind,
 };
 use engine::TaskSpec;
 use serde::{Deserialize, Serialize};
@@ -147,21 +147,7 @@ fn spec_of(ckpt: &Checkpoint, path: &Path) -> Result<(FcnConfig, Preprocess), Ch
             ));
         }
     }
-    if let Some((name, t)) = ckpt.tensors.iter().find(|(_, t)| !t.is_floating_point()) {
-        return Err(CheckpointError::content(
-            path,
-            format!(
-                "tensor {name} holds {:?} values; an FCN's tensors are floating point",
-                t.kind()
-            ),
-        ));
-    }
-    if let Some(name) = first_non_finite(&ckpt.tensors) {
-        return Err(CheckpointError::content(
-            path,
-            format!("tensor {name} holds NaN or infinite values"),
-        ));
-    }
+    check_finite_weights(&ckpt.tensors, path, "an FCN's")?;
     Ok((config, preprocess))
 }
 

@@ -208,12 +208,12 @@ impl TrainConfig {
 
     /// The sections the training engine reads.
     pub fn engine(&self) -> EngineConfig {
-        EngineConfig {
-            optim: self.optim.clone(),
-            schedule: self.schedule.clone(),
-            run: self.train.clone(),
-            batch_size: self.data.batch_size,
-        }
+        EngineConfig::from_sections(
+            &self.optim,
+            &self.schedule,
+            &self.train,
+            self.data.batch_size,
+        )
     }
 
     /// Checks what serde cannot: names, ranges and combinations.

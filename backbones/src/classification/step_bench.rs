@@ -5,13 +5,14 @@
 use crate::arch::Arch;
 use crate::resnet::{ResNet, ResNetConfig};
 use engine::channels_last::tensor_to_channels_last;
+use engine::command::{BenchReport, BenchRun};
 use engine::config::EngineConfig;
 use engine::fit::Trainer;
 use engine::task::{Learner, Losses, Step};
 use engine::timing::timed;
 use serde::Serialize;
 use tch::nn::{self, ModuleT};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 #[derive(Clone, Debug)]
 pub struct StepBenchSettings {
@@ -19,11 +20,7 @@ pub struct StepBenchSettings {
     pub batch: i64,
     pub input_size: i64,
     pub num_classes: i64,
-    pub amp: bool,
-    pub channels_last: bool,
-    pub device: Device,
-    pub warmup: usize,
-    pub iters: usize,
+    pub run: BenchRun,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -31,10 +28,8 @@ pub struct StepBenchResult {
     pub arch: String,
     pub batch: i64,
     pub input_size: i64,
-    pub amp: bool,
-    pub channels_last: bool,
-    pub device: String,
-    pub threads: i32,
+    #[serde(flatten)]
+    pub run: BenchReport,
     pub images_per_s: f64,
     pub step_ms: f64,
 }
@@ -64,25 +59,31 @@ impl Learner for NoiseClassifier {
 }
 
 pub fn bench_train_step(s: &StepBenchSettings) -> anyhow::Result<StepBenchResult> {
-    let vs = nn::VarStore::new(s.device);
+    let vs = nn::VarStore::new(s.run.device);
     let model = ResNet::new(&vs.root(), &ResNetConfig::classifier(s.arch, s.num_classes));
     let mut images = Tensor::randn(
         [s.batch, 3, s.input_size, s.input_size],
-        (Kind::Float, s.device),
+        (Kind::Float, s.run.device),
     );
-    if s.channels_last {
+    if s.run.channels_last {
         images = tensor_to_channels_last(&images);
     }
-    let labels = Tensor::randint(s.num_classes, [s.batch], (Kind::Int64, s.device));
+    let labels = Tensor::randint(s.num_classes, [s.batch], (Kind::Int64, s.run.device));
     let mut learner = NoiseClassifier {
         vs,
         model,
         images,
         labels,
     };
-    let config = EngineConfig::bench(0.01, s.batch as usize, s.amp, s.channels_last, vec![]);
+    let config = EngineConfig::bench(
+        0.01,
+        s.batch as usize,
+        s.run.amp,
+        s.run.channels_last,
+        vec![],
+    );
     let mut trainer = Trainer::new(&mut learner, &config, 1)?;
-    let secs = timed(s.warmup, s.iters, || {
+    let secs = timed(s.run.warmup, s.run.iters, || {
         let outcome = trainer.step(&mut |_| Ok(()))?;
         Ok(outcome.micro_batches[0].total.shallow_clone())
     })?;
@@ -90,11 +91,8 @@ pub fn bench_train_step(s: &StepBenchSettings) -> anyhow::Result<StepBenchResult
         arch: s.arch.to_string(),
         batch: s.batch,
         input_size: s.input_size,
-        amp: s.amp,
-        channels_last: s.channels_last,
-        device: format!("{:?}", s.device).to_lowercase(),
-        threads: tch::get_num_threads(),
-        images_per_s: (s.iters as i64 * s.batch) as f64 / secs,
-        step_ms: secs * 1000.0 / s.iters as f64,
+        run: s.run.report(),
+        images_per_s: (s.run.iters as i64 * s.batch) as f64 / secs,
+        step_ms: secs * 1000.0 / s.run.iters as f64,
     })
 }

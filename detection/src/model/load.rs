@@ -7,7 +7,7 @@ use crate::transform::TransformSpec;
 use backbones::layers::ConvNormPairs;
 use backbones::pretrained::PretrainedBody;
 use engine::checkpoint::{
-    first_non_finite, load_into, Checkpoint, CheckpointError, TaskKind, TaskSpec,
+    check_finite_weights, load_into, Checkpoint, CheckpointError, TaskKind, TaskSpec,
 };
 use std::path::Path;
 use tch::{nn, Device};
@@ -86,23 +86,7 @@ impl TaskSpec for DetectorSpec {
         transform
             .check_memory(limit)
             .map_err(|e| bad("transform", e))?;
-        for (name, t) in &ckpt.tensors {
-            if !t.is_floating_point() {
-                return Err(CheckpointError::content(
-                    path,
-                    format!(
-                        "tensor {name} holds {:?} values; a detector's tensors are floating point",
-                        t.kind()
-                    ),
-                ));
-            }
-        }
-        if let Some(name) = first_non_finite(&ckpt.tensors) {
-            return Err(CheckpointError::content(
-                path,
-                format!("tensor {name} holds NaN or infinite values"),
-            ));
-        }
+        check_finite_weights(&ckpt.tensors, path, "a detector's")?;
         const SCORES: &str = "roi_heads.box_predictor.cls_score.weight";
         match ckpt.tensors.get(SCORES).map(|w| w.size()).as_deref() {
             Some([rows, _]) if *rows == meta.num_classes + 1 => {}

@@ -216,12 +216,12 @@ impl engine::command::Recipe for FinetuneConfig {
 
 impl FinetuneConfig {
     pub fn engine(&self) -> EngineConfig {
-        EngineConfig {
-            optim: self.optim.clone(),
-            schedule: self.schedule.clone(),
-            run: self.train.clone(),
-            batch_size: self.data.batch_size,
-        }
+        EngineConfig::from_sections(
+            &self.optim,
+            &self.schedule,
+            &self.train,
+            self.data.batch_size,
+        )
     }
 
     pub fn targets(&self) -> ResolvedTargets {

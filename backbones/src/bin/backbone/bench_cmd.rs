@@ -58,17 +58,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(spec) = &args.data {
         return bench_loader(spec, &args);
     }
-    let device = args.bench.set_up()?;
+    let run = args.bench.set_up()?;
     let result = bench_train_step(&StepBenchSettings {
         arch: args.arch,
         batch: args.batch,
         input_size: args.input_size,
         num_classes: args.num_classes,
-        amp: args.bench.amp,
-        channels_last: args.bench.channels_last,
-        device,
-        warmup: args.bench.warmup,
-        iters: args.bench.iters,
+        run,
     })?;
     if args.bench.json {
         println!("{}", serde_json::to_string(&result)?);
@@ -78,8 +74,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             result.arch,
             result.batch,
             result.input_size,
-            result.device,
-            result.threads,
+            result.run.device,
+            result.run.threads,
             result.images_per_s,
             result.step_ms
         );

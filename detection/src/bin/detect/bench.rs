@@ -39,7 +39,7 @@ fn parse_size(text: &str) -> Result<(i64, i64), String> {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let device = args.bench.set_up()?;
+    let run = args.bench.set_up()?;
     let result = bench(&DetectBenchSettings {
         design: args.design,
         arch: args.arch,
@@ -47,11 +47,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         batch: args.batch,
         shorter: args.size.0,
         longer: args.size.1,
-        amp: args.bench.amp,
-        channels_last: args.bench.channels_last,
-        device,
-        warmup: args.bench.warmup,
-        iters: args.bench.iters,
+        run,
     })?;
     if args.bench.json {
         println!("{}", serde_json::to_string(&result)?);
@@ -62,7 +58,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             result.arch,
             result.batch,
             result.size,
-            if result.channels_last { ", channels-last" } else { "" },
+            if result.run.channels_last { ", channels-last" } else { "" },
             result.train_images_per_s,
             result.train_step_ms,
             result.inference_images_per_s

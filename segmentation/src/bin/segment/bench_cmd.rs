@@ -33,7 +33,7 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let device = args.bench.set_up()?;
+    let run = args.bench.set_up()?;
     if ![8, 16].contains(&args.output_stride) {
         return Err(BadInput(format!(
             "--output-stride must be 8 or 16, not {}",
@@ -47,18 +47,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         crop: args.crop,
         num_classes: args.num_classes,
         output_stride: args.output_stride,
-        amp: args.bench.amp,
-        channels_last: args.bench.channels_last,
-        device,
-        warmup: args.bench.warmup,
-        iters: args.bench.iters,
+        run,
     })?;
     if args.bench.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(
             "fcn_{} OS{} batch {} crop {} on {} ({} threads): training {:.2} images/s, inference {:.2} images/s",
-            r.arch, r.output_stride, r.batch, r.crop, r.device, r.threads, r.train_images_per_s, r.infer_images_per_s
+            r.arch, r.output_stride, r.batch, r.crop, r.run.device, r.run.threads, r.train_images_per_s, r.infer_images_per_s
         );
     }
     Ok(())
