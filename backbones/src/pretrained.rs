@@ -9,6 +9,7 @@ use crate::resnet::{ResNet, ResNetConfig};
 use engine::checkpoint::{
     load_into, name_mismatch, Checkpoint, CheckpointError, NamedTensors, TaskKind,
 };
+use engine::command::{RunArgs, RunRequest};
 use engine::TaskSpec;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device};
@@ -101,5 +102,34 @@ impl PretrainedBody {
             }
         });
         Ok(())
+    }
+}
+
+/// The flags of a command that fine-tunes from a classifier (`detect finetune`, `segment
+/// finetune`): the classifier, and every training command's flags.
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct FinetuneArgs {
+    /// A classification checkpoint whose ResNet starts the model's body (ours, or one
+    /// imported with `backbone import`); its fc layer is left out.
+    #[arg(long)]
+    pub backbone: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What such a command asks of its task's library.
+pub struct FinetuneRequest {
+    /// The classification checkpoint the body starts from.
+    pub backbone: PathBuf,
+    pub run: RunRequest,
+}
+
+impl FinetuneArgs {
+    pub fn request(&self) -> anyhow::Result<FinetuneRequest> {
+        Ok(FinetuneRequest {
+            backbone: self.backbone.clone(),
+            run: self.run.request()?,
+        })
     }
 }

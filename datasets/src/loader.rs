@@ -95,10 +95,18 @@ pub struct LoaderConfig {
 impl Default for LoaderConfig {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        LoaderConfig::in_order(32, workers)
+    }
+}
+
+impl LoaderConfig {
+    /// One pass over every sample in the dataset's order, as evaluation reads a split: no
+    /// shuffling, the last short batch kept, two batches in flight per worker.
+    pub fn in_order(batch_size: usize, workers: usize) -> Self {
         LoaderConfig {
-            batch_size: 32,
+            batch_size,
             workers,
-            prefetch: 2 * workers,
+            prefetch: 2 * workers.max(1),
             shuffle: false,
             drop_last: false,
             seed: 0,
@@ -107,9 +115,7 @@ impl Default for LoaderConfig {
             skip_bad: false,
         }
     }
-}
 
-impl LoaderConfig {
     fn validate(&self) -> std::result::Result<(), InvalidLoaderConfig> {
         let fail = |msg: String| Err(InvalidLoaderConfig(msg));
         if self.batch_size == 0 {

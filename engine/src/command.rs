@@ -318,4 +318,18 @@ impl BenchArgs {
             iters: self.iters,
         })
     }
+
+    /// Prints a bench's result: one JSON object with `--json`, else `line`.
+    pub fn print<R: Serialize>(
+        &self,
+        result: &R,
+        line: impl FnOnce(&R) -> String,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string(result)?);
+        } else {
+            println!("{}", line(result));
+        }
+        Ok(())
+    }
 }

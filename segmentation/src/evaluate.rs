@@ -296,17 +296,7 @@ pub fn evaluate_source(
             source,
             augment: SegmentationAugment::Eval(SegmentationEvalTransform::Full),
         },
-        LoaderConfig {
-            batch_size: 1,
-            workers,
-            prefetch: 2 * workers.max(1),
-            shuffle: false,
-            drop_last: false,
-            seed: 0,
-            rank: 0,
-            world_size: 1,
-            skip_bad: false,
-        },
+        LoaderConfig::in_order(1, workers),
     )?;
     let mut confusion = ConfusionMatrix::new(model.model.config.num_classes, device);
     for batch in loader.epoch(0, 0) {

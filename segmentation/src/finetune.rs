@@ -5,26 +5,17 @@ use crate::config::FinetuneConfig;
 use crate::fcn::{Fcn, FcnConfig};
 use crate::task::{Segmentation, SegmentationLoader};
 use anyhow::bail;
-use backbones::pretrained::PretrainedBody;
+use backbones::pretrained::{FinetuneRequest, PretrainedBody};
 use datasets::loader::LoaderConfig;
 use datasets::segmentation_data::{
     segmentation_loader, SegmentationAugment, SegmentationDataset, SegmentationSource,
 };
 use datasets::segmentation_transforms::SegmentationEvalTransform;
 use datasets::spec::DatasetSpec;
-use engine::command::RunRequest;
 use engine::config_file;
 use engine::data_parallel;
 use engine::fit::{fit, set_up, Summary, TrainInputError};
-use std::path::PathBuf;
 use tch::{nn, Device};
-
-/// What the command line asks for.
-pub struct FinetuneOptions {
-    /// A classification checkpoint: its ResNet becomes the FCN's backbone.
-    pub backbone: PathBuf,
-    pub run: RunRequest,
-}
 
 /// The train and validation loaders of a config, and the class names.
 pub fn open_loaders(
@@ -117,7 +108,7 @@ struct Prepared {
     classes: Vec<String>,
 }
 
-fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
+fn prepare(opts: &FinetuneRequest) -> anyhow::Result<Prepared> {
     let (config, spec): (FinetuneConfig, String) = opts.run.recipe("ade20k:ROOT")?;
     let pretrained = PretrainedBody::read(
         &opts.backbone,
@@ -147,12 +138,12 @@ fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
 /// `--nproc N`: the checks every rank makes first, made once before any rank starts, so a
 /// bad recipe, dataset or checkpoint is one message, not N; and each rank's share of the
 /// training split must make a full batch.
-pub fn check(opts: &FinetuneOptions, nproc: usize) -> anyhow::Result<()> {
+pub fn check(opts: &FinetuneRequest, nproc: usize) -> anyhow::Result<()> {
     data_parallel::check_rank_share(&prepare(opts)?.train_loader, nproc)?;
     Ok(())
 }
 
-pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
+pub fn finetune(opts: FinetuneRequest) -> anyhow::Result<Summary> {
     let Prepared {
         config,
         device,

@@ -8,23 +8,14 @@ use crate::model::config::Design;
 use crate::model::load::{load_body, read_backbone_checkpoint};
 use crate::model::{DetectorConfig, FasterRcnn};
 use anyhow::{bail, Context};
-use backbones::pretrained::PretrainedBody;
+use backbones::pretrained::{FinetuneRequest, PretrainedBody};
 use datasets::detection_data::{detection_loader, DetectionDataset, DetectionSource};
 use datasets::detection_transforms::{DetectionTransform, ShorterSideResize, SizeRounding};
 use datasets::loader::LoaderConfig;
 use datasets::spec::DatasetSpec;
-use engine::command::RunRequest;
 use engine::data_parallel;
 use engine::fit::{fit, set_up, Summary, TrainInputError};
-use std::path::PathBuf;
 use tch::{nn, Device};
-
-/// What the command line asks for.
-pub struct FinetuneOptions {
-    /// A classification checkpoint (ours, or imported from timm/torchvision).
-    pub backbone: PathBuf,
-    pub run: RunRequest,
-}
 
 /// The detector a recipe asks for over the backbone's architecture.
 pub fn detector_config(
@@ -123,7 +114,7 @@ struct Prepared {
     detector: DetectorConfig,
 }
 
-fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
+fn prepare(opts: &FinetuneRequest) -> anyhow::Result<Prepared> {
     let (config, spec_text): (FinetuneConfig, String) = opts.run.recipe("voc:ROOT")?;
     let spec = DatasetSpec::parse(&spec_text).map_err(|e| TrainInputError(e.to_string()))?;
     let backbone = read_backbone_checkpoint(&opts.backbone)?;
@@ -174,12 +165,12 @@ fn prepare(opts: &FinetuneOptions) -> anyhow::Result<Prepared> {
 /// `--nproc N`: the checks every rank makes first, made once before any rank starts, so a
 /// bad recipe, dataset or checkpoint is one message, not N; and each rank's share of the
 /// training split must make a full batch.
-pub fn check(opts: &FinetuneOptions, nproc: usize) -> anyhow::Result<()> {
+pub fn check(opts: &FinetuneRequest, nproc: usize) -> anyhow::Result<()> {
     data_parallel::check_rank_share(&prepare(opts)?.train_loader, nproc)?;
     Ok(())
 }
 
-pub fn finetune(opts: FinetuneOptions) -> anyhow::Result<Summary> {
+pub fn finetune(opts: FinetuneRequest) -> anyhow::Result<Summary> {
     let Prepared {
         config,
         device,

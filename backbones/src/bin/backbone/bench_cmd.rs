@@ -66,10 +66,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         num_classes: args.num_classes,
         run,
     })?;
-    if args.bench.json {
-        println!("{}", serde_json::to_string(&result)?);
-    } else {
-        println!(
+    args.bench.print(&result, |result| {
+        format!(
             "{} train step, batch {} at {}px on {} ({} threads): {:.1} images/s ({:.1} ms/step)",
             result.arch,
             result.batch,
@@ -78,9 +76,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             result.run.threads,
             result.images_per_s,
             result.step_ms
-        );
-    }
-    Ok(())
+        )
+    })
 }
 
 /// The classification loader's throughput (decode + the paper's augmentation) on `spec`.
@@ -95,17 +92,14 @@ fn bench_loader(spec: &str, args: &BenchArgs) -> anyhow::Result<()> {
         seed: 0,
     };
     let result = loader_throughput(&spec, &settings)?;
-    if args.bench.json {
-        println!("{}", serde_json::to_string(&result)?);
-    } else {
-        println!(
+    args.bench.print(&result, |result| {
+        format!(
             "loader, batch {} at {}px, {} worker(s): {:.1} images/s ({:.1} per worker)",
             result.batch_size,
             result.input_size,
             result.workers,
             result.images_per_s,
             result.images_per_s_per_worker
-        );
-    }
-    Ok(())
+        )
+    })
 }

@@ -49,20 +49,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         longer: args.size.1,
         run,
     })?;
-    if args.bench.json {
-        println!("{}", serde_json::to_string(&result)?);
-    } else {
-        println!(
-            "{} {} batch {} at {}{}: training {:.2} images/s ({:.0} ms a step), inference {:.2} images/s",
-            result.design,
-            result.arch,
-            result.batch,
-            result.size,
-            if result.run.channels_last { ", channels-last" } else { "" },
-            result.train_images_per_s,
-            result.train_step_ms,
-            result.inference_images_per_s
-        );
-    }
-    Ok(())
+    args.bench.print(&result, |result| {
+        format!(
+                "{} {} batch {} at {}{}: training {:.2} images/s ({:.0} ms a step), inference {:.2} images/s",
+                result.design,
+                result.arch,
+                result.batch,
+                result.size,
+                if result.run.channels_last { ", channels-last" } else { "" },
+                result.train_images_per_s,
+                result.train_step_ms,
+                result.inference_images_per_s
+        )
+    })
 }

@@ -310,17 +310,7 @@ mod model_eval {
                 source,
                 transform: DetectionTransform::eval(resize),
             },
-            LoaderConfig {
-                batch_size: args.batch_size as usize,
-                workers: args.workers as usize,
-                prefetch: (2 * args.workers as usize).max(1),
-                shuffle: false,
-                drop_last: false,
-                seed: 0,
-                rank: 0,
-                world_size: 1,
-                skip_bad: false,
-            },
+            LoaderConfig::in_order(args.batch_size as usize, args.workers as usize),
         )?;
         let transform = ImageTransform::new(&detector.transform, device);
         let mut kept: Vec<(String, u64, ImageDetections)> = Vec::new();

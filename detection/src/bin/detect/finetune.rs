@@ -1,7 +1,6 @@
 use clap::Args;
-use detection::train::finetune::{check, finetune, FinetuneOptions};
-use engine::command::{train_command, OutcomeNames, RunArgs};
-use std::path::PathBuf;
+use detection::train::finetune::{check, finetune};
+use engine::command::{train_command, OutcomeNames};
 
 #[derive(Args)]
 #[command(
@@ -10,22 +9,14 @@ use std::path::PathBuf;
     mut_arg("out", |a| a.required(false).default_value("runs/detection")),
 )]
 pub struct FinetuneArgs {
-    /// A classification checkpoint whose weights start the detector's body (ours, or one
-    /// imported with `backbone import`); its fc layer is left out.
-    #[arg(long)]
-    backbone: PathBuf,
     #[command(flatten)]
-    run: RunArgs,
+    finetune: backbones::pretrained::FinetuneArgs,
 }
 
 pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
-    let options = FinetuneOptions {
-        backbone: args.backbone,
-        run: args.run.request()?,
-    };
     train_command(
-        &args.run,
-        options,
+        &args.finetune.run,
+        args.finetune.request()?,
         check,
         finetune,
         &OutcomeNames {

@@ -49,13 +49,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         output_stride: args.output_stride,
         run,
     })?;
-    if args.bench.json {
-        println!("{}", serde_json::to_string(&r)?);
-    } else {
-        println!(
-            "fcn_{} OS{} batch {} crop {} on {} ({} threads): training {:.2} images/s, inference {:.2} images/s",
-            r.arch, r.output_stride, r.batch, r.crop, r.run.device, r.run.threads, r.train_images_per_s, r.infer_images_per_s
-        );
-    }
-    Ok(())
+    args.bench.print(&r, |r| {
+        format!(
+                "fcn_{} OS{} batch {} crop {} on {} ({} threads): training {:.2} images/s, inference {:.2} images/s",
+                r.arch, r.output_stride, r.batch, r.crop, r.run.device, r.run.threads, r.train_images_per_s, r.infer_images_per_s
+        )
+    })
 }

@@ -1,7 +1,6 @@
 use clap::Args;
-use engine::command::{train_command, OutcomeNames, RunArgs};
-use segmentation::finetune::{check, finetune, FinetuneOptions};
-use std::path::PathBuf;
+use engine::command::{train_command, OutcomeNames};
+use segmentation::finetune::{check, finetune};
 
 #[derive(Args)]
 #[command(
@@ -11,22 +10,14 @@ use std::path::PathBuf;
     mut_arg("nproc", |a| a.help("Train data-parallel on N local processes (ranks) without torchrun: Gloo on CPU, one GPU per rank (cuda:RANK) with --device cuda. data.batch_size is per rank; set model.norm = \"sync\" for batch norm over every rank's images")),
 )]
 pub struct FinetuneArgs {
-    /// A classification checkpoint (`backbone train`, `backbone import`): its ResNet becomes
-    /// the FCN's backbone, re-strided with dilation; its fc layer is dropped.
-    #[arg(long)]
-    backbone: PathBuf,
     #[command(flatten)]
-    run: RunArgs,
+    finetune: backbones::pretrained::FinetuneArgs,
 }
 
 pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
-    let options = FinetuneOptions {
-        backbone: args.backbone,
-        run: args.run.request()?,
-    };
     train_command(
-        &args.run,
-        options,
+        &args.finetune.run,
+        args.finetune.request()?,
         check,
         finetune,
         &OutcomeNames {
