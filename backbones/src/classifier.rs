@@ -41,32 +41,20 @@ impl TaskSpec for ClassifierSpec {
         let meta = &ckpt.metadata;
         let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
         let arch: Arch = meta.arch.parse().map_err(|e| bad("arch", format!("{e}")))?;
-        let config: ResNetConfig = serde_json::from_value(meta.model.clone())
-            .map_err(|e| bad("model", format!("not a ResNet config ({e})")))?;
+        let config: ResNetConfig = meta.model_as(path, "a ResNet config")?;
         config.validate().map_err(|e| bad("model", e))?;
-        if config.arch != arch {
-            return Err(bad(
-                "model",
-                format!("describes a {} but arch says {arch}", config.arch),
-            ));
-        }
-        if config.num_classes != Some(meta.num_classes) {
-            return Err(bad(
-                "model",
-                format!(
-                    "has a head of {} classes but num_classes is {}",
-                    config
-                        .num_classes
-                        .map_or("no".to_string(), |k| k.to_string()),
-                    meta.num_classes
-                ),
-            ));
-        }
-        let transform = match &meta.transform {
-            Some(t) => serde_json::from_value(t.clone())
-                .map_err(|e| bad("transform", format!("not an input transform ({e})")))?,
-            None => default_transform(),
+        let head = match config.num_classes {
+            Some(k) => format!("a head of {k} classes"),
+            None => "a head of no classes".to_string(),
         };
+        meta.check_model_agrees(
+            path,
+            config.arch == arch,
+            &format!("a {}", config.arch),
+            config.num_classes,
+            &head,
+        )?;
+        let transform = meta.transform_as(path, "an input transform", Some(default_transform()))?;
         validate_transform(&transform).map_err(|e| bad("transform", e))?;
         check_finite_weights(&ckpt.tensors, path, "a classifier's")?;
         let head = ckpt.tensors.get("fc.weight").map(|w| w.size());

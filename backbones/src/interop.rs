@@ -11,6 +11,7 @@ use engine::checkpoint::{
     load_into, read_safetensors, write_safetensors, Checkpoint, CheckpointError, Metadata,
     NamedTensors, TaskKind,
 };
+use engine::state_dict::{given_class_names, linear_rows, numbered_classes, Head};
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -81,40 +82,17 @@ pub fn import(
     check_framework_has(framework, arch, input)?;
     let (mut tensors, _) = read_safetensors(input)?;
     tensors.retain(|name, _| !name.ends_with(BN_COUNTER));
-    let num_classes = match tensors.get("fc.weight").map(|w| w.size()).as_deref() {
-        Some(&[rows, _]) => rows,
-        Some(shape) => {
-            return Err(CheckpointError::content(
-                input,
-                format!("fc.weight has shape {shape:?}; a classifier head is [classes, features]"),
-            ))
-        }
-        None => {
-            return Err(CheckpointError::content(
-                input,
-                "has no fc.weight: not a ResNet classifier state dict",
-            ))
-        }
+    let head = Head {
+        tensor: "fc.weight",
+        rows: linear_rows,
+        layout: "a classifier head is [classes, features]",
+        model: "a ResNet classifier state dict",
     };
-    engine::limits::check(
-        "the number of classes",
-        num_classes,
-        &engine::limits::CLASSES,
-    )
-    .map_err(|e| CheckpointError::content(input, format!("fc.weight: {e}")))?;
-    let classes = match classes {
-        Some(c) if c.len() as i64 == num_classes => c,
-        Some(c) => {
-            return Err(CheckpointError::content(
-                input,
-                format!(
-                    "has {num_classes} classes but {} class names were given",
-                    c.len()
-                ),
-            ))
-        }
+    let num_classes = head.classes(&tensors, input, 0, "classes", &engine::limits::CLASSES)?;
+    let classes = match given_class_names(classes, num_classes, "classes", input)? {
+        Some(c) => c,
         None if num_classes == 1000 => imagenet_classes(),
-        None => (0..num_classes).map(|i| format!("class_{i}")).collect(),
+        None => numbered_classes(num_classes),
     };
     let config = ResNetConfig::classifier(arch, num_classes);
     let vs = nn::VarStore::new(Device::Cpu);

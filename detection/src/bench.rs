@@ -13,10 +13,7 @@ use crate::transform::{ImageTransform, TransformSpec};
 use backbones::layers::PreparedInference;
 use backbones::Arch;
 use engine::command::{BenchReport, BenchRun};
-use engine::config::EngineConfig;
-use engine::fit::Trainer;
 use engine::task::{Learner, Losses, Step};
-use engine::timing::timed;
 use serde::Serialize;
 use tch::{nn, Kind, Tensor};
 
@@ -131,19 +128,12 @@ pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
         sizes: vec![(s.shorter, s.longer); s.batch as usize],
         truths: ground_truth(s),
     };
-    let engine_config = EngineConfig::bench(
+    let train_seconds = s.run.time_training(
+        &mut learner,
         1e-4,
         s.batch as usize,
-        s.run.amp,
-        s.run.channels_last,
         config.frozen_prefixes(),
-    );
-    let mut trainer = Trainer::new(&mut learner, &engine_config, 1)?;
-    let train_seconds = timed(s.run.warmup, s.run.iters, || {
-        let outcome = trainer.step(&mut |_| Ok(()))?;
-        Ok(outcome.micro_batches[0].total.shallow_clone())
-    })?;
-    drop(trainer);
+    )?;
     let BenchDetector {
         model,
         transform,
@@ -152,7 +142,7 @@ pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
         ..
     } = learner;
     let _prepared = PreparedInference::new(&model);
-    let inference_seconds = timed(s.run.warmup, s.run.iters, || {
+    let inference_seconds = s.run.time(|| {
         let images = transform.loader_batch(&pixels, &sizes);
         let detections = tch::autocast(s.run.amp, || model.detect(&images));
         // A scalar that depends on every image's detections.

@@ -11,6 +11,7 @@ use engine::checkpoint::{
     load_into, read_safetensors, var_store_tensors, Checkpoint, CheckpointError, Metadata,
     NamedTensors, TaskKind,
 };
+use engine::state_dict::{given_class_names, linear_rows, numbered_classes, Head};
 use engine::TaskSpec;
 use std::path::Path;
 use tch::{nn, Device};
@@ -82,44 +83,18 @@ pub fn import_torchvision(
             ),
         ));
     }
-    const SCORES: &str = "roi_heads.box_predictor.cls_score.weight";
-    let rows = match tensors.get(SCORES).map(|t| t.size()).as_deref() {
-        Some(&[rows, _]) => rows,
-        Some(shape) => {
-            return Err(CheckpointError::content(
-                input,
-                format!(
-                    "{SCORES} has shape {shape:?}; a class predictor is [classes + 1, features]"
-                ),
-            ))
-        }
-        None => {
-            return Err(CheckpointError::content(
-                input,
-                format!("has no {SCORES}: not a torchvision Faster R-CNN state dict"),
-            ))
-        }
+    let head = Head {
+        tensor: "roi_heads.box_predictor.cls_score.weight",
+        rows: linear_rows,
+        layout: "a class predictor is [classes + 1, features]",
+        model: "a torchvision Faster R-CNN state dict",
     };
-    let num_classes = rows - 1;
-    engine::limits::check(
-        "the number of object classes",
-        num_classes,
-        &engine::limits::CLASSES,
-    )
-    .map_err(|e| CheckpointError::content(input, format!("{SCORES}: {e}")))?;
-    let classes = match classes {
-        Some(c) if c.len() as i64 == num_classes => c,
-        Some(c) => {
-            return Err(CheckpointError::content(
-                input,
-                format!(
-                    "has {num_classes} object classes but {} class names were given",
-                    c.len()
-                ),
-            ))
-        }
-        None if rows == 91 => coco_categories().split_off(1),
-        None => (0..num_classes).map(|i| format!("class_{i}")).collect(),
+    let noun = "object classes";
+    let num_classes = head.classes(&tensors, input, 1, noun, &engine::limits::CLASSES)?;
+    let classes = match given_class_names(classes, num_classes, noun, input)? {
+        Some(c) => c,
+        None if num_classes == 90 => coco_categories().split_off(1),
+        None => numbered_classes(num_classes),
     };
     let backbone: Arch = match arch {
         TorchvisionDetector::FasterrcnnResnet50Fpn => "resnet50".parse().expect("a known arch"),

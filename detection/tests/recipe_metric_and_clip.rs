@@ -3,6 +3,7 @@
 
 use detection::metrics::voc::VocMetric;
 use detection::train::config::FinetuneConfig;
+use engine::command::Recipe;
 use engine::config_file::load;
 use std::path::Path;
 

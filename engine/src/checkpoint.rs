@@ -151,6 +151,54 @@ impl Metadata {
         })
     }
 
+    /// The `model` field read as a task's model config (`what` names it in the error, "a
+    /// ResNet config").
+    pub fn model_as<C: serde::de::DeserializeOwned>(&self, path: &Path, what: &str) -> Result<C> {
+        serde_json::from_value(self.model.clone())
+            .map_err(|e| CheckpointError::field(path, "model", format!("not {what} ({e})")))
+    }
+
+    /// The `transform` field read as a task's input transform (`what` names it in the error),
+    /// or `absent` where the checkpoint has none (a missing transform is an error without).
+    pub fn transform_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        what: &str,
+        absent: Option<T>,
+    ) -> Result<T> {
+        match (&self.transform, absent) {
+            (Some(t), _) => serde_json::from_value(t.clone()).map_err(|e| {
+                CheckpointError::field(path, "transform", format!("not {what} ({e})"))
+            }),
+            (None, Some(default)) => Ok(default),
+            (None, None) => Err(CheckpointError::field(path, "transform", "missing")),
+        }
+    }
+
+    /// Checks that the model config agrees with the header: its architecture (`described`, "a
+    /// resnet50d") is `arch` (`same_arch`, as the task compares them), and its head's classes
+    /// (`num_classes`; `head`, "3 classes") are `num_classes`.
+    pub fn check_model_agrees(
+        &self,
+        path: &Path,
+        same_arch: bool,
+        described: &str,
+        num_classes: Option<i64>,
+        head: &str,
+    ) -> Result<()> {
+        let bad = |message: String| Err(CheckpointError::field(path, "model", message));
+        if !same_arch {
+            return bad(format!("describes {described} but arch says {}", self.arch));
+        }
+        if num_classes != Some(self.num_classes) {
+            return bad(format!(
+                "has {head} but num_classes is {}",
+                self.num_classes
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks what every checkpoint's metadata must satisfy whatever its task: a known
     /// architecture name of sane length, a number of classes within bounds and as many class
     /// names, none twice (torchvision's "N/A" placeholders aside). Task-specific fields (the model config, the transform) are checked by the

@@ -4,20 +4,24 @@
 //! anything, the `--nproc` launch, and the summary printed at the end. Failures are reported
 //! by [`crate::cli::report`], the one exit-code policy.
 
+use crate::channels_last::tensor_to_channels_last;
 use crate::cli::BadInput;
-use crate::config::RunSection;
+use crate::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
 use crate::config_file;
 use crate::data_parallel;
 use crate::device::parse_device;
-use crate::fit::{set_up, RunOptions, Summary, TrainInputError};
+use crate::fit::{set_up, RunOptions, Summary, TrainInputError, Trainer};
 use crate::limits;
+use crate::outputs::{self, Named};
 use crate::run_dir::RunDir;
+use crate::task::Learner;
+use crate::timing::timed;
 use anyhow::bail;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use tch::Device;
+use tch::{Device, Tensor};
 
 /// The flags of every training command. A command sets its own `--out` default (and may
 /// reword `--config` and `--data`) with `#[command(mut_arg(..))]`.
@@ -92,14 +96,35 @@ pub struct RunRequest {
     pub max_iters: Option<u64>,
 }
 
-/// What the engine needs to know of a task's recipe to start a run.
+/// The sections every task's recipe has, which the engine reads.
+pub struct RecipeSections<'a> {
+    pub optim: &'a OptimSection,
+    pub schedule: &'a ScheduleSection,
+    pub train: &'a RunSection,
+    /// `data.batch_size`.
+    pub batch_size: usize,
+    /// `data.spec`.
+    pub dataset: Option<&'a str>,
+}
+
+/// What the engine needs to know of a task's recipe to start and run it.
 pub trait Recipe: Serialize + DeserializeOwned {
     /// The recipe's own checks (ranges, combinations), as a sentence.
     fn check(&self) -> Result<(), String>;
-    /// `train.amp`.
-    fn amp(&self) -> bool;
+    /// The sections the engine reads.
+    fn sections(&self) -> RecipeSections<'_>;
+
     /// `data.spec`.
-    fn dataset(&self) -> Option<&str>;
+    fn dataset(&self) -> Option<&str> {
+        self.sections().dataset
+    }
+
+    /// What the engine takes from the recipe: its `[optim]`, `[schedule]` and `[train]`
+    /// sections and `data.batch_size`.
+    fn engine(&self) -> EngineConfig {
+        let s = self.sections();
+        EngineConfig::from_sections(s.optim, s.schedule, s.train, s.batch_size)
+    }
 }
 
 impl RunRequest {
@@ -121,7 +146,7 @@ impl RunRequest {
         recipe
             .check()
             .map_err(|e| TrainInputError(format!("{}: {e}", self.config.display())))?;
-        if recipe.amp() && self.device == Device::Cpu {
+        if recipe.sections().train.amp && self.device == Device::Cpu {
             bail!(TrainInputError(
                 "train.amp = true needs a CUDA device (fp16 autocast is CUDA-only in libtorch); run with --device cuda or --set train.amp=false".into()
             ));
@@ -219,6 +244,47 @@ fn print_outcome(summary: &Summary, out: &Path, json: bool, names: &OutcomeNames
     );
 }
 
+/// The flags of every predict command: a checkpoint, one image, the device and `--json`. A
+/// command names its checkpoint's kind and its JSON's fields with `#[command(mut_arg(..))]`.
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct PredictArgs {
+    /// A checkpoint of the command's task.
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// A JPEG or PNG image.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PredictArgs {
+    pub fn device(&self) -> Result<Device, BadInput> {
+        parse_device(&self.device).map_err(BadInput)
+    }
+
+    /// Refuses files to write that would overwrite the checkpoint, the image or each other.
+    pub fn check_outputs(&self, written: &[Named]) -> Result<(), BadInput> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        outputs::check(
+            &[
+                outputs::named(&self.ckpt, "the checkpoint"),
+                outputs::named(&self.image, "the image"),
+            ],
+            written,
+            true,
+        )
+        .map_err(BadInput)
+    }
+}
+
 const BENCH_WARMUP: RangeInclusive<usize> = 0..=100_000;
 const BENCH_ITERS: RangeInclusive<usize> = 1..=100_000;
 
@@ -282,6 +348,40 @@ pub struct BenchReport {
 }
 
 impl BenchRun {
+    /// Seconds for `iters` optimiser steps of `learner` (after `warmup` untimed ones), each
+    /// the one step training runs ([`Trainer::step`]), under the benches' recipe
+    /// ([`EngineConfig::bench`]: SGD at `lr` over batches of `batch`, `freeze` left out).
+    pub fn time_training<L: Learner<Input = ()>>(
+        &self,
+        learner: &mut L,
+        lr: f64,
+        batch: usize,
+        freeze: Vec<String>,
+    ) -> anyhow::Result<f64> {
+        let config = EngineConfig::bench(lr, batch, self.amp, self.channels_last, freeze);
+        let mut trainer = Trainer::new(learner, &config, 1)?;
+        timed(self.warmup, self.iters, || {
+            let outcome = trainer.step(&mut |_| Ok(()))?;
+            Ok(outcome.micro_batches[0].total.shallow_clone())
+        })
+    }
+
+    /// A batch of standard-normal images of `shape` (NCHW) on the device, laid out
+    /// channels-last when the bench runs so.
+    pub fn noise_images(&self, shape: [i64; 4]) -> Tensor {
+        let images = Tensor::randn(shape, (tch::Kind::Float, self.device));
+        if self.channels_last {
+            tensor_to_channels_last(&images)
+        } else {
+            images
+        }
+    }
+
+    /// Seconds for `iters` calls of `run` after `warmup` untimed ones (see [`timed`]).
+    pub fn time(&self, run: impl FnMut() -> anyhow::Result<Tensor>) -> anyhow::Result<f64> {
+        timed(self.warmup, self.iters, run)
+    }
+
     pub fn report(&self) -> BenchReport {
         BenchReport {
             amp: self.amp,

@@ -32,6 +32,7 @@ pub mod param_groups;
 pub mod progress;
 pub mod run_dir;
 pub mod schedule;
+pub mod state_dict;
 pub mod task;
 pub mod timing;
 pub mod transfer;

@@ -8,12 +8,8 @@ use crate::fcn::{Fcn, FcnConfig};
 use crate::task::training_losses;
 use backbones::layers::PreparedInference;
 use backbones::Arch;
-use engine::channels_last::tensor_to_channels_last;
 use engine::command::{BenchReport, BenchRun};
-use engine::config::EngineConfig;
-use engine::fit::Trainer;
 use engine::task::{Learner, Losses, Step};
-use engine::timing::timed;
 use serde::Serialize;
 use tch::{nn, Kind, Tensor};
 
@@ -72,10 +68,7 @@ pub fn bench(s: &BenchSettings) -> anyhow::Result<BenchResult> {
     let vs = nn::VarStore::new(s.run.device);
     let config = FcnConfig::new(s.arch, s.output_stride, s.num_classes, true);
     let model = Fcn::new(&vs.root(), &config);
-    let mut images = Tensor::randn([s.batch, 3, s.crop, s.crop], (Kind::Float, s.run.device));
-    if s.run.channels_last {
-        images = tensor_to_channels_last(&images);
-    }
+    let images = s.run.noise_images([s.batch, 3, s.crop, s.crop]);
     let labels = Tensor::randint(
         s.num_classes,
         [s.batch, s.crop, s.crop],
@@ -87,24 +80,14 @@ pub fn bench(s: &BenchSettings) -> anyhow::Result<BenchResult> {
         images,
         labels,
     };
-    let engine_config = EngineConfig::bench(
-        0.01,
-        s.batch as usize,
-        s.run.amp,
-        s.run.channels_last,
-        vec![],
-    );
-    let mut trainer = Trainer::new(&mut learner, &engine_config, 1)?;
-    let train_secs = timed(s.run.warmup, s.run.iters, || {
-        let outcome = trainer.step(&mut |_| Ok(()))?;
-        Ok(outcome.micro_batches[0].total.shallow_clone())
-    })?;
-    drop(trainer);
+    let train_secs = s
+        .run
+        .time_training(&mut learner, 0.01, s.batch as usize, vec![])?;
     let NoiseSegmenter { model, images, .. } = learner;
     let infer_secs = {
         let _no_grad = tch::no_grad_guard();
         let _prepared = PreparedInference::new(&model);
-        timed(s.run.warmup, s.run.iters, || {
+        s.run.time(|| {
             let forward = || {
                 model
                     .forward_to(&images, (s.crop, s.crop), false, false)

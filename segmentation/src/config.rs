@@ -5,7 +5,8 @@
 
 use backbones::classification::config::NormalizationChoice;
 use datasets::segmentation_transforms::{ScaleSide, SegmentationTrainTransform};
-use engine::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
+use engine::command::{Recipe, RecipeSections};
+use engine::config::{OptimSection, RunSection, ScheduleSection};
 use engine::limits::{self, check};
 use serde::{Deserialize, Serialize};
 
@@ -139,30 +140,23 @@ impl DataSection {
     }
 }
 
-impl engine::command::Recipe for FinetuneConfig {
+impl Recipe for FinetuneConfig {
     fn check(&self) -> Result<(), String> {
         self.validate()
     }
 
-    fn amp(&self) -> bool {
-        self.train.amp
-    }
-
-    fn dataset(&self) -> Option<&str> {
-        self.data.spec.as_deref()
+    fn sections(&self) -> RecipeSections<'_> {
+        RecipeSections {
+            optim: &self.optim,
+            schedule: &self.schedule,
+            train: &self.train,
+            batch_size: self.data.batch_size,
+            dataset: self.data.spec.as_deref(),
+        }
     }
 }
 
 impl FinetuneConfig {
-    pub fn engine(&self) -> EngineConfig {
-        EngineConfig::from_sections(
-            &self.optim,
-            &self.schedule,
-            &self.train,
-            self.data.batch_size,
-        )
-    }
-
     /// Checks what serde cannot: ranges and combinations (a config file is untrusted input).
     pub fn validate(&self) -> Result<(), String> {
         let m = &self.model;

@@ -12,6 +12,7 @@ use datasets::segmentation_data::{
 };
 use datasets::segmentation_transforms::SegmentationEvalTransform;
 use datasets::spec::DatasetSpec;
+use engine::command::Recipe;
 use engine::config_file;
 use engine::data_parallel;
 use engine::fit::{fit, set_up, Summary, TrainInputError};

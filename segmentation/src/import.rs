@@ -6,6 +6,7 @@ use crate::fcn::FcnConfig;
 use crate::segmenter::{metadata, Preprocess, Segmenter};
 use backbones::Arch;
 use engine::checkpoint::{read_safetensors, var_store_tensors, Checkpoint, CheckpointError};
+use engine::state_dict::{conv1x1_rows, given_class_names, numbered_classes, Head};
 use std::path::Path;
 use tch::Device;
 
@@ -43,34 +44,15 @@ pub fn import_torchvision(
 ) -> Result<Checkpoint, CheckpointError> {
     let (mut tensors, _) = read_safetensors(input)?;
     tensors.retain(|name, _| !name.ends_with("num_batches_tracked"));
-    let num_classes = match tensors.get("classifier.4.weight").map(|w| w.size()).as_deref() {
-        Some(&[rows, _, 1, 1]) => rows,
-        Some(shape) => {
-            return Err(CheckpointError::content(
-                input,
-                format!("classifier.4.weight has shape {shape:?}; an FCN's last conv is [classes, channels, 1, 1]"),
-            ))
-        }
-        None => {
-            return Err(CheckpointError::content(
-                input,
-                "has no classifier.4.weight: not a torchvision FCN state dict",
-            ))
-        }
+    let head = Head {
+        tensor: "classifier.4.weight",
+        rows: conv1x1_rows,
+        layout: "an FCN's last conv is [classes, channels, 1, 1]",
+        model: "a torchvision FCN state dict",
     };
-    engine::limits::check("the number of classes", num_classes, &crate::fcn::CLASSES)
-        .map_err(|e| CheckpointError::content(input, format!("classifier.4.weight: {e}")))?;
-    let classes = match classes {
-        Some(c) if c.len() as i64 == num_classes => c,
-        Some(c) => {
-            return Err(CheckpointError::content(
-                input,
-                format!(
-                    "has {num_classes} classes but {} class names were given",
-                    c.len()
-                ),
-            ))
-        }
+    let num_classes = head.classes(&tensors, input, 0, "classes", &crate::fcn::CLASSES)?;
+    let classes = match given_class_names(classes, num_classes, "classes", input)? {
+        Some(c) => c,
         // torchvision's pretrained FCN weights: the background and VOC's 20 classes.
         None if num_classes == 21 => std::iter::once("background")
             .chain(datasets::voc::VOC_CLASSES)
@@ -80,7 +62,7 @@ pub fn import_torchvision(
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        None => (0..num_classes).map(|i| format!("class_{i}")).collect(),
+        None => numbered_classes(num_classes),
     };
     let aux = tensors.keys().any(|k| k.starts_with("aux_classifier."));
     let config = FcnConfig::new(arch.backbone(), 8, num_classes, aux);

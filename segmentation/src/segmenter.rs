@@ -101,33 +101,21 @@ impl TaskSpec for SegmenterSpec {
 fn spec_of(ckpt: &Checkpoint, path: &Path) -> Result<(FcnConfig, Preprocess), CheckpointError> {
     let meta = &ckpt.metadata;
     let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
-    let config: FcnConfig = serde_json::from_value(meta.model.clone())
-        .map_err(|e| bad("model", format!("not an FCN config ({e})")))?;
+    let config: FcnConfig = meta.model_as(path, "an FCN config")?;
     config.validate().map_err(|e| bad("model", e))?;
-    if meta.arch != fcn_arch_name(&config.backbone.arch) {
-        return Err(bad(
-            "model",
-            format!(
-                "describes an {} but arch says {}",
-                fcn_arch_name(&config.backbone.arch),
-                meta.arch
-            ),
-        ));
-    }
-    if config.num_classes != meta.num_classes {
-        return Err(bad(
-            "model",
-            format!(
-                "has {} classes but num_classes is {}",
-                config.num_classes, meta.num_classes
-            ),
-        ));
-    }
-    let preprocess: Preprocess = match &meta.transform {
-        Some(t) => serde_json::from_value(t.clone())
-            .map_err(|e| bad("transform", format!("not a segmentation transform ({e})")))?,
-        None => Preprocess::TORCHVISION,
-    };
+    let arch = fcn_arch_name(&config.backbone.arch);
+    meta.check_model_agrees(
+        path,
+        arch == meta.arch,
+        &format!("an {arch}"),
+        Some(config.num_classes),
+        &format!("{} classes", config.num_classes),
+    )?;
+    let preprocess: Preprocess = meta.transform_as(
+        path,
+        "a segmentation transform",
+        Some(Preprocess::TORCHVISION),
+    )?;
     preprocess.validate().map_err(|e| bad("transform", e))?;
     if let Some(side) = preprocess.resize_shorter {
         // Every image is resized to at least side x side: what that costs is the

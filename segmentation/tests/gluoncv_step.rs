@@ -17,6 +17,7 @@
 
 use backbones::layers::NormMode;
 use e2e::repo_root;
+use engine::command::Recipe;
 use engine::optim::Sgd;
 use engine::schedule::{linear_scaled_lr, LrSchedule};
 use segmentation::config::FinetuneConfig;

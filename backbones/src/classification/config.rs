@@ -5,7 +5,7 @@
 use crate::arch::Arch;
 use crate::layers::NormMode;
 use datasets::classify::{EvalTransform, Normalization, TrainTransform};
-use engine::config::EngineConfig;
+use engine::command::{Recipe, RecipeSections};
 pub use engine::config::{OptimSection, RunSection, ScheduleSection};
 use engine::loss::{validate_distillation, validate_smoothing, SmoothingStyle};
 use engine::mix::Mix;
@@ -164,17 +164,19 @@ impl DataSection {
     }
 }
 
-impl engine::command::Recipe for TrainConfig {
+impl Recipe for TrainConfig {
     fn check(&self) -> Result<(), String> {
         self.validate().map(|_| ())
     }
 
-    fn amp(&self) -> bool {
-        self.train.amp
-    }
-
-    fn dataset(&self) -> Option<&str> {
-        self.data.spec.as_deref()
+    fn sections(&self) -> RecipeSections<'_> {
+        RecipeSections {
+            optim: &self.optim,
+            schedule: &self.schedule,
+            train: &self.train,
+            batch_size: self.data.batch_size,
+            dataset: self.data.spec.as_deref(),
+        }
     }
 }
 
@@ -204,16 +206,6 @@ impl TrainConfig {
             &(0..=self.schedule.epochs),
         )?;
         Ok(())
-    }
-
-    /// The sections the training engine reads.
-    pub fn engine(&self) -> EngineConfig {
-        EngineConfig::from_sections(
-            &self.optim,
-            &self.schedule,
-            &self.train,
-            self.data.batch_size,
-        )
     }
 
     /// Checks what serde cannot: names, ranges and combinations.

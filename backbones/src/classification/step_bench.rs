@@ -1,15 +1,11 @@
 //! `backbone bench`: images per second of the training step (forward, backward, SGD step:
-//! the engine's [`Trainer::step`], which training runs) on a fixed batch of noise, after
+//! the engine's `Trainer::step`, which training runs) on a fixed batch of noise, after
 //! warm-up, with one sync per timed window.
 
 use crate::arch::Arch;
 use crate::resnet::{ResNet, ResNetConfig};
-use engine::channels_last::tensor_to_channels_last;
 use engine::command::{BenchReport, BenchRun};
-use engine::config::EngineConfig;
-use engine::fit::Trainer;
 use engine::task::{Learner, Losses, Step};
-use engine::timing::timed;
 use serde::Serialize;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
@@ -61,13 +57,7 @@ impl Learner for NoiseClassifier {
 pub fn bench_train_step(s: &StepBenchSettings) -> anyhow::Result<StepBenchResult> {
     let vs = nn::VarStore::new(s.run.device);
     let model = ResNet::new(&vs.root(), &ResNetConfig::classifier(s.arch, s.num_classes));
-    let mut images = Tensor::randn(
-        [s.batch, 3, s.input_size, s.input_size],
-        (Kind::Float, s.run.device),
-    );
-    if s.run.channels_last {
-        images = tensor_to_channels_last(&images);
-    }
+    let images = s.run.noise_images([s.batch, 3, s.input_size, s.input_size]);
     let labels = Tensor::randint(s.num_classes, [s.batch], (Kind::Int64, s.run.device));
     let mut learner = NoiseClassifier {
         vs,
@@ -75,18 +65,9 @@ pub fn bench_train_step(s: &StepBenchSettings) -> anyhow::Result<StepBenchResult
         images,
         labels,
     };
-    let config = EngineConfig::bench(
-        0.01,
-        s.batch as usize,
-        s.run.amp,
-        s.run.channels_last,
-        vec![],
-    );
-    let mut trainer = Trainer::new(&mut learner, &config, 1)?;
-    let secs = timed(s.run.warmup, s.run.iters, || {
-        let outcome = trainer.step(&mut |_| Ok(()))?;
-        Ok(outcome.micro_batches[0].total.shallow_clone())
-    })?;
+    let secs = s
+        .run
+        .time_training(&mut learner, 0.01, s.batch as usize, vec![])?;
     Ok(StepBenchResult {
         arch: s.arch.to_string(),
         batch: s.batch,

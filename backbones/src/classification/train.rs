@@ -13,6 +13,7 @@ use datasets::classify::{
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::spec::DatasetSpec;
 use engine::checkpoint::Checkpoint;
+use engine::command::Recipe;
 use engine::command::RunRequest;
 use engine::data_parallel;
 use engine::fit::{fit, set_up, Summary, TrainInputError};

@@ -52,33 +52,16 @@ impl TaskSpec for DetectorSpec {
         ckpt.expect_task(TaskKind::Detection, path)?;
         let meta = &ckpt.metadata;
         let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
-        let config: DetectorConfig = serde_json::from_value(meta.model.clone())
-            .map_err(|e| bad("model", format!("not a Faster R-CNN config ({e})")))?;
+        let config: DetectorConfig = meta.model_as(path, "a Faster R-CNN config")?;
         config.validate().map_err(|e| bad("model", e))?;
-        if config.arch_name() != meta.arch {
-            return Err(bad(
-                "model",
-                format!(
-                    "describes a {} but arch says {}",
-                    config.arch_name(),
-                    meta.arch
-                ),
-            ));
-        }
-        if config.num_classes != meta.num_classes {
-            return Err(bad(
-                "model",
-                format!(
-                    "has {} classes but num_classes is {}",
-                    config.num_classes, meta.num_classes
-                ),
-            ));
-        }
-        let transform: TransformSpec = match &meta.transform {
-            Some(t) => serde_json::from_value(t.clone())
-                .map_err(|e| bad("transform", format!("not a detection transform ({e})")))?,
-            None => return Err(bad("transform", "missing".into())),
-        };
+        meta.check_model_agrees(
+            path,
+            config.arch_name() == meta.arch,
+            &format!("a {}", config.arch_name()),
+            Some(config.num_classes),
+            &format!("{} classes", config.num_classes),
+        )?;
+        let transform: TransformSpec = meta.transform_as(path, "a detection transform", None)?;
         transform.validate().map_err(|e| bad("transform", e))?;
         let limit = engine::limits::max_inference_bytes().map_err(|e| {
             CheckpointError::content(path, format!("cannot bound its transform: {e}"))

@@ -4,7 +4,7 @@
 
 use crate::metrics::voc::VocMetric;
 use crate::model::config::Design;
-use engine::config::EngineConfig;
+use engine::command::{Recipe, RecipeSections};
 pub use engine::config::{OptimSection, RunSection, ScheduleSection};
 use serde::{Deserialize, Serialize};
 
@@ -200,30 +200,23 @@ impl ResolvedTargets {
     }
 }
 
-impl engine::command::Recipe for FinetuneConfig {
+impl Recipe for FinetuneConfig {
     fn check(&self) -> Result<(), String> {
         self.validate()
     }
 
-    fn amp(&self) -> bool {
-        self.train.amp
-    }
-
-    fn dataset(&self) -> Option<&str> {
-        self.data.spec.as_deref()
+    fn sections(&self) -> RecipeSections<'_> {
+        RecipeSections {
+            optim: &self.optim,
+            schedule: &self.schedule,
+            train: &self.train,
+            batch_size: self.data.batch_size,
+            dataset: self.data.spec.as_deref(),
+        }
     }
 }
 
 impl FinetuneConfig {
-    pub fn engine(&self) -> EngineConfig {
-        EngineConfig::from_sections(
-            &self.optim,
-            &self.schedule,
-            &self.train,
-            self.data.batch_size,
-        )
-    }
-
     pub fn targets(&self) -> ResolvedTargets {
         let d = ResolvedTargets::defaults(self.model.design);
         ResolvedTargets {

@@ -13,6 +13,7 @@ use datasets::detection_data::{detection_loader, DetectionDataset, DetectionSour
 use datasets::detection_transforms::{DetectionTransform, ShorterSideResize, SizeRounding};
 use datasets::loader::LoaderConfig;
 use datasets::spec::DatasetSpec;
+use engine::command::Recipe;
 use engine::data_parallel;
 use engine::fit::{fit, set_up, Summary, TrainInputError};
 use tch::{nn, Device};

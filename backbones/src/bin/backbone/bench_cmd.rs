@@ -1,7 +1,6 @@
 use crate::cli_error::BadInput;
-use crate::info::flag_input_side;
+use crate::info::{flag_input_side, NetworkArgs};
 use backbones::classification::step_bench::{bench_train_step, StepBenchSettings};
-use backbones::Arch;
 use engine::limits;
 
 use clap::Args;
@@ -10,12 +9,13 @@ use datasets::spec::DatasetSpec;
 
 #[derive(Args)]
 #[command(
+    mut_arg("arch", |a| a.required(false).default_value("resnet50d")),
     mut_arg("warmup", |a| a.default_value("3")),
     mut_arg("iters", |a| a.default_value("10").help("Timed iterations (batches with --data) [1 to 100000]")),
 )]
 pub struct BenchArgs {
-    #[arg(long, default_value = "resnet50d")]
-    arch: Arch,
+    #[command(flatten)]
+    network: NetworkArgs,
     #[arg(
         long,
         default_value_t = 32,
@@ -30,13 +30,6 @@ pub struct BenchArgs {
         help = limits::help("Square input side", &limits::INPUT_SIDE)
     )]
     input_size: i64,
-    #[arg(
-        long,
-        default_value_t = 1000,
-        value_parser = limits::flag_range_i64(limits::CLASSES),
-        help = limits::help("Classes of the head", &limits::CLASSES)
-    )]
-    num_classes: i64,
     /// Time the data loader on this dataset (KIND:PATH) instead of the training step.
     #[arg(long)]
     data: Option<String>,
@@ -60,10 +53,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let run = args.bench.set_up()?;
     let result = bench_train_step(&StepBenchSettings {
-        arch: args.arch,
+        arch: args.network.arch,
         batch: args.batch,
         input_size: args.input_size,
-        num_classes: args.num_classes,
+        num_classes: args.network.num_classes,
         run,
     })?;
     args.bench.print(&result, |result| {

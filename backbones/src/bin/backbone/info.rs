@@ -8,18 +8,32 @@ use engine::limits;
 use std::path::PathBuf;
 use tch::{nn, Device};
 
+/// The classifier a command builds: `--arch` and `--num-classes`.
 #[derive(Args)]
-pub struct InfoArgs {
+#[group(skip)]
+pub struct NetworkArgs {
     /// Architecture, e.g. resnet50d, resnet50, resnet18, resnet101s.
     #[arg(long)]
-    arch: Arch,
+    pub arch: Arch,
     #[arg(
         long,
         default_value_t = 1000,
         value_parser = limits::flag_range_i64(limits::CLASSES),
         help = limits::help("Classes of the head", &limits::CLASSES)
     )]
-    num_classes: i64,
+    pub num_classes: i64,
+}
+
+impl NetworkArgs {
+    pub fn config(&self) -> ResNetConfig {
+        ResNetConfig::classifier(self.arch, self.num_classes)
+    }
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    network: NetworkArgs,
     #[arg(
         long,
         default_value_t = 224,
@@ -40,10 +54,7 @@ pub fn flag_input_side() -> clap::builder::RangedI64ValueParser<i64> {
 
 pub fn run_info(args: InfoArgs) -> anyhow::Result<()> {
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = ResNet::new(
-        &vs.root(),
-        &ResNetConfig::classifier(args.arch, args.num_classes),
-    );
+    let model = ResNet::new(&vs.root(), &args.network.config());
     let params: i64 = vs
         .trainable_variables()
         .iter()
@@ -53,12 +64,12 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<()> {
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"arch": args.arch.to_string(), "params": params, "macs": macs})
+            serde_json::json!({"arch": args.network.arch.to_string(), "params": params, "macs": macs})
         );
     } else {
         println!(
             "{}: {} parameters, {:.2} GMACs at {}x{}",
-            args.arch,
+            args.network.arch,
             params,
             macs as f64 / 1e9,
             args.input_size,
@@ -70,15 +81,8 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<()> {
 
 #[derive(Args)]
 pub struct InitArgs {
-    #[arg(long)]
-    arch: Arch,
-    #[arg(
-        long,
-        default_value_t = 1000,
-        value_parser = limits::flag_range_i64(limits::CLASSES),
-        help = limits::help("Classes of the head", &limits::CLASSES)
-    )]
-    num_classes: i64,
+    #[command(flatten)]
+    network: NetworkArgs,
     /// Start the last BN of every residual block at zero (the paper's zero-gamma).
     #[arg(long)]
     zero_gamma: bool,
@@ -99,7 +103,7 @@ pub struct InitArgs {
 
 pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
     tch::manual_seed(args.seed);
-    let mut config = ResNetConfig::classifier(args.arch, args.num_classes);
+    let mut config = args.network.config();
     config.zero_gamma = args.zero_gamma;
     let vs = nn::VarStore::new(Device::Cpu);
     let _model = ResNet::new(&vs.root(), &config);
@@ -108,18 +112,16 @@ pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
     } else {
         EvalTransform::for_input_size(args.input_size, Normalization::IMAGENET)
     };
-    let classes = if args.num_classes == 1000 {
+    let classes = if args.network.num_classes == 1000 {
         imagenet_classes()
     } else {
-        (0..args.num_classes)
-            .map(|i| format!("class_{i}"))
-            .collect()
+        engine::state_dict::numbered_classes(args.network.num_classes)
     };
     let ckpt = Checkpoint {
         metadata: Metadata {
             task: TaskKind::Classification,
-            arch: args.arch.to_string(),
-            num_classes: args.num_classes,
+            arch: args.network.arch.to_string(),
+            num_classes: args.network.num_classes,
             classes,
             model: serde_json::to_value(&config)?,
             transform: Some(serde_json::to_value(&transform)?),
@@ -134,8 +136,8 @@ pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
     eprintln!(
         "wrote {} ({}, {} classes)",
         args.out.display(),
-        args.arch,
-        args.num_classes
+        args.network.arch,
+        args.network.num_classes
     );
     Ok(())
 }

@@ -1,19 +1,16 @@
-use crate::cli_error::BadInput;
 use backbones::Classifier;
 use clap::Args;
-use engine::device::parse_device;
 use engine::limits;
-use std::path::PathBuf;
 use tch::{Kind, Tensor};
 
 #[derive(Args)]
+#[command(
+    mut_arg("ckpt", |a| a.help("A classification checkpoint")),
+    mut_arg("json", |a| a.help("Print one JSON object: {\"image\", \"top\": [{\"class\", \"label\", \"prob\"}]}")),
+)]
 pub struct PredictArgs {
-    /// A classification checkpoint.
-    #[arg(long)]
-    ckpt: PathBuf,
-    /// A JPEG or PNG image.
-    #[arg(long)]
-    image: PathBuf,
+    #[command(flatten)]
+    predict: engine::command::PredictArgs,
     #[arg(
         long,
         default_value_t = 5,
@@ -21,18 +18,13 @@ pub struct PredictArgs {
         help = limits::help("Classes to show, best first (at most the checkpoint's classes)", &limits::CLASSES)
     )]
     topk: usize,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Print one JSON object: {"image", "top": [{"class", "label", "prob"}]}.
-    #[arg(long)]
-    json: bool,
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    let device = parse_device(&args.device).map_err(BadInput)?;
-    let classifier = Classifier::from_checkpoint(&args.ckpt, device)?;
-    let image = datasets::image_io::load_rgb(&args.image)?;
+    let input = &args.predict;
+    let device = input.device()?;
+    let classifier = Classifier::from_checkpoint(&input.ckpt, device)?;
+    let image = datasets::image_io::load_rgb(&input.image)?;
     let pixels = classifier.transform.apply(&image);
     let side = classifier.transform.crop as i64;
     let batch = Tensor::from_slice(&pixels).view([1, side, side, 3]);
@@ -49,17 +41,17 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         .zip(&values)
         .map(|(&i, &p)| (i, classifier.classes[i as usize].as_str(), p))
         .collect();
-    if args.json {
+    if input.json {
         let top: Vec<_> = top
             .iter()
             .map(|(i, label, p)| serde_json::json!({"class": i, "label": label, "prob": p}))
             .collect();
         println!(
             "{}",
-            serde_json::json!({"image": args.image.display().to_string(), "top": top})
+            serde_json::json!({"image": input.image.display().to_string(), "top": top})
         );
     } else {
-        println!("{}", args.image.display());
+        println!("{}", input.image.display());
         for (i, label, p) in top {
             println!("  {p:.4}  {i:>4}  {label}");
         }

@@ -1,23 +1,21 @@
 //! `detect predict`: the detections of one image, printed (or as JSON) and optionally drawn.
 
-use crate::cli_error::BadInput;
 use anyhow::Context;
 use clap::Args;
 use detection::draw::draw_detections;
 use detection::model::load::Detector;
 use detection::predict::predict;
-use engine::device::parse_device;
 use engine::outputs;
 use std::path::PathBuf;
 
 #[derive(Args)]
+#[command(
+    mut_arg("ckpt", |a| a.help("A detection checkpoint (`detect finetune` or `detect import`)")),
+    mut_arg("json", |a| a.help("Print one JSON object: {\"image\", \"detections\": [{\"class\", \"label\", \"score\", \"box\"}]}, `class` the index in the checkpoint's class list, `label` its name, `box` [x1, y1, x2, y2] in 0-based float pixels of the original image")),
+)]
 pub struct PredictArgs {
-    /// A detection checkpoint (`detect finetune` or `detect import`).
-    #[arg(long)]
-    ckpt: PathBuf,
-    /// A JPEG or PNG image.
-    #[arg(long)]
-    image: PathBuf,
+    #[command(flatten)]
+    predict: engine::command::PredictArgs,
     /// Write the image with its labelled boxes to this PNG.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -25,31 +23,18 @@ pub struct PredictArgs {
     /// model returns (scores above its own threshold: 0.05 for torchvision's, 0.01 for C4).
     #[arg(long, default_value_t = 0.0, value_parser = parse_score)]
     min_score: f64,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Print one JSON object: {"image", "detections": [{"class", "label", "score", "box"}]},
-    /// `class` the index in the checkpoint's class list, `label` its name, `box`
-    /// [x1, y1, x2, y2] in 0-based float pixels of the original image.
-    #[arg(long)]
-    json: bool,
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    let device = parse_device(&args.device).map_err(BadInput)?;
-    if let Some(out) = &args.out {
-        outputs::check(
-            &[
-                outputs::named(&args.ckpt, "the checkpoint"),
-                outputs::named(&args.image, "the image"),
-            ],
-            &[outputs::named(out, "the drawing")],
-            true,
-        )
-        .map_err(BadInput)?;
-    }
-    let detector = Detector::from_checkpoint(&args.ckpt, device)?;
-    let image = datasets::image_io::load_rgb(&args.image)?;
+    let input = &args.predict;
+    let device = input.device()?;
+    let drawing = args
+        .out
+        .iter()
+        .map(|out| outputs::named(out, "the drawing"));
+    input.check_outputs(&drawing.collect::<Vec<_>>())?;
+    let detector = Detector::from_checkpoint(&input.ckpt, device)?;
+    let image = datasets::image_io::load_rgb(&input.image)?;
     let mut detections = predict(&detector, &image);
     detections.retain(|d| d.score >= args.min_score);
     if let Some(out) = &args.out {
@@ -62,14 +47,14 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         engine::atomic_write::write(out, &png)
             .with_context(|| format!("writing {}", out.display()))?;
     }
-    if args.json {
+    if input.json {
         let json = serde_json::json!({
-            "image": args.image.display().to_string(),
+            "image": input.image.display().to_string(),
             "detections": detections,
         });
         println!("{json}");
     } else {
-        println!("{}: {} detections", args.image.display(), detections.len());
+        println!("{}: {} detections", input.image.display(), detections.len());
         for d in &detections {
             println!(
                 "  {:.3}  {:<16} [{:.1}, {:.1}, {:.1}, {:.1}]",

@@ -1,20 +1,18 @@
-use crate::cli_error::BadInput;
 use anyhow::Context;
 use clap::Args;
-use engine::device::parse_device;
 use engine::outputs;
 use segmentation::predict::Prediction;
 use segmentation::Segmenter;
 use std::path::PathBuf;
 
 #[derive(Args)]
+#[command(
+    mut_arg("ckpt", |a| a.help("A segmentation checkpoint (`segment finetune`, `segment import`)")),
+    mut_arg("json", |a| a.help("Print one JSON object: {\"image\", \"mask\", \"overlay\", \"width\", \"height\", \"classes\": [{\"class\", \"label\", \"pixels\", \"fraction\"}]}")),
+)]
 pub struct PredictArgs {
-    /// A segmentation checkpoint (`segment finetune`, `segment import`).
-    #[arg(long)]
-    ckpt: PathBuf,
-    /// A JPEG or PNG image.
-    #[arg(long)]
-    image: PathBuf,
+    #[command(flatten)]
+    predict: engine::command::PredictArgs,
     /// The mask to write: 8-bit grayscale PNG of the image's size, 1 + class index per pixel
     /// (ADE20K's submission format; 0 is never written).
     #[arg(long)]
@@ -26,37 +24,27 @@ pub struct PredictArgs {
     /// (an imported torchvision model resizes the shorter side to 520).
     #[arg(long)]
     native_size: bool,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Print one JSON object: {"image", "mask", "overlay", "width", "height",
-    /// "classes": [{"class", "label", "pixels", "fraction"}]}.
-    #[arg(long)]
-    json: bool,
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    let device = parse_device(&args.device).map_err(BadInput)?;
+    let input = &args.predict;
+    let device = input.device()?;
     let mut written = vec![outputs::named(&args.out, "the mask")];
     if let Some(overlay) = &args.overlay {
         written.push(outputs::named(overlay, "the overlay"));
     }
-    outputs::check(
-        &[
-            outputs::named(&args.ckpt, "the checkpoint"),
-            outputs::named(&args.image, "the image"),
-        ],
-        &written,
-        true,
-    )
-    .map_err(BadInput)?;
-    let mut model = Segmenter::from_checkpoint(&args.ckpt, device)?;
+    input.check_outputs(&written)?;
+    let mut model = Segmenter::from_checkpoint(&input.ckpt, device)?;
     if args.native_size {
         model.preprocess.resize_shorter = None;
     }
-    let image = datasets::image_io::load_rgb(&args.image)?;
-    model.check_input(&args.image, image.width() as usize, image.height() as usize)?;
-    let prediction = Prediction::of(&model, &args.image.display().to_string(), &image)?;
+    let image = datasets::image_io::load_rgb(&input.image)?;
+    model.check_input(
+        &input.image,
+        image.width() as usize,
+        image.height() as usize,
+    )?;
+    let prediction = Prediction::of(&model, &input.image.display().to_string(), &image)?;
     let png = prediction.png().context("encoding the mask")?;
     // Both files are encoded before either is written, and each is written atomically.
     let overlay = match &args.overlay {
@@ -78,11 +66,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
             .with_context(|| format!("{}: cannot write the overlay", path.display()))?;
     }
     let areas = prediction.areas(&model.classes);
-    if args.json {
+    if input.json {
         println!(
             "{}",
             serde_json::json!({
-                "image": args.image.display().to_string(),
+                "image": input.image.display().to_string(),
                 "mask": args.out.display().to_string(),
                 "overlay": args.overlay.as_ref().map(|p| p.display().to_string()),
                 "width": prediction.width,
