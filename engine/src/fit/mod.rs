@@ -60,8 +60,12 @@ pub struct TrainInputError(pub String);
 /// the seed of parameter initialisation, cuDNN autotuning.
 pub fn set_up(run: &RunSection, device: Device) {
     keep_freed_tensor_memory();
-    if run.threads > 0 {
-        tch::set_num_threads(run.threads as i32);
+    let (threads, note) = data_parallel::rank_threads_from_env(run.threads);
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    if let Some(note) = note.filter(|_| data_parallel::is_main_rank()) {
+        eprintln!("{note}");
     }
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
