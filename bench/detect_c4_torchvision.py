@@ -17,22 +17,18 @@ models/detection/faster_rcnn.py (whose constructor takes each of these parts).
 Random images of one size (already at min_size/max_size, so the transform's resize keeps
 it), three boxes each, one image per step as GluonCV trains C4; a training step (the four
 losses summed, backward, SGD step) and inference (eval mode, no grad), after warm-up, one
-sync per timed window, as bench/detect_torchvision.py.
+sync per timed window: bench/detect_torchvision.py's timing, which this imports.
 
     python bench/detect_c4_torchvision.py --batch 1 --size 600/1000 --threads 2
 """
-import argparse
-import json
-import time
-
-import torch
-import torchvision
 from torch import nn
 from torchvision.models import resnet50
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+
+from detect_torchvision import arguments, bench
 
 
 def r50_c4(num_classes, short, long):
@@ -73,87 +69,7 @@ def r50_c4(num_classes, short, long):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--num-classes", type=int, default=20)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--size", default="600/1000")
-    p.add_argument("--channels-last", action="store_true",
-                   help="weights in channels-last memory format (as detect bench --channels-last)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--iters", type=int, default=5)
-    a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    short, long = (int(v) for v in a.size.split("/"))
-    device = torch.device(a.device)
-    torch.manual_seed(0)
-    model = r50_c4(a.num_classes, short, long).to(device)
-    if a.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    images = [torch.rand(3, short, long, device=device) for _ in range(a.batch)]
-    w, h = float(long), float(short)
-    boxes = torch.tensor(
-        [
-            [0.1 * w, 0.1 * h, 0.4 * w, 0.5 * h],
-            [0.5 * w, 0.2 * h, 0.9 * w, 0.7 * h],
-            [0.3 * w, 0.6 * h, 0.6 * w, 0.95 * h],
-        ],
-        device=device,
-    )
-    labels = torch.tensor([1, 2, 3], device=device).clamp(max=a.num_classes)
-    targets = [{"boxes": boxes, "labels": labels} for _ in range(a.batch)]
-    params = [q for q in model.parameters() if q.requires_grad]
-    sgd = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=1e-4)
-
-    def train_step():
-        loss = sum(model(images, targets).values())
-        sgd.zero_grad()
-        loss.backward()
-        sgd.step()
-        return loss
-
-    def infer():
-        with torch.no_grad():
-            out = model(images)
-        return sum(o["scores"].sum() for o in out)
-
-    def timed(run):
-        for _ in range(a.warmup):
-            run()
-        run().item()
-        start = time.perf_counter()
-        last = None
-        for _ in range(a.iters):
-            last = run()
-        last.item()
-        return time.perf_counter() - start
-
-    model.train()
-    train_s = timed(train_step)
-    model.eval()
-    infer_s = timed(infer)
-    n = a.iters * a.batch
-    print(
-        json.dumps(
-            {
-                "design": "c4",
-                "arch": "resnet50",
-                "batch": a.batch,
-                "size": a.size,
-                "channels_last": a.channels_last,
-                "device": str(device),
-                "threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-                "torchvision": torchvision.__version__,
-                "train_images_per_s": n / train_s,
-                "train_step_ms": train_s * 1000 / a.iters,
-                "inference_images_per_s": n / infer_s,
-                "inference_batch_ms": infer_s * 1000 / a.iters,
-            }
-        )
-    )
+    bench(arguments(__doc__, "600/1000", 1), "c4", r50_c4)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.ops import FrozenBatchNorm2d
 
 
-def main():
-    p = argparse.ArgumentParser()
+def arguments(description, size, batch):
+    """The flags both detector peers take (bench/detect_c4_torchvision.py imports this)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--num-classes", type=int, default=20)
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--size", default="800/1333")
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--size", default=size)
     p.add_argument("--amp", action="store_true")
     p.add_argument("--channels-last", action="store_true",
                    help="weights in channels-last memory format (as detect bench --channels-last)")
@@ -30,20 +31,18 @@ def main():
     p.add_argument("--threads", type=int)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
-    a = p.parse_args()
+    return p.parse_args()
+
+
+def bench(a, design, build):
+    """Times `build(num_classes, short, long)`'s training step and inference as `detect bench`
+    does and prints one JSON object."""
     if a.threads:
         torch.set_num_threads(a.threads)
     short, long = (int(v) for v in a.size.split("/"))
     device = torch.device(a.device)
     torch.manual_seed(0)
-    # fasterrcnn_resnet50_fpn as it is fine-tuned from ImageNet weights: frozen batch norm and
-    # layer2..layer4 trainable (without weights torchvision would switch to plain BN and
-    # train every stage).
-    body = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
-    backbone = _resnet_fpn_extractor(body, 3)
-    model = FasterRCNN(
-        backbone, num_classes=a.num_classes + 1, min_size=short, max_size=long
-    ).to(device)
+    model = build(a.num_classes, short, long).to(device)
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
     images = [torch.rand(3, short, long, device=device) for _ in range(a.batch)]
@@ -96,7 +95,7 @@ def main():
     print(
         json.dumps(
             {
-                "design": "fpn",
+                "design": design,
                 "arch": "resnet50",
                 "batch": a.batch,
                 "size": a.size,
@@ -113,6 +112,19 @@ def main():
             }
         )
     )
+
+
+def r50_fpn(num_classes, short, long):
+    # fasterrcnn_resnet50_fpn as it is fine-tuned from ImageNet weights: frozen batch norm and
+    # layer2..layer4 trainable (without weights torchvision would switch to plain BN and
+    # train every stage).
+    body = resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
+    backbone = _resnet_fpn_extractor(body, 3)
+    return FasterRCNN(backbone, num_classes=num_classes + 1, min_size=short, max_size=long)
+
+
+def main():
+    bench(arguments(__doc__, "800/1333", 2), "fpn", r50_fpn)
 
 
 if __name__ == "__main__":
