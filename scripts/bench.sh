@@ -45,8 +45,8 @@ printf 'ours %.1f images/s, torchvision (PIL) %.1f images/s, ratio %.3f\n' "$o" 
 # Faster R-CNN: a training step and inference on random images, ours beside torchvision's
 # fasterrcnn_resnet50_fpn (frozen BN, layer2..4 trainable, as fine-tuned from ImageNet) at the
 # same size, batch, threads and memory format, A B A B, the ratio taken pair by pair
-# (bench/pairs.py prints each pair and the median). torchvision has no C4 design: C4 is shown
-# beside its FPN.
+# (bench/pairs.py prints each pair and the median). torchvision has no C4 model: C4 is timed
+# beside torchvision's own parts assembled as R50-C4 (bench/detect_c4_torchvision.py).
 pairs=${BENCH_PAIRS:-3}
 for case in "fpn 800/1333" "fpn 800/1333 --channels-last" "c4 600/1000" "fpn 320/480"; do
   set -- $case
@@ -54,7 +54,7 @@ for case in "fpn 800/1333" "fpn 800/1333 --channels-last" "c4 600/1000" "fpn 320
   echo "== Faster R-CNN $1 (ResNet-50), $det"
   "$py" bench/pairs.py --pairs "$pairs" --fields train_images_per_s,inference_images_per_s \
     --a "$bin/detect bench --design $1 --arch resnet50 $det --json" \
-    --b "$py bench/detect_torchvision.py $det"
+    --b "$py bench/detect_$([ "$1" = c4 ] && echo c4_)torchvision.py $det"
 done
 
 # FCN (dilated ResNet-50, output stride 8, 150 classes, aux head) beside torchvision's
