@@ -9,29 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CLASSES: [[u8; 3]; 3] = [[200, 40, 40], [40, 200, 40], [40, 40, 200]];
-
-/// ROOT/{train,val}/class_i/*.png: noisy images whose colour is their class.
-fn make_folder(root: &Path, train_per_class: usize, val_per_class: usize) {
-    let mut seed = 1u32;
-    let mut noise = move || {
-        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        (seed >> 24) as i32 - 128
-    };
-    for (split, n) in [("train", train_per_class), ("val", val_per_class)] {
-        for (c, colour) in CLASSES.iter().enumerate() {
-            let dir = root.join(split).join(format!("class_{c}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            for i in 0..n {
-                let img = image::RgbImage::from_fn(40, 36, |_, _| {
-                    image::Rgb(colour.map(|v| (v as i32 + noise() / 2).clamp(0, 255) as u8))
-                });
-                img.save(dir.join(format!("{i:03}.png"))).unwrap();
-            }
-        }
-    }
-}
-
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("tiny.toml");
     let text = format!(
@@ -86,7 +63,7 @@ struct Fixture {
 fn fixture(extra: &str) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    make_folder(&dir.join("imagenet"), 8, 4);
+    e2e::tiny::image_folder(&dir.join("imagenet"), 8, 4);
     let config = write_config(&dir, extra);
     Fixture {
         data: format!("imagenet:{}", dir.join("imagenet").display()),
