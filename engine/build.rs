@@ -1,5 +1,6 @@
-//! Links libtorch and builds csrc/fused_sgd.cpp (ATen's fused SGD step, which tch does not
-//! bind) against its headers.
+//! Links libtorch and builds the C++ shims against its headers: csrc/fused_sgd.cpp (ATen's
+//! fused SGD step) and csrc/autocast.cpp (autocast for any device and type), which tch does
+//! not bind.
 
 include!("../build-support/link_libtorch.rs");
 
@@ -9,6 +10,7 @@ fn main() {
     link_libtorch();
     println!("cargo:rerun-if-changed=../build-support/c_abi.h");
     println!("cargo:rerun-if-changed=csrc/fused_sgd.cpp");
+    println!("cargo:rerun-if-changed=csrc/autocast.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let Some(libtorch) = std::env::var_os("LIBTORCH").map(PathBuf::from) else {
         eprintln!(
@@ -20,6 +22,7 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("csrc/fused_sgd.cpp")
+        .file("csrc/autocast.cpp")
         .include(libtorch.join("include"))
         .include("../build-support")
         .flag("-std=c++17")

@@ -172,7 +172,7 @@ impl Task for ConvNet {
             upload(&b.y, &[n], Device::Cpu),
         )
     }
-    fn evaluate(&mut self, _amp: bool) -> anyhow::Result<Metrics> {
+    fn evaluate(&mut self, _autocast: engine::amp::Autocast) -> anyhow::Result<Metrics> {
         let _guard = tch::no_grad_guard();
         let (xs, ys): (Vec<Vec<f32>>, Vec<i64>) = (0..12).map(image).unzip();
         let s = SIDE as i64;

@@ -144,7 +144,7 @@ pub fn bench(s: &DetectBenchSettings) -> anyhow::Result<DetectBenchResult> {
     let _prepared = PreparedInference::new(&model);
     let inference_seconds = s.run.time(|| {
         let images = transform.loader_batch(&pixels, &sizes);
-        let detections = tch::autocast(s.run.amp, || model.detect(&images));
+        let detections = s.run.autocast().run(|| model.detect(&images));
         // A scalar that depends on every image's detections.
         Ok(detections
             .iter()

@@ -8,6 +8,7 @@ use crate::model::FasterRcnn;
 use crate::transform::{boxes_to_original, ImageTransform};
 use datasets::detection_data::{DetectionCollate, DetectionDataset};
 use datasets::loader::Loader;
+use engine::amp::Autocast;
 use engine::transfer::upload;
 use tch::{Device, Kind};
 
@@ -29,7 +30,7 @@ pub fn detect_split(
     model: &FasterRcnn,
     transform: &ImageTransform,
     loader: &DetectionLoader,
-    amp: bool,
+    autocast: Autocast,
     mut each: impl FnMut(Found) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let _no_grad = tch::no_grad_guard();
@@ -50,7 +51,7 @@ pub fn detect_split(
             .map(|&(h, w)| (h as i64, w as i64))
             .collect();
         let images = transform.loader_batch(&pixels, &sizes);
-        let detections = tch::autocast(amp, || model.detect(&images));
+        let detections = autocast.run(|| model.detect(&images));
         for (i, d) in detections.iter().enumerate() {
             let (width, height) = batch.original_sizes[i];
             let boxes = boxes_to_original(

@@ -4,6 +4,7 @@
 //! anything, the `--nproc` launch, and the summary printed at the end. Failures are reported
 //! by [`crate::cli::report`], the one exit-code policy.
 
+use crate::amp::{Autocast, Precision};
 use crate::channels_last::tensor_to_channels_last;
 use crate::cli::BadInput;
 use crate::config::{EngineConfig, OptimSection, RunSection, ScheduleSection};
@@ -137,8 +138,7 @@ impl RunRequest {
         }
     }
 
-    /// The recipe, read with its overrides and checked, AMP refused on the CPU, and its
-    /// dataset spec (`kinds` names the kinds the command takes, for the error when none is
+    /// The recipe, read with its overrides and checked, and its dataset spec (`kinds` names the kinds the command takes, for the error when none is
     /// given).
     pub fn recipe<R: Recipe>(&self, kinds: &str) -> anyhow::Result<(R, String)> {
         let recipe: R = config_file::load(&self.config, &self.sets)
@@ -146,11 +146,6 @@ impl RunRequest {
         recipe
             .check()
             .map_err(|e| TrainInputError(format!("{}: {e}", self.config.display())))?;
-        if recipe.sections().train.amp && self.device == Device::Cpu {
-            bail!(TrainInputError(
-                "train.amp = true needs a CUDA device (fp16 autocast is CUDA-only in libtorch); run with --device cuda or --set train.amp=false".into()
-            ));
-        }
         let spec = recipe.dataset().map(str::to_string).ok_or_else(|| {
             TrainInputError(format!(
                 "{}: no dataset: set data.spec or pass --data {kinds}",
@@ -293,9 +288,12 @@ const BENCH_ITERS: RangeInclusive<usize> = 1..=100_000;
 #[derive(clap::Args, Clone, Debug)]
 #[group(skip)]
 pub struct BenchArgs {
-    /// fp16 autocast with dynamic loss scaling (CUDA).
-    #[arg(long)]
-    pub amp: bool,
+    /// Mixed precision: `--amp bf16` (bfloat16 autocast, CPU or CUDA) or `--amp fp16`
+    /// (float16 autocast with dynamic loss scaling, CUDA); `--amp` alone is fp16. The PyTorch
+    /// peers in bench/ take the same flag.
+    #[arg(long, value_name = "TYPE", num_args = 0..=1, default_missing_value = "fp16",
+          value_parser = parse_precision)]
+    pub amp: Option<Precision>,
     /// Weights and inputs in channels-last (NHWC) memory format, as the recipes'
     /// `train.channels_last` (the PyTorch peers in bench/ take the same flag).
     #[arg(long)]
@@ -328,10 +326,18 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// `--amp`'s value: fp16, bf16 (or fp32, as if the flag were not given).
+fn parse_precision(value: &str) -> Result<Precision, String> {
+    match value {
+        "fp16" | "bf16" | "fp32" => value.parse(),
+        _ => Err("expected fp16 or bf16".into()),
+    }
+}
+
 /// What every bench's steps run with.
 #[derive(Clone, Debug)]
 pub struct BenchRun {
-    pub amp: bool,
+    pub amp: Precision,
     pub channels_last: bool,
     pub device: Device,
     pub warmup: usize,
@@ -341,7 +347,8 @@ pub struct BenchRun {
 /// What every bench reports beside its own figures (flattened into its JSON object).
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
-    pub amp: bool,
+    /// `false` (fp32), "fp16" or "bf16".
+    pub amp: Precision,
     pub channels_last: bool,
     pub device: String,
     pub threads: i32,
@@ -364,6 +371,11 @@ impl BenchRun {
             let outcome = trainer.step(&mut |_| Ok(()))?;
             Ok(outcome.micro_batches[0].total.shallow_clone())
         })
+    }
+
+    /// The autocast region the bench's forward passes run in.
+    pub fn autocast(&self) -> Autocast {
+        Autocast::new(self.amp, self.device)
     }
 
     /// A batch of standard-normal images of `shape` (NCHW) on the device, laid out
@@ -395,23 +407,25 @@ impl BenchRun {
 impl BenchArgs {
     /// What the bench runs with, after what a training command sets up before training
     /// (threads, cuDNN autotuning, the malloc thresholds that keep freed activations mapped),
-    /// so a bench times the same; AMP is refused on the CPU.
+    /// so a bench times the same; fp16 is refused on the CPU (a bench times what it is
+    /// asked to, where a training run goes on in bf16).
     pub fn set_up(&self) -> anyhow::Result<BenchRun> {
         let device = parse_device(&self.device).map_err(BadInput)?;
-        if self.amp && device == Device::Cpu {
-            bail!(BadInput(
-                "--amp needs a CUDA device (fp16 autocast is CUDA-only in libtorch)".into()
-            ));
+        let amp = self.amp.unwrap_or_default();
+        if amp.on(device) != amp {
+            bail!(BadInput(format!(
+                "--amp {amp}: float16 autocast is CUDA's; on the CPU time --amp bf16"
+            )));
         }
         set_up(
-            &RunSection {
+            &mut RunSection {
                 threads: self.threads.unwrap_or(0) as usize,
                 ..RunSection::default()
             },
             device,
         );
         Ok(BenchRun {
-            amp: self.amp,
+            amp,
             channels_last: self.channels_last,
             device,
             warmup: self.warmup,

@@ -6,6 +6,7 @@
 //! Every section rejects unknown keys; missing keys take the defaults noted here (the paper's
 //! values where it gives them).
 
+use super::amp::Precision;
 use super::ema::validate_decay;
 use super::optim::SgdConfig;
 use super::schedule::{Decay, LrSchedule};
@@ -82,8 +83,10 @@ pub struct ScheduleSection {
 #[serde(deny_unknown_fields, default)]
 pub struct RunSection {
     pub seed: u64,
-    /// fp16 compute with fp32 master weights and dynamic loss scaling (CUDA only).
-    pub amp: bool,
+    /// Mixed precision: `false` (fp32), `"bf16"` (bfloat16 autocast on the CPU or CUDA, no
+    /// loss scaling) or `"fp16"` / `true` (float16 autocast with dynamic loss scaling on
+    /// CUDA; bf16 on the CPU). The weights stay fp32. See [`crate::amp`].
+    pub amp: Precision,
     pub channels_last: bool,
     /// Keep an exponential moving average of the weights with this decay (e.g. 0.9998).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,7 +109,7 @@ impl Default for RunSection {
     fn default() -> Self {
         RunSection {
             seed: 0,
-            amp: false,
+            amp: Precision::Fp32,
             channels_last: false,
             ema_decay: None,
             accumulate: 1,
@@ -171,7 +174,7 @@ impl EngineConfig {
     pub fn bench(
         lr: f64,
         batch_size: usize,
-        amp: bool,
+        amp: Precision,
         channels_last: bool,
         freeze: Vec<String>,
     ) -> Self {

@@ -2,11 +2,11 @@
 //! in `csrc/fused_sgd.cpp`: each parameter, gradient and momentum buffer is read once and the
 //! parameter and buffer written once, in one pass. And `clear_grads`, which tch lacks too.
 
-use std::ffi::{c_char, c_void, CStr};
+use crate::c_abi::take_message;
+use std::ffi::{c_char, c_void};
 use tch::Tensor;
 
 extern "C" {
-    fn tricks_free_message(message: *mut c_char);
     fn tricks_clear_grads(params: *const *const c_void, n: usize) -> *mut c_char;
     fn tricks_fused_sgd(
         params: *const *const c_void,
@@ -71,20 +71,6 @@ pub fn clear_grads<'a>(params: impl IntoIterator<Item = &'a Tensor>) -> Result<(
     let p: Vec<*const c_void> = params.into_iter().map(|t| t.as_ptr().cast()).collect();
     // SAFETY: live tensor handles borrowed for the call; exceptions come back as messages.
     take_message(unsafe { tricks_clear_grads(p.as_ptr(), p.len()) })
-}
-
-/// `Ok` for a null result, else the shim's message (freed here).
-fn take_message(result: *mut c_char) -> Result<(), String> {
-    if result.is_null() {
-        return Ok(());
-    }
-    // SAFETY: a non-null result is a NUL-terminated string malloc'ed by the shim, ours to free.
-    let message = unsafe { CStr::from_ptr(result) }
-        .to_string_lossy()
-        .trim()
-        .to_string();
-    unsafe { tricks_free_message(result) };
-    Err(message)
 }
 
 /// `t` itself when it has `param`'s strides, else a copy with them (`param` is dense, as

@@ -9,6 +9,7 @@
 
 pub mod amp;
 pub mod atomic_write;
+mod c_abi;
 pub mod channels_last;
 pub mod chart;
 pub mod checkpoint;

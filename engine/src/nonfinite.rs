@@ -1,9 +1,9 @@
 //! Catching non-finite training losses without a host sync per step: the flags accumulate on
 //! the device and are read at log points, before any checkpoint is written.
 //!
-//! - fp32: the first non-finite loss stops the run (its weights are already poisoned by that
-//!   step; `last.safetensors` holds the last good epoch).
-//! - AMP: an overflowing step is skipped by the loss scaler and the scale backs off, so a
+//! - fp32 and bf16 (no loss scaling): the first non-finite loss stops the run (its weights are
+//!   already poisoned by that step; `last.safetensors` holds the last good epoch).
+//! - fp16 with loss scaling ("AMP" below): an overflowing step is skipped by the loss scaler and the scale backs off, so a
 //!   non-finite loss does no harm by itself. Such steps are counted and logged; the run stops
 //!   only when they persist for [`AMP_LIMIT`] steps in a row (the scale has then collapsed, or
 //!   the model diverged in a way scaling cannot fix).
@@ -38,10 +38,12 @@ pub enum Verdict {
 }
 
 impl NonFiniteGuard {
-    pub fn new(device: Device, amp: bool) -> Self {
+    /// `scaled`: whether the run scales its loss (fp16), so that non-finite steps are
+    /// skipped, not applied.
+    pub fn new(device: Device, scaled: bool) -> Self {
         let int = |v: i64| Tensor::full([], v, (Kind::Int64, device));
         NonFiniteGuard {
-            amp,
+            amp: scaled,
             step_bad: Tensor::zeros([], (Kind::Bool, device)),
             first_bad: int(-1),
             streak: int(0),

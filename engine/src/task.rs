@@ -2,6 +2,7 @@
 //! ([`crate::fit`]) owns everything else: schedules, accumulation, AMP, EMA, the non-finite
 //! check, logging, progress, checkpoints and resumption.
 
+use crate::amp::Autocast;
 use crate::checkpoint::Metadata;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -37,7 +38,7 @@ pub trait Learner {
     fn var_store(&self) -> &nn::VarStore;
 
     /// The training losses of one (micro-)batch, the model in training mode. Called inside
-    /// autocast when the run uses AMP: return losses in fp32.
+    /// autocast when the run sets `train.amp`: return losses in fp32.
     fn losses(&mut self, input: &Self::Input, step: &Step) -> Losses;
 }
 
@@ -58,9 +59,9 @@ pub trait Task: Learner {
     fn upload(&self, batch: &Self::Batch) -> Self::Input;
 
     /// Evaluates the model's current weights on the task's validation data (no grad, eval
-    /// mode); `amp` says whether to run the forward pass under autocast. Must contain
+    /// mode), the forward passes inside `autocast` (the run's `train.amp`). Must contain
     /// [`Task::BEST_METRIC`].
-    fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics>;
+    fn evaluate(&mut self, autocast: Autocast) -> anyhow::Result<Metrics>;
 
     /// What checkpoints say about the model (task, arch, classes, transform, config); the loop
     /// adds the epoch, iteration and metrics.

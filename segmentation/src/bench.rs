@@ -88,16 +88,11 @@ pub fn bench(s: &BenchSettings) -> anyhow::Result<BenchResult> {
         let _no_grad = tch::no_grad_guard();
         let _prepared = PreparedInference::new(&model);
         s.run.time(|| {
-            let forward = || {
+            Ok(s.run.autocast().run(|| {
                 model
                     .forward_to(&images, (s.crop, s.crop), false, false)
                     .out
-            };
-            Ok(if s.run.amp {
-                tch::autocast(true, forward)
-            } else {
-                forward()
-            })
+            }))
         })?
     };
     let images = (s.run.iters as i64 * s.batch) as f64;

@@ -299,7 +299,11 @@ mod tests {
         assert_eq!(c.data.train_transform().scale_side, ScaleSide::Shorter);
         assert_eq!(c.model.norm, backbones::layers::NormMode::Sync);
         assert_eq!((c.model.loss_group_images, c.model.aux_weight), (4, 1.0));
-        assert!(!c.train.amp, "GluonCV fine-tuned the FCN in fp32");
+        assert_eq!(
+            c.train.amp,
+            engine::amp::Precision::Fp32,
+            "GluonCV fine-tuned the FCN in fp32"
+        );
     }
 
     /// Recipes without the new keys (the Fashion mini recipe, and every earlier run's saved

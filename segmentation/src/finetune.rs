@@ -146,7 +146,7 @@ pub fn check(opts: &FinetuneRequest, nproc: usize) -> anyhow::Result<()> {
 
 pub fn finetune(opts: FinetuneRequest) -> anyhow::Result<Summary> {
     let Prepared {
-        config,
+        mut config,
         device,
         pretrained,
         train_loader,
@@ -154,7 +154,7 @@ pub fn finetune(opts: FinetuneRequest) -> anyhow::Result<Summary> {
         classes,
     } = prepare(&opts)?;
     let num_classes = classes.len() as i64;
-    set_up(&config.train, device);
+    set_up(&mut config.train, device);
     let fcn_config = FcnConfig {
         backbone: backbones::ResNetConfig {
             output_stride: config.model.output_stride,

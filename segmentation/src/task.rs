@@ -12,6 +12,7 @@ use datasets::loader::Loader;
 use datasets::segmentation_data::{SegmentationCollate, SegmentationDataset, SegmentationSource};
 use datasets::segmentation_transforms::SegmentationBatch;
 use datasets::DataError;
+use engine::amp::Autocast;
 use engine::channels_last::tensor_to_channels_last;
 use engine::checkpoint::Metadata;
 use engine::task::{Learner, Losses, Metrics, Step, Task};
@@ -239,7 +240,7 @@ pub fn evaluate_batches(
     normalizer: &Normalizer,
     device: Device,
     channels_last: bool,
-    amp: bool,
+    autocast: Autocast,
 ) -> Result<Scores, DataError> {
     let _no_grad = tch::no_grad_guard();
     let mut confusion = ConfusionMatrix::new(model.config.num_classes, device);
@@ -247,12 +248,7 @@ pub fn evaluate_batches(
         let batch = DeviceBatch::upload(&batch?, device);
         let x = batch.input(normalizer, channels_last);
         let size = (x.size()[2], x.size()[3]);
-        let forward = || model.forward_to(&x, size, false, false).out;
-        let logits = if amp {
-            tch::autocast(true, forward)
-        } else {
-            forward()
-        };
+        let logits = autocast.run(|| model.forward_to(&x, size, false, false).out);
         confusion.add(&logits.argmax(1, false), &batch.labels);
     }
     Ok(confusion.scores())
@@ -288,7 +284,7 @@ impl Task for Segmentation {
         DeviceBatch::upload(batch, self.vs.device())
     }
 
-    fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
+    fn evaluate(&mut self, autocast: Autocast) -> anyhow::Result<Metrics> {
         let _prepared = PreparedInference::new(&self.model);
         // A validation split (or eval crop) without a labelled pixel scores 0 for any model;
         // refusing it keeps a "best" from being picked by that 0.
@@ -298,7 +294,7 @@ impl Task for Segmentation {
             &self.normalizer,
             self.vs.device(),
             self.config.train.channels_last,
-            amp,
+            autocast,
         )?
         .require_labelled(&validation_split(&self.config))?;
         Ok(Metrics::from([

@@ -4,6 +4,7 @@
 use crate::classifier::Normalizer;
 use datasets::classify::ClassificationBatch;
 use datasets::DataError;
+use engine::amp::Autocast;
 use engine::transfer::upload;
 use serde::Serialize;
 use tch::nn::ModuleT;
@@ -65,7 +66,7 @@ pub fn evaluate(
     normalizer: &Normalizer,
     device: Device,
     channels_last: bool,
-    amp: bool,
+    autocast: Autocast,
 ) -> Result<EvalMetrics, DataError> {
     let _no_grad = tch::no_grad_guard();
     let zeros = || Tensor::zeros([], (Kind::Double, device));
@@ -75,12 +76,9 @@ pub fn evaluate(
         let batch = batch?;
         let batch = DeviceBatch::upload(&batch, device);
         let (x, labels) = (batch.input(normalizer, channels_last), batch.labels);
-        let logits = if amp {
-            tch::autocast(true, || model.forward_t(&x, false))
-        } else {
-            model.forward_t(&x, false)
-        }
-        .to_kind(Kind::Float);
+        let logits = autocast
+            .run(|| model.forward_t(&x, false))
+            .to_kind(Kind::Float);
         let k = logits.size()[1].min(5);
         let top = logits.topk(k, -1, true, true).1;
         let hits = top.eq_tensor(&labels.unsqueeze(1));

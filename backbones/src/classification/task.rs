@@ -12,6 +12,7 @@ use crate::resnet::{ResNet, ResNetConfig};
 use datasets::classify::{ClassificationBatch, ClassificationCollate, ClassificationDataset};
 use datasets::loader::Loader;
 use datasets::rng::stream_rng;
+use engine::amp::Autocast;
 use engine::checkpoint::{Metadata, TaskKind};
 use engine::data_parallel;
 use engine::loss::{distillation_loss, one_hot_targets, soft_cross_entropy};
@@ -141,7 +142,7 @@ impl Task for Classification {
         DeviceBatch::upload(batch, self.vs.device())
     }
 
-    fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
+    fn evaluate(&mut self, autocast: Autocast) -> anyhow::Result<Metrics> {
         let _prepared = PreparedInference::new(&self.model);
         let m = evaluate(
             &self.model,
@@ -149,7 +150,7 @@ impl Task for Classification {
             &self.normalizer,
             self.vs.device(),
             self.config.train.channels_last,
-            amp,
+            autocast,
         )?;
         // Each rank evaluated its shard of the validation images: sum the counts over ranks
         // so that every rank reports (and picks `best` by) the same metrics.

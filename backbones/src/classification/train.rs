@@ -141,14 +141,14 @@ pub fn check(request: &RunRequest, nproc: usize) -> anyhow::Result<()> {
 
 pub fn train(request: RunRequest) -> anyhow::Result<Summary> {
     let Prepared {
-        config,
+        mut config,
         arch,
         device,
         train_loader,
         val_loader,
         classes,
     } = prepare(&request)?;
-    set_up(&config.train, device);
+    set_up(&mut config.train, device);
     let engine_config = config.engine();
     let mut task = Classification::new(config, arch, classes, val_loader, device)?;
     fit(&mut task, &train_loader, &engine_config, &request.options())

@@ -173,7 +173,7 @@ pub fn check(opts: &FinetuneRequest, nproc: usize) -> anyhow::Result<()> {
 
 pub fn finetune(opts: FinetuneRequest) -> anyhow::Result<Summary> {
     let Prepared {
-        config,
+        mut config,
         device,
         train_loader,
         val_loader,
@@ -181,7 +181,7 @@ pub fn finetune(opts: FinetuneRequest) -> anyhow::Result<Summary> {
         backbone,
         detector,
     } = prepare(&opts)?;
-    set_up(&config.train, device);
+    set_up(&mut config.train, device);
     let vs = nn::VarStore::new(device);
     let model = FasterRcnn::new(&vs.root(), &detector);
     load_body(&vs, &backbone)

@@ -12,6 +12,7 @@ use crate::ops::sampler::splitmix64;
 use crate::transform::{ImageTransform, TransformSpec};
 use backbones::layers::PreparedInference;
 use datasets::detection_transforms::DetectionBatch;
+use engine::amp::Autocast;
 use engine::checkpoint::{Metadata, TaskKind};
 use engine::task::{Learner, Losses, Metrics, Step, Task};
 use engine::transfer::upload;
@@ -143,11 +144,11 @@ impl Task for Detection {
         }
     }
 
-    fn evaluate(&mut self, amp: bool) -> anyhow::Result<Metrics> {
+    fn evaluate(&mut self, autocast: Autocast) -> anyhow::Result<Metrics> {
         let _prepared = PreparedInference::new(&self.model);
         // The split's ground truth, read afresh (a few ms per hundred images, in parallel).
         let mut evaluator = voc_evaluator(&self.val.dataset().source)?;
-        let images = detect_split(&self.model, &self.transform, &self.val, amp, |found| {
+        let images = detect_split(&self.model, &self.transform, &self.val, autocast, |found| {
             let image = evaluator.image_index(&found.id).ok_or_else(|| {
                 anyhow::anyhow!("image {} is not in the validation split", found.id)
             })?;

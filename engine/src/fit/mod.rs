@@ -57,15 +57,21 @@ pub struct Summary {
 pub struct TrainInputError(pub String);
 
 /// Process-wide settings a run needs before its model is built: libtorch's thread count,
-/// the seed of parameter initialisation, cuDNN autotuning.
-pub fn set_up(run: &RunSection, device: Device) {
+/// the seed of parameter initialisation, cuDNN autotuning; and the precision a run computes
+/// in (fp16 asked on the CPU runs in bf16, [`crate::amp::Precision::on`]). Says once (rank
+/// 0) where the recipe gives way: that, and the threads of ranks that share the cores.
+pub fn set_up(run: &mut RunSection, device: Device) {
     keep_freed_tensor_memory();
     let (threads, note) = data_parallel::rank_threads_from_env(run.threads);
     if threads > 0 {
         tch::set_num_threads(threads as i32);
     }
-    if let Some(note) = note.filter(|_| data_parallel::is_main_rank()) {
-        eprintln!("{note}");
+    let notes = [note, run.amp.substitution_note(device)];
+    run.amp = run.amp.on(device);
+    for note in notes.into_iter().flatten() {
+        if data_parallel::is_main_rank() {
+            eprintln!("{note}");
+        }
     }
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
@@ -116,7 +122,7 @@ where
     }
     let mut after = AfterStep {
         run,
-        guard: NonFiniteGuard::new(device, config.run.amp),
+        guard: NonFiniteGuard::new(device, trainer.scales_loss()),
         log: TrainLog::new(config.effective_batch()),
         progress: Progress::new(
             config.schedule.epochs * trainer.iters_per_epoch,

@@ -3,7 +3,7 @@
 //! training runs and every bench times.
 
 use super::TrainInputError;
-use crate::amp::LossScaler;
+use crate::amp::{Autocast, LossScaler};
 use crate::channels_last::var_store_to_channels_last;
 use crate::checkpoint::{var_store_tensors, NamedTensors};
 use crate::config::EngineConfig;
@@ -66,7 +66,7 @@ pub struct Trainer<'l, L: Learner> {
     pub(super) ema: Option<Ema>,
     schedule: LrSchedule,
     reducer: Option<distributed::Reducer<'static>>,
-    amp: bool,
+    autocast: Autocast,
     accumulate: u64,
     pub iters_per_epoch: u64,
     pub position: Position,
@@ -116,7 +116,11 @@ impl<'l, L: Learner> Trainer<'l, L> {
             config.schedule.epochs as f64,
             iters_per_epoch,
         );
-        let scaler = config.run.amp.then(|| LossScaler::new(device));
+        let autocast = Autocast::new(config.run.amp, device);
+        let scaler = autocast
+            .precision()
+            .scales_loss()
+            .then(|| LossScaler::new(device));
         let ema = config.run.ema_decay.map(|d| Ema::new(vs, d));
         Ok(Trainer {
             learner,
@@ -126,7 +130,7 @@ impl<'l, L: Learner> Trainer<'l, L> {
             ema,
             schedule,
             reducer: None,
-            amp: config.run.amp,
+            autocast,
             accumulate,
             iters_per_epoch,
             position: Position::default(),
@@ -149,7 +153,7 @@ impl<'l, L: Learner> Trainer<'l, L> {
     }
 
     /// One optimiser step: for each of `train.accumulate` micro-batches, the losses (under
-    /// autocast with AMP), their sum scaled by 1/accumulate and by the loss scale, and the
+    /// autocast with `train.amp`), their sum scaled by 1/accumulate and by the loss scale, and the
     /// backward pass (gradients averaged over ranks on the last micro-batch only, as DDP's
     /// `no_sync`); then the scheduled learning rate, unscaling, the SGD step, the scale update
     /// and the EMA update.
@@ -166,7 +170,7 @@ impl<'l, L: Learner> Trainer<'l, L> {
                 micro_batch: iter * self.accumulate + k,
             };
             let learner = &mut *self.learner;
-            let losses = tch::autocast(self.amp, || learner.losses(&input, &step));
+            let losses = self.autocast.run(|| learner.losses(&input, &step));
             let total = sum_losses(&losses);
             let backward = if self.accumulate > 1 {
                 &total * scale
@@ -211,7 +215,12 @@ impl<'l, L: Learner> Trainer<'l, L> {
         self.accumulate
     }
 
-    /// The loss scale, under AMP.
+    /// Whether steps scale the loss (fp16): a non-finite step is then skipped, not fatal.
+    pub fn scales_loss(&self) -> bool {
+        self.scaler.is_some()
+    }
+
+    /// The loss scale, under fp16.
     pub fn loss_scale(&self) -> Option<f64> {
         self.scaler.as_ref().map(|s| s.scale_value())
     }
@@ -276,9 +285,9 @@ impl<L: Task> Trainer<'_, L> {
     /// Evaluates on the task's validation data, with the EMA's weights swapped in when kept
     /// (the live weights are put back afterwards).
     pub fn evaluate(&mut self) -> anyhow::Result<Metrics> {
-        let amp = self.amp;
+        let autocast = self.autocast;
         let Some(ema) = &self.ema else {
-            return self.learner.evaluate(amp);
+            return self.learner.evaluate(autocast);
         };
         let live: NamedTensors = {
             let _guard = tch::no_grad_guard();
@@ -290,7 +299,7 @@ impl<L: Task> Trainer<'_, L> {
                 .collect()
         };
         copy_into(self.learner.var_store(), ema.tensors());
-        let result = self.learner.evaluate(amp);
+        let result = self.learner.evaluate(autocast);
         copy_into(self.learner.var_store(), &live);
         result
     }

@@ -10,6 +10,7 @@ use datasets::classify::{
 };
 use datasets::loader::{Loader, LoaderConfig};
 use datasets::spec::DatasetSpec;
+use engine::amp::Autocast;
 use engine::device::parse_device;
 use engine::limits;
 use std::path::PathBuf;
@@ -95,7 +96,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         &Normalizer::new(&classifier.transform.normalization, device),
         device,
         false,
-        false,
+        Autocast::OFF,
     )?;
     if args.json {
         println!("{}", serde_json::to_string(&m)?);

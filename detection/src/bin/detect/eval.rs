@@ -241,6 +241,7 @@ mod model_eval {
     use detection::metrics::{comp4, ground_truth, report, ImageDetections};
     use detection::model::load::Detector;
     use detection::transform::ImageTransform;
+    use engine::amp::Autocast;
     use engine::device::parse_device;
     use engine::outputs;
     use std::path::Path;
@@ -315,25 +316,31 @@ mod model_eval {
         let transform = ImageTransform::new(&detector.transform, device);
         let mut kept: Vec<(String, u64, ImageDetections)> = Vec::new();
         let start = Instant::now();
-        let images = detect_split(&detector.model, &transform, &loader, false, |found| {
-            let coco_id = match &loader.dataset().source {
-                DetectionSource::Coco(d) => d.image_id(found.index),
-                DetectionSource::Voc(_) => 0,
-            };
-            if let Some(voc) = voc.as_mut() {
-                let image = voc
-                    .image_index(&found.id)
-                    .ok_or_else(|| anyhow::anyhow!("image {} is not in the split", found.id))?;
-                voc.add_image_detections(image, &found.detections)?;
-            }
-            if let Some(coco) = coco.as_mut() {
-                coco.add_detections(coco_id, &found.detections)?;
-            }
-            if args.write_detections.is_some() {
-                kept.push((found.id, coco_id, found.detections));
-            }
-            Ok(())
-        })?;
+        let images = detect_split(
+            &detector.model,
+            &transform,
+            &loader,
+            Autocast::OFF,
+            |found| {
+                let coco_id = match &loader.dataset().source {
+                    DetectionSource::Coco(d) => d.image_id(found.index),
+                    DetectionSource::Voc(_) => 0,
+                };
+                if let Some(voc) = voc.as_mut() {
+                    let image = voc
+                        .image_index(&found.id)
+                        .ok_or_else(|| anyhow::anyhow!("image {} is not in the split", found.id))?;
+                    voc.add_image_detections(image, &found.detections)?;
+                }
+                if let Some(coco) = coco.as_mut() {
+                    coco.add_detections(coco_id, &found.detections)?;
+                }
+                if args.write_detections.is_some() {
+                    kept.push((found.id, coco_id, found.detections));
+                }
+                Ok(())
+            },
+        )?;
         let seconds = start.elapsed().as_secs_f64();
         if let Some(dir) = &args.write_detections {
             match (&coco, metric) {

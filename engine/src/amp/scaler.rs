@@ -13,8 +13,8 @@
 //! which libtorch 2.11 implements for CPU and CUDA), so a training step never waits for the
 //! GPU to tell the host whether it overflowed.
 
-use super::optim::cpu_copy;
 use crate::checkpoint::NamedTensors;
+use crate::optim::cpu_copy;
 use tch::{Device, Kind, Tensor};
 
 const SCALE: &str = "loss_scaler.scale";

@@ -1,0 +1,59 @@
+// Autocast for any device type and lower-precision type: what `torch.autocast(device_type,
+// dtype)` does on entry and exit. tch binds only the CUDA switch (`at::autocast::set_enabled`,
+// with CUDA's default type, fp16), so bf16 on the CPU (ATen's AutocastCPU kernels) and bf16
+// on CUDA go through here. The op lists themselves are ATen's: an op the lists name is cast
+// by the dispatcher exactly as under PyTorch's autocast.
+//
+// Errors follow build-support/c_abi.h.
+
+#include <ATen/autocast_mode.h>
+
+#include "c_abi.h"
+
+using tricks_abi::guarded;
+
+extern "C" {
+
+// What `enter` replaced, for `exit` to put back.
+struct tricks_autocast_prior {
+  bool enabled;
+  int8_t dtype;
+  bool cache_enabled;
+};
+
+// torch.autocast.__enter__: turn autocast on for `device_type` (c10::DeviceType) with
+// `dtype` (c10::ScalarType), one nesting level deeper, casts of leaf tensors (the weights)
+// cached until the outermost exit.
+char* tricks_autocast_enter(int8_t device_type, int8_t dtype, tricks_autocast_prior* prior) {
+  return guarded([&] {
+    auto device = static_cast<c10::DeviceType>(device_type);
+    auto type = static_cast<c10::ScalarType>(dtype);
+    TORCH_CHECK(at::autocast::is_autocast_available(device), "autocast: no autocast for ",
+                c10::DeviceTypeName(device));
+    TORCH_CHECK(type == at::kBFloat16 || type == at::kHalf,
+                "autocast: the lower precision must be bfloat16 or float16, not ", type);
+    prior->enabled = at::autocast::is_autocast_enabled(device);
+    prior->dtype = static_cast<int8_t>(at::autocast::get_autocast_dtype(device));
+    prior->cache_enabled = at::autocast::is_autocast_cache_enabled();
+    at::autocast::set_autocast_enabled(device, true);
+    at::autocast::set_autocast_dtype(device, type);
+    at::autocast::increment_nesting();
+    at::autocast::set_autocast_cache_enabled(true);
+  });
+}
+
+// torch.autocast.__exit__: the cast cache is dropped when the outermost level exits (so the
+// next step casts the updated weights), then the prior state is restored.
+char* tricks_autocast_exit(int8_t device_type, const tricks_autocast_prior* prior) {
+  return guarded([&] {
+    auto device = static_cast<c10::DeviceType>(device_type);
+    if (at::autocast::decrement_nesting() == 0) {
+      at::autocast::clear_cache();
+    }
+    at::autocast::set_autocast_enabled(device, prior->enabled);
+    at::autocast::set_autocast_dtype(device, static_cast<c10::ScalarType>(prior->dtype));
+    at::autocast::set_autocast_cache_enabled(prior->cache_enabled);
+  });
+}
+
+}  // extern "C"

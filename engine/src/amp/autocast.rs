@@ -1,0 +1,163 @@
+//! An autocast region, as `with torch.autocast(device_type, dtype):` opens one, through the
+//! C++ shim in csrc/autocast.cpp (tch binds only CUDA's fp16 switch). Inside it ATen's
+//! dispatcher casts the ops its autocast lists name (convolutions and matrix products to the
+//! lower type, losses and reductions that need range to fp32), so a model computes what the
+//! same model computes under PyTorch's autocast.
+
+use super::Precision;
+use crate::c_abi::take_message;
+use std::ffi::c_char;
+use tch::Device;
+
+/// What `tricks_autocast_enter` replaced.
+#[repr(C)]
+#[derive(Default)]
+struct Prior {
+    enabled: bool,
+    dtype: i8,
+    cache_enabled: bool,
+}
+
+extern "C" {
+    fn tricks_autocast_enter(device_type: i8, dtype: i8, prior: *mut Prior) -> *mut c_char;
+    fn tricks_autocast_exit(device_type: i8, prior: *const Prior) -> *mut c_char;
+}
+
+// c10::DeviceType and c10::ScalarType, as ATen numbers them.
+const DEVICE_CPU: i8 = 0;
+const DEVICE_CUDA: i8 = 1;
+const SCALAR_HALF: i8 = 5;
+const SCALAR_BFLOAT16: i8 = 15;
+
+/// Where and in what type forward passes run: [`Autocast::run`] wraps one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Autocast {
+    precision: Precision,
+    device: Device,
+}
+
+impl Autocast {
+    /// Forward passes in fp32: `run` calls its closure as it is.
+    pub const OFF: Autocast = Autocast {
+        precision: Precision::Fp32,
+        device: Device::Cpu,
+    };
+
+    /// Autocast to `precision` on `device`, as asked: fp16 on the CPU is ATen's CPU float16
+    /// autocast (a training run has settled its precision before, see [`Precision::on`]).
+    pub fn new(precision: Precision, device: Device) -> Self {
+        Autocast { precision, device }
+    }
+
+    /// The precision forward passes run in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// `f()` inside the autocast region (nested regions restore the outer one's state on
+    /// exit; the cast weights are dropped when the outermost exits, as PyTorch's are).
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        let dtype = match self.precision {
+            Precision::Fp32 => return f(),
+            Precision::Fp16 => SCALAR_HALF,
+            Precision::Bf16 => SCALAR_BFLOAT16,
+        };
+        let device_type = match self.device {
+            Device::Cpu => DEVICE_CPU,
+            Device::Cuda(_) => DEVICE_CUDA,
+            // Autocast is only offered on the devices a run accepts (parse_device).
+            other => panic!("autocast: no autocast on {other:?}"),
+        };
+        let _region = Region::enter(device_type, dtype);
+        f()
+    }
+}
+
+/// An entered region, left when dropped (on a panic too, so a failed forward pass does not
+/// leave the thread casting).
+struct Region {
+    device_type: i8,
+    prior: Prior,
+}
+
+impl Region {
+    fn enter(device_type: i8, dtype: i8) -> Region {
+        let mut prior = Prior::default();
+        // SAFETY: `prior` is a live, writable Prior; exceptions come back as messages.
+        take_message(unsafe { tricks_autocast_enter(device_type, dtype, &mut prior) })
+            .unwrap_or_else(|e| panic!("{e}"));
+        Region { device_type, prior }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: `prior` is what the matching enter wrote.
+        let left = take_message(unsafe { tricks_autocast_exit(self.device_type, &self.prior) });
+        if let Err(e) = left {
+            if !std::thread::panicking() {
+                panic!("{e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Kind, Tensor};
+
+    fn conv_output_kind(autocast: Autocast) -> Kind {
+        let x = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let w = Tensor::randn([4, 3, 3, 3], (Kind::Float, Device::Cpu));
+        autocast.run(|| x.conv2d(&w, None::<Tensor>, [1], [1], [1], 1).kind())
+    }
+
+    #[test]
+    fn bf16_casts_convolutions_and_keeps_losses_in_fp32() {
+        let bf16 = Autocast::new(Precision::Bf16, Device::Cpu);
+        assert_eq!(conv_output_kind(bf16), Kind::BFloat16);
+        assert_eq!(conv_output_kind(Autocast::OFF), Kind::Float);
+        let logits = Tensor::randn([4, 10], (Kind::Float, Device::Cpu));
+        let w = Tensor::randn([10, 10], (Kind::Float, Device::Cpu));
+        let labels = Tensor::from_slice(&[1i64, 2, 3, 4]);
+        let (y, loss) = bf16.run(|| {
+            let y = logits.linear(&w, None::<Tensor>);
+            let loss =
+                y.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
+            (y, loss)
+        });
+        assert_eq!(y.kind(), Kind::BFloat16);
+        assert_eq!(
+            loss.kind(),
+            Kind::Float,
+            "ATen's CPU list keeps cross-entropy in fp32"
+        );
+    }
+
+    #[test]
+    fn leaving_a_region_restores_the_outer_state() {
+        let bf16 = Autocast::new(Precision::Bf16, Device::Cpu);
+        let (inner, after_inner) = bf16.run(|| {
+            let inner = bf16.run(|| conv_output_kind(Autocast::OFF));
+            (inner, conv_output_kind(Autocast::OFF))
+        });
+        assert_eq!(inner, Kind::BFloat16);
+        assert_eq!(after_inner, Kind::BFloat16, "the outer region is still on");
+        assert_eq!(conv_output_kind(Autocast::OFF), Kind::Float);
+    }
+
+    #[test]
+    fn a_panic_inside_leaves_the_region() {
+        let bf16 = Autocast::new(Precision::Bf16, Device::Cpu);
+        let caught = std::panic::catch_unwind(|| bf16.run(|| panic!("forward failed")));
+        assert!(caught.is_err());
+        assert_eq!(conv_output_kind(Autocast::OFF), Kind::Float);
+    }
+
+    #[test]
+    fn fp16_casts_to_float16() {
+        let fp16 = Autocast::new(Precision::Fp16, Device::Cpu);
+        assert_eq!(conv_output_kind(fp16), Kind::Half);
+    }
+}
