@@ -17,6 +17,8 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.ops import FrozenBatchNorm2d
 
+from precision import add_amp_argument, autocast, check, grad_scaler, report
+
 
 def arguments(description, size, batch):
     """The flags both detector peers take (bench/detect_c4_torchvision.py imports this)."""
@@ -24,7 +26,7 @@ def arguments(description, size, batch):
     p.add_argument("--num-classes", type=int, default=20)
     p.add_argument("--batch", type=int, default=batch)
     p.add_argument("--size", default=size)
-    p.add_argument("--amp", action="store_true")
+    add_amp_argument(p)
     p.add_argument("--channels-last", action="store_true",
                    help="weights in channels-last memory format (as detect bench --channels-last)")
     p.add_argument("--device", default="cpu")
@@ -41,6 +43,7 @@ def bench(a, design, build):
         torch.set_num_threads(a.threads)
     short, long = (int(v) for v in a.size.split("/"))
     device = torch.device(a.device)
+    check(a.amp, device)
     torch.manual_seed(0)
     model = build(a.num_classes, short, long).to(device)
     if a.channels_last:
@@ -59,10 +62,10 @@ def bench(a, design, build):
     targets = [{"boxes": boxes, "labels": labels} for _ in range(a.batch)]
     params = [q for q in model.parameters() if q.requires_grad]
     sgd = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=1e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=a.amp)
+    scaler = grad_scaler(a.amp)
 
     def train_step():
-        with torch.autocast(device.type, enabled=a.amp):
+        with autocast(a.amp, device):
             losses = model(images, targets)
         loss = sum(losses.values())
         sgd.zero_grad()
@@ -72,7 +75,7 @@ def bench(a, design, build):
         return loss
 
     def infer():
-        with torch.no_grad(), torch.autocast(device.type, enabled=a.amp):
+        with torch.no_grad(), autocast(a.amp, device):
             out = model(images)
         return sum(o["scores"].sum() for o in out)
 
@@ -99,7 +102,7 @@ def bench(a, design, build):
                 "arch": "resnet50",
                 "batch": a.batch,
                 "size": a.size,
-                "amp": a.amp,
+                "amp": report(a.amp),
                 "channels_last": a.channels_last,
                 "device": str(device),
                 "threads": torch.get_num_threads(),

@@ -12,6 +12,8 @@ import time
 import torch
 from torchvision.models.segmentation import fcn_resnet50, fcn_resnet101
 
+from precision import add_amp_argument, autocast, check, grad_scaler, report
+
 
 def timed(warmup, iters, f):
     for _ in range(warmup):
@@ -31,7 +33,7 @@ def main():
     p.add_argument("--crop", type=int, default=480)
     p.add_argument("--num-classes", type=int, default=150)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--amp", action="store_true")
+    add_amp_argument(p)
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
@@ -40,6 +42,7 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
+    check(a.amp, device)
     torch.backends.cudnn.benchmark = True
     build = fcn_resnet50 if a.arch == "resnet50" else fcn_resnet101
     model = build(weights=None, weights_backbone=None, num_classes=a.num_classes, aux_loss=True).to(device)
@@ -49,11 +52,11 @@ def main():
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(a.num_classes, (a.batch, a.crop, a.crop), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=a.amp)
+    scaler = grad_scaler(a.amp)
     ce = torch.nn.CrossEntropyLoss(ignore_index=255)
 
     def train_step():
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=a.amp):
+        with autocast(a.amp, device):
             out = model(x)
             loss = ce(out["out"].float(), y) + 0.5 * ce(out["aux"].float(), y)
         opt.zero_grad(set_to_none=True)
@@ -70,13 +73,13 @@ def main():
     model.aux_classifier = None
 
     def infer():
-        with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.float16, enabled=a.amp):
+        with torch.no_grad(), autocast(a.amp, device):
             return model(x)["out"]
 
     infer_secs = timed(a.warmup, a.iters, infer)
     images = a.iters * a.batch
     print(json.dumps({"peer": "torchvision", "arch": a.arch, "batch": a.batch, "crop": a.crop,
-                      "num_classes": a.num_classes, "amp": a.amp, "channels_last": a.channels_last,
+                      "num_classes": a.num_classes, "amp": report(a.amp), "channels_last": a.channels_last,
                       "device": a.device, "threads": torch.get_num_threads(),
                       "train_images_per_s": images / train_secs, "infer_images_per_s": images / infer_secs}))
 

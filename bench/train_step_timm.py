@@ -11,6 +11,8 @@ import time
 import timm
 import torch
 
+from precision import add_amp_argument, autocast, check, grad_scaler, report
+
 
 def main():
     p = argparse.ArgumentParser()
@@ -19,7 +21,7 @@ def main():
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--amp", action="store_true")
+    add_amp_argument(p)
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)
@@ -28,6 +30,7 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
+    check(a.amp, device)
     torch.backends.cudnn.benchmark = True
     model = timm.create_model(a.arch, pretrained=False, num_classes=a.num_classes).to(device).train()
     x = torch.randn(a.batch, 3, a.input_size, a.input_size, device=device)
@@ -36,10 +39,10 @@ def main():
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(a.num_classes, (a.batch,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=a.amp)
+    scaler = grad_scaler(a.amp)
 
     def step():
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=a.amp):
+        with autocast(a.amp, device):
             loss = torch.nn.functional.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -56,7 +59,7 @@ def main():
     last.item()
     secs = time.perf_counter() - start
     print(json.dumps({"peer": "pytorch-eager", "arch": a.arch, "batch": a.batch, "input_size": a.input_size,
-                      "amp": a.amp, "channels_last": a.channels_last, "device": a.device,
+                      "amp": report(a.amp), "channels_last": a.channels_last, "device": a.device,
                       "threads": torch.get_num_threads(), "images_per_s": a.iters * a.batch / secs,
                       "step_ms": secs * 1000 / a.iters}))
 

@@ -9,12 +9,14 @@
 #
 # Parts, in the order they run (default: all):
 #   fcn        `segment bench` beside torchvision's fcn_resnet50, A B A B, ratio per pair:
-#              crop 480 batch 8 in fp32 and with fp16 autocast, crop 128 batch 16
+#              crop 480 batch 8 and crop 128 batch 16, each in fp32, fp16 and bf16 autocast
 #   fcn-mini   the FCN mini recipe end to end on the GPU with fp16 autocast: scenes, the
 #              fashion-quick backbone, `segment finetune`, `segment eval` (single- and
-#              multi-scale), `segment predict`; each stage's wall time
-#   detect     `detect bench` (FPN 800/1333, batch 2) beside torchvision's fasterrcnn_resnet50_fpn
-#   backbone   `backbone bench` (ResNet-50-D, batch 64 at 224) beside timm, fp32 and fp16
+#              multi-scale), `segment predict`; each stage's wall time. MINI_AMP=bf16 runs the
+#              backbone and the fine-tuning in bf16 instead (the accuracy beside fp16's)
+#   detect     `detect bench` (FPN 800/1333, batch 2) beside torchvision's fasterrcnn_resnet50_fpn,
+#              fp32 and bf16
+#   backbone   `backbone bench` (ResNet-50-D, batch 64 at 224) beside timm, fp32, fp16, bf16
 #
 # Each part stops at its share of --budget (a part not started in time is skipped and says
 # so), logs to DIR/<part>.log, and the summary goes to DIR/summary.txt.
@@ -64,21 +66,23 @@ for part in "${parts[@]}"; do
   log=$out/$part.log
   case "$part" in
     fcn)
-      for c in "480 8 3 10 2" "480 8 3 10 2 --amp" "128 16 3 20 1" "128 16 3 20 1 --amp"; do
+      for c in "480 8 3 10 2" "480 8 3 10 2 --amp fp16" "480 8 3 10 2 --amp bf16" \
+               "128 16 3 20 1" "128 16 3 20 1 --amp fp16" "128 16 3 20 1 --amp bf16"; do
         set -- $c
-        a="--batch $2 --crop $1 --device $device --warmup $3 --iters $4 ${6:-}"
-        pairs "fcn $1 b$2 ${6:-fp32}" 150 "$5" train_images_per_s,infer_images_per_s \
+        a="--batch $2 --crop $1 --device $device --warmup $3 --iters $4 ${6:-} ${7:-}"
+        pairs "fcn $1 b$2 ${7:-fp32}" 100 "$5" train_images_per_s,infer_images_per_s \
           "segment bench $a --json" "$py $root/bench/fcn_torchvision.py $a"
       done ;;
     fcn-mini)
       w=$out/mini
       mkdir -p "$w"
-      amp=true; [ "$device" = cpu ] && amp=false
+      amp=${MINI_AMP:-fp16}; [ "$device" = cpu ] && amp=${MINI_AMP:-false}
       run "synth" 60 datasets synth --out "$w/scenes96" --fashion-mnist "$fm" --size 96 \
         --train 4000 --val 300 --test 300 &&
       run "fashion-quick (backbone train)" 120 backbone train \
         --config "$root/configs/backbone/fashion-quick.toml" --data "fashion-mnist:$fm" \
-        --out "$w/fashion-quick" --device $device --set data.workers=6 ${QUICK_SETS:-} &&
+        --out "$w/fashion-quick" --device $device --set data.workers=6 \
+        ${MINI_AMP:+--set train.amp=$MINI_AMP} ${QUICK_SETS:-} &&
       run "FCN mini recipe (segment finetune, amp $amp)" 200 segment finetune \
         --backbone "$w/fashion-quick/best.safetensors" \
         --config "$root/configs/segmentation/fashion-scenes-fcn.toml" \
@@ -95,13 +99,15 @@ for part in "${parts[@]}"; do
       grep -h '"mIoU"' "$log" | tail -2 | sed 's/^/  /' | tee -a "$summary"
       tail -n 3 "$w/fcn/metrics.jsonl" 2>/dev/null | sed 's/^/  /' | tee -a "$summary" ;;
     detect)
-      d="--batch 2 --size 800/1333 --device $device --warmup 3 --iters 10"
-      pairs "detect fpn 800/1333 b2 fp32" 150 1 train_images_per_s,inference_images_per_s \
-        "detect bench --design fpn --arch resnet50 $d --json" "$py $root/bench/detect_torchvision.py $d" ;;
+      for amp in "" "--amp bf16"; do
+        d="--batch 2 --size 800/1333 --device $device --warmup 3 --iters 10 $amp"
+        pairs "detect fpn 800/1333 b2 ${amp:-fp32}" 100 1 train_images_per_s,inference_images_per_s \
+          "detect bench --design fpn --arch resnet50 $d --json" "$py $root/bench/detect_torchvision.py $d"
+      done ;;
     backbone)
-      for amp in "" "--amp"; do
+      for amp in "" "--amp fp16" "--amp bf16"; do
         b="--arch resnet50d --batch 64 --input-size 224 --device $device --warmup 5 --iters 20 --channels-last $amp"
-        pairs "backbone resnet50d b64 ${amp:-fp32}" 90 1 images_per_s \
+        pairs "backbone resnet50d b64 ${amp:-fp32}" 70 1 images_per_s \
           "backbone bench $b --json" "$py $root/bench/train_step_timm.py $b"
       done ;;
   esac

@@ -43,7 +43,9 @@ options
   --device cpu|cuda   where every stage runs. Precision: a backbone recipe's own (paper: fp16
                       for the efficient rows; Fashion profiles: fp16 on cuda for every row but
                       b-standard); detection and segmentation fine-tune every row in fp32, as
-                      GluonCV did. On cpu, recipes that ask for fp16 run in fp32 (said once).
+                      GluonCV did. On cpu, recipes that ask for fp16 run in fp32 (said once;
+                      the commands alone would run them in bf16, slower than fp32 on CPUs
+                      without bf16 units, and not the precision of the recorded CPU tables).
   --nproc N           data-parallel ranks per training stage (one machine)
   --out DIR           where everything goes (default runs/tables-PROFILE, or
                       runs/tables-PROFILE-dry-run with --dry-run)
@@ -208,13 +210,15 @@ recipe_value() {  # CONFIG SECTION KEY DEFAULT [OVERRIDES...]
 # Precision. A backbone runs as its recipe says (the Fashion profiles' recipes leave it to the
 # script: fp16 on CUDA for every row but b-standard, the paper's efficient setting). Detection
 # and segmentation fine-tune every row in fp32, as GluonCV did for Tables 8 and 9. fp16 is
-# CUDA-only, so on a CPU a recipe that asks for it runs in fp32 (said once, below).
+# CUDA's, so on a CPU a recipe that asks for it runs in fp32 (said once, below), not in the bf16
+# `train.amp` would substitute.
+asks_fp16() { case "$1" in true|fp16|'"fp16"') return 0 ;; *) return 1 ;; esac; }
 backbone_precision_sets() {  # ROW CONFIG OVERRIDES...
   local row=$1 config=$2 amp; shift 2
   case "$device" in
     cuda*) [ "$profile" = paper ] || [ "$row" = b-standard ] || echo "--set train.amp=true" ;;
     *) amp=$(recipe_value "$config" train amp false "$@")
-       [ "$amp" != true ] || echo "--set train.amp=false" ;;
+       ! asks_fp16 "$amp" || echo "--set train.amp=false" ;;
   esac
 }
 fine_tuning_precision_sets=(--set train.amp=false)
@@ -356,12 +360,12 @@ case "$device" in
   *) fp32=""
      for r in $teachers $rows; do
        c=$(backbone_config "$r")
-       [ "$(recipe_value "$c" train amp false)" != true ] || [[ " $fp32 " == *" $c "* ]] || fp32+=" $c"
+       ! asks_fp16 "$(recipe_value "$c" train amp false)" || [[ " $fp32 " == *" $c "* ]] || fp32+=" $c"
      done
      if [ -n "$fp32" ]; then
-       notes+=(--note "On this CPU the backbone recipes that ask for fp16 ran in fp32 (fp16 is CUDA-only):${fp32// /, }.")
+       notes+=(--note "On this CPU the backbone recipes that ask for fp16 ran in fp32 (fp16 is CUDA's):${fp32// /, }.")
        notes[1]=${notes[1]/:, /: }
-       echo "transfer_tables: fp16 is CUDA-only; on $device these recipes run in fp32:$fp32"
+       echo "transfer_tables: fp16 is CUDA's; on $device these recipes run in fp32:$fp32"
      fi ;;
 esac
 [ "$dry_run" = 0 ] || echo "transfer_tables: dry run: $dry_steps optimiser steps per training stage, evaluations on a few images; out: $out"
