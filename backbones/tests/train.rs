@@ -236,6 +236,37 @@ fn resuming_gives_the_weights_of_an_uninterrupted_run() {
     );
 }
 
+/// A paper recipe asks for fp16 (`train.amp = true`); on the CPU it trains in bf16, says so
+/// once, records what ran, and resumes.
+#[test]
+fn fp16_asked_on_the_cpu_trains_in_bf16_says_so_once_and_resumes() {
+    let f = fixture("amp = true");
+    let out = f.dir.join("run");
+    let o = out.to_str().unwrap();
+    let first = e2e::run(
+        e2e::bin!("backbone"),
+        &train_args(&f, o, &["--max-iters", "2", "--json"]),
+    );
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("asks for float16 autocast").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("computes in bf16"), "{stderr}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("amp = \"bf16\""), "{config}");
+    let summary = json(&run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, o, &["--resume", "--json"]),
+    ));
+    assert_eq!(summary["iters"], 6);
+    for (name, values) in float_tensors(&out.join("last.safetensors")) {
+        assert!(values.iter().all(|v| v.is_finite()), "{name}");
+    }
+}
+
 #[test]
 fn resume_with_another_config_is_refused() {
     let f = fixture("");

@@ -7,6 +7,7 @@
 // Errors follow build-support/c_abi.h.
 
 #include <ATen/autocast_mode.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include "c_abi.h"
 
@@ -53,6 +54,18 @@ char* tricks_autocast_exit(int8_t device_type, const tricks_autocast_prior* prio
     at::autocast::set_autocast_enabled(device, prior->enabled);
     at::autocast::set_autocast_dtype(device, static_cast<c10::ScalarType>(prior->dtype));
     at::autocast::set_autocast_cache_enabled(prior->cache_enabled);
+  });
+}
+
+// Whether oneDNN has bf16 kernels for this CPU (AVX-512 or AMX): what
+// `torch.ops.mkldnn._is_mkldnn_bf16_supported()` answers. Without them bf16 convolutions and
+// matrix products fall back to ATen's generic kernels, many times slower than fp32.
+char* tricks_cpu_bf16_is_fast(bool* out) {
+  return guarded([&] {
+    *out = c10::Dispatcher::singleton()
+               .findSchemaOrThrow("mkldnn::_is_mkldnn_bf16_supported", "")
+               .typed<bool()>()
+               .call();
   });
 }
 

@@ -417,6 +417,9 @@ impl BenchArgs {
                 "--amp {amp}: float16 autocast is CUDA's; on the CPU time --amp bf16"
             )));
         }
+        if let Some(note) = amp.slow_cpu_note(device) {
+            eprintln!("{note}");
+        }
         set_up(
             &mut RunSection {
                 threads: self.threads.unwrap_or(0) as usize,

@@ -21,6 +21,17 @@ struct Prior {
 extern "C" {
     fn tricks_autocast_enter(device_type: i8, dtype: i8, prior: *mut Prior) -> *mut c_char;
     fn tricks_autocast_exit(device_type: i8, prior: *const Prior) -> *mut c_char;
+    fn tricks_cpu_bf16_is_fast(out: *mut bool) -> *mut c_char;
+}
+
+/// Whether oneDNN has bf16 kernels for this CPU (AVX-512 or AMX), as
+/// `torch.ops.mkldnn._is_mkldnn_bf16_supported()` says; `None` if libtorch cannot tell (built
+/// without oneDNN).
+pub fn cpu_bf16_is_fast() -> Option<bool> {
+    let mut fast = false;
+    // SAFETY: `fast` is a live, writable bool; exceptions come back as messages.
+    take_message(unsafe { tricks_cpu_bf16_is_fast(&mut fast) }).ok()?;
+    Some(fast)
 }
 
 // c10::DeviceType and c10::ScalarType, as ATen numbers them.
@@ -153,6 +164,17 @@ mod tests {
         let caught = std::panic::catch_unwind(|| bf16.run(|| panic!("forward failed")));
         assert!(caught.is_err());
         assert_eq!(conv_output_kind(Autocast::OFF), Kind::Float);
+    }
+
+    /// libtorch answers, and says no where the CPU has neither AVX-512 nor AMX.
+    #[test]
+    fn knows_whether_the_cpu_has_bf16_kernels() {
+        let fast = cpu_bf16_is_fast().expect("the wheel's libtorch is built with oneDNN");
+        if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
+            if cfg!(target_arch = "x86_64") && !info.contains("avx512") && !info.contains("amx") {
+                assert!(!fast);
+            }
+        }
     }
 
     #[test]

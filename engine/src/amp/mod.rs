@@ -20,7 +20,7 @@
 mod autocast;
 mod scaler;
 
-pub use autocast::Autocast;
+pub use autocast::{cpu_bf16_is_fast, Autocast};
 pub use scaler::LossScaler;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
@@ -73,6 +73,16 @@ impl Precision {
                 "train.amp = \"{self}\" asks for float16 autocast, which is CUDA's: on the CPU this run computes in {runs} instead (no loss scaling); --set train.amp=false runs it in fp32"
             )
         })
+    }
+
+    /// The line a run or bench computing in bf16 on a CPU without bf16 kernels prints
+    /// (once), else `None`: it still computes what it should, many times slower than fp32.
+    pub fn slow_cpu_note(self, device: Device) -> Option<String> {
+        (self == Precision::Bf16 && device == Device::Cpu && cpu_bf16_is_fast() == Some(false))
+            .then(|| {
+                "bf16 on this CPU: oneDNN has no bf16 kernels for it (they need AVX-512 or AMX), so convolutions and matrix products fall back to generic ones, about 10x slower than fp32 (a ResNet training step on a 2-core AVX2 EPYC); --set train.amp=false (a bench: no --amp) runs in fp32"
+                    .to_string()
+            })
     }
 
     pub fn name(self) -> &'static str {

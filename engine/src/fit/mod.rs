@@ -66,8 +66,9 @@ pub fn set_up(run: &mut RunSection, device: Device) {
     if threads > 0 {
         tch::set_num_threads(threads as i32);
     }
-    let notes = [note, run.amp.substitution_note(device)];
+    let substituted = run.amp.substitution_note(device);
     run.amp = run.amp.on(device);
+    let notes = [note, substituted, run.amp.slow_cpu_note(device)];
     for note in notes.into_iter().flatten() {
         if data_parallel::is_main_rank() {
             eprintln!("{note}");
