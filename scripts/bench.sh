@@ -66,6 +66,33 @@ for crop in ${BENCH_FCN_CROPS:-128 480}; do
     --a "$bin/segment bench $fcn --json" --b "$py bench/fcn_torchvision.py $fcn"
 done
 
+# bfloat16 autocast (train.amp = "bf16", --amp bf16): each bench beside itself in fp32 and
+# beside PyTorch's own CPU bf16 autocast, A B A B, at sizes that keep a pair within minutes on a
+# CPU without bf16 units, where bf16 runs about 10x slower than fp32. Only on request:
+# BENCH_BF16=1 make bench.
+if [ "${BENCH_BF16:-0}" = 1 ]; then
+  step="--arch resnet50d --batch 16 --input-size 64 --device cpu --threads $threads --warmup 1 --iters 3"
+  det="--batch 1 --size 160/240 --device cpu --threads $threads --warmup 1 --iters 2"
+  fcn="--batch 1 --crop 128 --device cpu --threads $threads --warmup 1 --iters 2"
+  echo "== bf16: backbone step ($step), ours bf16 / ours fp32, then ours bf16 / PyTorch bf16"
+  "$py" bench/pairs.py --pairs "$pairs" --fields images_per_s \
+    --a "$bin/backbone bench $step --amp bf16 --json" --b "$bin/backbone bench $step --json"
+  "$py" bench/pairs.py --pairs "$pairs" --fields images_per_s \
+    --a "$bin/backbone bench $step --amp bf16 --json" --b "$py bench/train_step_timm.py $step --amp bf16"
+  echo "== bf16: Faster R-CNN FPN ($det)"
+  "$py" bench/pairs.py --pairs "$pairs" --fields train_images_per_s,inference_images_per_s \
+    --a "$bin/detect bench --design fpn --arch resnet50 $det --amp bf16 --json" \
+    --b "$bin/detect bench --design fpn --arch resnet50 $det --json"
+  "$py" bench/pairs.py --pairs "$pairs" --fields train_images_per_s,inference_images_per_s \
+    --a "$bin/detect bench --design fpn --arch resnet50 $det --amp bf16 --json" \
+    --b "$py bench/detect_torchvision.py $det --amp bf16"
+  echo "== bf16: FCN-ResNet-50 ($fcn)"
+  "$py" bench/pairs.py --pairs "$pairs" --fields train_images_per_s,infer_images_per_s \
+    --a "$bin/segment bench $fcn --amp bf16 --json" --b "$bin/segment bench $fcn --json"
+  "$py" bench/pairs.py --pairs "$pairs" --fields train_images_per_s,infer_images_per_s \
+    --a "$bin/segment bench $fcn --amp bf16 --json" --b "$py bench/fcn_torchvision.py $fcn --amp bf16"
+fi
+
 # The whole fashion-quick job (train with an evaluation per epoch, then `backbone eval` of the
 # best checkpoint) beside the same recipe as a plain PyTorch script. About 15 minutes a pair on
 # 2 cores, so only on request: BENCH_JOB=1 make bench (BENCH_JOB_PAIRS=N for more pairs).

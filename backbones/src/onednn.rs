@@ -12,12 +12,14 @@ use tch::{Device, Kind, Tensor};
 use crate::layers::grad_mode_enabled;
 
 /// Whether a forward pass over `x` can run in the blocked layout: float32 on the CPU, not in
-/// training, gradients off, and a libtorch built with oneDNN.
+/// training, gradients off, no autocast (its casts need strided tensors, and the ops are to
+/// run as ATen's autocast runs them), and a libtorch built with oneDNN.
 pub fn applies(x: &Tensor, train: bool) -> bool {
     !train
         && x.device() == Device::Cpu
         && x.kind() == Kind::Float
         && !grad_mode_enabled()
+        && !engine::amp::cpu_autocast_enabled()
         && tch::utils::has_mkldnn()
 }
 
@@ -53,5 +55,10 @@ mod tests {
             assert!(blocked.is_mkldnn());
             assert_eq!(leave(blocked), x);
         }
+        let bf16 = engine::amp::Autocast::new(engine::amp::Precision::Bf16, Device::Cpu);
+        assert!(
+            !bf16.run(|| enter(&x, false).is_mkldnn()),
+            "autocast stays strided"
+        );
     }
 }

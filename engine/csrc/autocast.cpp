@@ -57,6 +57,13 @@ char* tricks_autocast_exit(int8_t device_type, const tricks_autocast_prior* prio
   });
 }
 
+// Whether an autocast region is open for `device_type` on this thread.
+char* tricks_autocast_is_enabled(int8_t device_type, bool* out) {
+  return guarded([&] {
+    *out = at::autocast::is_autocast_enabled(static_cast<c10::DeviceType>(device_type));
+  });
+}
+
 // Whether oneDNN has bf16 kernels for this CPU (AVX-512 or AMX): what
 // `torch.ops.mkldnn._is_mkldnn_bf16_supported()` answers. Without them bf16 convolutions and
 // matrix products fall back to ATen's generic kernels, many times slower than fp32.

@@ -405,6 +405,46 @@ fn a_resumed_finetune_arrives_at_the_weights_of_an_uninterrupted_one() {
     }
 }
 
+/// `train.amp = "bf16"` on the CPU: training and the in-training evaluation run under bf16
+/// autocast (which the fp32 fast paths of CPU inference, oneDNN's blocked layout and
+/// Winograd, step aside for), and the losses and scores are numbers.
+#[test]
+fn a_bf16_finetune_trains_and_evaluates() {
+    let t = trained();
+    let config = repo_root().join("configs/segmentation/tiny.toml");
+    let out = t.root.join("bf16");
+    run_ok(
+        e2e::bin!("segment"),
+        &[
+            "finetune",
+            "--backbone",
+            s(&t.backbone),
+            "--config",
+            s(&config),
+            "--data",
+            &t.data(),
+            "--out",
+            s(&out),
+            "--set",
+            "data.base_size=48",
+            "--set",
+            "data.crop_size=32",
+            "--set",
+            "schedule.epochs=1",
+            "--set",
+            "train.amp=bf16",
+        ],
+    );
+    for r in records(&out, "train") {
+        assert!(r["loss"].as_f64().unwrap().is_finite(), "{r}");
+    }
+    let val = records(&out, "val").pop().expect("an evaluation");
+    for key in ["pixAcc", "mIoU"] {
+        let v = val[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key}: {val}");
+    }
+}
+
 #[test]
 fn segment_import_writes_a_checkpoint_with_the_given_classes() {
     let tmp = tempfile::tempdir().unwrap();

@@ -22,6 +22,18 @@ extern "C" {
     fn tricks_autocast_enter(device_type: i8, dtype: i8, prior: *mut Prior) -> *mut c_char;
     fn tricks_autocast_exit(device_type: i8, prior: *const Prior) -> *mut c_char;
     fn tricks_cpu_bf16_is_fast(out: *mut bool) -> *mut c_char;
+    fn tricks_autocast_is_enabled(device_type: i8, out: *mut bool) -> *mut c_char;
+}
+
+/// Whether this thread is inside a CPU autocast region: the fp32-only fast paths of CPU
+/// inference (oneDNN's blocked layout, Winograd) step aside, so that the ops run as ATen's
+/// autocast casts them.
+pub fn cpu_autocast_enabled() -> bool {
+    let mut enabled = false;
+    // SAFETY: `enabled` is a live, writable bool; exceptions come back as messages.
+    take_message(unsafe { tricks_autocast_is_enabled(DEVICE_CPU, &mut enabled) })
+        .map(|()| enabled)
+        .unwrap_or(false)
 }
 
 /// Whether oneDNN has bf16 kernels for this CPU (AVX-512 or AMX), as
@@ -144,6 +156,15 @@ mod tests {
             Kind::Float,
             "ATen's CPU list keeps cross-entropy in fp32"
         );
+    }
+
+    #[test]
+    fn says_whether_a_cpu_region_is_open() {
+        assert!(!cpu_autocast_enabled());
+        let bf16 = Autocast::new(Precision::Bf16, Device::Cpu);
+        assert!(bf16.run(cpu_autocast_enabled));
+        assert!(!Autocast::OFF.run(cpu_autocast_enabled));
+        assert!(!cpu_autocast_enabled());
     }
 
     #[test]
