@@ -73,7 +73,7 @@ done
 if [ "${BENCH_BF16:-0}" = 1 ]; then
   step="--arch resnet50d --batch 16 --input-size 64 --device cpu --threads $threads --warmup 1 --iters 3"
   det="--batch 1 --size 160/240 --device cpu --threads $threads --warmup 1 --iters 2"
-  fcn="--batch 1 --crop 128 --device cpu --threads $threads --warmup 1 --iters 2"
+  fcn="--batch 1 --crop 96 --device cpu --threads $threads --warmup 1 --iters 2"
   echo "== bf16: backbone step ($step), ours bf16 / ours fp32, then ours bf16 / PyTorch bf16"
   "$py" bench/pairs.py --pairs "$pairs" --fields images_per_s \
     --a "$bin/backbone bench $step --amp bf16 --json" --b "$bin/backbone bench $step --json"
