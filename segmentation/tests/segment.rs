@@ -30,6 +30,36 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `segment finetune` of `backbone` with configs/segmentation/tiny.toml on 48 px scenes, 32 px
+/// crops, into `out`, then `more`.
+fn finetune_args(backbone: &Path, data: &str, out: &Path, more: &[&str]) -> Vec<String> {
+    let config = repo_root().join("configs/segmentation/tiny.toml");
+    let mut args: Vec<String> = [
+        "finetune",
+        "--backbone",
+        s(backbone),
+        "--config",
+        s(&config),
+        "--data",
+        data,
+        "--out",
+        s(out),
+        "--set",
+        "data.base_size=48",
+        "--set",
+        "data.crop_size=32",
+    ]
+    .iter()
+    .map(|v| v.to_string())
+    .collect();
+    args.extend(more.iter().map(|v| v.to_string()));
+    args
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn trained() -> &'static Trained {
     static TRAINED: OnceLock<Trained> = OnceLock::new();
     TRAINED.get_or_init(|| {
@@ -46,28 +76,13 @@ fn trained() -> &'static Trained {
             root,
             backbone,
         };
-        let config = repo_root().join("configs/segmentation/tiny.toml");
-        run_ok(
-            e2e::bin!("segment"),
-            &[
-                "finetune",
-                "--backbone",
-                s(&t.backbone),
-                "--config",
-                s(&config),
-                "--data",
-                &t.data(),
-                "--out",
-                s(&t.run),
-                "--set",
-                "data.base_size=48",
-                "--set",
-                "data.crop_size=32",
-                "--set",
-                "schedule.epochs=3",
-                "--json",
-            ],
+        let args = finetune_args(
+            &t.backbone,
+            &t.data(),
+            &t.run,
+            &["--set", "schedule.epochs=3", "--json"],
         );
+        run_ok(e2e::bin!("segment"), &strs(&args));
         t
     })
 }
@@ -351,39 +366,16 @@ fn a_backbone_that_is_not_a_classifier_is_refused() {
 #[test]
 fn a_resumed_finetune_arrives_at_the_weights_of_an_uninterrupted_one() {
     let t = trained();
-    let config = repo_root().join("configs/segmentation/tiny.toml");
     let out = t.root.join("resumed");
-    let args = |more: &[&'static str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "finetune",
-            "--backbone",
-            s(&t.backbone),
-            "--config",
-            s(&config),
-            "--data",
-            &t.data(),
-            "--out",
-            s(&out),
-            "--set",
-            "data.base_size=48",
-            "--set",
-            "data.crop_size=32",
-            "--set",
-            "schedule.epochs=3",
-        ]
-        .iter()
-        .map(|v| v.to_string())
-        .collect();
-        a.extend(more.iter().map(|v| v.to_string()));
-        a
-    };
-    let run = |a: Vec<String>| {
-        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-        run_ok(e2e::bin!("segment"), &refs);
+    let run = |more: &[&str]| {
+        let mut with_epochs = vec!["--set", "schedule.epochs=3"];
+        with_epochs.extend_from_slice(more);
+        let args = finetune_args(&t.backbone, &t.data(), &out, &with_epochs);
+        run_ok(e2e::bin!("segment"), &strs(&args));
     };
     // Stopped mid-epoch (4 steps an epoch), then continued to the end.
-    run(args(&["--max-iters", "5"]));
-    run(args(&["--resume"]));
+    run(&["--max-iters", "5"]);
+    run(&["--resume"]);
     let tensors = |p: PathBuf| {
         let bytes = std::fs::read(p).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -411,30 +403,14 @@ fn a_resumed_finetune_arrives_at_the_weights_of_an_uninterrupted_one() {
 #[test]
 fn a_bf16_finetune_trains_and_evaluates() {
     let t = trained();
-    let config = repo_root().join("configs/segmentation/tiny.toml");
     let out = t.root.join("bf16");
-    run_ok(
-        e2e::bin!("segment"),
-        &[
-            "finetune",
-            "--backbone",
-            s(&t.backbone),
-            "--config",
-            s(&config),
-            "--data",
-            &t.data(),
-            "--out",
-            s(&out),
-            "--set",
-            "data.base_size=48",
-            "--set",
-            "data.crop_size=32",
-            "--set",
-            "schedule.epochs=1",
-            "--set",
-            "train.amp=bf16",
-        ],
+    let args = finetune_args(
+        &t.backbone,
+        &t.data(),
+        &out,
+        &["--set", "schedule.epochs=1", "--set", "train.amp=bf16"],
     );
+    run_ok(e2e::bin!("segment"), &strs(&args));
     for r in records(&out, "train") {
         assert!(r["loss"].as_f64().unwrap().is_finite(), "{r}");
     }
@@ -725,26 +701,8 @@ fn a_split_without_labelled_pixels_is_refused_by_eval_and_finetune() {
     assert!(err.contains("no labelled pixel"), "{err}");
     // Fine-tuning on it is refused before a step is taken, so no "best" comes of a 0 mIoU.
     let out = t.root.join("unlabelled-run");
-    let config = repo_root().join("configs/segmentation/tiny.toml");
-    let err = run_err(
-        e2e::bin!("segment"),
-        &[
-            "finetune",
-            "--backbone",
-            s(&t.backbone),
-            "--config",
-            s(&config),
-            "--data",
-            &data,
-            "--out",
-            s(&out),
-            "--set",
-            "data.base_size=48",
-            "--set",
-            "data.crop_size=32",
-        ],
-        2,
-    );
+    let args = finetune_args(&t.backbone, &data, &out, &[]);
+    let err = run_err(e2e::bin!("segment"), &strs(&args), 2);
     assert!(
         err.contains(&format!("{data}, split \"val\": no labelled pixel")),
         "{err}"
