@@ -138,8 +138,9 @@ impl RunRequest {
         }
     }
 
-    /// The recipe, read with its overrides and checked, and its dataset spec (`kinds` names the kinds the command takes, for the error when none is
-    /// given).
+    /// The recipe, read with its overrides and checked, and its dataset spec (`kinds` names
+    /// the kinds the command takes, for the error when none is given). The precision it runs
+    /// in is settled later, by [`set_up`].
     pub fn recipe<R: Recipe>(&self, kinds: &str) -> anyhow::Result<(R, String)> {
         let recipe: R = config_file::load(&self.config, &self.sets)
             .map_err(|e| TrainInputError(e.to_string()))?;
