@@ -80,7 +80,7 @@ impl Precision {
     pub fn slow_cpu_note(self, device: Device) -> Option<String> {
         (self == Precision::Bf16 && device == Device::Cpu && cpu_bf16_is_fast() == Some(false))
             .then(|| {
-                "bf16 on this CPU: oneDNN has no bf16 kernels for it (they need AVX-512 or AMX), so convolutions and matrix products fall back to generic ones, about 10x slower than fp32 (a ResNet training step on a 2-core AVX2 EPYC); --set train.amp=false (a bench: no --amp) runs in fp32"
+                "bf16 on this CPU: oneDNN has no bf16 kernels for it (they need AVX-512 or AMX), so convolutions and matrix products fall back to generic ones, 10 to 40 times slower than fp32 (ResNet and Faster R-CNN training steps on a 2-core AVX2 EPYC); --set train.amp=false (a bench: no --amp) runs in fp32"
                     .to_string()
             })
     }
