@@ -116,6 +116,10 @@ pub struct FinetuneArgs {
     pub backbone: PathBuf,
     #[command(flatten)]
     pub run: RunArgs,
+    /// The validation data, KIND:PATH, when it is not the training data's other split (a
+    /// COCO file names one split: coco:val.json[:IMAGES]); overrides data.val_spec.
+    #[arg(long = "val-data", value_name = "SPEC")]
+    pub val_data: Option<String>,
 }
 
 /// What such a command asks of its task's library.
@@ -127,9 +131,16 @@ pub struct FinetuneRequest {
 
 impl FinetuneArgs {
     pub fn request(&self) -> anyhow::Result<FinetuneRequest> {
+        let mut run = self.run.request()?;
+        if let Some(spec) = &self.val_data {
+            run.sets.push(format!(
+                "data.val_spec={}",
+                engine::config_file::toml_string(spec)
+            ));
+        }
         Ok(FinetuneRequest {
             backbone: self.backbone.clone(),
-            run: self.run.request()?,
+            run,
         })
     }
 }

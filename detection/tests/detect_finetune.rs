@@ -298,3 +298,60 @@ fn a_validation_split_with_nothing_to_measure_is_refused_before_training() {
     );
     assert!(!out.join("metrics.jsonl").exists());
 }
+
+/// COCO data as labelling tools export it: one file per split. Training on `train.json`
+/// validates on the file `--val-data` names, logs COCO's AP there (what `detect eval` scores
+/// COCO data with), and that value is what `detect eval` gives the checkpoint. Without
+/// `--val-data`, the run is refused: it would pick `best` on the training images.
+#[test]
+fn coco_training_validates_on_the_file_val_data_names_and_logs_what_detect_eval_gives() {
+    let f = fixture(1);
+    let coco = f.root.join("scenes/coco");
+    let split = |name: &str| {
+        format!(
+            "coco:{}:{}",
+            coco.join(format!("annotations/instances_{name}.json"))
+                .display(),
+            coco.join(format!("images/{name}")).display()
+        )
+    };
+    let (train, test) = (split("train"), split("test"));
+    let out = f.root.join("coco-run");
+    let o = out.to_str().unwrap();
+    let mut args = finetune_args(&f, o, &["--val-data", &test]);
+    args[6] = &train;
+    run_ok(e2e::bin!("detect"), &args);
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("val_spec = "), "{config}");
+    let logged = records(&out);
+    let val = logged.iter().rev().find(|r| r["split"] == "val").unwrap();
+    let map = val["map"].as_f64().unwrap();
+    assert!(val["ap50"].as_f64().unwrap() >= map, "{val}");
+    let evaluated = json(&run_ok(
+        e2e::bin!("detect"),
+        &[
+            "eval",
+            "--ckpt",
+            out.join("last.safetensors").to_str().unwrap(),
+            "--data",
+            &test,
+            "--json",
+        ],
+    ));
+    assert_eq!(evaluated["metric"], "coco");
+    assert!(
+        (evaluated["map"].as_f64().unwrap() - map).abs() < 1e-6,
+        "detect eval gives {} where training logged {map}",
+        evaluated["map"]
+    );
+
+    let refused = f.root.join("refused");
+    let mut args = finetune_args(&f, refused.to_str().unwrap(), &[]);
+    args[6] = &train;
+    let stderr = run_err(e2e::bin!("detect"), &args, 2);
+    assert!(
+        stderr.contains("instances_train.json") && stderr.contains("--val-data"),
+        "{stderr}"
+    );
+    assert!(!refused.exists());
+}

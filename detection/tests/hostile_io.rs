@@ -271,9 +271,14 @@ fn a_refused_run_leaves_nothing_behind() {
         orphans.display(),
         scenes_coco.join("images/train").display()
     );
+    let val = format!(
+        "data.val_spec=\"coco:{}:{}\"",
+        scenes_coco.join("annotations/instances_val.json").display(),
+        scenes_coco.join("images/val").display()
+    );
     let err = refused(
         detect(),
-        &finetune(&coco, "train.seed=1")
+        &finetune(&coco, &val)
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),

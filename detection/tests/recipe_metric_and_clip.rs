@@ -2,7 +2,7 @@
 //! `detect finetune` reads it (the file plus `--set` overrides, then `validate`).
 
 use detection::metrics::voc::VocMetric;
-use detection::train::config::FinetuneConfig;
+use detection::train::config::{FinetuneConfig, ValMetric};
 use engine::command::Recipe;
 use engine::config_file::load;
 use std::path::Path;
@@ -21,14 +21,17 @@ fn voc_c4(sets: &[&str]) -> Result<FinetuneConfig, String> {
 #[test]
 fn the_paper_recipe_scores_as_gluoncv_and_clips_at_five() {
     let config = voc_c4(&[]).unwrap();
-    assert_eq!(config.voc_metric(), Ok(VocMetric::Voc07Gluoncv));
+    assert_eq!(
+        config.val_metric(),
+        Ok(ValMetric::Voc(VocMetric::Voc07Gluoncv))
+    );
     assert_eq!(config.optim.clip_value, Some(5.0));
     assert_eq!(config.engine().optim.sgd().clip_value, Some(5.0));
     let devkit = voc_c4(&["eval.metric=voc07"]).unwrap();
-    assert_eq!(devkit.voc_metric(), Ok(VocMetric::Voc07));
+    assert_eq!(devkit.val_metric(), Ok(ValMetric::Voc(VocMetric::Voc07)));
     assert_eq!(
-        voc_c4(&["eval.metric=voc12"]).unwrap().voc_metric(),
-        Ok(VocMetric::Voc12)
+        voc_c4(&["eval.metric=voc12"]).unwrap().val_metric(),
+        Ok(ValMetric::Voc(VocMetric::Voc12))
     );
 }
 
@@ -37,21 +40,43 @@ fn an_unknown_metric_names_the_key_and_the_metrics_there_are() {
     let err = voc_c4(&["eval.metric=voc2007"]).unwrap_err();
     assert_eq!(
         err,
-        "eval.metric must be one of voc07, voc07-gluoncv, voc12, not \"voc2007\""
+        "eval.metric must be one of voc07, voc07-gluoncv, voc12, coco, not \"voc2007\""
     );
 }
 
-/// `coco` used to be accepted and then scored as VOC07; it is refused, with the way to get
-/// COCO's AP.
+/// `coco` scores COCO validation data only (it used to be accepted and then scored as
+/// VOC07 on any data); unset, the metric follows the validation data as `detect eval`'s
+/// default does.
 #[test]
-fn coco_is_refused_in_a_recipe() {
+fn coco_scores_coco_validation_data_only_and_is_its_default() {
     let err = voc_c4(&["eval.metric=coco"]).unwrap_err();
     assert!(
-        err.starts_with("eval.metric = \"coco\" is not available while training"),
+        err.starts_with("eval.metric = \"coco\" needs COCO validation data"),
         "{err}"
     );
-    assert!(err.contains("voc07, voc07-gluoncv, voc12"), "{err}");
-    assert!(err.contains("detect eval --metric coco"), "{err}");
+    assert!(err.contains("--val-data"), "{err}");
+    let coco = |sets: &[&str]| {
+        let mut all = vec![
+            "data.spec=\"coco:train.json\"",
+            "data.val_spec=\"coco:val.json\"",
+        ];
+        all.extend_from_slice(sets);
+        voc_c4(&all).unwrap()
+    };
+    assert_eq!(
+        coco(&["eval.metric=coco"]).val_metric(),
+        Ok(ValMetric::Coco)
+    );
+    let mut unset = coco(&[]);
+    unset.eval.metric = None;
+    assert_eq!(unset.val_metric(), Ok(ValMetric::Coco));
+    assert_eq!(
+        coco(&["eval.metric=voc12"]).val_metric(),
+        Ok(ValMetric::Voc(VocMetric::Voc12))
+    );
+    let mut voc = voc_c4(&[]).unwrap();
+    voc.eval.metric = None;
+    assert_eq!(voc.val_metric(), Ok(ValMetric::Voc(VocMetric::Voc07)));
 }
 
 #[test]

@@ -71,7 +71,7 @@ impl RunArgs {
         let device = parse_device(&self.device).map_err(BadInput)?;
         let mut sets = self.sets.clone();
         if let Some(data) = &self.data {
-            sets.push(format!("data.spec=\"{data}\""));
+            sets.push(format!("data.spec={}", config_file::toml_string(data)));
         }
         Ok(RunRequest {
             config: self.config.clone(),

@@ -29,6 +29,12 @@ fn parse_override(set: &str) -> Result<(Vec<String>, toml::Value), ConfigError> 
     Ok((path, parsed))
 }
 
+/// `text` as a TOML string value, quoted and escaped, for an override a flag makes
+/// (`--data` → `data.spec=...`): a path holding quotes, backslashes or `=` stays one string.
+pub fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
 fn apply_override(
     table: &mut toml::Table,
     path: &[String],
@@ -235,6 +241,17 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
         f
+    }
+
+    /// A path a flag passes through an override arrives as the user typed it, quotes and
+    /// backslashes included.
+    #[test]
+    fn a_flag_value_survives_as_one_string() {
+        let f = write("arch = \"resnet50\"\n[optim]\nlr = 0.1\n");
+        let odd = r#"coco:my "data"\a=b.json"#;
+        let sets = [format!("arch={}", toml_string(odd))];
+        let c: Config = load(f.path(), &sets).unwrap();
+        assert_eq!(c.arch, odd);
     }
 
     #[test]

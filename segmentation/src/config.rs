@@ -69,6 +69,10 @@ pub struct DataSection {
     /// `ade20k:ROOT` (or `voc:ROOT`); `--data` overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
+    /// Where the validation split comes from when not from `spec` (another copy or subset of
+    /// the dataset); `--val-data` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_spec: Option<String>,
     /// Crops per iteration (GluonCV: 16).
     pub batch_size: usize,
     pub workers: usize,
@@ -108,6 +112,7 @@ impl Default for DataSection {
         let t = SegmentationTrainTransform::ADE20K;
         DataSection {
             spec: None,
+            val_spec: None,
             batch_size: 16,
             workers,
             prefetch: 2 * workers.max(1),

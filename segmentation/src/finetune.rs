@@ -23,6 +23,8 @@ pub fn open_loaders(
     config: &FinetuneConfig,
     spec: &str,
 ) -> anyhow::Result<(SegmentationLoader, SegmentationLoader, Vec<String>)> {
+    let val_spec_text = config.data.val_spec.as_deref().unwrap_or(spec);
+    let val_spec = DatasetSpec::parse(val_spec_text).map_err(|e| TrainInputError(e.to_string()))?;
     let spec = DatasetSpec::parse(spec).map_err(|e| TrainInputError(e.to_string()))?;
     let d = &config.data;
     let loader_config = |batch_size, shuffle, drop_last| LoaderConfig {
@@ -54,7 +56,14 @@ pub fn open_loaders(
         },
         loader_config(d.batch_size, true, true),
     )?;
-    let mut val_source = SegmentationSource::open(&spec, "val")?;
+    let mut val_source = SegmentationSource::open(&val_spec, "val")?;
+    if val_source.classes() != classes {
+        bail!(TrainInputError(format!(
+            "{val_spec_text} names {} classes where the training data names {}: validation needs the same classes",
+            val_source.classes().len(),
+            classes.len()
+        )));
+    }
     if let Some(n) = d.max_val_samples {
         val_source.truncate(n);
     }
@@ -88,7 +97,7 @@ pub fn load_config(
 ) -> anyhow::Result<FinetuneConfig> {
     let mut sets = sets.to_vec();
     if let Some(data) = data {
-        sets.push(format!("data.spec=\"{data}\""));
+        sets.push(format!("data.spec={}", config_file::toml_string(data)));
     }
     let config: FinetuneConfig =
         config_file::load(path, &sets).map_err(|e| TrainInputError(e.to_string()))?;

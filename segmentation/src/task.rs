@@ -210,7 +210,9 @@ impl Segmentation {
 
 /// How errors name a run's validation data.
 pub fn validation_split(config: &FinetuneConfig) -> String {
-    let data = config.data.spec.as_deref().unwrap_or("the data");
+    let data = (config.data.val_spec.as_deref())
+        .or(config.data.spec.as_deref())
+        .unwrap_or("the data");
     format!("{data}, split \"val\"")
 }
 

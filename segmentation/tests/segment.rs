@@ -712,6 +712,46 @@ fn a_split_without_labelled_pixels_is_refused_by_eval_and_finetune() {
     assert!(!log.contains("\"train\""), "{log}");
 }
 
+/// `--val-data` names where validation images come from: a copy whose validation masks are
+/// unlabelled is refused as validation data (naming that copy), and trains when another
+/// copy validates it.
+#[test]
+fn val_data_names_the_validation_split_the_run_scores() {
+    let t = trained();
+    let (unlabelled, _) = scenes_with_mask(t, "val-data", image::GrayImage::new(48, 48));
+    let root = PathBuf::from(unlabelled.strip_prefix("ade20k:").unwrap());
+    for e in std::fs::read_dir(root.join("annotations/validation")).unwrap() {
+        image::GrayImage::new(48, 48)
+            .save(e.unwrap().path())
+            .unwrap();
+    }
+    let out = t.root.join("val-data-refused");
+    let args = finetune_args(&t.backbone, &t.data(), &out, &["--val-data", &unlabelled]);
+    let err = run_err(e2e::bin!("segment"), &strs(&args), 2);
+    assert!(
+        err.contains(&format!("{unlabelled}, split \"val\": no labelled pixel")),
+        "{err}"
+    );
+    let out = t.root.join("val-data-run");
+    let quick = [
+        "--val-data",
+        &t.data(),
+        "--set",
+        "schedule.epochs=1",
+        "--set",
+        "data.max_train_samples=4",
+    ];
+    let args = finetune_args(&t.backbone, &unlabelled, &out, &quick);
+    run_ok(e2e::bin!("segment"), &strs(&args));
+    let val = records(&out, "val").pop().expect("an evaluation");
+    assert!(val["mIoU"].as_f64().unwrap() > 0.0, "{val}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains(&format!("val_spec = \"{}\"", t.data())),
+        "{config}"
+    );
+}
+
 #[test]
 fn weights_that_overflow_to_nan_are_refused_naming_the_checkpoint() {
     let t = trained();

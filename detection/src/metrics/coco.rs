@@ -112,6 +112,8 @@ pub struct CocoEvaluator {
     ground_truth: COCO,
     category_ids: Vec<u64>,
     results: Vec<Annotation>,
+    /// The images scored, when not every image of the file (pycocotools' `params.imgIds`).
+    images: Option<Vec<u64>>,
 }
 
 impl CocoEvaluator {
@@ -135,6 +137,7 @@ impl CocoEvaluator {
             ground_truth: dataset.into_coco(),
             category_ids,
             results: Vec::new(),
+            images: None,
         })
     }
 
@@ -261,6 +264,12 @@ impl CocoEvaluator {
         Ok(())
     }
 
+    /// Scores these images only, as pycocotools does with `params.imgIds` set: the ground
+    /// truth of the file's other images is not counted as missed.
+    pub fn only_images(&mut self, image_ids: Vec<u64>) {
+        self.images = Some(image_ids);
+    }
+
     /// pycocotools' bbox evaluation of everything added (handed to hotcoco, not copied).
     pub fn evaluate(self) -> Result<CocoReport, CocoEvalError> {
         let evaluation = |e: hotcoco::error::Error| CocoEvalError::Evaluation(e.to_string());
@@ -269,6 +278,9 @@ impl CocoEvaluator {
             .load_res_anns(self.results)
             .map_err(evaluation)?;
         let mut eval = COCOeval::new(self.ground_truth.clone(), detections, IouType::Bbox);
+        if let Some(images) = self.images {
+            eval.params.img_ids = images;
+        }
         eval.evaluate().map_err(evaluation)?;
         eval.accumulate();
         // summarize_lines computes the stats without printing (summarize() prints to stdout,

@@ -4,6 +4,7 @@
 
 use crate::metrics::voc::VocMetric;
 use crate::model::config::Design;
+use datasets::spec::DatasetSpec;
 use engine::command::{Recipe, RecipeSections};
 pub use engine::config::{OptimSection, RunSection, ScheduleSection};
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,10 @@ pub struct DataSection {
     /// voc:ROOT (a VOCdevkit: every VOC20xx folder in it that has the split; roots joined by +) or coco:ANNOTATIONS.json[:IMAGES].
     #[serde(default)]
     pub spec: Option<String>,
+    /// Where validation images come from, when not from `spec`'s `val_split`: a COCO file
+    /// is one split, so COCO training data needs its validation file here (`--val-data`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_spec: Option<String>,
     /// VOC image-set names (coco: the annotation file is the split).
     #[serde(default = "default_train_split")]
     pub train_split: String,
@@ -141,11 +146,12 @@ pub struct RoiSection {
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
     /// "voc07" (11-point, as the VOC devkit computes it), "voc07-gluoncv" (11-point, as
-    /// GluonCV's VOC07MApMetric computes it: the paper's Table 8) or "voc12" (area). COCO
-    /// data is scored by these too (crowd regions as difficult boxes); "coco" is refused:
-    /// COCO's AP of a checkpoint is `detect eval --metric coco`.
-    #[serde(default = "default_metric")]
-    pub metric: String,
+    /// GluonCV's VOC07MApMetric computes it: the paper's Table 8), "voc12" (area) or "coco"
+    /// (AP at IoU 0.5:0.95 as pycocotools computes it; COCO validation data only). Unset:
+    /// what `detect eval` scores the validation data with, voc07 for VOC and coco for COCO.
+    /// VOC metrics score COCO data too, crowd regions counting as difficult boxes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
     #[serde(default = "default_iou")]
     pub iou: f64,
 }
@@ -153,15 +159,12 @@ pub struct EvalSection {
 impl Default for EvalSection {
     fn default() -> Self {
         EvalSection {
-            metric: default_metric(),
+            metric: None,
             iou: default_iou(),
         }
     }
 }
 
-fn default_metric() -> String {
-    "voc07".into()
-}
 fn default_iou() -> f64 {
     0.5
 }
@@ -309,22 +312,44 @@ impl FinetuneConfig {
                 "data.max_train_samples and data.max_val_samples must be at least 1".into(),
             );
         }
-        self.voc_metric().map(|_| ())
+        self.val_metric().map(|_| ())
     }
 
-    /// The VOC metric `eval.metric` names, or an error naming the key and the metrics there
-    /// are.
-    pub fn voc_metric(&self) -> Result<VocMetric, String> {
-        match (self.eval.metric.as_str(), VocMetric::from_name(&self.eval.metric)) {
-            (_, Some(metric)) => Ok(metric),
-            ("coco", None) => Err(format!(
-                "eval.metric = \"coco\" is not available while training (the run's evaluation scores VOC AP, COCO crowd regions as difficult boxes): use one of {}, and score a checkpoint's COCO AP with `detect eval --metric coco`",
+    /// The dataset validation reads: `data.val_spec`, else `data.spec` (its `val_split`).
+    pub fn val_dataset(&self) -> Option<&str> {
+        self.data.val_spec.as_deref().or(self.data.spec.as_deref())
+    }
+
+    /// What validation scores with: `eval.metric`, or when unset what `detect eval` scores
+    /// the validation data with (coco for COCO data, voc07 otherwise); an error names the key
+    /// and the metrics there are.
+    pub fn val_metric(&self) -> Result<ValMetric, String> {
+        let coco_data = matches!(
+            self.val_dataset().map(DatasetSpec::parse),
+            Some(Ok(DatasetSpec::Coco { .. }))
+        );
+        match (self.eval.metric.as_deref(), coco_data) {
+            (None, true) | (Some("coco"), true) => Ok(ValMetric::Coco),
+            (None, false) => Ok(ValMetric::Voc(VocMetric::Voc07)),
+            (Some("coco"), false) => Err(format!(
+                "eval.metric = \"coco\" needs COCO validation data (data.val_spec or --val-data coco:VAL.json[:IMAGES]); VOC data is scored with {}",
                 VocMetric::names()
             )),
-            (other, None) => Err(format!(
-                "eval.metric must be one of {}, not \"{other}\"",
-                VocMetric::names()
-            )),
+            (Some(name), _) => VocMetric::from_name(name).map(ValMetric::Voc).ok_or_else(|| {
+                format!(
+                    "eval.metric must be one of {}, coco, not \"{name}\"",
+                    VocMetric::names()
+                )
+            }),
         }
     }
+}
+
+/// The score validation logs as `map` (and picks best.safetensors by).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValMetric {
+    /// VOC AP at `eval.iou`, by the named rule.
+    Voc(VocMetric),
+    /// COCO's AP at IoU 0.5:0.95 (pycocotools' `stats[0]`), on the validation file's ids.
+    Coco,
 }

@@ -103,6 +103,33 @@ fn open_loader(
     )?)
 }
 
+/// The validation data: `data.val_spec`, else the training spec's `val_split`. A COCO file
+/// is one split, so validating on the training file would measure (and pick best.safetensors
+/// by) the training images: that needs the validation file named.
+fn validation_spec(
+    config: &FinetuneConfig,
+    spec: &DatasetSpec,
+    spec_text: &str,
+) -> anyhow::Result<String> {
+    match (&config.data.val_spec, spec) {
+        (Some(val), _) => Ok(val.clone()),
+        (None, DatasetSpec::Coco { .. }) => Err(TrainInputError(format!(
+            "{spec_text} is one split (a COCO file holds no other): name the validation data with --val-data coco:VAL.json[:IMAGES] (or data.val_spec), so that validation, and best.safetensors, are not measured on the training images"
+        ))
+        .into()),
+        (None, _) => Ok(spec_text.to_string()),
+    }
+}
+
+/// "a, b, c, ... (K)" for messages about class lists.
+fn short_list(classes: &[String]) -> String {
+    let head: Vec<&str> = classes.iter().take(3).map(String::as_str).collect();
+    match classes.len() > 3 {
+        true => format!("{}, ... ({})", head.join(", "), classes.len()),
+        false => format!("{} ({})", head.join(", "), classes.len()),
+    }
+}
+
 /// Everything a run checks before it builds anything, checked: the recipe, the dataset and
 /// its splits, the backbone checkpoint, the detector they make, and the run folder.
 struct Prepared {
@@ -120,13 +147,19 @@ fn prepare(opts: &FinetuneRequest) -> anyhow::Result<Prepared> {
     let spec = DatasetSpec::parse(&spec_text).map_err(|e| TrainInputError(e.to_string()))?;
     let backbone = read_backbone_checkpoint(&opts.backbone)?;
     let device = opts.run.join()?;
+    let val_spec_text = validation_spec(&config, &spec, &spec_text)?;
+    let val_spec =
+        DatasetSpec::parse(&val_spec_text).map_err(|e| TrainInputError(e.to_string()))?;
     let train_loader = open_loader(&config, &spec, &config.data.train_split, true)?;
-    let val_loader = open_loader(&config, &spec, &config.data.val_split, false)?;
+    let val_loader = open_loader(&config, &val_spec, &config.data.val_split, false)?;
     let classes = train_loader.dataset().source.classes().to_vec();
     if val_loader.dataset().source.classes() != classes.as_slice() {
         bail!(TrainInputError(format!(
-            "{spec_text}: the {} and {} splits name different classes",
-            config.data.train_split, config.data.val_split
+            "{spec_text} ({}) and {val_spec_text} ({}) name different classes: {} against {}",
+            config.data.train_split,
+            config.data.val_split,
+            short_list(&classes),
+            short_list(val_loader.dataset().source.classes())
         )));
     }
     // Training learns only from ground truth that evaluation would accept.
@@ -136,7 +169,7 @@ fn prepare(opts: &FinetuneRequest) -> anyhow::Result<Prepared> {
     let val_truth = voc_evaluator(&val_loader.dataset().source)?;
     if !has_positives(&val_truth) {
         bail!(TrainInputError(format!(
-            "{spec_text}: the {} split has no object that is not difficult, so validation has nothing to measure",
+            "{val_spec_text}: the {} split has no object that is not difficult, so validation has nothing to measure",
             config.data.val_split
         )));
     }

@@ -2,15 +2,18 @@
 //! computes the RPN's and the box head's losses (four named losses), and evaluation runs the
 //! model on the validation split and scores it with the VOC devkit's rules (or COCO's).
 
-use super::config::FinetuneConfig;
+use super::config::{FinetuneConfig, ValMetric};
 use super::step::{training_losses, Targeting};
 use super::targets::GroundTruth;
 use crate::evaluate::detect_split;
+use crate::metrics::coco::{CocoEvaluator, CocoReport};
 use crate::metrics::ground_truth::voc_evaluator;
+use crate::metrics::voc::VocMetric;
 use crate::model::{DetectorConfig, FasterRcnn};
 use crate::ops::sampler::splitmix64;
 use crate::transform::{ImageTransform, TransformSpec};
 use backbones::layers::PreparedInference;
+use datasets::detection_data::DetectionSource;
 use datasets::detection_transforms::DetectionBatch;
 use engine::amp::Autocast;
 use engine::checkpoint::{Metadata, TaskKind};
@@ -71,6 +74,46 @@ impl Detection {
 
     pub fn model_config(&self) -> &DetectorConfig {
         &self.model.config
+    }
+
+    /// VOC AP of the validation split by `metric`, and the number of images scored.
+    fn voc_map(&self, metric: VocMetric, autocast: Autocast) -> anyhow::Result<(f64, usize)> {
+        // The split's ground truth, read afresh (a few ms per hundred images, in parallel).
+        let mut evaluator = voc_evaluator(&self.val.dataset().source)?;
+        let images = detect_split(&self.model, &self.transform, &self.val, autocast, |found| {
+            let image = evaluator.image_index(&found.id).ok_or_else(|| {
+                anyhow::anyhow!("image {} is not in the validation split", found.id)
+            })?;
+            Ok(evaluator.add_image_detections(image, &found.detections)?)
+        })?;
+        let report = evaluator.evaluate(metric, self.config.eval.iou);
+        // Refused at set-up; a split whose annotations changed since is refused here.
+        let map = report.map.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the {} split has no object that is not difficult: validation has nothing to measure",
+                self.config.data.val_split
+            )
+        })?;
+        Ok((map, images))
+    }
+
+    /// pycocotools' report on the validation file, as `detect eval --metric coco` makes it;
+    /// with `data.max_val_samples`, on the images scored only.
+    fn coco_report(&self, autocast: Autocast) -> anyhow::Result<(CocoReport, usize)> {
+        let DetectionSource::Coco(data) = &self.val.dataset().source else {
+            anyhow::bail!("eval.metric = \"coco\" needs COCO validation data");
+        };
+        let mut evaluator = CocoEvaluator::open(data.annotations_path())?;
+        let mut scored = Vec::new();
+        let images = detect_split(&self.model, &self.transform, &self.val, autocast, |found| {
+            let id = data.image_id(found.index);
+            scored.push(id);
+            Ok(evaluator.add_detections(id, &found.detections)?)
+        })?;
+        if self.config.data.max_val_samples.is_some() {
+            evaluator.only_images(scored);
+        }
+        Ok((evaluator.evaluate()?, images))
     }
 }
 
@@ -146,27 +189,29 @@ impl Task for Detection {
 
     fn evaluate(&mut self, autocast: Autocast) -> anyhow::Result<Metrics> {
         let _prepared = PreparedInference::new(&self.model);
-        // The split's ground truth, read afresh (a few ms per hundred images, in parallel).
-        let mut evaluator = voc_evaluator(&self.val.dataset().source)?;
-        let images = detect_split(&self.model, &self.transform, &self.val, autocast, |found| {
-            let image = evaluator.image_index(&found.id).ok_or_else(|| {
-                anyhow::anyhow!("image {} is not in the validation split", found.id)
-            })?;
-            Ok(evaluator.add_image_detections(image, &found.detections)?)
-        })?;
-        let metric = self.config.voc_metric().map_err(anyhow::Error::msg)?;
-        let report = evaluator.evaluate(metric, self.config.eval.iou);
-        // Refused at set-up; a split whose annotations changed since is refused here.
-        let map = report.map.ok_or_else(|| {
-            anyhow::anyhow!(
-                "the {} split has no object that is not difficult: validation has nothing to measure",
-                self.config.data.val_split
-            )
-        })?;
-        Ok(Metrics::from([
+        let metric = self.config.val_metric().map_err(anyhow::Error::msg)?;
+        let (map, extra, images) = match metric {
+            ValMetric::Voc(metric) => {
+                let (map, images) = self.voc_map(metric, autocast)?;
+                (map, None, images)
+            }
+            ValMetric::Coco => {
+                let (report, images) = self.coco_report(autocast)?;
+                let ap = |name: &str| report.get(name).filter(|ap| *ap >= 0.0);
+                let map = ap("AP").ok_or_else(|| {
+                    anyhow::anyhow!("the validation images have no object that is not a crowd region: validation has nothing to measure")
+                })?;
+                (map, ap("AP50").map(|ap50| ("ap50", ap50)), images)
+            }
+        };
+        let mut metrics = Metrics::from([
             ("map".to_string(), map),
             ("images".to_string(), images as f64),
-        ]))
+        ]);
+        if let Some((name, value)) = extra {
+            metrics.insert(name.to_string(), value);
+        }
+        Ok(metrics)
     }
 
     fn metadata(&self) -> Metadata {

@@ -101,7 +101,8 @@ pub struct EvalArgs {
     /// The metric (default: voc07 for voc: data, coco for coco: data). voc07 is VOC2007
     /// test's official metric as the devkit computes it, voc07-gluoncv the same metric as
     /// GluonCV's VOC07MApMetric computes it (the paper's numbers), voc12 the devkit's from
-    /// 2010 on (also GluonCV's VOCMApMetric).
+    /// 2010 on (also GluonCV's VOCMApMetric). The VOC metrics score coco: data too (crowd
+    /// regions as difficult boxes), as a run's validation does when its recipe names one.
     #[arg(long, value_enum)]
     metric: Option<MetricArg>,
     /// The IoU a detection needs to find a box (VOC metrics).
@@ -282,8 +283,11 @@ mod model_eval {
             (DatasetSpec::Voc { .. }, None) => Some(VocMetric::Voc07),
             (DatasetSpec::Voc { .. }, Some(m)) if m != MetricArg::Coco => m.voc(),
             (DatasetSpec::Coco { .. }, None | Some(MetricArg::Coco)) => None,
+            // What a run's validation logs when its recipe names a VOC metric for COCO data
+            // (crowd regions count as difficult boxes).
+            (DatasetSpec::Coco { .. }, Some(m)) => m.voc(),
             _ => return Err(BadInput(
-                "voc: data is scored with --metric voc07, voc07-gluoncv or voc12, coco: data with --metric coco"
+                "voc: data is scored with --metric voc07, voc07-gluoncv or voc12 (coco needs coco: data)"
                     .into(),
             )
             .into()),
