@@ -355,3 +355,161 @@ fn coco_training_validates_on_the_file_val_data_names_and_logs_what_detect_eval_
     );
     assert!(!refused.exists());
 }
+
+/// The scenes' COCO split `split` rewritten as labelling tools export it, into
+/// `dir/<split>.json` with the images in `dir/images/` (file names carry the `images/`
+/// prefix, the JSON's folder being the image root): category ids neither contiguous nor from
+/// 1, no `supercategory`, keys COCO does not define on every record, some annotations with no
+/// `area`, no `iscrowd`, a polygon instead of RLE, and one crowd region (RLE) per image.
+/// Returns the spec and the category ids by name.
+fn exported_like(coco: &Path, split: &str, dir: &Path) -> (String, Vec<(String, u64)>) {
+    let source = coco.join(format!("annotations/instances_{split}.json"));
+    let mut gt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(source).unwrap()).unwrap();
+    let id_of = |old: u64| old * 7 + 3;
+    let mut ids = Vec::new();
+    for c in gt["categories"].as_array_mut().unwrap() {
+        let new = id_of(c["id"].as_u64().unwrap());
+        ids.push((c["name"].as_str().unwrap().to_string(), new));
+        *c = serde_json::json!({"id": new, "name": c["name"], "color": "#ff0000"});
+    }
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let mut crowd = Vec::new();
+    for image in gt["images"].as_array_mut().unwrap() {
+        let name = image["file_name"].as_str().unwrap().to_string();
+        std::fs::copy(
+            coco.join("images").join(split).join(&name),
+            dir.join("images").join(&name),
+        )
+        .unwrap();
+        image["file_name"] = format!("images/{name}").into();
+        let (h, w) = (
+            image["height"].as_u64().unwrap(),
+            image["width"].as_u64().unwrap(),
+        );
+        image["date_captured"] = "2026-12-06".into();
+        image["extra"] = serde_json::json!({"user_tags": ["shapes"]});
+        crowd.push(serde_json::json!({
+            "id": 100_000 + image["id"].as_u64().unwrap(),
+            "image_id": image["id"],
+            "category_id": ids[0].1,
+            "bbox": [0, 0, 4, 4],
+            "area": 16,
+            "iscrowd": 1,
+            "segmentation": {"counts": square_rle(h, w), "size": [h, w]},
+        }));
+    }
+    for (i, ann) in gt["annotations"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        let object = ann.as_object_mut().unwrap();
+        let category = object["category_id"].as_u64().unwrap();
+        object.insert("category_id".into(), id_of(category).into());
+        object.insert("attributes".into(), serde_json::json!({"occluded": false}));
+        if i % 2 == 0 {
+            object.remove("area");
+            object.remove("iscrowd");
+        }
+        if i % 3 == 0 {
+            let b: Vec<f64> = object["bbox"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let (x1, y1, x2, y2) = (b[0], b[1], b[0] + b[2], b[1] + b[3]);
+            object.insert(
+                "segmentation".into(),
+                serde_json::json!([[x1, y1, x2, y1, x2, y2, x1, y2]]),
+            );
+        }
+    }
+    gt["annotations"].as_array_mut().unwrap().extend(crowd);
+    let path = dir.join(format!("{split}.json"));
+    std::fs::write(&path, gt.to_string()).unwrap();
+    (format!("coco:{}", path.display()), ids)
+}
+
+/// An uncompressed RLE (column-major run lengths, starting with a run of 0s) of a 4x4
+/// square in the top left corner of an `h` x `w` image.
+fn square_rle(h: u64, w: u64) -> Vec<u64> {
+    let mut counts = vec![0, 4];
+    for _ in 0..3 {
+        counts.extend([h - 4, 4]);
+    }
+    counts.push(h * w - counts.iter().sum::<u64>());
+    counts
+}
+
+/// A COCO export is read end to end: training and validation on the exported files, the
+/// original category ids in `detect eval`'s results file, `detect predict` naming the
+/// categories, and `datasets check` finding nothing wrong.
+#[test]
+fn a_coco_export_with_its_own_ids_and_extra_keys_trains_and_evaluates() {
+    let f = fixture(1);
+    let coco = f.root.join("scenes/coco");
+    let export = f.root.join("export");
+    let (train, ids) = exported_like(&coco, "train", &export);
+    let (val, _) = exported_like(&coco, "test", &export);
+    run_ok(&e2e::workspace_bin("datasets"), &["check", &train]);
+    let out = f.root.join("export-run");
+    let mut args = finetune_args(&f, out.to_str().unwrap(), &["--val-data", &val]);
+    args[6] = &train;
+    run_ok(e2e::bin!("detect"), &args);
+    let ckpt = out.join("last.safetensors");
+    let results = f.root.join("export-results");
+    let evaluated = json(&run_ok(
+        e2e::bin!("detect"),
+        &[
+            "eval",
+            "--ckpt",
+            ckpt.to_str().unwrap(),
+            "--data",
+            &val,
+            "--write-detections",
+            results.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let logged = records(&out);
+    let logged = logged.iter().rev().find(|r| r["split"] == "val").unwrap();
+    assert!((evaluated["map"].as_f64().unwrap() - logged["map"].as_f64().unwrap()).abs() < 1e-6);
+    let written: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(results.join("detections.json")).unwrap())
+            .unwrap();
+    assert!(!written.is_empty());
+    let known: Vec<u64> = ids.iter().map(|(_, id)| *id).collect();
+    for d in &written {
+        let id = d["category_id"].as_u64().unwrap();
+        assert!(
+            known.contains(&id),
+            "category id {id} is not one of {known:?}"
+        );
+    }
+    let image = export.join("images").join(
+        std::fs::read_dir(export.join("images"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name(),
+    );
+    let predicted = json(&run_ok(
+        e2e::bin!("detect"),
+        &[
+            "predict",
+            "--ckpt",
+            ckpt.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let names: Vec<&str> = ids.iter().map(|(n, _)| n.as_str()).collect();
+    for d in predicted["detections"].as_array().unwrap() {
+        assert!(names.contains(&d["label"].as_str().unwrap()), "{d}");
+    }
+}

@@ -117,7 +117,9 @@ impl Detection {
     }
 }
 
-/// Boxes `[G, 4]` and labels `[G]` of one image, difficult ones left out unless asked.
+/// Boxes `[G, 4]` and labels `[G]` of one image, difficult ones left out unless asked. COCO
+/// crowd regions are always left out: a box around many objects is no object to learn
+/// (torchvision's and detectron2's COCO training drop them too).
 fn ground_truth(
     batch: &DetectionBatch,
     i: usize,
@@ -125,7 +127,7 @@ fn ground_truth(
     device: Device,
 ) -> GroundTruth {
     let keep: Vec<usize> = (0..batch.boxes[i].len())
-        .filter(|&j| keep_difficult || !batch.difficult[i][j])
+        .filter(|&j| !batch.crowd[i][j] && (keep_difficult || !batch.difficult[i][j]))
         .collect();
     let boxes: Vec<f32> = keep.iter().flat_map(|&j| batch.boxes[i][j]).collect();
     let labels: Vec<i64> = keep.iter().map(|&j| batch.labels[i][j]).collect();
@@ -272,6 +274,18 @@ mod tests {
         let fpn = recipe("voc-fpn.toml");
         let truth = ground_truth(&batch, 0, fpn.data.train_difficult, Device::Cpu);
         assert_eq!(Vec::<i64>::try_from(&truth.labels).unwrap(), [1]);
+    }
+
+    /// A crowd region is never a training box, even where difficult boxes are.
+    #[test]
+    fn crowd_regions_are_not_trained_on() {
+        let mut batch = batch_with_a_difficult_box();
+        batch.crowd = vec![vec![true, false]];
+        for keep_difficult in [true, false] {
+            let truth = ground_truth(&batch, 0, keep_difficult, Device::Cpu);
+            let labels = Vec::<i64>::try_from(&truth.labels).unwrap();
+            assert_eq!(labels, if keep_difficult { vec![2] } else { vec![] });
+        }
     }
 
     #[test]
