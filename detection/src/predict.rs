@@ -19,28 +19,46 @@ pub struct Detection {
 
 /// Runs the detector on `image` with the checkpoint's transform; best first.
 pub fn predict(detector: &Detector, image: &RgbImage) -> Vec<Detection> {
-    let (w, h) = image.dimensions();
-    let pixels = Tensor::from_slice(image.as_raw()).view([h as i64, w as i64, 3]);
-    let transform = ImageTransform::new(&detector.transform, detector.vs.device());
-    let images = transform.images(&[pixels]);
-    let found = detector
-        .model
-        .detect(&images)
-        .remove(0)
-        .to_device(Device::Cpu);
-    let boxes = boxes_to_original(&found.boxes, images.image_sizes[0], (h as i64, w as i64));
-    let boxes = Vec::<f32>::try_from(boxes.reshape([-1])).expect("float boxes");
-    let scores = Vec::<f32>::try_from(&found.scores).expect("float scores");
-    let labels = Vec::<i64>::try_from(&found.labels).expect("integer labels");
-    labels
+    predict_batch(detector, std::slice::from_ref(image)).remove(0)
+}
+
+/// Runs the detector on a batch of images of any sizes, padded together as torchvision
+/// batches them (an image's proposals may then differ slightly from its own run's where the
+/// padding reaches past it); each image's detections, best first.
+pub fn predict_batch(detector: &Detector, batch: &[RgbImage]) -> Vec<Vec<Detection>> {
+    let device = detector.vs.device();
+    let pixels: Vec<Tensor> = batch
         .iter()
-        .zip(&scores)
-        .zip(boxes.chunks_exact(4))
-        .map(|((&label, &score), b)| Detection {
-            class: label - 1,
-            label: detector.classes[(label - 1) as usize].clone(),
-            score: score as f64,
-            bbox: [b[0] as f64, b[1] as f64, b[2] as f64, b[3] as f64],
+        .map(|image| {
+            let (w, h) = image.dimensions();
+            Tensor::from_slice(image.as_raw()).view([h as i64, w as i64, 3])
+        })
+        .collect();
+    let transform = ImageTransform::new(&detector.transform, device);
+    let images = transform.images(&pixels);
+    let found = detector.model.detect(&images);
+    found
+        .into_iter()
+        .zip(batch)
+        .zip(&images.image_sizes)
+        .map(|((found, image), &resized)| {
+            let found = found.to_device(Device::Cpu);
+            let (w, h) = image.dimensions();
+            let boxes = boxes_to_original(&found.boxes, resized, (h as i64, w as i64));
+            let boxes = Vec::<f32>::try_from(boxes.reshape([-1])).expect("float boxes");
+            let scores = Vec::<f32>::try_from(&found.scores).expect("float scores");
+            let labels = Vec::<i64>::try_from(&found.labels).expect("integer labels");
+            labels
+                .iter()
+                .zip(&scores)
+                .zip(boxes.chunks_exact(4))
+                .map(|((&label, &score), b)| Detection {
+                    class: label - 1,
+                    label: detector.classes[(label - 1) as usize].clone(),
+                    score: score as f64,
+                    bbox: [b[0] as f64, b[1] as f64, b[2] as f64, b[3] as f64],
+                })
+                .collect()
         })
         .collect()
 }

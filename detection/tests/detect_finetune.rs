@@ -512,4 +512,142 @@ fn a_coco_export_with_its_own_ids_and_extra_keys_trains_and_evaluates() {
     for d in predicted["detections"].as_array().unwrap() {
         assert!(names.contains(&d["label"].as_str().unwrap()), "{d}");
     }
+    predict_a_folder(&ckpt, &coco, &f.root);
+}
+
+/// `detect predict --images DIR`: one drawing per image, a JSON line per image equal to
+/// `--image`'s for that image (batches of one), and a COCO results file with the annotation
+/// file's ids that `detect eval --detections` scores.
+fn predict_a_folder(ckpt: &Path, coco: &Path, root: &Path) {
+    let folder = coco.join("images/test");
+    let annotations = coco.join("annotations/instances_test.json");
+    let out = root.join("predicted");
+    let ckpt = ckpt.to_str().unwrap();
+    let predict_many = |batch: &str| {
+        run_ok(
+            e2e::bin!("detect"),
+            &[
+                "predict",
+                "--ckpt",
+                ckpt,
+                "--images",
+                folder.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--coco",
+                annotations.to_str().unwrap(),
+                "--batch-size",
+                batch,
+                "--json",
+            ],
+        )
+    };
+    let lines: Vec<serde_json::Value> = predict_many("1").lines().map(json).collect();
+    let mut images: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    images.sort();
+    assert_eq!(lines.len(), images.len());
+    for (line, image) in lines.iter().zip(&images) {
+        let one = json(&run_ok(
+            e2e::bin!("detect"),
+            &[
+                "predict",
+                "--ckpt",
+                ckpt,
+                "--image",
+                image.to_str().unwrap(),
+                "--json",
+            ],
+        ));
+        assert_eq!(line, &one);
+        let drawn = out.join(image.file_stem().unwrap()).with_extension("png");
+        assert!(drawn.is_file(), "{} missing", drawn.display());
+    }
+    let listing: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("images.json")).unwrap()).unwrap();
+    let gt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&annotations).unwrap()).unwrap();
+    for image in listing["images"].as_array().unwrap() {
+        let id = &image["id"];
+        let name = image["file_name"].as_str().unwrap();
+        let known = gt["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| &g["id"] == id)
+            .unwrap();
+        assert_eq!(known["file_name"].as_str().unwrap(), name);
+    }
+    // Batches of two pad images together; the results file still scores against the file.
+    predict_many("2");
+    let scored = json(&run_ok(
+        e2e::bin!("detect"),
+        &[
+            "eval",
+            "--detections",
+            out.join("detections.json").to_str().unwrap(),
+            "--data",
+            &format!("coco:{}", annotations.display()),
+            "--json",
+        ],
+    ));
+    let map = scored["map"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&map), "{scored}");
+
+    // Outputs that would overwrite an input, and --images without a folder for them.
+    let err = run_err(
+        e2e::bin!("detect"),
+        &[
+            "predict",
+            "--ckpt",
+            ckpt,
+            "--images",
+            folder.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("--out DIR"), "{err}");
+    let pngs = root.join("pngs");
+    std::fs::create_dir_all(&pngs).unwrap();
+    let image = image::open(&images[0]).unwrap();
+    let input = pngs
+        .join(images[0].file_stem().unwrap())
+        .with_extension("png");
+    image.save(&input).unwrap();
+    let err = run_err(
+        e2e::bin!("detect"),
+        &[
+            "predict",
+            "--ckpt",
+            ckpt,
+            "--images",
+            pngs.to_str().unwrap(),
+            "--out",
+            pngs.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("would overwrite"), "{err}");
+    image
+        .save(
+            pngs.join(images[0].file_stem().unwrap())
+                .with_extension("jpg"),
+        )
+        .unwrap();
+    let err = run_err(
+        e2e::bin!("detect"),
+        &[
+            "predict",
+            "--ckpt",
+            ckpt,
+            "--images",
+            pngs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("outputs of the same name"), "{err}");
 }

@@ -281,6 +281,110 @@ impl PredictArgs {
     }
 }
 
+/// The flags of a predict command that takes one image or many (`detect predict`, `segment
+/// predict`): a checkpoint, `--image IMG` or `--images DIR|FILE...`, the device and `--json`.
+#[derive(clap::Args, Clone, Debug)]
+#[group(skip)]
+pub struct ImagesPredictArgs {
+    /// A checkpoint of the command's task.
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// One JPEG or PNG image.
+    #[arg(long, required_unless_present = "images", conflicts_with = "images")]
+    pub image: Option<PathBuf>,
+    /// Many images: folders (their JPEG and PNG files, by name, sub-folders left out) and
+    /// image files, predicted in batches with a progress bar; --out names the folder that
+    /// receives one output per image.
+    #[arg(long, num_args = 1.., value_name = "DIR|FILE")]
+    pub images: Vec<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print one JSON object (with --images, one line per image).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ImagesPredictArgs {
+    pub fn device(&self) -> Result<Device, BadInput> {
+        parse_device(&self.device).map_err(BadInput)
+    }
+
+    /// The images of `--images`, in order: each folder's image files by name, then each
+    /// file named; an image named twice, or two whose outputs would share a name (`a.jpg`,
+    /// `a.png`), is refused.
+    pub fn image_list(&self) -> Result<Vec<PathBuf>, BadInput> {
+        let mut list = Vec::new();
+        for path in &self.images {
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_dir() => {
+                    let found = datasets::image_folder::image_files_in(path)
+                        .map_err(|e| BadInput(e.to_string()))?;
+                    if found.is_empty() {
+                        return Err(BadInput(format!(
+                            "{}: no JPEG or PNG file in this folder",
+                            path.display()
+                        )));
+                    }
+                    list.extend(found);
+                }
+                Ok(_) => list.push(path.clone()),
+                Err(e) => return Err(BadInput(format!("{}: {e}", path.display()))),
+            }
+        }
+        let mut stems = std::collections::HashMap::new();
+        for path in &list {
+            let stem = path.file_stem().unwrap_or_default().to_os_string();
+            if let Some(first) = stems.insert(stem, path) {
+                return Err(BadInput(format!(
+                    "{} and {} would write outputs of the same name: pass one of them",
+                    first.display(),
+                    path.display()
+                )));
+            }
+        }
+        Ok(list)
+    }
+
+    /// With `--image`: refuses files to write that would overwrite the checkpoint, the image
+    /// or each other.
+    pub fn check_image_outputs(&self, image: &Path, written: &[Named]) -> Result<(), BadInput> {
+        let inputs = [
+            outputs::named(&self.ckpt, "the checkpoint"),
+            outputs::named(image, "the image"),
+        ];
+        match written.is_empty() {
+            true => Ok(()),
+            false => outputs::check(&inputs, written, true).map_err(BadInput),
+        }
+    }
+
+    /// Refuses outputs that would overwrite the checkpoint or an input image (compared by
+    /// device and inode, so another spelling of the same file is caught; one look per file,
+    /// as a folder may hold thousands). Outputs are named by the images' distinct stems, so
+    /// they cannot be each other.
+    pub fn check_outputs(&self, images: &[PathBuf], written: &[PathBuf]) -> Result<(), BadInput> {
+        use std::os::unix::fs::MetadataExt;
+        let identity = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let mut inputs = std::collections::HashMap::new();
+        for path in images.iter().chain([&self.ckpt]) {
+            if let Some(id) = identity(path) {
+                inputs.insert(id, path);
+            }
+        }
+        for path in written {
+            if let Some(input) = identity(path).and_then(|id| inputs.get(&id)) {
+                return Err(BadInput(format!(
+                    "{} would overwrite {}: write the outputs to another folder",
+                    path.display(),
+                    input.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 const BENCH_WARMUP: RangeInclusive<usize> = 0..=100_000;
 const BENCH_ITERS: RangeInclusive<usize> = 1..=100_000;
 

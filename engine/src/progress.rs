@@ -58,3 +58,46 @@ impl Progress {
         }
     }
 }
+
+/// Progress through a list of items (`predict --images`): a bar with the rate and what is
+/// left on a terminal, nothing otherwise (the command prints its own summary).
+pub struct ItemsProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ItemsProgress {
+    pub fn new(total: u64, what: &str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(&format!(
+                    "{what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} ETA {{eta}}"
+                ))
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        ItemsProgress { bar }
+    }
+
+    pub fn advance(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(done);
+        }
+    }
+
+    /// A line above the bar (or on stdout when there is none).
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

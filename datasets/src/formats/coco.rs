@@ -152,6 +152,11 @@ impl CocoDataset {
         self.image_ids[index]
     }
 
+    /// Every image's id and `file_name`, in id order.
+    pub fn image_ids_and_file_names(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
+        (0..self.len()).map(|i| (self.image_ids[i], self.image(i).file_name.as_str()))
+    }
+
     /// Keeps the first `n` images (quick training runs: `data.max_*_samples`).
     pub fn truncate(&mut self, n: usize) {
         self.image_ids.truncate(n);

@@ -137,6 +137,12 @@ fn sub_folders(dir: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The JPEG and PNG files of `dir` by name, sub-folders left out (what `--images DIR` runs
+/// on).
+pub fn image_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    image_files(dir)
+}
+
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(read_dir_sorted(dir)?
         .into_iter()

@@ -127,6 +127,31 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage> {
     EncodedImage::from_bytes(bytes.to_vec(), path)?.decode_rgb()
 }
 
+/// Decodes `paths` in batches of `batch_size` (each batch's images in parallel) on a thread
+/// that keeps one batch ready ahead of the consumer, so a model never waits on decoding for
+/// long. A file that cannot be read ends the sequence with its error.
+pub fn decode_batches(
+    paths: Vec<PathBuf>,
+    batch_size: usize,
+) -> impl Iterator<Item = Result<Vec<(PathBuf, RgbImage)>>> {
+    use rayon::prelude::*;
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        for chunk in paths.chunks(batch_size.max(1)) {
+            let batch: Result<Vec<(PathBuf, RgbImage)>> = chunk
+                .par_iter()
+                .map(|path| Ok((path.clone(), load_rgb(path)?)))
+                .collect();
+            let failed = batch.is_err();
+            // The consumer gone (it stopped early) ends the decoding too.
+            if sender.send(batch).is_err() || failed {
+                return;
+            }
+        }
+    });
+    receiver.into_iter()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
