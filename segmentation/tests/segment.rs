@@ -196,6 +196,51 @@ fn a_tiny_finetune_lowers_its_loss_and_evaluates_like_its_predictions() {
     assert_eq!(from_pngs["pixAcc"], eval["pixAcc"]);
     assert_eq!(from_pngs["mIoU"], eval["mIoU"]);
     assert_eq!(from_pngs["iou"], eval["iou"]);
+
+    // The whole folder in one command writes the same masks, and overlays beside them.
+    let folder = t.root.join("folder-predictions");
+    let overlays = t.root.join("folder-overlays");
+    let lines = run_ok(
+        e2e::bin!("segment"),
+        &[
+            "predict",
+            "--ckpt",
+            s(&ckpt),
+            "--images",
+            s(&images),
+            "--out",
+            s(&folder),
+            "--overlay",
+            s(&overlays),
+            "--json",
+        ],
+    );
+    let mut count = 0;
+    for line in lines.lines() {
+        let line = json(line);
+        let mask = PathBuf::from(line["mask"].as_str().unwrap());
+        let one = predictions.join(mask.file_name().unwrap());
+        assert_eq!(std::fs::read(&mask).unwrap(), std::fs::read(&one).unwrap());
+        assert!(PathBuf::from(line["overlay"].as_str().unwrap()).is_file());
+        count += 1;
+    }
+    assert_eq!(count, std::fs::read_dir(&images).unwrap().count());
+    let err = run_err(
+        e2e::bin!("segment"),
+        &[
+            "predict",
+            "--ckpt",
+            s(&ckpt),
+            "--images",
+            s(&images),
+            "--out",
+            s(&folder),
+            "--overlay",
+            s(&folder),
+        ],
+        2,
+    );
+    assert!(err.contains("--overlay must name another folder"), "{err}");
 }
 
 /// A copy of the scenes' validation split whose first mask is replaced by `mask`.
