@@ -263,6 +263,50 @@ dry_eval_flags() {  # KIND
 # ROW/STAGE.failed (its log). Evaluation stages write their JSON to ROW/STAGE.json.
 mkdir -p "$out"
 quote() { printf '%q ' "$@"; }
+
+# On a terminal, a running stage keeps one line up to date: the stage, its elapsed time, its
+# own progress (a training stage's "iter I/TOTAL" from its log) and an estimate of what is left
+# of the whole run: the running stage's rest (from its progress) plus every stage still to come,
+# each as long as the same stage took in an earlier row of this run, else as long as this
+# profile's reference run took it (`reference`, quiet 2-core CPU, docs/results.md). Logs and
+# other outputs get the plain lines only.
+live=0; [ -t 1 ] && live=1
+declare -A took=() reference=()
+plan=()  # "ROW STAGE" of every stage this run may start, in order (filled below)
+mmss() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
+seconds_of() {  # STAGE: what it is expected to take, or nothing when no run has timed it
+  if [ -n "${took[$1]:-}" ]; then echo "${took[$1]}"; elif [ -n "${reference[$1]:-}" ]; then echo "${reference[$1]}"; fi
+}
+live_line() {  # ROW STAGE LOG START_NS
+  local row=$1 name=$2 log=$3 elapsed last i=0 t=0 shown="" rest="" later=0 untimed=0 entry s after=0
+  elapsed=$(( ($(date +%s%N) - $4) / 1000000000 ))
+  last=$(tail -n 4 "$log" 2>/dev/null | grep -o 'iter [0-9]*/[0-9]*' | tail -n 1)
+  if [ -n "$last" ]; then
+    i=${last#iter }; i=${i%/*}; t=${last#*/}
+    shown=", iter $i/$t"
+    [ "$i" -gt 0 ] && [ "$t" -ge "$i" ] && rest=$(( elapsed * (t - i) / i ))
+  fi
+  if [ -z "$rest" ]; then s=$(seconds_of "$name"); [ -n "$s" ] && rest=$(( s > elapsed ? s - elapsed : 0 )); fi
+  [ -n "$rest" ] || untimed=1
+  for entry in "${plan[@]}"; do
+    if [ "$after" = 1 ]; then
+      [ -f "$out/${entry% *}/${entry#* }.done" ] && continue
+      s=$(seconds_of "${entry#* }")
+      if [ -n "$s" ]; then later=$(( later + s )); else untimed=1; fi
+    fi
+    [ "$entry" = "$row $name" ] && after=1
+  done
+  local known=$(( ${rest:-0} + later )) left
+  if [ "$untimed" = 0 ]; then left="about $(mmss "$known") left in all"
+  elif [ "$known" -gt 0 ]; then left="at least $(mmss "$known") left in all"
+  else left="time left known once a stage of each kind has run"; fi
+  printf '\r\033[K[%s] %s: %s%s; %s' "$row" "$name" "$(mmss "$elapsed")" "$shown" "$left"
+}
+# Stopping the script stops the stage it runs (a command started in the background of a
+# script would not get the terminal's Ctrl-C).
+running=""
+trap '[ -z "$running" ] || kill -TERM "$running" 2>/dev/null; exit 130' INT TERM
+
 stage() {
   local row=$1 name=$2 json=$3; shift 3
   local dir=$out/$row; mkdir -p "$dir"
@@ -271,7 +315,15 @@ stage() {
   rm -f "$dir/$name.failed"
   echo "[$row] $name: $(quote "$@")"
   local start rc=0; start=$(date +%s%N)
-  if [ -n "$json" ]; then "$@" > "$dir/$json.tmp" 2> "$log" || rc=$?
+  if [ "$live" = 1 ]; then
+    if [ -n "$json" ]; then "$@" > "$dir/$json.tmp" 2> "$log" &
+    else "$@" > "$log" 2>&1 & fi
+    running=$!
+    while kill -0 "$running" 2>/dev/null; do live_line "$row" "$name" "$log" "$start"; sleep 1; done
+    wait "$running" || rc=$?
+    running=""
+    printf '\r\033[K'
+  elif [ -n "$json" ]; then "$@" > "$dir/$json.tmp" 2> "$log" || rc=$?
   else "$@" > "$log" 2>&1 || rc=$?; fi
   if [ "$rc" -ne 0 ]; then
     echo "$log" > "$dir/$name.failed"
@@ -281,6 +333,7 @@ stage() {
   fi
   [ -z "$json" ] || mv "$dir/$json.tmp" "$dir/$json"
   local ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  took[$name]=$((ms / 1000))
   printf 'seconds %d.%03d\ncommand %s\n' $((ms / 1000)) $((ms % 1000)) "$(quote "$@")" > "$done.tmp"
   mv "$done.tmp" "$done"
 }
@@ -347,13 +400,27 @@ pictures() {
     done
 }
 
+teachers=""
+for r in $rows; do t=$(teacher_of "$r"); [ -z "$t" ] || [[ " $teachers " == *" $t "* ]] || teachers+=" $t"; done
+[ "$profile" = paper ] || plan+=("data scenes")
+for r in $teachers $rows; do
+  plan+=("$r backbone" "$r backbone-eval")
+  case " $teachers " in *" $r "*) continue ;; esac
+  plan+=("$r detection" "$r detection-eval" "$r segmentation" "$r segmentation-eval")
+  [ "$profile" = paper ] || plan+=("$r pictures")
+done
+# The reference runs' stage times in seconds (training and evaluation together, as
+# docs/results.md lists them, split here by a rough 90/10): the mini profile's quiet rows of
+# 2026-12-06.
+case "$profile" in
+  mini) reference=([scenes]=20 [backbone]=160 [backbone-eval]=15 [detection]=320 [detection-eval]=30
+                   [segmentation]=80 [segmentation-eval]=10 [pictures]=10) ;;
+esac
 started=$(date +%s)
 if [ "$profile" != paper ]; then
   stage data scenes "" "$bin/datasets" synth --out "$scenes" "${scene_args[@]}" --seed 0 --preview 8 \
     || die "could not write the Fashion scenes: see $out/data/scenes.log"
 fi
-teachers=""
-for r in $rows; do t=$(teacher_of "$r"); [ -z "$t" ] || [[ " $teachers " == *" $t "* ]] || teachers+=" $t"; done
 notes=()
 case "$device" in
   cuda*) ;;

@@ -4,6 +4,9 @@ use std::io::IsTerminal;
 
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// All the run's optimiser steps: the plain lines say "iter I/TOTAL" (which
+    /// scripts/transfer_tables.sh reads for its live line).
+    total: u64,
     /// Ranks other than 0 of a data-parallel run stay silent (rank 0 speaks for the run).
     quiet: bool,
 }
@@ -24,7 +27,7 @@ impl Progress {
             bar.set_position(done);
             bar
         });
-        Progress { bar, quiet }
+        Progress { bar, total, quiet }
     }
 
     pub fn update(&self, iter: u64, epoch: u64, loss: f64, lr: f64, images_per_s: f64) {
@@ -38,7 +41,7 @@ impl Progress {
                 bar.set_position(iter);
                 bar.set_message(msg);
             }
-            None => eprintln!("epoch {epoch} iter {iter}: {msg}"),
+            None => eprintln!("epoch {epoch} iter {iter}/{}: {msg}", self.total),
         }
     }
 
