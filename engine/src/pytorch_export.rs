@@ -112,7 +112,7 @@ impl PytorchExport {
 /// A JSON value as Python source: numbers and strings read the same in both (a JSON string
 /// is a valid Python string literal), lists become tuples or lists alike, and the three
 /// words differ.
-fn python_literal(value: &Value) -> String {
+pub fn python_literal(value: &Value) -> String {
     match value {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),

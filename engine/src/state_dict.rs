@@ -149,3 +149,55 @@ pub fn given_class_names(
 pub fn numbered_classes(num_classes: i64) -> Vec<String> {
     (0..num_classes).map(|i| format!("class_{i}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn counters_go_beside_each_running_var_and_come_off_again() {
+        let zeros = || Tensor::zeros([2], (Kind::Float, Device::Cpu));
+        let mut tensors = NamedTensors::from([
+            ("bn1.running_var".to_string(), zeros()),
+            ("bn1.weight".to_string(), zeros()),
+            ("fc.bias".to_string(), zeros()),
+        ]);
+        add_bn_counters(&mut tensors);
+        let counter = &tensors["bn1.num_batches_tracked"];
+        assert_eq!((counter.kind(), counter.size()), (Kind::Int64, vec![]));
+        assert_eq!(tensors.len(), 4);
+        drop_bn_counters(&mut tensors);
+        assert_eq!(tensors.len(), 3);
+    }
+
+    #[test]
+    fn class_names_come_back_from_the_metadata_or_are_refused() {
+        let input = Path::new("m.safetensors");
+        let header = |names: &str| HashMap::from([(CLASSES_KEY.to_string(), names.to_string())]);
+        assert_eq!(
+            header_class_names(&HashMap::new(), 1, 2, input).unwrap(),
+            None
+        );
+        assert_eq!(
+            header_class_names(&header(r#"["__background__","a","b"]"#), 1, 2, input).unwrap(),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        for (names, why) in [
+            (
+                r#"["a","b"]"#,
+                "lists 2 names but the model has 3 output rows",
+            ),
+            (r#"["x","a","a"]"#, "names \"a\" twice"),
+            ("a,b", "is not a JSON list of names"),
+        ] {
+            let err = header_class_names(&header(names), 1, 2, input)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("m.safetensors: its metadata's classes {why}")),
+                "{err}"
+            );
+        }
+    }
+}
