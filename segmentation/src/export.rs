@@ -5,7 +5,8 @@
 //! Our names are torchvision's (see [`crate::fcn`]), so the tensors go over as they are, with
 //! the `num_batches_tracked` counter PyTorch's batch norms carry and strict loading asks for.
 //! torchvision's FCN does no preprocessing of its own: how our checkpoint prepares an image
-//! (shorter side, mean, std) goes into the metadata as `preprocess`.
+//! (shorter side, mean, std) and upsamples its logits (corners aligned or not) goes into the
+//! metadata as `preprocess`, and into the printed Python.
 
 use crate::import::TorchvisionFcn;
 use crate::segmenter::SegmenterSpec;
@@ -41,18 +42,8 @@ pub fn export_torchvision(
         "resize_shorter": preprocess.resize_shorter,
         "image_mean": n.mean.map(f32_value),
         "image_std": n.std.map(f32_value),
+        "align_corners": config.align_corners,
     });
-    let resize = match preprocess.resize_shorter {
-        Some(side) => format!(
-            "its shorter side resized to {side} (Pillow's bilinear filter on the 8-bit image)"
-        ),
-        None => "at its own size".to_string(),
-    };
-    let normalize = format!(
-        "x = torchvision.transforms.functional.normalize(x, mean={}, std={})",
-        python_literal(&prepare["image_mean"]),
-        python_literal(&prepare["image_std"])
-    );
     Ok(PytorchExport::new(
         tensors,
         &format!("torchvision.models.segmentation.{}", model.name()),
@@ -66,13 +57,41 @@ pub fn export_torchvision(
         &ckpt.metadata.classes,
         &[(PREPROCESS_KEY, prepare.clone())],
     )
+    .then(input_comment(preprocess.resize_shorter))
     .then(format!(
-        "# x: the RGB image as a 1x3xHxW float tensor in 0-1, {resize}; then"
+        "x = torchvision.transforms.functional.normalize(x, mean={}, std={})",
+        python_literal(&prepare["image_mean"]),
+        python_literal(&prepare["image_std"])
     ))
-    .then(normalize)
-    .then(
-        "mask = model(x)[\"out\"].argmax(1)  # class indices, as `classes` in the metadata".into(),
-    ))
+    .then(mask_line(preprocess.resize_shorter, config.align_corners)))
+}
+
+fn input_comment(resize_shorter: Option<usize>) -> String {
+    let size = match resize_shorter {
+        Some(side) => {
+            format!(
+                "its shorter side resized to {side} (Pillow's bilinear filter on the 8-bit image)"
+            )
+        }
+        None => "at its own size".to_string(),
+    };
+    format!("# x: the RGB image (height x width) as a 1x3xHxW float tensor in 0-1, {size}; then")
+}
+
+/// The Python that gives `segment predict`'s mask. `model(x)["out"]` is upsampled to the
+/// model's input with corners not aligned; our checkpoint's mask is at the image's own size,
+/// and a GluonCV-style model upsamples with corners aligned, so those call the heads
+/// themselves and upsample as we do.
+fn mask_line(resize_shorter: Option<usize>, align_corners: bool) -> String {
+    const CLASSES: &str = "# class indices, as `classes` in the metadata";
+    if resize_shorter.is_none() && !align_corners {
+        return format!("mask = model(x)[\"out\"].argmax(1)  {CLASSES}");
+    }
+    let python_bool = if align_corners { "True" } else { "False" };
+    format!(
+        "mask = torch.nn.functional.interpolate(model.classifier(model.backbone(x)[\"out\"]), \
+         size=(height, width), mode=\"bilinear\", align_corners={python_bool}).argmax(1)  {CLASSES}"
+    )
 }
 
 /// torchvision's FCN over the same body with the same head, or why there is none.
@@ -90,13 +109,6 @@ fn torchvision_peer(config: &FcnConfig) -> Result<TorchvisionFcn, String> {
             "runs its body at output stride {}; torchvision's {} dilates layer3 and layer4 \
              (output stride 8)",
             config.backbone.output_stride,
-            model.name()
-        ));
-    }
-    if config.align_corners {
-        return Err(format!(
-            "upsamples its logits with corners aligned (GluonCV's way); torchvision's {} does \
-             not, so its masks would differ",
             model.name()
         ));
     }
@@ -125,8 +137,16 @@ mod tests {
         assert!(d.contains("an FCN over resnet50d"), "{d}");
         let s16 = torchvision_peer(&fcn("resnet50", 16)).unwrap_err();
         assert!(s16.contains("output stride 16"), "{s16}");
-        let mut gluon = fcn("resnet50", 8);
-        gluon.align_corners = true;
-        assert!(torchvision_peer(&gluon).unwrap_err().contains("corners"));
+    }
+
+    #[test]
+    fn the_mask_line_upsamples_as_the_checkpoint_does() {
+        assert!(mask_line(None, false).starts_with("mask = model(x)[\"out\"].argmax(1)"));
+        for (resize, align) in [(Some(520), false), (None, true)] {
+            let line = mask_line(resize, align);
+            assert!(line.contains("size=(height, width)"), "{line}");
+            let corners = format!("align_corners={}", if align { "True" } else { "False" });
+            assert!(line.contains(&corners), "{line}");
+        }
     }
 }

@@ -126,7 +126,29 @@ fn export_is_torchvisions_state_dict_round_trips_and_segments_the_same() {
     }
     assert_eq!(reimported.metadata.classes, CLASSES);
 
-    // torchvision's model, built by the printed lines, against `segment predict`.
+    compare_with_torchvision(dir.path(), &ckpt_path, &exported, &python);
+
+    // A GluonCV-style FCN upsamples with corners aligned: torchvision's forward does not, so
+    // the printed Python calls the heads and upsamples as the checkpoint does.
+    let mut aligned = Checkpoint::read(&ckpt_path).unwrap();
+    aligned.metadata.model["align_corners"] = true.into();
+    let aligned_path = dir.path().join("aligned.safetensors");
+    aligned.write(&aligned_path).unwrap();
+    let aligned_export = dir.path().join("aligned_torchvision.safetensors");
+    let python = succeeded(segment(&[
+        Path::new("export"),
+        Path::new("--to"),
+        Path::new("torchvision"),
+        &aligned_path,
+        &aligned_export,
+    ]));
+    assert!(python.contains("align_corners=True"), "{python}");
+    compare_with_torchvision(dir.path(), &aligned_path, &aligned_export, &python);
+}
+
+/// Where Python has torchvision: the model the printed `python` builds from `exported`, and
+/// its `mask`, against `segment predict` of `ckpt` on the fixture's scene.
+fn compare_with_torchvision(dir: &Path, ckpt: &Path, exported: &Path, python: &str) {
     let python_bin = match e2e::python::with_modules(&["torch", "torchvision", "safetensors"]) {
         Ok(python_bin) => python_bin,
         Err(reason) => {
@@ -135,22 +157,22 @@ fn export_is_torchvisions_state_dict_round_trips_and_segments_the_same() {
         }
     };
     let image = fixture("pytorch/scene.png");
-    let lines = dir.path().join("load.py");
-    std::fs::write(&lines, &python).unwrap();
-    let theirs_mask = dir.path().join("theirs.png");
+    let lines = dir.join("load.py");
+    std::fs::write(&lines, python).unwrap();
+    let theirs_mask = dir.join("theirs.png");
     let theirs = e2e::json(&succeeded(
         Command::new(python_bin)
             .arg(fixture("pytorch/check_torchvision_export.py"))
             .arg("segment")
-            .args([&lines, &exported, &image, &theirs_mask])
+            .args([&lines, exported, &image, &theirs_mask])
             .output()
             .unwrap(),
     ));
-    let ours_mask = dir.path().join("ours.png");
+    let ours_mask = dir.join("ours.png");
     succeeded(segment(&[
         Path::new("predict"),
         Path::new("--ckpt"),
-        &ckpt_path,
+        ckpt,
         Path::new("--image"),
         &image,
         Path::new("--out"),
