@@ -36,7 +36,8 @@ pub fn with_modules(modules: &[&str]) -> Result<PathBuf, String> {
         let stderr = String::from_utf8_lossy(&probe.stderr);
         let last = stderr.lines().last().unwrap_or("").trim().to_string();
         return Err(format!(
-            "{} cannot `{imports}` ({last}); `{} -m pip install torchvision==0.26.0` adds it",
+            "{} cannot `{imports}` ({last}); `{} -m pip install torchvision==0.26.0 safetensors` \
+             adds them",
             python.display(),
             python.display()
         ));
