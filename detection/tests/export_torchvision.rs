@@ -158,6 +158,39 @@ fn export_is_torchvisions_state_dict_round_trips_and_detects_the_same() {
         original.metadata.model["backbone"]["bn_eps"]
     );
 
+    // Weights trained with another batch-norm epsilon (torchvision's COCO file: 0) keep it
+    // through the metadata, and the printed Python sets it on torchvision's model.
+    let eps0 = dir.path().join("eps0.safetensors");
+    let eps0_exported = dir.path().join("eps0_torchvision.safetensors");
+    let eps0_back = dir.path().join("eps0_back.safetensors");
+    let import = |input: &Path, output: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_detect"))
+            .args(["import", "--from", "torchvision", "--arch"])
+            .arg("fasterrcnn_resnet50_fpn")
+            .args(extra)
+            .args([input, output])
+            .output()
+            .unwrap()
+    };
+    succeeded(import(&exported, &eps0, &["--bn-eps", "0"]));
+    let eps0_python = succeeded(detect(&[
+        Path::new("export"),
+        Path::new("--to"),
+        Path::new("torchvision"),
+        &eps0,
+        &eps0_exported,
+    ]));
+    assert!(
+        eps0_python.contains(
+            "[setattr(m, \"eps\", 0) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]"
+        ),
+        "{eps0_python}"
+    );
+    assert_eq!(read_safetensors(&eps0_exported).unwrap().1["bn_eps"], "0");
+    succeeded(import(&eps0_exported, &eps0_back, &[]));
+    let eps0_back = Checkpoint::read(&eps0_back).unwrap();
+    assert_eq!(eps0_back.metadata.model["backbone"]["bn_eps"], 0.0);
+
     // torchvision's model, built by the printed lines, against `detect predict`.
     let python_bin = match e2e::python::with_modules(&["torch", "torchvision", "safetensors"]) {
         Ok(python_bin) => python_bin,
