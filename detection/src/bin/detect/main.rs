@@ -36,11 +36,15 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Converts a torchvision Faster R-CNN state dict (.safetensors) into a checkpoint.
     Import(import::ImportArgs),
-    /// Writes an FPN checkpoint as a torchvision state dict (.safetensors) that
+    /// Writes an FPN checkpoint as a torchvision state dict (.safetensors) for
+    /// fasterrcnn_resnet50_fpn.
+    ///
     /// `torchvision.models.detection.fasterrcnn_resnet50_fpn(weights=None,
-    /// weights_backbone=None, num_classes=K+1, ...)` loads with `load_state_dict(strict=True)`,
-    /// and prints that Python (its settings are in the file's metadata). Only FPN detectors
-    /// over resnet50 have a torchvision peer: a C4 checkpoint is refused.
+    /// weights_backbone=None, num_classes=K+1, ...)` loads it with
+    /// `load_state_dict(strict=True)`; the command prints that Python, and the file's metadata
+    /// holds its arguments (the checkpoint's sizes, normalisation, thresholds and proposal
+    /// counts) and the class names. Only FPN detectors over resnet50 have a torchvision peer:
+    /// a C4 checkpoint is refused.
     Export(export::ExportArgs),
     /// Training and inference images/s on random images of one size (beside torchvision's
     /// fasterrcnn_resnet50_fpn: bench/detect_torchvision.py, `make bench`).

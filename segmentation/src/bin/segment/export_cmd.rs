@@ -17,9 +17,9 @@ pub struct ExportArgs {
     /// finetune`, `segment import`).
     ckpt: PathBuf,
     /// The state dict to write (.safetensors), replaced if it exists. Its metadata holds the
-    /// class names (`classes`), the builder's arguments (`torchvision_kwargs`) and the input
-    /// preparation torchvision's FCN leaves to the caller (`preprocess`: shorter side, mean,
-    /// std).
+    /// class names (`classes`), the builder's arguments (`torchvision_kwargs`) and what
+    /// torchvision's FCN leaves to the caller (`preprocess`: shorter side, mean, std, and
+    /// whether the logits upsample with corners aligned).
     output: PathBuf,
 }
 

@@ -32,11 +32,16 @@ enum Command {
     Predict(predict_cmd::PredictArgs),
     /// Converts a torchvision FCN state dict (.safetensors) into a checkpoint.
     Import(import_cmd::ImportArgs),
-    /// Writes a checkpoint as a torchvision state dict (.safetensors) that
+    /// Writes a checkpoint as a torchvision state dict (.safetensors) for fcn_resnet50 or
+    /// fcn_resnet101.
+    ///
     /// `torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None,
     /// num_classes=K, aux_loss=True)` (fcn_resnet101 for a ResNet-101 body; aux_loss=False
-    /// without the auxiliary head) loads with `load_state_dict(strict=True)`, and prints that
-    /// Python (the input preparation is in the file's metadata).
+    /// without the auxiliary head) loads it with `load_state_dict(strict=True)`; the command
+    /// prints that Python with the input preparation and upsampling that give `segment
+    /// predict`'s mask, and the file's metadata holds them and the class names. Bodies
+    /// torchvision's FCNs cannot hold (ResNet-50-D, other depths, output stride 16) are
+    /// refused.
     Export(export_cmd::ExportArgs),
     /// Images per second of a training step and of inference (random data).
     Bench(bench_cmd::BenchArgs),
