@@ -84,6 +84,14 @@ pub fn export_torchvision(
     ))
 }
 
+/// The batch-norm epsilon of a detection checkpoint whose metadata has been checked (by
+/// [`export_torchvision`], or made by the import).
+pub fn bn_eps(ckpt: &Checkpoint) -> f64 {
+    let config: DetectorConfig =
+        serde_json::from_value(ckpt.metadata.model.clone()).expect("a checked detector config");
+    config.backbone.bn_eps
+}
+
 /// torchvision's model of the same design over the same body, or why there is none.
 fn torchvision_peer(config: &DetectorConfig) -> Result<TorchvisionDetector, String> {
     if config.design == Design::C4 {

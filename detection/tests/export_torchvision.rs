@@ -173,13 +173,19 @@ fn export_is_torchvisions_state_dict_round_trips_and_detects_the_same() {
             .unwrap()
     };
     succeeded(import(&exported, &eps0, &["--bn-eps", "0"]));
-    let eps0_python = succeeded(detect(&[
+    let run = detect(&[
         Path::new("export"),
         Path::new("--to"),
         Path::new("torchvision"),
         &eps0,
         &eps0_exported,
-    ]));
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(
+        stderr.contains("note: the weights use batch-norm eps 0 and torchvision builds with"),
+        "{stderr}"
+    );
+    let eps0_python = succeeded(run);
     assert!(
         eps0_python.contains(
             "[setattr(m, \"eps\", 0) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]"

@@ -42,6 +42,14 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         ckpt.metadata.num_classes,
         args.output.display()
     );
+    let bn_eps = detection::export::bn_eps(&ckpt);
+    if bn_eps != engine::pytorch_export::TORCH_BN_EPS {
+        eprintln!(
+            "note: the weights use batch-norm eps {bn_eps} and torchvision builds with {}; the \
+             setattr line below gives its model theirs",
+            engine::pytorch_export::TORCH_BN_EPS
+        );
+    }
     print!("{}", export.python(&args.output));
     Ok(())
 }

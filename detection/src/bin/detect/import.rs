@@ -55,15 +55,8 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         "imported {} ({} classes, batch-norm eps {}) into {}",
         ckpt.metadata.arch,
         ckpt.metadata.num_classes,
-        bn_eps_of(&ckpt),
+        detection::export::bn_eps(&ckpt),
         args.output.display()
     );
     Ok(())
-}
-
-/// The batch-norm epsilon the import settled on (given, from the file, or the default).
-fn bn_eps_of(ckpt: &engine::Checkpoint) -> f64 {
-    let config: detection::model::DetectorConfig =
-        serde_json::from_value(ckpt.metadata.model.clone()).expect("an imported detector's config");
-    config.backbone.bn_eps
 }
