@@ -11,10 +11,12 @@ use engine::checkpoint::{
     load_into, read_safetensors, write_safetensors, Checkpoint, CheckpointError, Metadata,
     NamedTensors, TaskKind,
 };
-use engine::state_dict::{given_class_names, linear_rows, numbered_classes, Head};
+use engine::state_dict::{
+    add_bn_counters, drop_bn_counters, given_class_names, linear_rows, numbered_classes, Head,
+};
 use std::collections::HashMap;
 use std::path::Path;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Kind};
 
 /// The PyTorch library a state dict comes from or goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -22,8 +24,6 @@ pub enum Framework {
     Timm,
     Torchvision,
 }
-
-const BN_COUNTER: &str = "num_batches_tracked";
 
 /// The 1000 ImageNet class names in torchvision's order (`torchvision.models._meta`).
 pub fn imagenet_classes() -> Vec<String> {
@@ -81,7 +81,7 @@ pub fn import(
 ) -> Result<Checkpoint, CheckpointError> {
     check_framework_has(framework, arch, input)?;
     let (mut tensors, _) = read_safetensors(input)?;
-    tensors.retain(|name, _| !name.ends_with(BN_COUNTER));
+    drop_bn_counters(&mut tensors);
     let head = Head {
         tensor: "fc.weight",
         rows: linear_rows,
@@ -149,16 +149,7 @@ pub fn export(
         .iter()
         .map(|(k, v)| (k.clone(), v.to_kind(Kind::Float)))
         .collect();
-    let counters: Vec<String> = tensors
-        .keys()
-        .filter_map(|k| {
-            k.strip_suffix("running_var")
-                .map(|prefix| format!("{prefix}{BN_COUNTER}"))
-        })
-        .collect();
-    for name in counters {
-        tensors.insert(name, Tensor::from(0i64));
-    }
+    add_bn_counters(&mut tensors);
     let header = HashMap::from([("format".to_string(), "pt".to_string())]);
     write_safetensors(out, &tensors, Some(header))
 }

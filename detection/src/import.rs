@@ -1,7 +1,7 @@
 //! `detect import --from torchvision --arch fasterrcnn_resnet50_fpn`: a torchvision state
-//! dict (saved with safetensors) becomes a detection checkpoint. Names already match, so
-//! importing is renaming the older published spelling, dropping batch-norm counters, and
-//! checking every tensor against the model built here.
+//! dict (saved with safetensors, or written by `detect export`) becomes a detection
+//! checkpoint. Names already match, so importing is renaming the older published spelling,
+//! dropping batch-norm counters, and checking every tensor against the model built here.
 
 use crate::model::load::DetectorSpec;
 use crate::model::{DetectorConfig, FasterRcnn};
@@ -11,7 +11,10 @@ use engine::checkpoint::{
     load_into, read_safetensors, var_store_tensors, Checkpoint, CheckpointError, Metadata,
     NamedTensors, TaskKind,
 };
-use engine::state_dict::{given_class_names, linear_rows, numbered_classes, Head};
+use engine::pytorch_export::{BN_EPS_KEY, TORCH_BN_EPS};
+use engine::state_dict::{
+    drop_bn_counters, given_class_names, header_class_names, linear_rows, numbered_classes, Head,
+};
 use engine::TaskSpec;
 use std::path::Path;
 use tch::{nn, Device};
@@ -21,6 +24,36 @@ use tch::{nn, Device};
 pub enum TorchvisionDetector {
     #[value(name = "fasterrcnn_resnet50_fpn")]
     FasterrcnnResnet50Fpn,
+}
+
+impl TorchvisionDetector {
+    /// Each model and its body, both ways: import builds the body of the model it is told,
+    /// export finds the model of the body it has.
+    const BODIES: [(TorchvisionDetector, &'static str); 1] =
+        [(TorchvisionDetector::FasterrcnnResnet50Fpn, "resnet50")];
+
+    pub fn backbone(self) -> Arch {
+        let (_, body) = Self::BODIES
+            .iter()
+            .find(|(model, _)| *model == self)
+            .expect("every model is listed");
+        body.parse().expect("a known arch")
+    }
+
+    /// torchvision's FPN detector over `body`, if it has one.
+    pub fn over(body: Arch) -> Option<Self> {
+        Self::BODIES
+            .iter()
+            .find(|(model, _)| model.backbone() == body)
+            .map(|(model, _)| *model)
+    }
+
+    /// Its name in torchvision.
+    pub fn name(self) -> &'static str {
+        match self {
+            TorchvisionDetector::FasterrcnnResnet50Fpn => "fasterrcnn_resnet50_fpn",
+        }
+    }
 }
 
 /// torchvision's COCO category list: index 0 is the background, the rest are the 90 ids of
@@ -54,21 +87,32 @@ fn modern_name(name: &str) -> String {
 }
 
 /// Reads the state dict at `input` as `arch`, with frozen batch norm of `bn_eps` (torchvision's
-/// COCO checkpoint was trained with 0; its default is 1e-5). Class names come from
-/// `classes` (object classes only, background excluded), else torchvision's COCO list when
-/// the predictor has 91 rows, else `class_0`, `class_1`, ...
+/// COCO checkpoint was trained with 0; its default is 1e-5), else of the `bn_eps` its
+/// metadata records (`detect export` writes it), else 1e-5. Class names come from `classes`
+/// (object classes only, background excluded), else from the file's metadata, else
+/// torchvision's COCO list when the predictor has 91 rows, else `class_0`, `class_1`, ...
 pub fn import_torchvision(
     input: &Path,
     arch: TorchvisionDetector,
-    bn_eps: f64,
+    bn_eps: Option<f64>,
     classes: Option<Vec<String>>,
 ) -> Result<Checkpoint, CheckpointError> {
-    let (raw, _) = read_safetensors(input)?;
+    let (mut raw, header) = read_safetensors(input)?;
+    drop_bn_counters(&mut raw);
     let tensors: NamedTensors = raw
         .into_iter()
-        .filter(|(name, _)| !name.ends_with(".num_batches_tracked"))
         .map(|(name, t)| (modern_name(&name), t))
         .collect();
+    let bn_eps = match (bn_eps, header.get(BN_EPS_KEY)) {
+        (Some(eps), _) => eps,
+        (None, Some(text)) => text.parse().map_err(|_| {
+            CheckpointError::content(
+                input,
+                format!("its metadata's {BN_EPS_KEY} is {text:?}, not a number"),
+            )
+        })?,
+        (None, None) => TORCH_BN_EPS,
+    };
     // Every parameter and buffer of torchvision's Faster R-CNN is floating point (its frozen
     // batch norm has no counter; a regular one's is dropped above). An integer or boolean
     // tensor means a file that is not what it claims (a quantized model, say), and copying
@@ -91,18 +135,20 @@ pub fn import_torchvision(
     };
     let noun = "object classes";
     let num_classes = head.classes(&tensors, input, 1, noun, &engine::limits::CLASSES)?;
-    let classes = match given_class_names(classes, num_classes, noun, input)? {
+    let named = match given_class_names(classes, num_classes, noun, input)? {
+        Some(given) => Some(given),
+        // The background row's name comes first.
+        None => header_class_names(&header, 1, num_classes, input)?,
+    };
+    let classes = match named {
         Some(c) => c,
         None if num_classes == 90 => coco_categories().split_off(1),
         None => numbered_classes(num_classes),
     };
-    let backbone: Arch = match arch {
-        TorchvisionDetector::FasterrcnnResnet50Fpn => "resnet50".parse().expect("a known arch"),
-    };
-    let config = DetectorConfig::fpn(backbone, num_classes, bn_eps);
+    let config = DetectorConfig::fpn(arch.backbone(), num_classes, bn_eps);
     config
         .validate()
-        .map_err(|e| CheckpointError::content(input, format!("--bn-eps: {e}")))?;
+        .map_err(|e| CheckpointError::content(input, format!("batch-norm eps {bn_eps}: {e}")))?;
     let vs = nn::VarStore::new(Device::Cpu);
     let _model = FasterRcnn::new(&vs.root(), &config);
     load_into(&vs, &tensors, input, &config.arch_name())?;

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod draw;
 pub mod evaluate;
+pub mod export;
 pub mod import;
 pub mod metrics;
 pub mod model;

@@ -4,6 +4,7 @@
 //! as a detection checkpoint, run on the fixture's image; the detections must be
 //! torchvision's (boxes within 2e-3 px, scores within 1e-4, the same labels in the same order).
 
+use common::{torchvision_state_dict, GOLDEN};
 use detection::import::{import_torchvision, TorchvisionDetector};
 use detection::model::load::Detector;
 use detection::transform::{boxes_to_original, ImageTransform, TransformSpec};
@@ -11,50 +12,7 @@ use engine::checkpoint::{read_safetensors, write_safetensors, Checkpoint, NamedT
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
-
-/// `value(k, name, shape)` of fasterrcnn_fpn.py, in the same double-precision steps.
-fn value(k: usize, name: &str, shape: &[i64]) -> Tensor {
-    let n: i64 = shape.iter().product();
-    let j = Tensor::arange(n, (Kind::Int64, Device::Cpu));
-    let bits = (j * 2_654_435_761i64 + (k as i64) * 40503 + 12345).remainder(1i64 << 32);
-    let u = bits.to_kind(Kind::Double) / 4_294_967_296.0;
-    let leaf = name.rsplit('.').next().unwrap();
-    let mut v = if leaf == "running_var" {
-        u + 0.5
-    } else if leaf == "running_mean" || leaf == "bias" {
-        (u - 0.5) * 0.2
-    } else if shape.len() == 1 {
-        u * 0.4 + 0.8
-    } else {
-        let fan_in = (n / shape[0]) as f64;
-        (u - 0.5) * 2.0 * 6f64.sqrt() / fan_in.sqrt()
-    };
-    if name == "roi_heads.box_predictor.cls_score.weight" {
-        v *= 30.0;
-    }
-    if name == "roi_heads.box_predictor.cls_score.bias" {
-        let raise = Tensor::from_slice(&[0.0, 11.0, 0.0, 33.0, 0.0]);
-        v += raise;
-    }
-    v.to_kind(Kind::Float).reshape(shape)
-}
-
-fn torchvision_state_dict() -> NamedTensors {
-    let text = std::fs::read_to_string(Path::new(GOLDEN).join("fasterrcnn_fpn_keys.json")).unwrap();
-    let keys: Vec<(String, Vec<i64>)> = serde_json::from_str(&text).unwrap();
-    keys.iter()
-        .enumerate()
-        .map(|(k, (name, shape))| {
-            let t = if name.ends_with("num_batches_tracked") {
-                Tensor::from(0i64)
-            } else {
-                value(k, name, shape)
-            };
-            (name.clone(), t)
-        })
-        .collect()
-}
+mod common;
 
 #[test]
 fn imported_fpn_model_detects_what_torchvision_detects() {
@@ -64,7 +22,7 @@ fn imported_fpn_model_detects_what_torchvision_detects() {
     let ckpt = import_torchvision(
         &state,
         TorchvisionDetector::FasterrcnnResnet50Fpn,
-        1e-5,
+        Some(1e-5),
         None,
     )
     .unwrap();
@@ -198,7 +156,7 @@ fn import_refuses_a_classifier_state_dict() {
     let err = import_torchvision(
         &state,
         TorchvisionDetector::FasterrcnnResnet50Fpn,
-        0.0,
+        Some(0.0),
         None,
     )
     .unwrap_err()

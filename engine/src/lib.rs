@@ -31,6 +31,7 @@ pub mod optim;
 pub mod outputs;
 pub mod param_groups;
 pub mod progress;
+pub mod pytorch_export;
 pub mod run_dir;
 pub mod schedule;
 pub mod state_dict;

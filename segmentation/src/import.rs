@@ -1,16 +1,19 @@
-//! `segment import --from torchvision`: a torchvision FCN state dict (saved with safetensors)
-//! becomes a segmentation checkpoint. Our names are torchvision's, so the import is
-//! validation: exactly torchvision's key set (less the BN counters) with its shapes.
+//! `segment import --from torchvision`: a torchvision FCN state dict (saved with safetensors,
+//! or written by `segment export`) becomes a segmentation checkpoint. Our names are
+//! torchvision's, so the import is validation: exactly torchvision's key set (less the BN
+//! counters) with its shapes.
 
 use crate::fcn::FcnConfig;
 use crate::segmenter::{metadata, Preprocess, Segmenter};
 use backbones::Arch;
 use engine::checkpoint::{read_safetensors, var_store_tensors, Checkpoint, CheckpointError};
-use engine::state_dict::{conv1x1_rows, given_class_names, numbered_classes, Head};
+use engine::state_dict::{
+    conv1x1_rows, drop_bn_counters, given_class_names, header_class_names, numbered_classes, Head,
+};
 use std::path::Path;
 use tch::Device;
 
-/// The library a state dict comes from.
+/// The library a state dict comes from or goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Framework {
     Torchvision,
@@ -26,24 +29,49 @@ pub enum TorchvisionFcn {
 }
 
 impl TorchvisionFcn {
+    /// The model and its body, both ways: import builds the body of the model it is told,
+    /// export finds the model of the body it has.
+    const BODIES: [(TorchvisionFcn, &'static str); 2] = [
+        (TorchvisionFcn::FcnResnet50, "resnet50"),
+        (TorchvisionFcn::FcnResnet101, "resnet101"),
+    ];
+
     pub fn backbone(self) -> Arch {
+        let (_, body) = Self::BODIES
+            .iter()
+            .find(|(model, _)| *model == self)
+            .expect("every model is listed");
+        body.parse().expect("a known arch")
+    }
+
+    /// torchvision's FCN over `body`, if it has one.
+    pub fn over(body: Arch) -> Option<Self> {
+        Self::BODIES
+            .iter()
+            .find(|(model, _)| model.backbone() == body)
+            .map(|(model, _)| *model)
+    }
+
+    /// Its name in torchvision (`fcn_resnet50`).
+    pub fn name(self) -> &'static str {
         match self {
-            TorchvisionFcn::FcnResnet50 => "resnet50".parse().expect("a known arch"),
-            TorchvisionFcn::FcnResnet101 => "resnet101".parse().expect("a known arch"),
+            TorchvisionFcn::FcnResnet50 => "fcn_resnet50",
+            TorchvisionFcn::FcnResnet101 => "fcn_resnet101",
         }
     }
 }
 
 /// Reads a torchvision FCN state dict. The number of classes comes from
 /// `classifier.4.weight`, the auxiliary head from whether `aux_classifier.*` is there; class
-/// names from `classes`, else VOC's for 21, ADE20K's for 150, else `class_<i>`.
+/// names from `classes`, else from the file's metadata (`segment export` writes them), else
+/// VOC's for 21, ADE20K's for 150, else `class_<i>`.
 pub fn import_torchvision(
     input: &Path,
     arch: TorchvisionFcn,
     classes: Option<Vec<String>>,
 ) -> Result<Checkpoint, CheckpointError> {
-    let (mut tensors, _) = read_safetensors(input)?;
-    tensors.retain(|name, _| !name.ends_with("num_batches_tracked"));
+    let (mut tensors, header) = read_safetensors(input)?;
+    drop_bn_counters(&mut tensors);
     let head = Head {
         tensor: "classifier.4.weight",
         rows: conv1x1_rows,
@@ -51,7 +79,11 @@ pub fn import_torchvision(
         model: "a torchvision FCN state dict",
     };
     let num_classes = head.classes(&tensors, input, 0, "classes", &crate::fcn::CLASSES)?;
-    let classes = match given_class_names(classes, num_classes, "classes", input)? {
+    let named = match given_class_names(classes, num_classes, "classes", input)? {
+        Some(given) => Some(given),
+        None => header_class_names(&header, 0, num_classes, input)?,
+    };
+    let classes = match named {
         Some(c) => c,
         // torchvision's pretrained FCN weights: the background and VOC's 20 classes.
         None if num_classes == 21 => std::iter::once("background")

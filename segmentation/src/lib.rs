@@ -7,6 +7,7 @@ pub mod bench;
 pub mod budget;
 pub mod config;
 pub mod evaluate;
+pub mod export;
 pub mod fcn;
 pub mod finetune;
 pub mod import;

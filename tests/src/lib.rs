@@ -3,6 +3,7 @@
 
 pub mod formula;
 pub mod probe;
+pub mod python;
 pub mod tiny;
 
 use std::io::Read;

@@ -6,8 +6,9 @@ use clap::Args;
 use detection::import::{import_torchvision, TorchvisionDetector};
 use std::path::PathBuf;
 
+/// The library a state dict comes from (`import`) or goes to (`export`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Source {
+pub enum Library {
     Torchvision,
 }
 
@@ -15,16 +16,18 @@ pub enum Source {
 pub struct ImportArgs {
     /// The library that wrote the state dict.
     #[arg(long = "from", value_enum)]
-    from: Source,
+    from: Library,
     /// Its architecture.
     #[arg(long, value_enum)]
     arch: TorchvisionDetector,
     /// Epsilon of the frozen batch norms: torchvision's published COCO weights were trained
-    /// with 0; models built by torchvision today use 1e-5 [0 to below 1].
-    #[arg(long, default_value_t = 1e-5, value_parser = parse_bn_eps)]
-    bn_eps: f64,
-    /// Object class names, one per line, background excluded (default: torchvision's COCO
-    /// list, N/A entries included, when the predictor has 91 rows; else class_0, class_1, ...).
+    /// with 0; models built by torchvision today use 1e-5 [0 to below 1] (default: the
+    /// file's `bn_eps` metadata, which `detect export` writes, else 1e-5).
+    #[arg(long, value_parser = parse_bn_eps)]
+    bn_eps: Option<f64>,
+    /// Object class names, one per line, background excluded (default: the names in the
+    /// file's metadata, which `detect export` writes; else torchvision's COCO list, N/A
+    /// entries included, when the predictor has 91 rows; else class_0, class_1, ...).
     #[arg(long)]
     classes: Option<PathBuf>,
     /// A state dict saved with safetensors (`safetensors.torch.save_file(model.state_dict(), ...)`).
@@ -41,7 +44,7 @@ fn parse_bn_eps(text: &str) -> Result<f64, String> {
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let Source::Torchvision = args.from;
+    let Library::Torchvision = args.from;
     let classes =
         backbones::interop::check_import_paths(&args.input, args.classes.as_deref(), &args.output)
             .map_err(BadInput)?;
@@ -52,7 +55,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         "imported {} ({} classes, batch-norm eps {}) into {}",
         ckpt.metadata.arch,
         ckpt.metadata.num_classes,
-        args.bn_eps,
+        detection::export::bn_eps(&ckpt),
         args.output.display()
     );
     Ok(())

@@ -1,4 +1,4 @@
-//! `detect`: fine-tune, evaluate, predict with, import and benchmark Faster R-CNN.
+//! `detect`: fine-tune, evaluate, predict with, import, export and benchmark Faster R-CNN.
 //!
 //! Each subcommand lives in its own file with its clap `Args` and a `run`; adding one is a
 //! module, an enum variant and a match arm here.
@@ -6,6 +6,7 @@
 mod bench;
 mod cli_error;
 mod eval;
+mod export;
 mod finetune;
 mod import;
 mod predict;
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "detect",
     version,
-    about = "Faster R-CNN: fine-tune from a backbone checkpoint, evaluate (VOC07/VOC12/COCO), predict, import"
+    about = "Faster R-CNN: fine-tune from a backbone checkpoint, evaluate (VOC07/VOC12/COCO), predict, import from and export to torchvision"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,6 +36,16 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Converts a torchvision Faster R-CNN state dict (.safetensors) into a checkpoint.
     Import(import::ImportArgs),
+    /// Writes an FPN checkpoint as a torchvision state dict (.safetensors) for
+    /// fasterrcnn_resnet50_fpn.
+    ///
+    /// `torchvision.models.detection.fasterrcnn_resnet50_fpn(weights=None,
+    /// weights_backbone=None, num_classes=K+1, ...)` loads it with
+    /// `load_state_dict(strict=True)`; the command prints that Python, and the file's metadata
+    /// holds its arguments (the checkpoint's sizes, normalisation, thresholds and proposal
+    /// counts) and the class names. Only FPN detectors over resnet50 have a torchvision peer:
+    /// a C4 checkpoint is refused.
+    Export(export::ExportArgs),
     /// Training and inference images/s on random images of one size (beside torchvision's
     /// fasterrcnn_resnet50_fpn: bench/detect_torchvision.py, `make bench`).
     Bench(bench::BenchArgs),
@@ -47,6 +58,7 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Import(args) => import::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
     };
     if let Err(err) = result {
