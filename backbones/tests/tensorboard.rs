@@ -2,8 +2,8 @@
 //! `metrics.jsonl` (losses, learning rate, images/s, validation metrics) at the same steps,
 //! read back with the event crate's reader and, where an interpreter has it, with Python's
 //! tensorboard; a resumed run goes on in a new file at the next step, and what an attempt
-//! killed after its last state had logged is dropped as the resume drops it from
-//! `metrics.jsonl`.
+//! killed after its last state had logged (or an attempt that never saved one) is dropped as
+//! `metrics.jsonl` drops it.
 
 use e2e::run_ok;
 use e2e::tiny::RunInputs;
@@ -43,11 +43,7 @@ fn events_hold_the_values_of_metrics_jsonl_at_the_same_steps_across_resumes() {
 
     assert_eq!(e2e::events::files(&out).len(), 3);
     let starts = e2e::events::check_run_everywhere(&out);
-    assert_eq!(
-        starts,
-        [3, 3],
-        "each resumption starts at the step after its state"
-    );
+    assert_eq!(starts, [1, 3, 3], "each file starts after its state's step");
     let (scalars, _) = e2e::events::scalars(&out);
     let steps = |tag: &str| -> Vec<i64> {
         scalars
@@ -60,6 +56,18 @@ fn events_hold_the_values_of_metrics_jsonl_at_the_same_steps_across_resumes() {
     assert_eq!(steps("train/lr"), [1, 2, 3, 4, 5, 6]);
     assert_eq!(steps("train/images_per_s"), [1, 2, 3, 4, 5, 6]);
     assert_eq!(steps("val/top1"), [3, 6]);
+}
+
+#[test]
+fn a_new_run_in_place_of_one_that_never_saved_hides_its_events() {
+    let inputs = RunInputs::new();
+    let out = inputs.path("run");
+    train(&inputs, &out, &["--tensorboard", "--max-iters", "2"]);
+    // As if killed before its first state: a new run starts over in the same folder.
+    std::fs::remove_file(out.join("state.safetensors")).unwrap();
+    train(&inputs, &out, &["--tensorboard", "--max-iters", "3"]);
+    assert_eq!(e2e::events::files(&out).len(), 2);
+    assert_eq!(e2e::events::check_run_everywhere(&out), [1, 1]);
 }
 
 #[test]

@@ -234,13 +234,13 @@ impl RunDir {
     }
 
     /// From now on also writes each logged record to a new TensorBoard event file in
-    /// `tensorboard/` (see [`EventFile::create`] for `resumed_at`).
-    pub fn start_event_file(&mut self, resumed_at: Option<u64>) -> Result<()> {
+    /// `tensorboard/`; `done` is the iterations the run has done (see [`EventFile::create`]).
+    pub fn start_event_file(&mut self, done: u64) -> Result<()> {
         if !self.is_writer() {
             return Ok(());
         }
         let dir = self.path(tensorboard::FOLDER);
-        let events = EventFile::create(&dir, resumed_at)
+        let events = EventFile::create(&dir, done)
             .map_err(|source| RunDirError::Io { path: dir, source })?;
         self.events = Some(events);
         Ok(())

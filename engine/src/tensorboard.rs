@@ -30,12 +30,13 @@ pub struct EventFile {
 
 impl EventFile {
     /// Starts a new event file in `dir` (created if need be), named as TensorBoard's own
-    /// writers name theirs, so its files sort by start time. A resumed run passes the
-    /// iteration its state was saved at: the file then opens with a session start one step
-    /// later, which tells TensorBoard to drop what earlier files logged from that step on
-    /// (steps of an attempt killed after its last save, which the resume also drops from
-    /// `metrics.jsonl` and trains again).
-    pub fn create(dir: &Path, resumed_at: Option<u64>) -> io::Result<Self> {
+    /// writers name theirs, so its files sort by start time. `done` is the iterations the run
+    /// has done (0 for a new run, the state's for a resumed one): the file opens with a
+    /// session start at `done + 1`, which tells TensorBoard to drop what earlier files of the
+    /// folder logged from that step on. Those are steps this run does again: an attempt's
+    /// killed after its last save (which the resume also drops from `metrics.jsonl`), or all
+    /// of an attempt that never saved a state (which a new run's `metrics.jsonl` starts over).
+    pub fn create(dir: &Path, done: u64) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let (path, file) = create_new_file(dir)?;
         let writer = EventWriter::from_writer(
@@ -46,14 +47,12 @@ impl EventFile {
         .map_err(into_io)?;
         let mut events = EventFile { path, writer };
         events.write(0, What::FileVersion(FILE_VERSION.into()))?;
-        if let Some(iter) = resumed_at {
-            let start = SessionLog {
-                status: SessionStatus::Start as i32,
-                checkpoint_path: String::new(),
-                msg: String::new(),
-            };
-            events.write(iter as i64 + 1, What::SessionLog(start))?;
-        }
+        let start = SessionLog {
+            status: SessionStatus::Start as i32,
+            checkpoint_path: String::new(),
+            msg: String::new(),
+        };
+        events.write(done as i64 + 1, What::SessionLog(start))?;
         Ok(events)
     }
 
@@ -218,7 +217,7 @@ mod tests {
     #[test]
     fn the_file_reads_back_with_each_record_at_its_step() {
         let dir = tempfile::tempdir().unwrap();
-        let mut events = EventFile::create(&dir.path().join(FOLDER), None).unwrap();
+        let mut events = EventFile::create(&dir.path().join(FOLDER), 0).unwrap();
         let name = events
             .path()
             .file_name()
@@ -241,34 +240,39 @@ mod tests {
             .unwrap();
         // Flushed after each event: the file is complete while the writer still lives.
         let read = read_events(events.path());
-        assert_eq!(read.len(), 3);
+        assert_eq!(read.len(), 4);
         assert_eq!(read[0].what, Some(What::FileVersion(FILE_VERSION.into())));
-        assert_eq!(read[1].step, 5);
+        assert_session_start(&read[1], 1);
+        assert_eq!(read[2].step, 5);
         assert_eq!(
-            summary_values(&read[1]),
+            summary_values(&read[2]),
             [
                 ("train/loss".to_string(), 2.5),
                 ("train/lr".to_string(), 0.05)
             ]
         );
-        assert_eq!(read[2].step, 10);
-        assert_eq!(summary_values(&read[2]), [("val/top1".to_string(), 0.4)]);
-        assert!(read[2].wall_time >= read[1].wall_time && read[1].wall_time > 1.6e9);
+        assert_eq!(read[3].step, 10);
+        assert_eq!(summary_values(&read[3]), [("val/top1".to_string(), 0.4)]);
+        assert!(read[3].wall_time >= read[2].wall_time && read[2].wall_time > 1.6e9);
+    }
+
+    fn assert_session_start(event: &Event, step: i64) {
+        assert_eq!(event.step, step);
+        match &event.what {
+            Some(What::SessionLog(log)) => assert_eq!(log.status, SessionStatus::Start as i32),
+            other => panic!("not a session start: {other:?}"),
+        }
     }
 
     #[test]
     fn a_resumed_run_starts_a_new_file_that_drops_steps_after_its_state() {
         let dir = tempfile::tempdir().unwrap();
-        let first = EventFile::create(dir.path(), None).unwrap();
-        let resumed = EventFile::create(dir.path(), Some(40)).unwrap();
+        let first = EventFile::create(dir.path(), 0).unwrap();
+        let resumed = EventFile::create(dir.path(), 40).unwrap();
         assert_ne!(first.path(), resumed.path());
         let read = read_events(resumed.path());
         assert_eq!(read.len(), 2);
-        assert_eq!(read[1].step, 41);
-        match &read[1].what {
-            Some(What::SessionLog(log)) => assert_eq!(log.status, SessionStatus::Start as i32),
-            other => panic!("not a session start: {other:?}"),
-        }
+        assert_session_start(&read[1], 41);
     }
 
     /// CRC-32C (Castagnoli), bit by bit: independent of the crate that wrote the file.
@@ -296,7 +300,7 @@ mod tests {
     fn every_record_is_framed_with_masked_crcs() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
         let dir = tempfile::tempdir().unwrap();
-        let mut events = EventFile::create(dir.path(), Some(7)).unwrap();
+        let mut events = EventFile::create(dir.path(), 7).unwrap();
         events
             .write_record(&json!({"iter": 8, "split": "train", "loss": 1.0}))
             .unwrap();

@@ -118,7 +118,7 @@ where
     trainer.start(&mut run, config, opts)?;
     if config.run.tensorboard {
         // After `start`: a resumed run's position is known and its log cut back to it.
-        run.start_event_file(opts.resume.then_some(trainer.position.iter))?;
+        run.start_event_file(trainer.position.iter)?;
     }
     let group = data_parallel::group();
     if let Some(g) = group {
