@@ -262,6 +262,42 @@ fn a_bf16_finetune_trains_and_evaluates() {
     assert!((0.0..=1.0).contains(&map), "{val}");
 }
 
+/// `--tensorboard`: the event files hold the four named losses, their sum, the learning
+/// rate, images/s and the mAP of metrics.jsonl, at the same steps.
+#[test]
+fn a_finetune_with_tensorboard_logs_what_metrics_jsonl_holds() {
+    let f = fixture(1);
+    let out = f.root.join("tensorboard");
+    let o = out.to_str().unwrap();
+    run_ok(
+        e2e::bin!("detect"),
+        &finetune_args(
+            &f,
+            o,
+            &[
+                "--tensorboard",
+                "--set",
+                "data.max_train_samples=4",
+                "--set",
+                "data.max_val_samples=2",
+                "--set",
+                "rpn.post_nms_top_n_test=16",
+            ],
+        ),
+    );
+    e2e::events::check_run_everywhere(&out);
+    let (scalars, _) = e2e::events::scalars(&out);
+    let losses = scalars
+        .keys()
+        .filter(|(t, _)| t.starts_with("train/loss_"))
+        .map(|(t, _)| t.as_str())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(losses.len(), 4, "{losses:?}");
+    for tag in ["train/loss", "train/lr", "train/images_per_s", "val/map"] {
+        assert!(scalars.keys().any(|(t, _)| t == tag), "no {tag}");
+    }
+}
+
 /// A validation split with no object that is not difficult has no mAP: it used to report
 /// "val map 0.0000" and pick a `best` by it; now it is refused before any training.
 #[test]

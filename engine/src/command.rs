@@ -38,12 +38,17 @@ pub struct RunArgs {
     /// The dataset, KIND:PATH; overrides data.spec.
     #[arg(long)]
     pub data: Option<String>,
-    /// The run folder (config.toml, metrics.jsonl, last/best/state.safetensors, curves.png).
+    /// The run folder (config.toml, metrics.jsonl, last/best/state.safetensors, curves.png,
+    /// and tensorboard/ with --tensorboard).
     #[arg(long)]
     pub out: PathBuf,
     /// Continue the run in --out from its state.safetensors (same recipe required).
     #[arg(long)]
     pub resume: bool,
+    /// Also write TensorBoard event files (every metrics.jsonl value) to --out's tensorboard/;
+    /// sets train.tensorboard.
+    #[arg(long)]
+    pub tensorboard: bool,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -73,6 +78,9 @@ impl RunArgs {
         if let Some(data) = &self.data {
             sets.push(format!("data.spec={}", config_file::toml_string(data)));
         }
+        if self.tensorboard {
+            sets.push("train.tensorboard=true".into());
+        }
         Ok(RunRequest {
             config: self.config.clone(),
             sets,
@@ -88,7 +96,8 @@ impl RunArgs {
 #[derive(Clone, Debug)]
 pub struct RunRequest {
     pub config: PathBuf,
-    /// `--set` overrides, then `data.spec` from `--data`.
+    /// `--set` overrides, then `data.spec` from `--data` and `train.tensorboard` from
+    /// `--tensorboard`.
     pub sets: Vec<String>,
     pub out: PathBuf,
     pub resume: bool,

@@ -103,6 +103,9 @@ pub struct RunSection {
     pub checkpoint_every_iters: u64,
     /// CPU threads for libtorch (0: libtorch's default).
     pub threads: usize,
+    /// Also write every `metrics.jsonl` record as TensorBoard scalars, to event files in the
+    /// run folder's `tensorboard/` (see [`crate::tensorboard`]); `--tensorboard` sets it.
+    pub tensorboard: bool,
 }
 
 impl Default for RunSection {
@@ -117,12 +120,13 @@ impl Default for RunSection {
             log_every: 50,
             checkpoint_every_iters: 0,
             threads: 0,
+            tensorboard: false,
         }
     }
 }
 
 /// Keys a resumed run may change: where the data is read from and how fast, and how often
-/// the run reports and saves. None of them changes the weights a run arrives at.
+/// and where the run reports and saves. None of them changes the weights a run arrives at.
 pub const OPERATIONAL_KEYS: &[&str] = &[
     "data.spec",
     "data.workers",
@@ -132,6 +136,7 @@ pub const OPERATIONAL_KEYS: &[&str] = &[
     "train.log_every",
     "train.checkpoint_every_iters",
     "train.eval_every_epochs",
+    "train.tensorboard",
 ];
 
 /// Whether the dotted `key` (as `config_file::differences` names it) is operational.
@@ -274,5 +279,6 @@ mod tests {
         assert!(!is_operational("data.batch_size"));
         assert!(!is_operational("optim.lr"));
         assert!(!is_operational("train.seed"));
+        assert!(is_operational("train.tensorboard"));
     }
 }

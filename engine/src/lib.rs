@@ -36,6 +36,7 @@ pub mod run_dir;
 pub mod schedule;
 pub mod state_dict;
 pub mod task;
+pub mod tensorboard;
 pub mod timing;
 pub mod transfer;
 

@@ -1,10 +1,12 @@
-//! A run folder: `config.toml`, `metrics.jsonl`, `last`/`best` checkpoints and
-//! `state.safetensors` (everything `--resume` needs), each checkpoint written atomically, and
-//! `lock`, which keeps a second run out while one lives.
+//! A run folder: `config.toml`, `metrics.jsonl` (and, when asked, its TensorBoard copy in
+//! `tensorboard/`), `last`/`best` checkpoints and `state.safetensors` (everything `--resume`
+//! needs), each checkpoint written atomically, and `lock`, which keeps a second run out while
+//! one lives.
 
 use crate::checkpoint::{
     first_non_finite, read_safetensors, write_safetensors, CheckpointError, NamedTensors,
 };
+use crate::tensorboard::{self, EventFile};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -49,6 +51,8 @@ pub struct RunDir {
     /// None on ranks other than 0 of a data-parallel run: rank 0 alone writes the folder
     /// (the others may be on machines that cannot even see it), so their writes do nothing.
     metrics: Option<File>,
+    /// Where the records of `metrics` also go when the run writes TensorBoard events.
+    events: Option<EventFile>,
     /// Held until the run ends (or its process dies): no second run writes here meanwhile.
     _lock: Option<RunLock>,
 }
@@ -72,6 +76,7 @@ impl RunDir {
             return Ok(RunDir {
                 root: root.to_path_buf(),
                 metrics: None,
+                events: None,
                 _lock: None,
             });
         }
@@ -136,6 +141,7 @@ impl RunDir {
         Ok(RunDir {
             root: root.to_path_buf(),
             metrics: Some(metrics),
+            events: None,
             _lock: Some(lock),
         })
     }
@@ -227,15 +233,35 @@ impl RunDir {
         write_atomically(&path, toml_text.as_bytes())
     }
 
-    /// Appends one record to metrics.jsonl (flushed, so a killed run keeps its log).
+    /// From now on also writes each logged record to a new TensorBoard event file in
+    /// `tensorboard/`; `done` is the iterations the run has done (see [`EventFile::create`]).
+    pub fn start_event_file(&mut self, done: u64) -> Result<()> {
+        if !self.is_writer() {
+            return Ok(());
+        }
+        let dir = self.path(tensorboard::FOLDER);
+        let events = EventFile::create(&dir, done)
+            .map_err(|source| RunDirError::Io { path: dir, source })?;
+        self.events = Some(events);
+        Ok(())
+    }
+
+    /// Appends one record to metrics.jsonl, and to the event file when there is one (each
+    /// flushed, so a killed run keeps its log).
     pub fn log(&mut self, record: &serde_json::Value) -> Result<()> {
         let path = self.path(Self::METRICS);
-        match &mut self.metrics {
-            Some(file) => {
-                writeln!(file, "{record}").map_err(|source| RunDirError::Io { path, source })
-            }
-            None => Ok(()),
+        if let Some(file) = &mut self.metrics {
+            writeln!(file, "{record}").map_err(|source| RunDirError::Io { path, source })?;
         }
+        if let Some(events) = &mut self.events {
+            events
+                .write_record(record)
+                .map_err(|source| RunDirError::Io {
+                    path: events.path().to_path_buf(),
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// Drops records logged after iteration `iter` (by a run killed after its last state was

@@ -466,6 +466,38 @@ fn a_bf16_finetune_trains_and_evaluates() {
     }
 }
 
+/// `--tensorboard`: the event files hold each named loss, the learning rate, images/s and
+/// every validation metric of metrics.jsonl, at the same steps.
+#[test]
+fn a_finetune_with_tensorboard_logs_what_metrics_jsonl_holds() {
+    let t = trained();
+    let out = t.root.join("tensorboard");
+    let args = finetune_args(
+        &t.backbone,
+        &t.data(),
+        &out,
+        &[
+            "--set",
+            "schedule.epochs=1",
+            "--set",
+            "train.log_every=1",
+            "--tensorboard",
+        ],
+    );
+    run_ok(e2e::bin!("segment"), &strs(&args));
+    e2e::events::check_run_everywhere(&out);
+    let (scalars, _) = e2e::events::scalars(&out);
+    for tag in [
+        "train/loss",
+        "train/lr",
+        "train/images_per_s",
+        "val/pixAcc",
+        "val/mIoU",
+    ] {
+        assert!(scalars.keys().any(|(t, _)| t == tag), "no {tag}");
+    }
+}
+
 #[test]
 fn segment_import_writes_a_checkpoint_with_the_given_classes() {
     let tmp = tempfile::tempdir().unwrap();

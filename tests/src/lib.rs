@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: run the binaries (whose paths the calling test crate gets
 //! from Cargo, see [`bin!`]), measure them, read their JSON, make their inputs.
 
+pub mod events;
 pub mod formula;
 pub mod probe;
 pub mod python;

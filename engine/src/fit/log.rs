@@ -1,6 +1,7 @@
 //! The run's log: the losses of the steps since the last log point, summed on the device and
 //! read once per log point (the only host-device sync of training steps), written to
-//! metrics.jsonl and the progress bar; and each evaluation's line.
+//! metrics.jsonl (and through the same call to the TensorBoard events, see
+//! [`crate::tensorboard`]) and the progress bar; and each evaluation's line.
 
 use super::trainer::{Position, StepOutcome};
 use crate::data_parallel;

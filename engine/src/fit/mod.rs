@@ -116,6 +116,10 @@ where
     // Everything above is checked before the run folder is created or touched.
     let mut run = RunDir::open(&opts.out, opts.resume)?;
     trainer.start(&mut run, config, opts)?;
+    if config.run.tensorboard {
+        // After `start`: a resumed run's position is known and its log cut back to it.
+        run.start_event_file(trainer.position.iter)?;
+    }
     let group = data_parallel::group();
     if let Some(g) = group {
         trainer.synchronise_ranks()?;
