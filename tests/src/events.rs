@@ -1,12 +1,11 @@
 //! A run's TensorBoard event files read back, as TensorBoard reads them, and held against the
-//! run's `metrics.jsonl`: with the `tfrecord` crate's reader (every record's CRCs checked),
-//! and with Python's `tensorboard` package where an interpreter has it.
+//! run's `metrics.jsonl`: with the engine's reader (every record's CRCs checked), and with
+//! Python's `tensorboard` package where an interpreter has it.
 
+use engine::tensorboard::{read_events, What};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tfrecord::protobuf::{event::What, session_log::SessionStatus, summary};
-use tfrecord::{EventIter, RecordReaderConfig};
 
 /// Scalars by (tag, step).
 pub type Scalars = BTreeMap<(String, i64), f32>;
@@ -33,26 +32,21 @@ pub fn scalars(run: &Path) -> (Scalars, Vec<i64>) {
     let mut scalars = Scalars::new();
     let mut starts = Vec::new();
     for file in files(run) {
-        let events = EventIter::open(&file, RecordReaderConfig::default()).unwrap();
-        for (i, event) in events.enumerate() {
-            let event = event.unwrap_or_else(|e| panic!("{}: event {i}: {e}", file.display()));
+        let events = read_events(&file).unwrap_or_else(|e| panic!("{e}"));
+        for (i, event) in events.into_iter().enumerate() {
             match event.what {
-                Some(What::FileVersion(v)) => assert_eq!((i, v.as_str()), (0, "brain.Event:2")),
-                Some(What::SessionLog(log)) => {
-                    assert_eq!(log.status, SessionStatus::Start as i32);
+                What::FileVersion(v) => assert_eq!((i, v.as_str()), (0, "brain.Event:2")),
+                What::SessionStart => {
                     scalars.retain(|(_, step), _| *step < event.step);
                     starts.push(event.step);
                 }
-                Some(What::Summary(s)) => {
-                    for v in s.value {
-                        let Some(summary::value::Value::SimpleValue(x)) = v.value else {
-                            panic!("{}: {} is not a scalar", file.display(), v.tag);
-                        };
-                        let old = scalars.insert((v.tag.clone(), event.step), x);
-                        assert!(old.is_none(), "{} at {} twice", v.tag, event.step);
+                What::Scalars(values) => {
+                    for (tag, x) in values {
+                        let old = scalars.insert((tag.clone(), event.step), x);
+                        assert!(old.is_none(), "{tag} at {} twice", event.step);
                     }
                 }
-                other => panic!("{}: unexpected event {other:?}", file.display()),
+                What::Other => panic!("{}: event {i} is not one a run writes", file.display()),
             }
         }
     }
@@ -102,7 +96,7 @@ pub fn assert_same_as_metrics(run: &Path, found: &BTreeMap<(String, i64), f64>) 
     expected.len()
 }
 
-/// Checks the run's events with the crate's reader against `metrics.jsonl`; returns the
+/// Checks the run's events with the engine's reader against `metrics.jsonl`; returns the
 /// steps of the session starts (one per resumption).
 pub fn check_run(run: &Path) -> Vec<i64> {
     let (scalars, starts) = scalars(run);

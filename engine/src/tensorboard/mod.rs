@@ -1,16 +1,17 @@
 //! The run log as TensorBoard reads it: each record `metrics.jsonl` gets is also written to an
 //! event file in `RUN/tensorboard/`, every measured value of it as the scalar `SPLIT/NAME`
 //! (`train/loss`, `train/lr`, `val/top1`) at step `iter`. [`crate::run_dir::RunDir::log`] hands
-//! both files the same record, so they cannot disagree. The `tfrecord` crate frames the
-//! records (length, payload, masked CRC-32C) and reads them back.
+//! both files the same record, so they cannot disagree. [`event`] writes and reads the
+//! format.
 
+pub mod event;
+
+pub use event::{Event, What};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tfrecord::protobuf::{event::What, session_log::SessionStatus, summary, SessionLog};
-use tfrecord::{Event, EventWriter, EventWriterConfig, Summary};
 
 /// The run folder's subfolder of event files: TensorBoard shows it as one run, merging the
 /// files of a run and its resumptions in the order of their names.
@@ -25,7 +26,7 @@ const FILE_VERSION: &str = "brain.Event:2";
 
 pub struct EventFile {
     path: PathBuf,
-    writer: EventWriter<BufWriter<File>>,
+    file: File,
 }
 
 impl EventFile {
@@ -39,20 +40,9 @@ impl EventFile {
     pub fn create(dir: &Path, done: u64) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let (path, file) = create_new_file(dir)?;
-        let writer = EventWriter::from_writer(
-            BufWriter::new(file),
-            // Flushed after each event, so a killed run keeps what it logged.
-            EventWriterConfig { auto_flush: true },
-        )
-        .map_err(into_io)?;
-        let mut events = EventFile { path, writer };
+        let mut events = EventFile { path, file };
         events.write(0, What::FileVersion(FILE_VERSION.into()))?;
-        let start = SessionLog {
-            status: SessionStatus::Start as i32,
-            checkpoint_path: String::new(),
-            msg: String::new(),
-        };
-        events.write(done as i64 + 1, What::SessionLog(start))?;
+        events.write(done as i64 + 1, What::SessionStart)?;
         Ok(events)
     }
 
@@ -66,26 +56,30 @@ impl EventFile {
         let Some((step, values)) = scalars(record) else {
             return Ok(());
         };
-        let value = values
-            .into_iter()
-            .map(|(tag, value)| summary::Value {
-                tag,
-                value: Some(summary::value::Value::SimpleValue(value)),
-                ..Default::default()
-            })
-            .collect();
-        self.write(step as i64, What::Summary(Summary { value }))
+        self.write(step as i64, What::Scalars(values))
     }
 
+    /// Appends one event in a single write, unbuffered, so a killed run keeps every event it
+    /// logged whole.
     fn write(&mut self, step: i64, what: What) -> io::Result<()> {
         let event = Event {
             wall_time: wall_time(),
             step,
-            what: Some(what),
-            source_metadata: None,
+            what,
         };
-        self.writer.write_event(event).map_err(into_io)
+        self.file.write_all(&event::record(&event))
     }
+}
+
+/// Every event of an event file, each record's CRCs checked.
+pub fn read_events(path: &Path) -> io::Result<Vec<Event>> {
+    let bytes = std::fs::read(path)?;
+    event::read(&bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
 }
 
 /// A record's step (`iter`) and its measured values as TensorBoard scalars `SPLIT/NAME`, in
@@ -156,36 +150,14 @@ fn wall_time() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn into_io(e: tfrecord::Error) -> io::Error {
-    match e {
-        tfrecord::Error::IoError(e) => e,
-        other => io::Error::other(other.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-    use tfrecord::{EventIter, RecordReaderConfig};
-
-    fn read_events(path: &Path) -> Vec<Event> {
-        EventIter::open(path, RecordReaderConfig::default())
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    }
 
     fn summary_values(event: &Event) -> Vec<(String, f32)> {
         match &event.what {
-            Some(What::Summary(s)) => s
-                .value
-                .iter()
-                .map(|v| match v.value {
-                    Some(summary::value::Value::SimpleValue(x)) => (v.tag.clone(), x),
-                    ref other => panic!("{}: not a simple value: {other:?}", v.tag),
-                })
-                .collect(),
+            What::Scalars(values) => values.clone(),
             other => panic!("not a summary: {other:?}"),
         }
     }
@@ -239,9 +211,9 @@ mod tests {
             .write_record(&json!({"epoch": 0, "iter": 10, "split": "val", "top1": 0.4}))
             .unwrap();
         // Flushed after each event: the file is complete while the writer still lives.
-        let read = read_events(events.path());
+        let read = read_events(events.path()).unwrap();
         assert_eq!(read.len(), 4);
-        assert_eq!(read[0].what, Some(What::FileVersion(FILE_VERSION.into())));
+        assert_eq!(read[0].what, What::FileVersion(FILE_VERSION.into()));
         assert_session_start(&read[1], 1);
         assert_eq!(read[2].step, 5);
         assert_eq!(
@@ -258,10 +230,7 @@ mod tests {
 
     fn assert_session_start(event: &Event, step: i64) {
         assert_eq!(event.step, step);
-        match &event.what {
-            Some(What::SessionLog(log)) => assert_eq!(log.status, SessionStatus::Start as i32),
-            other => panic!("not a session start: {other:?}"),
-        }
+        assert_eq!(event.what, What::SessionStart);
     }
 
     #[test]
@@ -270,7 +239,7 @@ mod tests {
         let first = EventFile::create(dir.path(), 0).unwrap();
         let resumed = EventFile::create(dir.path(), 40).unwrap();
         assert_ne!(first.path(), resumed.path());
-        let read = read_events(resumed.path());
+        let read = read_events(resumed.path()).unwrap();
         assert_eq!(read.len(), 2);
         assert_session_start(&read[1], 41);
     }
