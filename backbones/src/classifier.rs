@@ -1,5 +1,5 @@
-//! An image classifier ready to use: a ResNet or a MobileNet, its weights, its class names and the transform
-//! its inputs need, as a checkpoint describes them.
+//! An image classifier ready to use: a ResNet or a MobileNet, its weights, its class names
+//! and the transform its inputs need, as a checkpoint describes them.
 
 use crate::arch::ClassifierArch;
 use crate::layers::ConvNormPairs;
@@ -26,8 +26,8 @@ pub struct Classifier {
 
 /// What a classification checkpoint says about its model, every field checked: the model
 /// config is valid and agrees with `arch` and the class list, the head (`fc.weight`, a
-/// MobileNet's `classifier.weight`) has one row per class, the tensors are floating point, and the transform's sizes and statistics
-/// are within bounds.
+/// MobileNet's `classifier.weight`) has one row per class, the tensors are floating point,
+/// and the transform's sizes and statistics are within bounds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClassifierSpec {
     pub config: ClassifierConfig,

@@ -39,18 +39,18 @@ fn check_framework_has(
     arch: ClassifierArch,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    let torchvision_has = match arch {
-        ClassifierArch::ResNet(a) => a.variant == Variant::B,
-        // torchvision has MobileNet v2 and v3, not v1.
-        ClassifierArch::MobileNetV1 => false,
-    };
-    if framework == Framework::Torchvision && !torchvision_has {
-        return Err(CheckpointError::content(
-            path,
-            format!("torchvision has no {arch} (its ResNets are variant B: resnet18 .. resnet152, and it has no MobileNet v1); use timm"),
-        ));
+    if framework != Framework::Torchvision {
+        return Ok(());
     }
-    Ok(())
+    let missing = match arch {
+        ClassifierArch::ResNet(a) if a.variant == Variant::B => return Ok(()),
+        ClassifierArch::ResNet(_) => "its ResNets are variant B: resnet18 .. resnet152",
+        ClassifierArch::MobileNetV1 => "its MobileNets are v2 and v3",
+    };
+    Err(CheckpointError::content(
+        path,
+        format!("torchvision has no {arch} ({missing}); use timm"),
+    ))
 }
 
 /// The paths of an `import` command (`backbone`, `detect` and `segment` alike), checked before

@@ -48,7 +48,7 @@ impl PretrainedBody {
             return Err(CheckpointError::content(
                 path,
                 format!(
-                    "is a {} classifier; detection and segmentation bodies are ResNets, not {expected}",
+                    "is a {} classifier; detection and segmentation start from a ResNet one",
                     ckpt.metadata.arch
                 ),
             ));

@@ -1,6 +1,6 @@
 //! Weights move between PyTorch and this project: a timm resnet50d and mobilenetv1_100 and a
-//! torchvision resnet50 state dict, imported with `backbone import`, give PyTorch's class probabilities through
-//! `backbone predict`; exported back, they hold exactly the names, shapes and types that
+//! torchvision resnet50 state dict, imported with `backbone import`, give PyTorch's class
+//! probabilities through `backbone predict`; exported back, they hold exactly the names, shapes and types that
 //! `load_state_dict(strict=True)` checks, with the same values. Golden values:
 //! tests/fixtures/pytorch/make_golden.py.
 
@@ -147,6 +147,31 @@ fn timm_mobilenet_v1_round_trip_matches_pytorch() {
     // ReLU6, depthwise convs and timm's `classifier` head; the formula's weights give a flat
     // distribution (the top class at 1.3%), so the check is relative.
     import_predict_export("timm_mobilenetv1_100", "timm", "mobilenet_v1", Some(1e-5));
+
+    // torchvision has no MobileNet v1 to import from.
+    let dir = tempfile::tempdir().unwrap();
+    let keys =
+        json(&std::fs::read_to_string(fixture("pytorch/timm_mobilenetv1_100_keys.json")).unwrap());
+    let sd = dir.path().join("sd.safetensors");
+    formula::write_state_dict(&keys, &sd);
+    let out = dir.path().join("x.safetensors");
+    let err = run_err(
+        e2e::bin!("backbone"),
+        &[
+            "import",
+            "--from",
+            "torchvision",
+            "--arch",
+            "mobilenet_v1",
+            sd.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(
+        err.contains("torchvision has no mobilenet_v1 (its MobileNets are v2 and v3); use timm"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! Image classification as a task of the training engine: a ResNet or a MobileNet, cross-entropy against
-//! (smoothed, mixed) one-hot targets or a teacher's soft targets, top-1/top-5 on the
-//! validation split.
+//! Image classification as a task of the training engine: a ResNet or a MobileNet,
+//! cross-entropy against (smoothed, mixed) one-hot targets or a teacher's soft targets,
+//! top-1/top-5 on the validation split.
 
 use super::config::TrainConfig;
 use super::evaluate::{evaluate, DeviceBatch};
