@@ -3,6 +3,8 @@ cross-entropy, backward, SGD step) of a timm model on random data, timed like ou
 steps, then `iters` steps between two synchronisations.
 
     python bench/train_step_timm.py --arch resnet50d --batch 16 --input-size 64 --device cpu --threads 2
+
+`--arch` takes `backbone bench`'s names, so one set of flags serves both sides.
 """
 import argparse
 import json
@@ -12,6 +14,9 @@ import timm
 import torch
 
 from precision import add_amp_argument, autocast, check, grad_scaler, report
+
+# Our architecture names where timm spells them otherwise (the ResNets are spelled alike).
+TIMM_NAMES = {"mobilenet_v1": "mobilenetv1_100"}
 
 
 def main():
@@ -32,7 +37,7 @@ def main():
     device = torch.device(a.device)
     check(a.amp, device)
     torch.backends.cudnn.benchmark = True
-    model = timm.create_model(a.arch, pretrained=False, num_classes=a.num_classes).to(device).train()
+    model = timm.create_model(TIMM_NAMES.get(a.arch, a.arch), pretrained=False, num_classes=a.num_classes).to(device).train()
     x = torch.randn(a.batch, 3, a.input_size, a.input_size, device=device)
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)

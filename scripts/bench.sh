@@ -14,16 +14,19 @@ threads=${BENCH_THREADS:-$(nproc)}
 field() { "$py" -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$2"; }
 best() { "$py" -c "import sys; print(max(float(v) for v in sys.argv[1:]))" "$@"; }
 
-step="--arch resnet50d --batch 16 --input-size 64 --device cpu --threads $threads --warmup 3 --iters 10"
-echo "== training step: $step"
-ours=() ; peer=()
-for _ in 1 2; do
-  ours+=("$(field images_per_s "$("$bin/backbone" bench $step --json 2>/dev/null)")")
-  peer+=("$(field images_per_s "$("$py" bench/train_step_timm.py $step 2>/dev/null)")")
+# The peer maps our architecture names to timm's (mobilenet_v1 is timm's mobilenetv1_100).
+for arch in resnet50d mobilenet_v1; do
+  step="--arch $arch --batch 16 --input-size 64 --device cpu --threads $threads --warmup 3 --iters 10"
+  echo "== training step: $step"
+  ours=() ; peer=()
+  for _ in 1 2; do
+    ours+=("$(field images_per_s "$("$bin/backbone" bench $step --json 2>/dev/null)")")
+    peer+=("$(field images_per_s "$("$py" bench/train_step_timm.py $step 2>/dev/null)")")
+  done
+  o=$(best "${ours[@]}"); p=$(best "${peer[@]}")
+  printf 'ours %.1f images/s, PyTorch eager (timm) %.1f images/s, ratio %.3f\n' "$o" "$p" \
+    "$("$py" -c "print($o / $p)")"
 done
-o=$(best "${ours[@]}"); p=$(best "${peer[@]}")
-printf 'ours %.1f images/s, PyTorch eager (timm) %.1f images/s, ratio %.3f\n' "$o" "$p" \
-  "$("$py" -c "print($o / $p)")"
 
 jpegs=$root/target/bench-jpegs
 if [ ! -d "$jpegs/train" ]; then

@@ -1,4 +1,5 @@
-//! Architecture names: `resnet<depth><variant>`, e.g. `resnet50d`, `resnet18`, `resnet101s`.
+//! Architecture names: `resnet<depth><variant>`, e.g. `resnet50d`, `resnet18`, `resnet101s`,
+//! and, for classifiers only, `mobilenet_v1`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -108,8 +109,58 @@ impl fmt::Display for Arch {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown architecture '{0}': expected resnet<depth><variant> with depth 18, 34, 50, 101 or 152 and variant a, (none for B), c, d, e or s, e.g. resnet50d")]
+#[error("unknown architecture '{0}': expected resnet<depth><variant> with depth 18, 34, 50, 101 or 152 and variant a, (none for B), c, d, e or s, e.g. resnet50d (a classifier may also be mobilenet_v1)")]
 pub struct UnknownArch(pub String);
+
+/// What an image classifier can be: any ResNet, or MobileNet v1. Detection and segmentation
+/// bodies are ResNets ([`Arch`]) only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassifierArch {
+    ResNet(Arch),
+    /// MobileNet v1 at width 1.0 (GluonCV's `mobilenet1.0`, timm's `mobilenetv1_100`).
+    MobileNetV1,
+}
+
+impl ClassifierArch {
+    /// Whether the network is made of residual blocks (where zero-gamma applies).
+    pub fn has_residual_blocks(self) -> bool {
+        matches!(self, ClassifierArch::ResNet(_))
+    }
+
+    /// The head's weight in the state dict, as timm names it.
+    pub fn head_weight(self) -> &'static str {
+        match self {
+            ClassifierArch::ResNet(_) => "fc.weight",
+            ClassifierArch::MobileNetV1 => "classifier.weight",
+        }
+    }
+}
+
+impl From<Arch> for ClassifierArch {
+    fn from(arch: Arch) -> Self {
+        ClassifierArch::ResNet(arch)
+    }
+}
+
+impl fmt::Display for ClassifierArch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClassifierArch::ResNet(arch) => arch.fmt(f),
+            ClassifierArch::MobileNetV1 => f.write_str("mobilenet_v1"),
+        }
+    }
+}
+
+impl FromStr for ClassifierArch {
+    type Err = UnknownArch;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "mobilenet_v1" => Ok(ClassifierArch::MobileNetV1),
+            _ => name.parse().map(ClassifierArch::ResNet),
+        }
+    }
+}
 
 impl FromStr for Arch {
     type Err = UnknownArch;
@@ -152,7 +203,14 @@ mod tests {
         ] {
             let arch: Arch = name.parse().unwrap();
             assert_eq!(arch.to_string(), name);
+            let classifier: ClassifierArch = name.parse().unwrap();
+            assert_eq!(classifier, ClassifierArch::ResNet(arch));
         }
+        let mobilenet: ClassifierArch = "mobilenet_v1".parse().unwrap();
+        assert_eq!(mobilenet, ClassifierArch::MobileNetV1);
+        assert_eq!(mobilenet.to_string(), "mobilenet_v1");
+        // A detection or segmentation body is a ResNet.
+        assert!("mobilenet_v1".parse::<Arch>().is_err());
         assert_eq!("resnet50b".parse::<Arch>().unwrap().to_string(), "resnet50");
     }
 

@@ -1,9 +1,9 @@
-//! An image classifier ready to use: a ResNet, its weights, its class names and the transform
-//! its inputs need, as a checkpoint describes them.
+//! An image classifier ready to use: a ResNet or a MobileNet, its weights, its class names
+//! and the transform its inputs need, as a checkpoint describes them.
 
-use crate::arch::Arch;
+use crate::arch::ClassifierArch;
 use crate::layers::ConvNormPairs;
-use crate::resnet::{ResNet, ResNetConfig};
+use crate::network::{ClassifierConfig, ClassifierNet};
 use datasets::classify::{EvalTransform, Normalization};
 use engine::checkpoint::{
     check_finite_weights, load_into, Checkpoint, CheckpointError, TaskKind, TaskSpec,
@@ -19,18 +19,18 @@ pub fn default_transform() -> EvalTransform {
 
 pub struct Classifier {
     pub vs: nn::VarStore,
-    pub model: ResNet,
+    pub model: ClassifierNet,
     pub classes: Vec<String>,
     pub transform: EvalTransform,
 }
 
 /// What a classification checkpoint says about its model, every field checked: the model
-/// config is valid and agrees with `arch` and the class list, the head (`fc.weight`) has one
-/// row per class, the tensors are floating point, and the transform's sizes and statistics
-/// are within bounds.
+/// config is valid and agrees with `arch` and the class list, the head (`fc.weight`, a
+/// MobileNet's `classifier.weight`) has one row per class, the tensors are floating point,
+/// and the transform's sizes and statistics are within bounds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClassifierSpec {
-    pub config: ResNetConfig,
+    pub config: ClassifierConfig,
     pub transform: EvalTransform,
 }
 
@@ -40,31 +40,33 @@ impl TaskSpec for ClassifierSpec {
     fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self, CheckpointError> {
         let meta = &ckpt.metadata;
         let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
-        let arch: Arch = meta.arch.parse().map_err(|e| bad("arch", format!("{e}")))?;
-        let config: ResNetConfig = meta.model_as(path, "a ResNet config")?;
+        let arch: ClassifierArch = meta.arch.parse().map_err(|e| bad("arch", format!("{e}")))?;
+        let config = ClassifierConfig::from_json(arch, &meta.model)
+            .map_err(|e| bad("model", format!("not a {arch} config ({e})")))?;
         config.validate().map_err(|e| bad("model", e))?;
-        let head = match config.num_classes {
+        let head = match config.num_classes() {
             Some(k) => format!("a head of {k} classes"),
             None => "a head of no classes".to_string(),
         };
         meta.check_model_agrees(
             path,
-            config.arch == arch,
-            &format!("a {}", config.arch),
-            config.num_classes,
+            config.arch() == arch,
+            &format!("a {}", config.arch()),
+            config.num_classes(),
             &head,
         )?;
         let transform = meta.transform_as(path, "an input transform", Some(default_transform()))?;
         validate_transform(&transform).map_err(|e| bad("transform", e))?;
         check_finite_weights(&ckpt.tensors, path, "a classifier's")?;
-        let head = ckpt.tensors.get("fc.weight").map(|w| w.size());
+        let head_weight = arch.head_weight();
+        let head = ckpt.tensors.get(head_weight).map(|w| w.size());
         match head.as_deref() {
             Some([rows, _]) if *rows == meta.num_classes => {}
             Some(shape) => {
                 return Err(bad(
                     "num_classes",
                     format!(
-                        "is {} but the head fc.weight has shape {shape:?}",
+                        "is {} but the head {head_weight} has shape {shape:?}",
                         meta.num_classes
                     ),
                 ))
@@ -72,7 +74,7 @@ impl TaskSpec for ClassifierSpec {
             None => {
                 return Err(CheckpointError::content(
                     path,
-                    "has no fc.weight: not a classifier",
+                    format!("has no {head_weight}: not a {arch} classifier"),
                 ))
             }
         }
@@ -105,7 +107,7 @@ impl Classifier {
     pub fn from_checkpoint(path: &Path, device: Device) -> Result<Self, CheckpointError> {
         let (ckpt, spec) = Checkpoint::read_as::<ClassifierSpec>(path)?;
         let vs = nn::VarStore::new(device);
-        let model = ResNet::new(&vs.root(), &spec.config);
+        let model = ClassifierNet::new(&vs.root(), &spec.config);
         load_into(&vs, &ckpt.tensors, path, &ckpt.metadata.arch)?;
         // A classifier only predicts (or teaches): its folded weights are made once.
         model.prepare_inference();

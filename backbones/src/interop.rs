@@ -1,12 +1,13 @@
-//! Moving ResNet weights between this project and PyTorch (timm, torchvision).
+//! Moving classifier weights (ResNets, MobileNet v1) between this project and PyTorch (timm,
+//! torchvision).
 //!
 //! Our parameter names are timm's (for a plain ResNet they are also torchvision's), so a
 //! state dict maps by name. What differs: PyTorch's BatchNorm2d carries a
 //! `num_batches_tracked` counter that we do not keep, and a state dict file has no metadata.
 
-use crate::arch::{Arch, Variant};
+use crate::arch::{ClassifierArch, Variant};
 use crate::classifier::default_transform;
-use crate::resnet::{ResNet, ResNetConfig};
+use crate::network::{ClassifierConfig, ClassifierNet};
 use engine::checkpoint::{
     load_into, read_safetensors, write_safetensors, Checkpoint, CheckpointError, Metadata,
     NamedTensors, TaskKind,
@@ -35,16 +36,21 @@ pub fn imagenet_classes() -> Vec<String> {
 
 fn check_framework_has(
     framework: Framework,
-    arch: Arch,
+    arch: ClassifierArch,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    if framework == Framework::Torchvision && arch.variant != Variant::B {
-        return Err(CheckpointError::content(
-            path,
-            format!("torchvision has no {arch} (its ResNets are variant B: resnet18 .. resnet152); use timm"),
-        ));
+    if framework != Framework::Torchvision {
+        return Ok(());
     }
-    Ok(())
+    let missing = match arch {
+        ClassifierArch::ResNet(a) if a.variant == Variant::B => return Ok(()),
+        ClassifierArch::ResNet(_) => "its ResNets are variant B: resnet18 .. resnet152",
+        ClassifierArch::MobileNetV1 => "its MobileNets are v2 and v3",
+    };
+    Err(CheckpointError::content(
+        path,
+        format!("torchvision has no {arch} ({missing}); use timm"),
+    ))
 }
 
 /// The paths of an `import` command (`backbone`, `detect` and `segment` alike), checked before
@@ -71,22 +77,26 @@ pub fn check_import_paths(
 }
 
 /// Reads a PyTorch state dict saved with safetensors and checks it against `arch`.
-/// The number of classes comes from `fc.weight`; class names from `classes`, or ImageNet's
+/// The number of classes comes from the head (`fc.weight`, a MobileNet's
+/// `classifier.weight`); class names from `classes`, or ImageNet's
 /// when there are 1000, or "class_<i>".
 pub fn import(
     input: &Path,
     framework: Framework,
-    arch: Arch,
+    arch: ClassifierArch,
     classes: Option<Vec<String>>,
 ) -> Result<Checkpoint, CheckpointError> {
     check_framework_has(framework, arch, input)?;
     let (mut tensors, _) = read_safetensors(input)?;
     drop_bn_counters(&mut tensors);
     let head = Head {
-        tensor: "fc.weight",
+        tensor: arch.head_weight(),
         rows: linear_rows,
         layout: "a classifier head is [classes, features]",
-        model: "a ResNet classifier state dict",
+        model: match arch {
+            ClassifierArch::ResNet(_) => "a ResNet classifier state dict",
+            ClassifierArch::MobileNetV1 => "a MobileNet v1 classifier state dict",
+        },
     };
     let num_classes = head.classes(&tensors, input, 0, "classes", &engine::limits::CLASSES)?;
     let classes = match given_class_names(classes, num_classes, "classes", input)? {
@@ -94,16 +104,16 @@ pub fn import(
         None if num_classes == 1000 => imagenet_classes(),
         None => numbered_classes(num_classes),
     };
-    let config = ResNetConfig::classifier(arch, num_classes);
+    let config = ClassifierConfig::classifier(arch, num_classes);
     let vs = nn::VarStore::new(Device::Cpu);
-    let _model = ResNet::new(&vs.root(), &config);
+    let _model = ClassifierNet::new(&vs.root(), &config);
     load_into(&vs, &tensors, input, &arch.to_string())?;
     let metadata = Metadata {
         task: TaskKind::Classification,
         arch: arch.to_string(),
         num_classes,
         classes,
-        model: serde_json::to_value(&config).expect("config serialises"),
+        model: config.to_json(),
         transform: Some(serde_json::to_value(default_transform()).expect("transform serialises")),
         config: None,
         epoch: None,
@@ -125,22 +135,21 @@ pub fn export(
     out: &Path,
 ) -> Result<(), CheckpointError> {
     ckpt.expect_task(TaskKind::Classification, ckpt_path)?;
-    let arch: Arch = ckpt
+    let arch: ClassifierArch = ckpt
         .metadata
         .arch
         .parse()
         .map_err(|e| CheckpointError::content(ckpt_path, format!("{e}")))?;
     check_framework_has(framework, arch, ckpt_path)?;
-    let config: ResNetConfig =
-        serde_json::from_value(ckpt.metadata.model.clone()).map_err(|e| {
-            CheckpointError::content(ckpt_path, format!("bad model config in metadata ({e})"))
-        })?;
-    if config.output_stride != 32 {
+    let config = ClassifierConfig::from_json(arch, &ckpt.metadata.model).map_err(|e| {
+        CheckpointError::content(ckpt_path, format!("bad model config in metadata ({e})"))
+    })?;
+    if config.output_stride() != 32 {
         return Err(CheckpointError::content(
             ckpt_path,
             format!(
                 "uses output stride {}; timm and torchvision classifiers use 32",
-                config.output_stride
+                config.output_stride()
             ),
         ));
     }

@@ -25,13 +25,16 @@ const CONV_INIT: Init = Init::Kaiming {
     non_linearity: nn::init::NonLinearity::ReLU,
 };
 
-/// A 2-D convolution without bias (every conv of a ResNet is followed by batch norm).
+/// A 2-D convolution without bias (every conv of a ResNet or a MobileNet is followed by
+/// batch norm), dense or depthwise.
 #[derive(Debug)]
 pub struct Conv2d {
     pub weight: Tensor,
     pub stride: i64,
     pub padding: i64,
     pub dilation: i64,
+    /// 1 for a dense conv; the channel count for a depthwise one (one filter per channel).
+    pub groups: i64,
     /// The weights with the following norm folded in, kept for inference between
     /// [`Conv2d::prepare_inference`] and [`Conv2d::release_inference`].
     prepared: Mutex<Option<Folded>>,
@@ -66,12 +69,44 @@ impl Conv2d {
         stride: i64,
         dilation: i64,
     ) -> Self {
-        let weight = p.var("weight", &[c_out, c_in, kernel, kernel], CONV_INIT);
+        Self::grouped(p, c_in, c_out, kernel, stride, dilation, 1)
+    }
+
+    /// A depthwise `kernel` conv over `channels`: each channel filtered on its own (MobileNet).
+    pub fn depthwise(p: nn::Path, channels: i64, kernel: i64, stride: i64) -> Self {
+        Self::grouped(p, channels, channels, kernel, stride, 1, channels)
+    }
+
+    fn grouped(
+        p: nn::Path,
+        c_in: i64,
+        c_out: i64,
+        kernel: i64,
+        stride: i64,
+        dilation: i64,
+        groups: i64,
+    ) -> Self {
+        // PyTorch's layout: each output channel sees c_in / groups input channels. A dense
+        // conv draws as timm's ResNets do; a grouped one as timm's MobileNets (EfficientNet's
+        // init): the fan-out is the outputs of one group, c_out * k * k / groups, where
+        // libtorch's kaiming rule would count all c_out * k * k and start a depthwise filter
+        // sqrt(groups) times smaller.
+        let init = if groups == 1 {
+            CONV_INIT
+        } else {
+            let fan_out = (c_out * kernel * kernel / groups) as f64;
+            Init::Randn {
+                mean: 0.0,
+                stdev: (2.0 / fan_out).sqrt(),
+            }
+        };
+        let weight = p.var("weight", &[c_out, c_in / groups, kernel, kernel], init);
         Conv2d {
             weight,
             stride,
             padding: dilation * (kernel / 2),
             dilation,
+            groups,
             prepared: Mutex::new(None),
         }
     }
@@ -164,12 +199,14 @@ impl Conv2d {
             [self.stride; 2],
             [self.padding; 2],
             [self.dilation; 2],
-            1,
+            self.groups,
         )
     }
 
     /// Output shape and multiply-accumulates for an input of `input`'s shape.
     pub fn macs(&self, input: FeatureShape) -> (u64, FeatureShape) {
+        // The weight's second dimension is the channels each output sees (c_in / groups), so
+        // the count holds for dense and depthwise convs alike.
         let size = self.weight.size();
         let (c_out, c_in, k) = (size[0], size[1], size[2]);
         let out = |n: i64| (n + 2 * self.padding - self.dilation * (k - 1) - 1) / self.stride + 1;

@@ -5,6 +5,7 @@
 //! an FCN).
 
 use crate::classifier::ClassifierSpec;
+use crate::network::ClassifierConfig;
 use crate::resnet::{ResNet, ResNetConfig};
 use engine::checkpoint::{
     load_into, name_mismatch, Checkpoint, CheckpointError, NamedTensors, TaskKind,
@@ -43,10 +44,19 @@ impl PretrainedBody {
             ));
         }
         let spec = ClassifierSpec::of(&ckpt, path)?;
+        let ClassifierConfig::ResNet(trained) = spec.config else {
+            return Err(CheckpointError::content(
+                path,
+                format!(
+                    "is a {} classifier; detection and segmentation start from a ResNet one",
+                    ckpt.metadata.arch
+                ),
+            ));
+        };
         let config = ResNetConfig {
             num_classes: None,
             output_stride: 32,
-            ..spec.config
+            ..trained
         };
         let tensors: NamedTensors = ckpt
             .tensors

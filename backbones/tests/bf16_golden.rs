@@ -28,7 +28,7 @@ fn read(name: &str) -> Value {
 fn model(dir: &std::path::Path) -> (nn::VarStore, ResNet) {
     let state_dict = dir.join("resnet18.safetensors");
     formula::write_state_dict(&read("pytorch/resnet18_bf16_keys.json"), &state_dict);
-    let ckpt = import(&state_dict, Framework::Torchvision, resnet18(), None).unwrap();
+    let ckpt = import(&state_dict, Framework::Torchvision, resnet18().into(), None).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let model = ResNet::new(&vs.root(), &ResNetConfig::classifier(resnet18(), CLASSES));
     tch::no_grad(|| {

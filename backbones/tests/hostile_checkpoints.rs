@@ -170,6 +170,13 @@ fn each_lying_metadata_field_is_named_with_the_file() {
         err.contains("'model': describes a resnet18 but arch says resnet34"),
         "{err}"
     );
+    // A ResNet's config under another family's name: read as that family's config, refused.
+    let ckpt = f.lying("family.safetensors", "arch", "mobilenet_v1");
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&ckpt, &image), 2);
+    assert!(
+        err.contains("'model': not a mobilenet_v1 config (unknown field `arch`"),
+        "{err}"
+    );
 }
 
 #[test]

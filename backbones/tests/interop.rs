@@ -1,13 +1,15 @@
-//! Weights move between PyTorch and this project: a timm resnet50d and a torchvision resnet50
-//! state dict, imported with `backbone import`, give PyTorch's class probabilities through
-//! `backbone predict`; exported back, they hold exactly the names, shapes and types that
+//! Weights move between PyTorch and this project: a timm resnet50d and mobilenetv1_100 and a
+//! torchvision resnet50 state dict, imported with `backbone import`, give PyTorch's class
+//! probabilities through `backbone predict`; exported back, they hold exactly the names, shapes and types that
 //! `load_state_dict(strict=True)` checks, with the same values. Golden values:
 //! tests/fixtures/pytorch/make_golden.py.
 
 use e2e::{fixture, formula, json, run_err, run_ok};
 use safetensors::SafeTensors;
 
-fn import_predict_export(tag: &str, framework: &str, arch: &str) {
+/// `relative`: how far each probability may be from PyTorch's, relative to it, where the
+/// golden file's 9 decimals hold it to better than a tenth of that.
+fn import_predict_export(tag: &str, framework: &str, arch: &str, relative: Option<f64>) {
     let dir = tempfile::tempdir().unwrap();
     let keys =
         json(&std::fs::read_to_string(fixture(&format!("pytorch/{tag}_keys.json"))).unwrap());
@@ -42,15 +44,29 @@ fn import_predict_export(tag: &str, framework: &str, arch: &str) {
     let top = out["top"].as_array().unwrap();
     assert_eq!(top.len(), 1000);
     let mut max_diff = 0.0f64;
+    let mut max_relative = 0.0f64;
     for entry in top {
         let class = entry["class"].as_u64().unwrap() as usize;
         let diff = (entry["prob"].as_f64().unwrap() - golden[class]).abs();
         max_diff = max_diff.max(diff);
+        if let Some(r) = relative {
+            // Rounding to 9 decimals moves a value by up to 5e-10.
+            if 5e-10 / golden[class] < r / 10.0 {
+                max_relative = max_relative.max(diff / golden[class]);
+            }
+        }
     }
     assert!(
         max_diff < 1e-4,
         "{tag}: probabilities differ from PyTorch's by up to {max_diff}"
     );
+    eprintln!("{tag}: largest difference {max_diff:e}, relative {max_relative:e}");
+    if let Some(r) = relative {
+        assert!(
+            max_relative < r,
+            "{tag}: probabilities differ from PyTorch's by up to {max_relative:e} of their value"
+        );
+    }
     let best = golden
         .iter()
         .enumerate()
@@ -118,12 +134,44 @@ fn import_predict_export(tag: &str, framework: &str, arch: &str) {
 
 #[test]
 fn timm_resnet50d_round_trip_matches_pytorch() {
-    import_predict_export("timm_resnet50d", "timm", "resnet50d");
+    import_predict_export("timm_resnet50d", "timm", "resnet50d", None);
 }
 
 #[test]
 fn torchvision_resnet50_round_trip_matches_pytorch() {
-    import_predict_export("torchvision_resnet50", "torchvision", "resnet50");
+    import_predict_export("torchvision_resnet50", "torchvision", "resnet50", None);
+}
+
+#[test]
+fn timm_mobilenet_v1_round_trip_matches_pytorch() {
+    // ReLU6, depthwise convs and timm's `classifier` head; the formula's weights give a flat
+    // distribution (the top class at 1.3%), so the check is relative.
+    import_predict_export("timm_mobilenetv1_100", "timm", "mobilenet_v1", Some(1e-5));
+
+    // torchvision has no MobileNet v1 to import from.
+    let dir = tempfile::tempdir().unwrap();
+    let keys =
+        json(&std::fs::read_to_string(fixture("pytorch/timm_mobilenetv1_100_keys.json")).unwrap());
+    let sd = dir.path().join("sd.safetensors");
+    formula::write_state_dict(&keys, &sd);
+    let out = dir.path().join("x.safetensors");
+    let err = run_err(
+        e2e::bin!("backbone"),
+        &[
+            "import",
+            "--from",
+            "torchvision",
+            "--arch",
+            "mobilenet_v1",
+            sd.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(
+        err.contains("torchvision has no mobilenet_v1 (its MobileNets are v2 and v3); use timm"),
+        "{err}"
+    );
 }
 
 #[test]

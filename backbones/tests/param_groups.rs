@@ -1,7 +1,8 @@
-//! The engine's parameter groups on a ResNet-18: the paper's no-bias-decay rule decays exactly
-//! the convolution and fc weights, and freezing by prefix leaves the rest trainable.
+//! The engine's parameter groups on a ResNet-18 and a MobileNet v1: the paper's no-bias-decay
+//! rule decays exactly the convolution and fc weights, and freezing by prefix leaves the rest
+//! trainable.
 
-use backbones::{Arch, ResNet, ResNetConfig};
+use backbones::{Arch, MobileNetConfig, MobileNetV1, ResNet, ResNetConfig};
 use engine::param_groups::{decay_flags, freeze, unmatched_prefixes};
 use tch::{nn, Device};
 
@@ -94,4 +95,37 @@ fn frozen_variables_never_appear() {
     vs.freeze();
     assert!(decay_flags(&vs, true).is_empty());
     assert!(decay_flags(&vs, false).is_empty());
+}
+
+#[test]
+fn no_bias_decay_on_mobilenet_v1_keeps_the_conv_and_classifier_weights() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _model = MobileNetV1::new(&vs.root(), &MobileNetConfig::classifier(10));
+    let flags = decay_flags(&vs, true);
+    let decayed: Vec<&String> = flags
+        .iter()
+        .filter(|(_, _, d)| *d)
+        .map(|(n, _, _)| n)
+        .collect();
+    // The stem, 13 depthwise and 13 pointwise convs, the classifier. Depthwise filters decay
+    // as GluonCV's rule (by name: gamma, beta, bias) decays them, although the MobileNet
+    // paper advises little or no decay on them.
+    assert_eq!(decayed.len(), 28);
+    assert_eq!(
+        decayed
+            .iter()
+            .filter(|n| n.ends_with("conv_dw.weight"))
+            .count(),
+        13
+    );
+    assert!(decayed.contains(&&"classifier.weight".to_string()));
+    assert!(decayed.contains(&&"conv_stem.weight".to_string()));
+    // 27 BNs with gamma and beta, plus classifier.bias.
+    let kept: Vec<&String> = flags
+        .iter()
+        .filter(|(_, _, d)| !*d)
+        .map(|(n, _, _)| n)
+        .collect();
+    assert_eq!(kept.len(), 55);
+    assert!(kept.contains(&&"classifier.bias".to_string()));
 }

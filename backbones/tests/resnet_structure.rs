@@ -1,10 +1,10 @@
 //! Every variant's blocks against the definitions in the paper (figure 2) and GluonCV/timm:
 //! where the stride sits, what the shortcut holds, dilation and padding, which BNs start at
-//! zero, and the parameter and MAC counts PyTorch reports.
+//! zero, and the parameter and MAC counts PyTorch reports (for MobileNet v1 too).
 
 use backbones::layers::NormMode;
 use backbones::resnet::{Block, Stem};
-use backbones::{Arch, ResNet, ResNetConfig};
+use backbones::{ClassifierArch, ClassifierConfig, ClassifierNet, ResNet, ResNetConfig};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -254,7 +254,8 @@ fn frozen_batch_norm_is_a_fixed_affine_map_with_eps() {
 
 #[test]
 fn parameter_and_mac_counts_match_pytorch() {
-    // tests/fixtures/pytorch/arch_counts.json: timm models, torch.utils.flop_counter at 224.
+    // tests/fixtures/pytorch/arch_counts.json: timm models, torch.utils.flop_counter at 224
+    // (MobileNet v1 too: its 4.2M parameters and 569M MACs are the MobileNet paper's).
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/fixtures/pytorch/arch_counts.json"
@@ -262,9 +263,9 @@ fn parameter_and_mac_counts_match_pytorch() {
     let counts: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for (name, c) in counts.as_object().unwrap() {
-        let arch: Arch = name.parse().unwrap();
+        let arch: ClassifierArch = name.parse().unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = ResNet::new(&vs.root(), &ResNetConfig::classifier(arch, 1000));
+        let model = ClassifierNet::new(&vs.root(), &ClassifierConfig::classifier(arch, 1000));
         let params: i64 = vs
             .trainable_variables()
             .iter()

@@ -236,6 +236,95 @@ fn resuming_gives_the_weights_of_an_uninterrupted_run() {
     );
 }
 
+#[test]
+fn mobilenet_v1_trains_resumes_exactly_and_exports_to_timm() {
+    let f = fixture("");
+    let mobilenet = [
+        "--set",
+        "model.arch=\"mobilenet_v1\"",
+        "--set",
+        "model.zero_gamma=false",
+    ];
+    let full = f.dir.join("full");
+    let summary = json(&run_ok(
+        e2e::bin!("backbone"),
+        &train_args(
+            &f,
+            full.to_str().unwrap(),
+            &[&mobilenet[..], &["--json"]].concat(),
+        ),
+    ));
+    assert_eq!(summary["iters"], 6, "24 images in batches of 8, two epochs");
+    let last = full.join("last.safetensors");
+    let names: Vec<String> = tensors(&last).into_iter().map(|(n, _)| n).collect();
+    for name in [
+        "conv_stem.weight",
+        "blocks.4.1.conv_pw.weight",
+        "classifier.weight",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
+    }
+    let eval = json(&run_ok(
+        e2e::bin!("backbone"),
+        &[
+            "eval",
+            "--ckpt",
+            last.to_str().unwrap(),
+            "--data",
+            &f.data,
+            "--json",
+        ],
+    ));
+    assert_eq!(eval["images"], 12);
+    assert!(eval["loss"].as_f64().unwrap().is_finite(), "{eval}");
+
+    // Stopped after two iterations and resumed: the uninterrupted run's weights, BN
+    // statistics included.
+    let parts = f.dir.join("parts");
+    let p = parts.to_str().unwrap();
+    run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, p, &[&mobilenet[..], &["--max-iters", "2"]].concat()),
+    );
+    run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, p, &[&mobilenet[..], &["--resume"]].concat()),
+    );
+    assert_eq!(tensors(&parts.join("last.safetensors")), tensors(&last));
+
+    let exported = f.dir.join("timm.safetensors");
+    run_ok(
+        e2e::bin!("backbone"),
+        &[
+            "export",
+            "--to",
+            "timm",
+            last.to_str().unwrap(),
+            exported.to_str().unwrap(),
+        ],
+    );
+    let exported = tensors(&exported);
+    assert!(exported
+        .iter()
+        .any(|(n, _)| n == "blocks.0.0.bn1.num_batches_tracked"));
+
+    // Zero-gamma has no residual block to act on here: refused, not ignored.
+    let refused = f.dir.join("refused");
+    let err = run_err(
+        e2e::bin!("backbone"),
+        &train_args(
+            &f,
+            refused.to_str().unwrap(),
+            &["--set", "model.arch=\"mobilenet_v1\""],
+        ),
+        2,
+    );
+    assert!(
+        err.contains("model.zero_gamma") && err.contains("no residual blocks"),
+        "{err}"
+    );
+}
+
 /// A paper recipe asks for fp16 (`train.amp = true`); on the CPU it trains in bf16, says so
 /// once, records what ran, and resumes.
 #[test]

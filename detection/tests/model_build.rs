@@ -2,7 +2,7 @@
 //! head's geometry, the body loaded from a classification checkpoint, and the refusals a
 //! user meets when giving the wrong file as a backbone.
 
-use backbones::{Arch, ResNet, ResNetConfig};
+use backbones::{Arch, ClassifierArch, ClassifierConfig, ClassifierNet, ResNet, ResNetConfig};
 use detection::model::load::{load_body, read_backbone_checkpoint};
 use detection::model::{DetectorConfig, FasterRcnn};
 use detection::transform::{ImageTransform, TransformSpec};
@@ -205,6 +205,25 @@ fn a_detection_checkpoint_or_an_unknown_arch_is_refused_as_a_backbone() {
     let err = read_backbone_checkpoint(&path).unwrap_err().to_string();
     assert!(
         err.contains("odd.safetensors") && err.contains("'arch'") && err.contains("resnet19z"),
+        "{err}"
+    );
+
+    // A classifier, but not a ResNet: the detector has no MobileNet body.
+    let config = ClassifierConfig::classifier(ClassifierArch::MobileNetV1, 7);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _net = ClassifierNet::new(&vs.root(), &config);
+    let mut mobilenet = write_classifier(&path, "resnet18");
+    mobilenet.metadata.arch = "mobilenet_v1".into();
+    mobilenet.metadata.model = config.to_json();
+    mobilenet.tensors = var_store_tensors(&vs);
+    let path = dir.path().join("mobilenet.safetensors");
+    mobilenet.write(&path).unwrap();
+    let err = read_backbone_checkpoint(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("mobilenet.safetensors")
+            && err.contains(
+                "is a mobilenet_v1 classifier; detection and segmentation start from a ResNet one"
+            ),
         "{err}"
     );
 }

@@ -32,7 +32,8 @@ pub fn values(name: &str, shape: &[usize]) -> Vec<f32> {
             1.0
         };
         Box::new(move |u| (u - 0.5) * 2.0 * (6.0 / fan_in).sqrt() * spread)
-    } else if name == "fc.weight" {
+    } else if name == "fc.weight" || name == "classifier.weight" {
+        // A classifier's linear head (MobileNet's is `classifier`).
         let fan_in = shape[1] as f64;
         Box::new(move |u| (u - 0.5) * 2.0 * (3.0 / fan_in).sqrt() * 4.0)
     } else if name.ends_with("running_var") {

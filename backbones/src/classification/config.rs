@@ -2,7 +2,7 @@
 //! rejects unknown keys; missing keys take the defaults noted here (the paper's values where it
 //! gives them).
 
-use crate::arch::Arch;
+use crate::arch::ClassifierArch;
 use crate::layers::NormMode;
 use datasets::classify::{EvalTransform, Normalization, TrainTransform};
 use engine::command::{Recipe, RecipeSections};
@@ -31,9 +31,9 @@ pub struct TrainConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// e.g. "resnet50d".
+    /// e.g. "resnet50d" or "mobilenet_v1".
     pub arch: String,
-    /// Start the last BN of every residual block at zero (section 3.1).
+    /// Start the last BN of every residual block at zero (section 3.1); ResNets only.
     #[serde(default)]
     pub zero_gamma: bool,
     /// "batch" (ordinary batch norm) or "frozen" (a fixed affine map from the running
@@ -209,12 +209,18 @@ impl TrainConfig {
     }
 
     /// Checks what serde cannot: names, ranges and combinations.
-    pub fn validate(&self) -> Result<Arch, String> {
-        let arch: Arch = self
+    pub fn validate(&self) -> Result<ClassifierArch, String> {
+        let arch: ClassifierArch = self
             .model
             .arch
             .parse()
             .map_err(|e| format!("model.arch: {e}"))?;
+        if self.model.zero_gamma && !arch.has_residual_blocks() {
+            return Err(format!(
+                "model.zero_gamma: {}",
+                crate::network::no_zero_gamma(arch)
+            ));
+        }
         self.data
             .augment
             .validate()

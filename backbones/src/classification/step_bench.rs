@@ -2,8 +2,8 @@
 //! the engine's `Trainer::step`, which training runs) on a fixed batch of noise, after
 //! warm-up, with one sync per timed window.
 
-use crate::arch::Arch;
-use crate::resnet::{ResNet, ResNetConfig};
+use crate::arch::ClassifierArch;
+use crate::network::{ClassifierConfig, ClassifierNet};
 use engine::command::{BenchReport, BenchRun};
 use engine::task::{Learner, Losses, Step};
 use serde::Serialize;
@@ -12,7 +12,7 @@ use tch::{Kind, Tensor};
 
 #[derive(Clone, Debug)]
 pub struct StepBenchSettings {
-    pub arch: Arch,
+    pub arch: ClassifierArch,
     pub batch: i64,
     pub input_size: i64,
     pub num_classes: i64,
@@ -30,10 +30,10 @@ pub struct StepBenchResult {
     pub step_ms: f64,
 }
 
-/// A ResNet learning to classify one batch of noise.
+/// A classifier learning to classify one batch of noise.
 struct NoiseClassifier {
     vs: nn::VarStore,
-    model: ResNet,
+    model: ClassifierNet,
     images: Tensor,
     labels: Tensor,
 }
@@ -56,7 +56,8 @@ impl Learner for NoiseClassifier {
 
 pub fn bench_train_step(s: &StepBenchSettings) -> anyhow::Result<StepBenchResult> {
     let vs = nn::VarStore::new(s.run.device);
-    let model = ResNet::new(&vs.root(), &ResNetConfig::classifier(s.arch, s.num_classes));
+    let config = ClassifierConfig::classifier(s.arch, s.num_classes);
+    let model = ClassifierNet::new(&vs.root(), &config);
     let images = s.run.noise_images([s.batch, 3, s.input_size, s.input_size]);
     let labels = Tensor::randint(s.num_classes, [s.batch], (Kind::Int64, s.run.device));
     let mut learner = NoiseClassifier {

@@ -1,14 +1,14 @@
-//! Image classification as a task of the training engine: a ResNet, cross-entropy against
-//! (smoothed, mixed) one-hot targets or a teacher's soft targets, top-1/top-5 on the
-//! validation split.
+//! Image classification as a task of the training engine: a ResNet or a MobileNet,
+//! cross-entropy against (smoothed, mixed) one-hot targets or a teacher's soft targets,
+//! top-1/top-5 on the validation split.
 
 use super::config::TrainConfig;
 use super::evaluate::{evaluate, DeviceBatch};
 use super::subset::Subset;
-use crate::arch::Arch;
+use crate::arch::ClassifierArch;
 use crate::classifier::{Classifier, Normalizer};
 use crate::layers::PreparedInference;
-use crate::resnet::{ResNet, ResNetConfig};
+use crate::network::{ClassifierConfig, ClassifierNet};
 use datasets::classify::{ClassificationBatch, ClassificationCollate, ClassificationDataset};
 use datasets::loader::Loader;
 use datasets::rng::stream_rng;
@@ -28,11 +28,11 @@ const MIX_STREAM: u64 = 0x4D49_5800;
 
 pub struct Classification {
     config: TrainConfig,
-    arch: Arch,
-    model_config: ResNetConfig,
+    arch: ClassifierArch,
+    model_config: ClassifierConfig,
     classes: Vec<String>,
     vs: nn::VarStore,
-    model: ResNet,
+    model: ClassifierNet,
     normalizer: Normalizer,
     teacher: Option<Classifier>,
     val: ClassificationLoader,
@@ -42,18 +42,21 @@ impl Classification {
     /// Builds the model (seed it first: `engine::fit::set_up`) and loads the teacher, if any.
     pub fn new(
         config: TrainConfig,
-        arch: Arch,
+        arch: ClassifierArch,
         classes: Vec<String>,
         val: ClassificationLoader,
         device: Device,
     ) -> anyhow::Result<Self> {
-        let model_config = ResNetConfig {
-            zero_gamma: config.model.zero_gamma,
-            norm: config.model.norm,
-            ..ResNetConfig::classifier(arch, classes.len() as i64)
-        };
+        // The recipe was validated, so a MobileNet never comes here with zero-gamma.
+        let model_config = ClassifierConfig::for_training(
+            arch,
+            classes.len() as i64,
+            config.model.zero_gamma,
+            config.model.norm,
+        )
+        .map_err(|e| engine::fit::TrainInputError(format!("model: {e}")))?;
         let vs = nn::VarStore::new(device);
-        let model = ResNet::new(&vs.root(), &model_config);
+        let model = ClassifierNet::new(&vs.root(), &model_config);
         let teacher = config
             .distill
             .as_ref()
@@ -85,7 +88,7 @@ impl Classification {
         })
     }
 
-    fn forward(&self, model: &ResNet, x: &Tensor, train: bool) -> Tensor {
+    fn forward(&self, model: &ClassifierNet, x: &Tensor, train: bool) -> Tensor {
         model.forward_t(x, train).to_kind(Kind::Float)
     }
 }
@@ -172,7 +175,7 @@ impl Task for Classification {
             arch: self.arch.to_string(),
             num_classes: self.classes.len() as i64,
             classes: self.classes.clone(),
-            model: serde_json::to_value(&self.model_config).expect("serialises"),
+            model: self.model_config.to_json(),
             transform: Some(
                 serde_json::to_value(self.config.data.eval_transform()).expect("serialises"),
             ),

@@ -89,7 +89,7 @@ pub fn open_loaders(
 /// its splits, the distillation teacher and the run folder.
 struct Prepared {
     config: TrainConfig,
-    arch: crate::arch::Arch,
+    arch: crate::arch::ClassifierArch,
     device: Device,
     train_loader: ClassificationLoader,
     val_loader: ClassificationLoader,

@@ -1,6 +1,8 @@
+use crate::cli_error::BadInput;
 use backbones::classifier::default_transform;
 use backbones::interop::imagenet_classes;
-use backbones::{Arch, ResNet, ResNetConfig};
+use backbones::layers::NormMode;
+use backbones::{ClassifierArch, ClassifierConfig, ClassifierNet};
 use clap::Args;
 use datasets::classify::{EvalTransform, Normalization};
 use engine::checkpoint::{var_store_tensors, Checkpoint, Metadata, TaskKind};
@@ -12,9 +14,9 @@ use tch::{nn, Device};
 #[derive(Args)]
 #[group(skip)]
 pub struct NetworkArgs {
-    /// Architecture, e.g. resnet50d, resnet50, resnet18, resnet101s.
+    /// Architecture, e.g. resnet50d, resnet50, resnet18, resnet101s, mobilenet_v1.
     #[arg(long)]
-    pub arch: Arch,
+    pub arch: ClassifierArch,
     #[arg(
         long,
         default_value_t = 1000,
@@ -25,8 +27,8 @@ pub struct NetworkArgs {
 }
 
 impl NetworkArgs {
-    pub fn config(&self) -> ResNetConfig {
-        ResNetConfig::classifier(self.arch, self.num_classes)
+    pub fn config(&self) -> ClassifierConfig {
+        ClassifierConfig::classifier(self.arch, self.num_classes)
     }
 }
 
@@ -54,7 +56,7 @@ pub fn flag_input_side() -> clap::builder::RangedI64ValueParser<i64> {
 
 pub fn run_info(args: InfoArgs) -> anyhow::Result<()> {
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = ResNet::new(&vs.root(), &args.network.config());
+    let model = ClassifierNet::new(&vs.root(), &args.network.config());
     let params: i64 = vs
         .trainable_variables()
         .iter()
@@ -83,7 +85,8 @@ pub fn run_info(args: InfoArgs) -> anyhow::Result<()> {
 pub struct InitArgs {
     #[command(flatten)]
     network: NetworkArgs,
-    /// Start the last BN of every residual block at zero (the paper's zero-gamma).
+    /// Start the last BN of every residual block at zero (the paper's zero-gamma; ResNets
+    /// only: a MobileNet has no residual blocks).
     #[arg(long)]
     zero_gamma: bool,
     #[arg(
@@ -103,10 +106,15 @@ pub struct InitArgs {
 
 pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
     tch::manual_seed(args.seed);
-    let mut config = args.network.config();
-    config.zero_gamma = args.zero_gamma;
+    let config = ClassifierConfig::for_training(
+        args.network.arch,
+        args.network.num_classes,
+        args.zero_gamma,
+        NormMode::Batch,
+    )
+    .map_err(BadInput)?;
     let vs = nn::VarStore::new(Device::Cpu);
-    let _model = ResNet::new(&vs.root(), &config);
+    let _model = ClassifierNet::new(&vs.root(), &config);
     let transform = if args.input_size == 224 {
         default_transform()
     } else {
@@ -123,7 +131,7 @@ pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
             arch: args.network.arch.to_string(),
             num_classes: args.network.num_classes,
             classes,
-            model: serde_json::to_value(&config)?,
+            model: config.to_json(),
             transform: Some(serde_json::to_value(&transform)?),
             config: None,
             epoch: None,

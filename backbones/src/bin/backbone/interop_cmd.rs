@@ -2,7 +2,7 @@ use crate::cli_error::BadInput;
 use anyhow::Context;
 use backbones::classifier::ClassifierSpec;
 use backbones::interop::{self, Framework};
-use backbones::Arch;
+use backbones::ClassifierArch;
 use clap::Args;
 use engine::{outputs, Checkpoint};
 use std::path::PathBuf;
@@ -12,9 +12,9 @@ pub struct ImportArgs {
     /// The library that wrote the state dict.
     #[arg(long = "from", value_enum)]
     from: Framework,
-    /// Its architecture, e.g. resnet50d (timm) or resnet50 (torchvision).
+    /// Its architecture, e.g. resnet50d or mobilenet_v1 (timm), resnet50 (torchvision).
     #[arg(long)]
-    arch: Arch,
+    arch: ClassifierArch,
     /// Class names, one per line (default: ImageNet's for 1000 classes).
     #[arg(long)]
     classes: Option<PathBuf>,
