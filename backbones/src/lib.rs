@@ -1,8 +1,7 @@
 //! The ResNet family with the paper's tricks and MobileNet v1 as a classifier (architectures,
 //! layers, with the Winograd and oneDNN layouts as a layer's concern), checkpoints that move
-//! to and from PyTorch, the
-//! pretrained bodies that detection and segmentation start from, and image classification as
-//! a task of the engine (with the `backbone` binary).
+//! to and from PyTorch, the pretrained bodies that detection and segmentation start from,
+//! and image classification as a task of the engine (with the `backbone` binary).
 
 pub mod arch;
 pub mod classification;

@@ -1,4 +1,4 @@
-//! `backbone`: ResNet classifiers — inspect, initialise, import from and export to PyTorch,
+//! `backbone`: ResNet and MobileNet v1 classifiers — inspect, initialise, import from and export to PyTorch,
 //! predict.
 
 mod bench_cmd;
@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "backbone",
     version,
-    about = "ResNet backbones with the tricks of He et al. (2018)"
+    about = "ResNet backbones and MobileNet v1 classifiers with the tricks of He et al. (2018)"
 )]
 struct Cli {
     #[command(subcommand)]
