@@ -27,25 +27,22 @@ pub enum TorchvisionDetector {
 }
 
 impl TorchvisionDetector {
-    /// Each model and its body, both ways: import builds the body of the model it is told,
-    /// export finds the model of the body it has.
-    const BODIES: [(TorchvisionDetector, &'static str); 1] =
-        [(TorchvisionDetector::FasterrcnnResnet50Fpn, "resnet50")];
-
+    /// The body it is built on: import builds this body for the model it is told; export
+    /// looks the model up by its body ([`Self::over`]).
     pub fn backbone(self) -> Arch {
-        let (_, body) = Self::BODIES
-            .iter()
-            .find(|(model, _)| *model == self)
-            .expect("every model is listed");
+        let body = match self {
+            TorchvisionDetector::FasterrcnnResnet50Fpn => "resnet50",
+        };
         body.parse().expect("a known arch")
     }
 
     /// torchvision's FPN detector over `body`, if it has one.
     pub fn over(body: Arch) -> Option<Self> {
-        Self::BODIES
+        use clap::ValueEnum;
+        Self::value_variants()
             .iter()
-            .find(|(model, _)| model.backbone() == body)
-            .map(|(model, _)| *model)
+            .copied()
+            .find(|model| model.backbone() == body)
     }
 
     /// Its name in torchvision.

@@ -29,27 +29,23 @@ pub enum TorchvisionFcn {
 }
 
 impl TorchvisionFcn {
-    /// The model and its body, both ways: import builds the body of the model it is told,
-    /// export finds the model of the body it has.
-    const BODIES: [(TorchvisionFcn, &'static str); 2] = [
-        (TorchvisionFcn::FcnResnet50, "resnet50"),
-        (TorchvisionFcn::FcnResnet101, "resnet101"),
-    ];
-
+    /// The body it is built on: import builds this body for the model it is told; export
+    /// looks the model up by its body ([`Self::over`]).
     pub fn backbone(self) -> Arch {
-        let (_, body) = Self::BODIES
-            .iter()
-            .find(|(model, _)| *model == self)
-            .expect("every model is listed");
+        let body = match self {
+            TorchvisionFcn::FcnResnet50 => "resnet50",
+            TorchvisionFcn::FcnResnet101 => "resnet101",
+        };
         body.parse().expect("a known arch")
     }
 
     /// torchvision's FCN over `body`, if it has one.
     pub fn over(body: Arch) -> Option<Self> {
-        Self::BODIES
+        use clap::ValueEnum;
+        Self::value_variants()
             .iter()
-            .find(|(model, _)| model.backbone() == body)
-            .map(|(model, _)| *model)
+            .copied()
+            .find(|model| model.backbone() == body)
     }
 
     /// Its name in torchvision (`fcn_resnet50`).
