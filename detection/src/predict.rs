@@ -19,13 +19,13 @@ pub struct Detection {
 
 /// Runs the detector on `image` with the checkpoint's transform; best first.
 pub fn predict(detector: &Detector, image: &RgbImage) -> Vec<Detection> {
-    predict_batch(detector, std::slice::from_ref(image)).remove(0)
+    predict_batch(detector, &[image]).remove(0)
 }
 
 /// Runs the detector on a batch of images of any sizes, padded together as torchvision
 /// batches them (an image's proposals may then differ slightly from its own run's where the
 /// padding reaches past it); each image's detections, best first.
-pub fn predict_batch(detector: &Detector, batch: &[RgbImage]) -> Vec<Vec<Detection>> {
+pub fn predict_batch(detector: &Detector, batch: &[&RgbImage]) -> Vec<Vec<Detection>> {
     let device = detector.vs.device();
     let pixels: Vec<Tensor> = batch
         .iter()

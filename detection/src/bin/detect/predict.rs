@@ -115,8 +115,8 @@ fn predict_many(args: &PredictArgs) -> anyhow::Result<()> {
     let mut done = 0;
     for batch in datasets::image_io::decode_batches(images.clone(), args.batch_size as usize) {
         let batch = batch?;
-        let pixels: Vec<RgbImage> = batch.iter().map(|(_, image)| image.clone()).collect();
-        let mut detections = predict_batch(&detector, &pixels);
+        let images_of_batch: Vec<&RgbImage> = batch.iter().map(|(_, image)| image).collect();
+        let mut detections = predict_batch(&detector, &images_of_batch);
         for d in &mut detections {
             d.retain(|d| d.score >= args.min_score);
         }
