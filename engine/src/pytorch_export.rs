@@ -4,8 +4,11 @@
 //! safetensors file has no place for code, so the lines are printed and the settings written
 //! as JSON beside the tensors.
 
-use crate::checkpoint::{write_safetensors, CheckpointError, NamedTensors};
+use crate::checkpoint::{write_safetensors, Checkpoint, CheckpointError, NamedTensors};
+use crate::cli::BadInput;
+use crate::outputs;
 use crate::state_dict::CLASSES_KEY;
+use anyhow::Context;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -107,6 +110,41 @@ impl PytorchExport {
     pub fn write(&self, out: &Path) -> Result<(), CheckpointError> {
         write_safetensors(out, &self.tensors, Some(self.header.clone()))
     }
+}
+
+/// What `detect export` and `segment export` do once they know the converter: refuse an
+/// output that is the checkpoint, read the checkpoint, convert it, write the state dict
+/// atomically, say so (with `note`'s line, if any, about the checkpoint), and print the
+/// Python that loads it.
+pub fn export_command(
+    ckpt_path: &Path,
+    output: &Path,
+    convert: impl FnOnce(&Checkpoint, &Path) -> Result<PytorchExport, CheckpointError>,
+    note: impl FnOnce(&Checkpoint) -> Option<String>,
+) -> anyhow::Result<()> {
+    outputs::check(
+        &[outputs::named(ckpt_path, "the checkpoint")],
+        &[outputs::named(output, "the state dict")],
+        true,
+    )
+    .map_err(BadInput)?;
+    let ckpt = Checkpoint::read(ckpt_path)?;
+    let export = convert(&ckpt, ckpt_path)?;
+    export
+        .write(output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    eprintln!(
+        "exported {} ({}, {} classes) to {}; in Python:",
+        ckpt_path.display(),
+        ckpt.metadata.arch,
+        ckpt.metadata.num_classes,
+        output.display()
+    );
+    if let Some(note) = note(&ckpt) {
+        eprintln!("note: {note}");
+    }
+    print!("{}", export.python(output));
+    Ok(())
 }
 
 /// A JSON value as Python source: numbers and strings read the same in both (a JSON string

@@ -1,9 +1,7 @@
 //! `segment export`: a segmentation checkpoint → a torchvision FCN state dict.
 
-use crate::cli_error::BadInput;
-use anyhow::Context;
 use clap::Args;
-use engine::{outputs, Checkpoint};
+use engine::pytorch_export::export_command;
 use segmentation::export::export_torchvision;
 use segmentation::import::Framework;
 use std::path::PathBuf;
@@ -25,24 +23,5 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let Framework::Torchvision = args.to;
-    outputs::check(
-        &[outputs::named(&args.ckpt, "the checkpoint")],
-        &[outputs::named(&args.output, "the state dict")],
-        true,
-    )
-    .map_err(BadInput)?;
-    let ckpt = Checkpoint::read(&args.ckpt)?;
-    let export = export_torchvision(&ckpt, &args.ckpt)?;
-    export
-        .write(&args.output)
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    eprintln!(
-        "exported {} ({}, {} classes) to {}; in Python:",
-        args.ckpt.display(),
-        ckpt.metadata.arch,
-        ckpt.metadata.num_classes,
-        args.output.display()
-    );
-    print!("{}", export.python(&args.output));
-    Ok(())
+    export_command(&args.ckpt, &args.output, export_torchvision, |_| None)
 }
