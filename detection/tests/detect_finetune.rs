@@ -46,6 +46,10 @@ max_longer = 64
 batch_per_image = 32
 pre_nms_top_n_train = 200
 post_nms_top_n_train = 50
+# The evaluations run layer4 on every kept proposal: 32 of them, not C4's 300, keep the
+# tests quick (a 64 px scene holds 2 to 4 shapes).
+pre_nms_top_n_test = 200
+post_nms_top_n_test = 32
 
 [roi]
 batch_per_image = 16

@@ -1,7 +1,7 @@
 //! `results.md`: the three tables beside the paper's numbers, stage times, failures and the
 //! exact commands.
 
-use crate::paper::{paper_row, PaperRow};
+use crate::paper::{paper_row, PaperRow, PAPER_ROWS};
 use crate::rows::{RowResults, STAGES};
 use std::fmt::Write as _;
 
@@ -126,8 +126,12 @@ fn introduction(md: &mut String, context: &ReportContext) {
     }
 }
 
-/// One of the paper's tables: a title, how it was measured, and a line per row whose cells
-/// (after the row's label) come from `cells`.
+/// What a cell of ours says for a row this profile did not run.
+const NOT_RUN: &str = "not run";
+
+/// One of the paper's tables: a title, how it was measured, and a line per row of the paper,
+/// in its order, whose cells (after the row's label) come from `cells`. Every paper number is
+/// printed: a row this run did not train keeps the paper's cells and says "not run" in ours.
 fn table(
     md: &mut String,
     title: &str,
@@ -140,13 +144,25 @@ fn table(
     let _ = writeln!(md, "{protocol}\n");
     let _ = writeln!(md, "| Refinements | {} |", columns.join(" | "));
     let _ = writeln!(md, "|---|{}", "---:|".repeat(columns.len()));
-    for r in rows {
-        let _ = writeln!(
-            md,
-            "| {} | {} |",
-            label(&r.id),
-            cells(r, paper_row(&r.id)).join(" | ")
-        );
+    for paper in &PAPER_ROWS {
+        let line = match rows.iter().find(|r| r.id == paper.id) {
+            Some(r) => cells(r, Some(paper)),
+            None => {
+                // The paper's cells are those computed for an empty row of ours; the cells
+                // before them are ours.
+                let empty = RowResults {
+                    id: paper.id.to_string(),
+                    ..RowResults::default()
+                };
+                let mut line = cells(&empty, Some(paper));
+                let ours = columns.iter().filter(|c| !c.starts_with("Paper")).count();
+                line.iter_mut()
+                    .take(ours)
+                    .for_each(|c| *c = NOT_RUN.to_string());
+                line
+            }
+        };
+        let _ = writeln!(md, "| {} | {} |", paper.label, line.join(" | "));
     }
 }
 

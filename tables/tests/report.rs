@@ -109,6 +109,40 @@ fn the_paper_columns_hold_the_papers_numbers() {
     assert!(md.contains("in fp32"), "{md}");
 }
 
+/// A run of two rows (the demo's) still prints every number of the paper's three tables: the
+/// rows it did not train keep the paper's cells and say "not run" in ours.
+#[test]
+fn a_run_of_some_rows_prints_every_paper_row() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("smooth/backbone.json"),
+        r#"{"top1": 0.9012, "top5": 0.998, "loss": 0.3}"#,
+    );
+    let md = write_report(
+        dir.path(),
+        &["smooth".to_string()],
+        &ReportContext {
+            profile: "demo",
+            date: "d",
+            machine: "m",
+            dry_run: false,
+            notes: &[],
+        },
+    )
+    .unwrap();
+    for line in [
+        "| B-standard | not run | not run | 76.14 | — |",
+        "| + smooth | 90.12 | 99.80 | 78.31 | 94.09 |",
+        "| + distill w/ mixup | not run | not run | 79.29 | 94.63 |",
+        "| + distill w/ mixup | not run | not run | 79.29 | 81.33 |",
+        "| D-efficient | not run | not run | not run | 77.16 | 78.88 | 38.88 |",
+    ] {
+        assert!(md.contains(line), "missing {line:?} in\n{md}");
+    }
+    // Seven paper rows in each of the three tables.
+    assert_eq!(md.matches("| + mixup w/o distill |").count(), 3, "{md}");
+}
+
 #[test]
 fn a_dry_run_says_so_with_the_scripts_notes() {
     let dir = tempfile::tempdir().unwrap();
