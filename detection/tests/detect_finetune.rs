@@ -563,7 +563,7 @@ fn predict_a_folder(ckpt: &Path, coco: &Path, root: &Path) {
     let annotations = coco.join("annotations/instances_test.json");
     let out = root.join("predicted");
     let ckpt = ckpt.to_str().unwrap();
-    let predict_many = |batch: &str| {
+    let predict_many = |batch: &str, enlarge: &str| {
         run_ok(
             e2e::bin!("detect"),
             &[
@@ -578,11 +578,14 @@ fn predict_a_folder(ckpt: &Path, coco: &Path, root: &Path) {
                 annotations.to_str().unwrap(),
                 "--batch-size",
                 batch,
+                "--enlarge",
+                enlarge,
                 "--json",
             ],
         )
     };
-    let lines: Vec<serde_json::Value> = predict_many("1").lines().map(json).collect();
+    // Drawn 3 times the size: the detections stay those of a one-image run, in its pixels.
+    let lines: Vec<serde_json::Value> = predict_many("1", "3").lines().map(json).collect();
     let mut images: Vec<PathBuf> = std::fs::read_dir(&folder)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -603,7 +606,8 @@ fn predict_a_folder(ckpt: &Path, coco: &Path, root: &Path) {
         ));
         assert_eq!(line, &one);
         let drawn = out.join(image.file_stem().unwrap()).with_extension("png");
-        assert!(drawn.is_file(), "{} missing", drawn.display());
+        let (w, h) = image::image_dimensions(image).unwrap();
+        assert_eq!(image::image_dimensions(&drawn).unwrap(), (3 * w, 3 * h));
     }
     let listing: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("images.json")).unwrap()).unwrap();
@@ -621,7 +625,7 @@ fn predict_a_folder(ckpt: &Path, coco: &Path, root: &Path) {
         assert_eq!(known["file_name"].as_str().unwrap(), name);
     }
     // Batches of two pad images together; the results file still scores against the file.
-    predict_many("2");
+    predict_many("2", "1");
     let scored = json(&run_ok(
         e2e::bin!("detect"),
         &[

@@ -312,6 +312,26 @@ pub struct ImagesPredictArgs {
     /// Print one JSON object (with --images, one line per image).
     #[arg(long)]
     pub json: bool,
+    /// Draw the pictures (detections, overlays) K times the image's size, each pixel a KxK
+    /// square, so that a small image's labels stay readable; the model, the boxes, the JSON
+    /// and the masks keep the image's own pixels.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub enlarge: u32,
+}
+
+/// `image` at `factor` times its size, each pixel a square (nothing is invented between
+/// pixels: the picture shows what the model saw).
+pub fn enlarged(image: &image::RgbImage, factor: u32) -> image::RgbImage {
+    if factor <= 1 {
+        return image.clone();
+    }
+    let (w, h) = image.dimensions();
+    image::imageops::resize(
+        image,
+        w * factor,
+        h * factor,
+        image::imageops::FilterType::Nearest,
+    )
 }
 
 impl ImagesPredictArgs {

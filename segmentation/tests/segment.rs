@@ -212,6 +212,8 @@ fn a_tiny_finetune_lowers_its_loss_and_evaluates_like_its_predictions() {
             s(&folder),
             "--overlay",
             s(&overlays),
+            "--enlarge",
+            "3",
             "--json",
         ],
     );
@@ -220,8 +222,11 @@ fn a_tiny_finetune_lowers_its_loss_and_evaluates_like_its_predictions() {
         let line = json(line);
         let mask = PathBuf::from(line["mask"].as_str().unwrap());
         let one = predictions.join(mask.file_name().unwrap());
+        // --enlarge draws the overlay 3 times the size and leaves the mask as it is.
         assert_eq!(std::fs::read(&mask).unwrap(), std::fs::read(&one).unwrap());
-        assert!(PathBuf::from(line["overlay"].as_str().unwrap()).is_file());
+        let (w, h) = image::image_dimensions(&mask).unwrap();
+        let overlay = PathBuf::from(line["overlay"].as_str().unwrap());
+        assert_eq!(image::image_dimensions(&overlay).unwrap(), (3 * w, 3 * h));
         count += 1;
     }
     assert_eq!(count, std::fs::read_dir(&images).unwrap().count());

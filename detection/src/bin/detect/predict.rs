@@ -70,7 +70,7 @@ fn predict_one(args: &PredictArgs, path: &Path) -> anyhow::Result<()> {
     let mut detections = predict(&detector, &image);
     detections.retain(|d| d.score >= args.min_score);
     if let Some(out) = &args.out {
-        engine::atomic_write::write(out, &drawn_png(&image, &detections, out)?)
+        engine::atomic_write::write(out, &drawn_png(&image, &detections, out, input.enlarge)?)
             .with_context(|| format!("writing {}", out.display()))?;
     }
     match input.json {
@@ -127,7 +127,7 @@ fn predict_many(args: &PredictArgs) -> anyhow::Result<()> {
             .enumerate()
             .try_for_each(|(i, ((_, image), d))| {
                 let path = &drawings[done + i];
-                engine::atomic_write::write(path, &drawn_png(image, d, path)?)
+                engine::atomic_write::write(path, &drawn_png(image, d, path, input.enlarge)?)
                     .with_context(|| format!("writing {}", path.display()))
             })?;
         for ((path, image), d) in batch.iter().zip(&detections) {
@@ -162,8 +162,22 @@ fn drawing_path(out: &Path, image: &Path) -> PathBuf {
     out.join(name)
 }
 
-fn drawn_png(image: &RgbImage, detections: &[Detection], out: &Path) -> anyhow::Result<Vec<u8>> {
-    let drawn = draw_detections(image, detections)
+/// The PNG of `image` with `detections` drawn, at `enlarge` times the image's size.
+fn drawn_png(
+    image: &RgbImage,
+    detections: &[Detection],
+    out: &Path,
+    enlarge: u32,
+) -> anyhow::Result<Vec<u8>> {
+    let k = enlarge as f64;
+    let scaled: Vec<Detection> = detections
+        .iter()
+        .map(|d| Detection {
+            bbox: d.bbox.map(|v| v * k),
+            ..d.clone()
+        })
+        .collect();
+    let drawn = draw_detections(&engine::command::enlarged(image, enlarge), &scaled)
         .map_err(|e| anyhow::anyhow!("{}: cannot draw the detections ({e})", out.display()))?;
     let mut png = Vec::new();
     drawn

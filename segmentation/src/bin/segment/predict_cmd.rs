@@ -59,6 +59,7 @@ fn predict_and_write(
     image: &image::RgbImage,
     out: &Path,
     overlay: Option<&Path>,
+    enlarge: u32,
 ) -> anyhow::Result<Prediction> {
     model.check_input(path, image.width() as usize, image.height() as usize)?;
     let prediction = Prediction::of(model, &path.display().to_string(), image)?;
@@ -68,8 +69,7 @@ fn predict_and_write(
             let format =
                 image::ImageFormat::from_path(overlay_path).unwrap_or(image::ImageFormat::Png);
             let mut bytes = Vec::new();
-            prediction
-                .overlay(image)
+            engine::command::enlarged(&prediction.overlay(image), enlarge)
                 .write_to(&mut std::io::Cursor::new(&mut bytes), format)
                 .with_context(|| {
                     format!("{}: cannot encode the overlay", overlay_path.display())
@@ -138,7 +138,8 @@ fn predict_many(args: &PredictArgs) -> anyhow::Result<()> {
     for batch in datasets::image_io::decode_batches(images.clone(), 4) {
         for (path, image) in batch? {
             let overlay = overlays.as_ref().map(|o| o[index].as_path());
-            let prediction = predict_and_write(&model, &path, &image, &masks[index], overlay)?;
+            let prediction =
+                predict_and_write(&model, &path, &image, &masks[index], overlay, input.enlarge)?;
             if input.json {
                 let line =
                     prediction_json(&path, &masks[index], overlay, &prediction, &model.classes);
@@ -162,7 +163,14 @@ fn predict_one(args: &PredictArgs, path: &Path) -> anyhow::Result<()> {
     input.check_image_outputs(path, &written)?;
     let model = open_model(args)?;
     let image = datasets::image_io::load_rgb(path)?;
-    let prediction = predict_and_write(&model, path, &image, &args.out, args.overlay.as_deref())?;
+    let prediction = predict_and_write(
+        &model,
+        path,
+        &image,
+        &args.out,
+        args.overlay.as_deref(),
+        args.predict.enlarge,
+    )?;
     if input.json {
         let json = prediction_json(
             path,
