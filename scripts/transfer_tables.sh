@@ -160,8 +160,8 @@ case "$profile" in
         backbone_sets=(--set schedule.epochs=1 --set data.max_train_samples=20000 --set data.max_val_samples=2000)
         step_sets=(--set 'schedule.decay.epochs=[0.7]') max_backbone_batch=256
         teacher_sets=("${backbone_sets[@]}")
-        det_sets=(--set schedule.epochs=4 --set data.shorter=96 --set data.max_longer=96 --set train.eval_every_epochs=4)
-        seg_sets=(--set schedule.epochs=16 --set train.eval_every_epochs=8) ;;
+        det_sets=(--set schedule.epochs=3 --set data.shorter=96 --set data.max_longer=96 --set train.eval_every_epochs=3)
+        seg_sets=(--set schedule.epochs=14 --set train.eval_every_epochs=7) ;;
       smoke)
         scene_args=(--size 96 --train 60 --val 20 --test 20) eval_flags=(--max-samples 1000)
         backbone_sets=(--set schedule.epochs=1 --set data.max_train_samples=3000 --set data.max_val_samples=1000) step_sets=(--set 'schedule.decay.epochs=[0.7]')
@@ -421,10 +421,12 @@ for r in $teachers $rows; do
   plan+=("$r detection" "$r detection-eval" "$r segmentation" "$r segmentation-eval")
   [ "$profile" = paper ] || plan+=("$r pictures")
 done
-# The reference runs' stage times in seconds (training and evaluation together, as
-# docs/results.md lists them, split here by a rough 90/10): the mini profile's quiet rows of
-# 2026-12-06.
+# The reference runs' stage times in seconds, from quiet runs on a 2-core AMD EPYC (avx2 only)
+# of 2026-12-06: the demo profile's (each stage's own time), and the mini profile's rows
+# (training and evaluation together, as docs/results.md lists them, split by a rough 90/10).
 case "$profile" in
+  demo) reference=([scenes]=3 [backbone]=90 [backbone-eval]=8 [detection]=300 [detection-eval]=16
+                   [segmentation]=200 [segmentation-eval]=4 [pictures]=5) ;;
   mini) reference=([scenes]=20 [backbone]=160 [backbone-eval]=15 [detection]=320 [detection-eval]=30
                    [segmentation]=80 [segmentation-eval]=10 [pictures]=10) ;;
 esac

@@ -238,8 +238,8 @@ fn a_bf16_finetune_trains_and_evaluates() {
     let o = out.to_str().unwrap();
     run_ok(
         e2e::bin!("detect"),
-        // One step, two validation images, 16 RoIs each: bf16 is slow on CPUs without bf16
-        // kernels.
+        // One step on 32 px inputs, two validation images, 16 proposals and 4 sampled RoIs
+        // each: bf16 is slow on CPUs without bf16 kernels (58 s at 64 px with 16 RoIs).
         &finetune_args(
             &f,
             o,
@@ -252,6 +252,12 @@ fn a_bf16_finetune_trains_and_evaluates() {
                 "data.max_val_samples=2",
                 "--set",
                 "rpn.post_nms_top_n_test=16",
+                "--set",
+                "roi.batch_per_image=4",
+                "--set",
+                "data.shorter=32",
+                "--set",
+                "data.max_longer=32",
             ],
         ),
     );

@@ -364,11 +364,14 @@ mod tests {
     fn lighting_offsets_have_the_expected_spread() {
         // The first eigenvector dominates: std of the R offset = 0.1 * sqrt(sum_j
         // (v_Rj * lambda_j)^2) = 0.1 * |(-0.5675 * 55.46, 0.7192 * 4.794, 0.4009 * 1.148)| ~ 3.17.
-        let img = gradient(16, 16);
+        // The draws alone (what `apply` turns into the offset): 4000 whole augmentations
+        // took a debug build 16 s.
         let t = TrainTransform::paper(8);
         let n = 4000;
         let sum_sq: f64 = (0..n)
-            .map(|i| t.apply(&img, &mut sample_rng(9, 0, i)).lighting[0] as f64)
+            .map(|i| {
+                lighting_offset(t.draw(16, 16, &mut sample_rng(9, 0, i)).lighting_alpha)[0] as f64
+            })
             .map(|r| r * r)
             .sum();
         let std = (sum_sq / n as f64).sqrt();

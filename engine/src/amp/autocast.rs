@@ -182,7 +182,12 @@ mod tests {
     #[test]
     fn a_panic_inside_leaves_the_region() {
         let bf16 = Autocast::new(Precision::Bf16, Device::Cpu);
+        // Silenced: the default hook's backtrace (RUST_BACKTRACE=1) takes a debug build
+        // about 12 s to symbolise.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
         let caught = std::panic::catch_unwind(|| bf16.run(|| panic!("forward failed")));
+        std::panic::set_hook(hook);
         assert!(caught.is_err());
         assert_eq!(conv_output_kind(Autocast::OFF), Kind::Float);
     }
