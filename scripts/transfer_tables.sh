@@ -21,7 +21,7 @@ usage: scripts/transfer_tables.sh [--profile demo|smoke|mini|paper] [--device cp
 
 profiles
   demo    two rows (b-standard, + smooth) on Fashion-MNIST and 96 px Fashion scenes; what
-          `make demo` runs (about 20 minutes on a 2-core CPU)
+          `make demo` runs (22 minutes on a slow 2-core CPU, docs/results.md)
   smoke   all seven rows, tiny (at most 15 minutes on a 2-core CPU)
   mini    all seven rows on Fashion-MNIST and the Fashion scenes (at most 2 hours on a 2-core
           CPU, much less on one GPU)
@@ -425,8 +425,8 @@ done
 # of 2026-12-06: the demo profile's (each stage's own time), and the mini profile's rows
 # (training and evaluation together, as docs/results.md lists them, split by a rough 90/10).
 case "$profile" in
-  demo) reference=([scenes]=3 [backbone]=90 [backbone-eval]=8 [detection]=300 [detection-eval]=16
-                   [segmentation]=200 [segmentation-eval]=4 [pictures]=5) ;;
+  demo) reference=([scenes]=1 [backbone]=88 [backbone-eval]=3 [detection]=317 [detection-eval]=10
+                   [segmentation]=216 [segmentation-eval]=6 [pictures]=17) ;;
   mini) reference=([scenes]=20 [backbone]=160 [backbone-eval]=15 [detection]=320 [detection-eval]=30
                    [segmentation]=80 [segmentation-eval]=10 [pictures]=10) ;;
 esac
