@@ -319,19 +319,35 @@ pub struct ImagesPredictArgs {
     pub enlarge: u32,
 }
 
+/// The largest picture `--enlarge` draws, in pixels (300 MB of RGB).
+pub const MAX_ENLARGED_PIXELS: u64 = 100_000_000;
+
 /// `image` at `factor` times its size, each pixel a square (nothing is invented between
-/// pixels: the picture shows what the model saw).
-pub fn enlarged(image: &image::RgbImage, factor: u32) -> image::RgbImage {
+/// pixels: the picture shows what the model saw); the image itself at factor 1. A picture
+/// over [`MAX_ENLARGED_PIXELS`] is refused with a sentence saying so.
+pub fn enlarged(
+    image: &image::RgbImage,
+    factor: u32,
+) -> Result<std::borrow::Cow<'_, image::RgbImage>, String> {
     if factor <= 1 {
-        return image.clone();
+        return Ok(std::borrow::Cow::Borrowed(image));
     }
-    let (w, h) = image.dimensions();
-    image::imageops::resize(
+    let (w, h) = (
+        image.width() as u64 * factor as u64,
+        image.height() as u64 * factor as u64,
+    );
+    if w * h > MAX_ENLARGED_PIXELS {
+        return Err(format!(
+            "enlarged {factor} times the picture would be {w}x{h} pixels, more than \
+             {MAX_ENLARGED_PIXELS}; use a smaller --enlarge"
+        ));
+    }
+    Ok(std::borrow::Cow::Owned(image::imageops::resize(
         image,
-        w * factor,
-        h * factor,
+        w as u32,
+        h as u32,
         image::imageops::FilterType::Nearest,
-    )
+    )))
 }
 
 impl ImagesPredictArgs {
@@ -582,5 +598,29 @@ impl BenchArgs {
             println!("{}", line(result));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enlarging_repeats_pixels_and_refuses_pictures_too_large_to_hold() {
+        let image = image::RgbImage::from_fn(4, 2, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        assert!(matches!(
+            enlarged(&image, 1).unwrap(),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let big = enlarged(&image, 3).unwrap();
+        assert_eq!(big.dimensions(), (12, 6));
+        assert_eq!(big.get_pixel(11, 5), image.get_pixel(3, 1));
+        assert_eq!(big.get_pixel(3, 2), image.get_pixel(1, 0));
+        let wide = image::RgbImage::new(5_000, 1_000);
+        let err = enlarged(&wide, 16).unwrap_err();
+        assert!(
+            err.contains("80000x16000") && err.contains("--enlarge"),
+            "{err}"
+        );
     }
 }

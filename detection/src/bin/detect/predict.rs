@@ -177,7 +177,9 @@ fn drawn_png(
             ..d.clone()
         })
         .collect();
-    let drawn = draw_detections(&engine::command::enlarged(image, enlarge), &scaled)
+    let picture = engine::command::enlarged(image, enlarge)
+        .map_err(|e| BadInput(format!("{}: {e}", out.display())))?;
+    let drawn = draw_detections(&picture, &scaled)
         .map_err(|e| anyhow::anyhow!("{}: cannot draw the detections ({e})", out.display()))?;
     let mut png = Vec::new();
     drawn

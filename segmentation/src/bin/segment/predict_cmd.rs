@@ -69,7 +69,9 @@ fn predict_and_write(
             let format =
                 image::ImageFormat::from_path(overlay_path).unwrap_or(image::ImageFormat::Png);
             let mut bytes = Vec::new();
-            engine::command::enlarged(&prediction.overlay(image), enlarge)
+            let overlay = prediction.overlay(image);
+            engine::command::enlarged(&overlay, enlarge)
+                .map_err(|e| BadInput(format!("{}: {e}", overlay_path.display())))?
                 .write_to(&mut std::io::Cursor::new(&mut bytes), format)
                 .with_context(|| {
                     format!("{}: cannot encode the overlay", overlay_path.display())
