@@ -673,8 +673,9 @@ mod tests {
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let l = Loader::new(Numbers { n: 8, bad: None }, panicking, config(2)).unwrap();
-        let first = l.epoch(0, 0).next().unwrap().unwrap_err();
+        let first = l.epoch(0, 0).next();
         std::panic::set_hook(hook);
+        let first = first.unwrap().unwrap_err();
         assert!(first.to_string().contains("boom"), "{first}");
     }
 
