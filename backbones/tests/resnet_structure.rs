@@ -107,7 +107,10 @@ fn stems_are_seven_by_seven_or_three_deep_convs() {
     let Stem::Plain { conv1, .. } = &m.stem else {
         panic!("B has the 7x7 stem")
     };
-    assert_eq!((conv1.kernel(), conv1.stride, conv1.padding), (7, 2, 3));
+    assert_eq!(
+        (conv1.kernel(), conv1.stride, conv1.padding),
+        (7, 2, [3, 3])
+    );
     for (arch, widths) in [
         ("resnet50c", [32, 32, 64]),
         ("resnet50d", [32, 32, 64]),
@@ -121,7 +124,7 @@ fn stems_are_seven_by_seven_or_three_deep_convs() {
         assert_eq!(out, widths, "{arch}");
         let geometry: Vec<(i64, i64, i64)> = convs
             .iter()
-            .map(|c| (c.kernel(), c.stride, c.padding))
+            .map(|c| (c.kernel(), c.stride, c.padding[0]))
             .collect();
         assert_eq!(geometry, vec![(3, 2, 1), (3, 1, 1), (3, 1, 1)], "{arch}");
     }
@@ -132,7 +135,7 @@ fn dilation_replaces_stride_for_output_stride_8_and_16() {
     let (_vs, m) = build("resnet50d", |c| c.output_stride = 8);
     let conv2 = |stage: usize, block: usize| {
         let c = &m.stages[stage][block].convs[1];
-        (c.stride, c.dilation, c.padding)
+        (c.stride, c.dilation, c.padding[0])
     };
     assert_eq!(conv2(1, 0), (2, 1, 1), "layer2 still strides");
     assert_eq!(

@@ -31,16 +31,81 @@ pub struct TrainConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// e.g. "resnet50d" or "mobilenet_v1".
+    /// e.g. "resnet50d", "mobilenet_v1" or "inception_v3".
     pub arch: String,
     /// Start the last BN of every residual block at zero (section 3.1); ResNets only.
     #[serde(default)]
     pub zero_gamma: bool,
+    /// Inception-V3's auxiliary classifier on Mixed_6e, whose loss (times `aux_weight`) is
+    /// added in training. Default: on for inception_v3, as torchvision builds it (it needs
+    /// inputs of at least 299 px); the other architectures have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux_logits: Option<bool>,
+    /// The auxiliary loss's weight; default [`AUX_WEIGHT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux_weight: Option<f64>,
     /// "batch" (ordinary batch norm) or "frozen" (a fixed affine map from the running
     /// statistics, torchvision's FrozenBatchNorm2d: fine-tuning with few images per batch, and
     /// runs whose result must not depend on how a batch is split).
     #[serde(default)]
     pub norm: NormMode,
+}
+
+/// The auxiliary classifier's loss weight: TF-slim's `train_image_classifier.py`, which
+/// trained the Inception-V3 weights torchvision ports, adds the aux loss with weight 0.4 (and
+/// the same label smoothing), as torchvision's fine-tuning tutorial does.
+pub const AUX_WEIGHT: f64 = 0.4;
+
+impl ModelSection {
+    /// Whether the model trains with an auxiliary classifier.
+    pub fn aux_logits(&self, arch: ClassifierArch) -> bool {
+        self.aux_logits.unwrap_or(arch.has_aux_classifier())
+    }
+
+    pub fn aux_weight(&self) -> f64 {
+        self.aux_weight.unwrap_or(AUX_WEIGHT)
+    }
+
+    fn validate(&self, arch: ClassifierArch, input_size: i64) -> Result<(), String> {
+        if self.zero_gamma && !arch.has_residual_blocks() {
+            return Err(format!(
+                "model.zero_gamma: {}",
+                crate::network::no_zero_gamma(arch)
+            ));
+        }
+        if self.aux_logits == Some(true) && !arch.has_aux_classifier() {
+            return Err(format!(
+                "model.aux_logits: {}",
+                crate::network::no_aux_classifier(arch)
+            ));
+        }
+        arch.check_input_size(input_size)
+            .map_err(|e| format!("data.augment.input_size: {e}"))?;
+        let aux = self.aux_logits(arch);
+        let min = crate::inception::MIN_AUX_INPUT_SIZE;
+        if aux && input_size < min {
+            return Err(format!(
+                "model.aux_logits: the auxiliary classifier needs inputs of at least {min}x{min} \
+                 (its 5x5/3 pool and unpadded 5x5 conv need Mixed_6e at 17x17), and \
+                 data.augment.input_size is {input_size}; train at {min} or set \
+                 model.aux_logits = false"
+            ));
+        }
+        if let Some(w) = self.aux_weight {
+            if !aux {
+                return Err(format!(
+                    "model.aux_weight: weighs the auxiliary classifier's loss, and this {arch} \
+                     has no auxiliary classifier"
+                ));
+            }
+            if !(w.is_finite() && (0.0..=10.0).contains(&w)) {
+                return Err(format!(
+                    "model.aux_weight must be between 0 and 10, not {w}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -215,12 +280,8 @@ impl TrainConfig {
             .arch
             .parse()
             .map_err(|e| format!("model.arch: {e}"))?;
-        if self.model.zero_gamma && !arch.has_residual_blocks() {
-            return Err(format!(
-                "model.zero_gamma: {}",
-                crate::network::no_zero_gamma(arch)
-            ));
-        }
+        self.model
+            .validate(arch, self.data.augment.input_size as i64)?;
         self.data
             .augment
             .validate()
