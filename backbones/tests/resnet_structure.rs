@@ -258,7 +258,9 @@ fn frozen_batch_norm_is_a_fixed_affine_map_with_eps() {
 #[test]
 fn parameter_and_mac_counts_match_pytorch() {
     // tests/fixtures/pytorch/arch_counts.json: timm models, torch.utils.flop_counter at 224
-    // (MobileNet v1 too: its 4.2M parameters and 569M MACs are the MobileNet paper's).
+    // (MobileNet v1 too: its 4.2M parameters and 569M MACs are the MobileNet paper's), or at
+    // the entry's input_size (Inception-V3 at 299: timm's 23.8M parameters, torchvision's
+    // 27.2M with the auxiliary classifier, 5.71G MACs).
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/fixtures/pytorch/arch_counts.json"
@@ -275,12 +277,26 @@ fn parameter_and_mac_counts_match_pytorch() {
             .map(|t| t.numel() as i64)
             .sum();
         assert_eq!(params, c["params"].as_i64().unwrap(), "{name} parameters");
+        let side = c.get("input_size").map_or(224, |s| s.as_i64().unwrap());
         assert_eq!(
-            model.macs(224, 224),
+            model.macs(side, side),
             c["macs"].as_u64().unwrap(),
-            "{name} MACs"
+            "{name} MACs at {side}"
         );
+        if let Some(with_aux) = c.get("params_with_aux") {
+            let mut config = ClassifierConfig::classifier(arch, 1000);
+            config.set_aux_logits(true).unwrap();
+            let vs = nn::VarStore::new(Device::Cpu);
+            let _model = ClassifierNet::new(&vs.root(), &config);
+            let params: i64 = vs
+                .trainable_variables()
+                .iter()
+                .map(|t| t.numel() as i64)
+                .sum();
+            assert_eq!(params, with_aux.as_i64().unwrap(), "{name} with aux");
+        }
     }
+    assert!(counts.get("inception_v3").is_some());
 }
 
 #[test]
