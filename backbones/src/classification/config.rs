@@ -308,3 +308,79 @@ impl TrainConfig {
         Ok(arch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recipe of `arch` at `input_size` with `model` keys added.
+    fn recipe(arch: &str, input_size: usize, model: &str) -> Result<ClassifierArch, String> {
+        let text = format!(
+            "[model]\narch = \"{arch}\"\n{model}\n[data.augment]\ninput_size = {input_size}\n\
+             [optim]\nlr = 0.1\n[schedule]\nepochs = 1\ndecay = {{ kind = \"cosine\" }}\n"
+        );
+        let config: TrainConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        config.validate()
+    }
+
+    #[test]
+    fn inception_v3_trains_with_its_auxiliary_classifier_at_299_and_without_it_from_75() {
+        let inception = ClassifierArch::InceptionV3;
+        assert_eq!(recipe("inception_v3", 299, ""), Ok(inception));
+        assert_eq!(
+            recipe("inception_v3", 299, "aux_weight = 0.3"),
+            Ok(inception)
+        );
+        assert_eq!(
+            recipe("inception_v3", 75, "aux_logits = false"),
+            Ok(inception)
+        );
+        let below = |input_size, model| recipe("inception_v3", input_size, model).unwrap_err();
+        let err = below(224, "");
+        assert!(
+            err.starts_with(
+                "model.aux_logits: the auxiliary classifier needs inputs of at least 299x299"
+            ) && err.contains("input_size is 224")
+                && err.contains("set model.aux_logits = false"),
+            "{err}"
+        );
+        let err = below(74, "aux_logits = false");
+        assert!(
+            err.starts_with("data.augment.input_size: inception_v3 needs inputs of at least 75x75"),
+            "{err}"
+        );
+        let err = below(299, "zero_gamma = true");
+        assert!(
+            err.starts_with("model.zero_gamma:")
+                && err.contains("inception_v3 has no residual blocks"),
+            "{err}"
+        );
+        let err = below(299, "aux_logits = false\naux_weight = 0.4");
+        assert!(
+            err.starts_with("model.aux_weight:") && err.contains("no auxiliary classifier"),
+            "{err}"
+        );
+        let err = below(299, "aux_weight = -1.0");
+        assert!(
+            err.starts_with("model.aux_weight must be between 0 and 10"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_inception_v3_has_an_auxiliary_classifier() {
+        for arch in ["resnet50d", "mobilenet_v1"] {
+            assert!(recipe(arch, 224, "aux_logits = false").is_ok());
+            let err = recipe(arch, 224, "aux_logits = true").unwrap_err();
+            assert!(
+                err.starts_with("model.aux_logits: only inception_v3 has an auxiliary classifier"),
+                "{err}"
+            );
+            let err = recipe(arch, 224, "aux_weight = 0.4").unwrap_err();
+            assert!(err.starts_with("model.aux_weight:"), "{err}");
+        }
+        // ResNets and MobileNets keep running on small inputs.
+        assert!(recipe("resnet18", 32, "").is_ok());
+        assert!(recipe("mobilenet_v1", 32, "").is_ok());
+    }
+}
