@@ -173,6 +173,15 @@ impl ClassifierArch {
     }
 }
 
+/// "an" before a name said with a vowel first (`inception_v3`), else "a" (`resnet50d`,
+/// `mobilenet_v1`), for the messages that name an architecture.
+pub fn article(name: &str) -> &'static str {
+    match name.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
+    }
+}
+
 impl From<Arch> for ClassifierArch {
     fn from(arch: Arch) -> Self {
         ClassifierArch::ResNet(arch)

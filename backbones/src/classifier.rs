@@ -1,7 +1,7 @@
 //! An image classifier ready to use: a ResNet, a MobileNet or an Inception-V3, its weights,
 //! its class names and the transform its inputs need, as a checkpoint describes them.
 
-use crate::arch::ClassifierArch;
+use crate::arch::{article, ClassifierArch};
 use crate::layers::ConvNormPairs;
 use crate::network::{ClassifierConfig, ClassifierNet};
 use datasets::classify::{EvalTransform, Normalization};
@@ -64,8 +64,10 @@ impl TaskSpec for ClassifierSpec {
         let meta = &ckpt.metadata;
         let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
         let arch: ClassifierArch = meta.arch.parse().map_err(|e| bad("arch", format!("{e}")))?;
-        let config = ClassifierConfig::from_json(arch, &meta.model)
-            .map_err(|e| bad("model", format!("not a {arch} config ({e})")))?;
+        let config = ClassifierConfig::from_json(arch, &meta.model).map_err(|e| {
+            let a = article(&meta.arch);
+            bad("model", format!("not {a} {arch} config ({e})"))
+        })?;
         config.validate().map_err(|e| bad("model", e))?;
         let head = match config.num_classes() {
             Some(k) => format!("a head of {k} classes"),
@@ -74,7 +76,7 @@ impl TaskSpec for ClassifierSpec {
         meta.check_model_agrees(
             path,
             config.arch() == arch,
-            &format!("a {}", config.arch()),
+            &format!("{} {}", article(&config.arch().to_string()), config.arch()),
             config.num_classes(),
             &head,
         )?;
@@ -100,7 +102,10 @@ impl TaskSpec for ClassifierSpec {
             None => {
                 return Err(CheckpointError::content(
                     path,
-                    format!("has no {head_weight}: not a {arch} classifier"),
+                    format!(
+                        "has no {head_weight}: not {} {arch} classifier",
+                        article(&meta.arch)
+                    ),
                 ))
             }
         }

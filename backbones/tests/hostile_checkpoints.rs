@@ -187,7 +187,7 @@ fn a_resnet_checkpoint_passed_off_as_an_inception_v3_is_refused_field_by_field()
     let ckpt = f.lying("config.safetensors", "arch", "inception_v3");
     let err = run_err(e2e::bin!("backbone"), &predict_args(&ckpt, &image), 2);
     assert!(
-        err.contains("'model': not a inception_v3 config (unknown field `arch`"),
+        err.contains("'model': not an inception_v3 config (unknown field `arch`"),
         "{err}"
     );
     // An Inception-V3 config too, but the ResNet's 32 px transform: the network would have
