@@ -16,7 +16,9 @@ import torch
 from precision import add_amp_argument, autocast, check, grad_scaler, report
 
 # Our architecture names where timm spells them otherwise (the ResNets are spelled alike).
-TIMM_NAMES = {"mobilenet_v1": "mobilenetv1_100"}
+# inception_v3 is timm's name too: timm builds it without the auxiliary classifier and with no
+# dropout, as `backbone bench` does.
+TIMM_NAMES = {"mobilenet_v1": "mobilenetv1_100", "inception_v3": "inception_v3"}
 
 
 def main():

@@ -14,9 +14,12 @@ threads=${BENCH_THREADS:-$(nproc)}
 field() { "$py" -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$2"; }
 best() { "$py" -c "import sys; print(max(float(v) for v in sys.argv[1:]))" "$@"; }
 
-# The peer maps our architecture names to timm's (mobilenet_v1 is timm's mobilenetv1_100).
-for arch in resnet50d mobilenet_v1; do
-  step="--arch $arch --batch 16 --input-size 64 --device cpu --threads $threads --warmup 3 --iters 10"
+# The peer maps our architecture names to timm's (mobilenet_v1 is timm's mobilenetv1_100;
+# inception_v3 is spelled alike, both without the auxiliary classifier). Inception-V3 runs at
+# its smallest input, 75 px.
+for arch_side in resnet50d:64 mobilenet_v1:64 inception_v3:75; do
+  arch=${arch_side%:*} side=${arch_side#*:}
+  step="--arch $arch --batch 16 --input-size $side --device cpu --threads $threads --warmup 3 --iters 10"
   echo "== training step: $step"
   ours=() ; peer=()
   for _ in 1 2; do

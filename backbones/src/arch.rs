@@ -1,5 +1,5 @@
 //! Architecture names: `resnet<depth><variant>`, e.g. `resnet50d`, `resnet18`, `resnet101s`,
-//! and, for classifiers only, `mobilenet_v1`.
+//! and, for classifiers only, `mobilenet_v1` and `inception_v3`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -109,16 +109,18 @@ impl fmt::Display for Arch {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown architecture '{0}': expected resnet<depth><variant> with depth 18, 34, 50, 101 or 152 and variant a, (none for B), c, d, e or s, e.g. resnet50d (a classifier may also be mobilenet_v1)")]
+#[error("unknown architecture '{0}': expected resnet<depth><variant> with depth 18, 34, 50, 101 or 152 and variant a, (none for B), c, d, e or s, e.g. resnet50d (a classifier may also be mobilenet_v1 or inception_v3)")]
 pub struct UnknownArch(pub String);
 
-/// What an image classifier can be: any ResNet, or MobileNet v1. Detection and segmentation
-/// bodies are ResNets ([`Arch`]) only.
+/// What an image classifier can be: any ResNet, MobileNet v1 or Inception-V3. Detection and
+/// segmentation bodies are ResNets ([`Arch`]) only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClassifierArch {
     ResNet(Arch),
     /// MobileNet v1 at width 1.0 (GluonCV's `mobilenet1.0`, timm's `mobilenetv1_100`).
     MobileNetV1,
+    /// Inception-V3 (GluonCV's `inceptionv3`, timm's and torchvision's `inception_v3`).
+    InceptionV3,
 }
 
 impl ClassifierArch {
@@ -127,12 +129,56 @@ impl ClassifierArch {
         matches!(self, ClassifierArch::ResNet(_))
     }
 
+    /// Whether the network can have an auxiliary classifier (Inception-V3's `AuxLogits`).
+    pub fn has_aux_classifier(self) -> bool {
+        matches!(self, ClassifierArch::InceptionV3)
+    }
+
     /// The head's weight in the state dict, as timm names it.
     pub fn head_weight(self) -> &'static str {
         match self {
-            ClassifierArch::ResNet(_) => "fc.weight",
+            ClassifierArch::ResNet(_) | ClassifierArch::InceptionV3 => "fc.weight",
             ClassifierArch::MobileNetV1 => "classifier.weight",
         }
+    }
+
+    /// The square input side of its ImageNet recipes and published counts: 299 for
+    /// Inception-V3, 224 for the others.
+    pub fn input_size(self) -> i64 {
+        match self {
+            ClassifierArch::InceptionV3 => crate::inception::MIN_AUX_INPUT_SIZE,
+            _ => 224,
+        }
+    }
+
+    /// The smallest square input the network runs on: 75 px for Inception-V3 (its unpadded
+    /// convs and pools), 1 for the others (they pad and pool down to 1x1).
+    pub fn min_input_size(self) -> i64 {
+        match self {
+            ClassifierArch::InceptionV3 => crate::inception::MIN_INPUT_SIZE,
+            _ => 1,
+        }
+    }
+
+    /// `Err` with a sentence when `side` is below [`Self::min_input_size`].
+    pub fn check_input_size(self, side: i64) -> Result<(), String> {
+        let min = self.min_input_size();
+        if side < min {
+            return Err(format!(
+                "{self} needs inputs of at least {min}x{min} (its unpadded convs and pools leave \
+                 nothing of a {side}x{side} image before the head)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// "an" before a name said with a vowel first (`inception_v3`), else "a" (`resnet50d`,
+/// `mobilenet_v1`), for the messages that name an architecture.
+pub fn article(name: &str) -> &'static str {
+    match name.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
     }
 }
 
@@ -147,6 +193,7 @@ impl fmt::Display for ClassifierArch {
         match self {
             ClassifierArch::ResNet(arch) => arch.fmt(f),
             ClassifierArch::MobileNetV1 => f.write_str("mobilenet_v1"),
+            ClassifierArch::InceptionV3 => f.write_str("inception_v3"),
         }
     }
 }
@@ -157,6 +204,7 @@ impl FromStr for ClassifierArch {
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         match name {
             "mobilenet_v1" => Ok(ClassifierArch::MobileNetV1),
+            "inception_v3" => Ok(ClassifierArch::InceptionV3),
             _ => name.parse().map(ClassifierArch::ResNet),
         }
     }
@@ -209,8 +257,12 @@ mod tests {
         let mobilenet: ClassifierArch = "mobilenet_v1".parse().unwrap();
         assert_eq!(mobilenet, ClassifierArch::MobileNetV1);
         assert_eq!(mobilenet.to_string(), "mobilenet_v1");
+        let inception: ClassifierArch = "inception_v3".parse().unwrap();
+        assert_eq!(inception, ClassifierArch::InceptionV3);
+        assert_eq!(inception.to_string(), "inception_v3");
         // A detection or segmentation body is a ResNet.
         assert!("mobilenet_v1".parse::<Arch>().is_err());
+        assert!("inception_v3".parse::<Arch>().is_err());
         assert_eq!("resnet50b".parse::<Arch>().unwrap().to_string(), "resnet50");
     }
 

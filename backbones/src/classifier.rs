@@ -1,7 +1,7 @@
-//! An image classifier ready to use: a ResNet or a MobileNet, its weights, its class names
-//! and the transform its inputs need, as a checkpoint describes them.
+//! An image classifier ready to use: a ResNet, a MobileNet or an Inception-V3, its weights,
+//! its class names and the transform its inputs need, as a checkpoint describes them.
 
-use crate::arch::ClassifierArch;
+use crate::arch::{article, ClassifierArch};
 use crate::layers::ConvNormPairs;
 use crate::network::{ClassifierConfig, ClassifierNet};
 use datasets::classify::{EvalTransform, Normalization};
@@ -17,6 +17,28 @@ pub fn default_transform() -> EvalTransform {
     EvalTransform::imagenet()
 }
 
+/// Inception's statistics: pixels scaled to [-1, 1]. torchvision's `inception_v3` weights
+/// expect them (its `transform_input` turns ImageNet-normalised inputs into these), and timm's
+/// `inception_v3` configs name them.
+pub const INCEPTION_NORMALIZATION: Normalization = Normalization {
+    mean: [0.5, 0.5, 0.5],
+    std: [0.5, 0.5, 0.5],
+};
+
+/// The transform of an imported `arch` checkpoint, or one that does not say: torchvision's
+/// evaluation of its ImageNet weights. For Inception-V3 that is shorter side 342, centre crop
+/// 299 and [`INCEPTION_NORMALIZATION`]; for the others [`default_transform`].
+pub fn arch_transform(arch: ClassifierArch) -> EvalTransform {
+    match arch {
+        ClassifierArch::InceptionV3 => EvalTransform {
+            resize: 342,
+            crop: 299,
+            normalization: INCEPTION_NORMALIZATION,
+        },
+        _ => default_transform(),
+    }
+}
+
 pub struct Classifier {
     pub vs: nn::VarStore,
     pub model: ClassifierNet,
@@ -27,7 +49,8 @@ pub struct Classifier {
 /// What a classification checkpoint says about its model, every field checked: the model
 /// config is valid and agrees with `arch` and the class list, the head (`fc.weight`, a
 /// MobileNet's `classifier.weight`) has one row per class, the tensors are floating point,
-/// and the transform's sizes and statistics are within bounds.
+/// and the transform's sizes and statistics are within bounds (its crop no smaller than the
+/// network takes).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClassifierSpec {
     pub config: ClassifierConfig,
@@ -41,8 +64,10 @@ impl TaskSpec for ClassifierSpec {
         let meta = &ckpt.metadata;
         let bad = |field: &str, message: String| CheckpointError::field(path, field, message);
         let arch: ClassifierArch = meta.arch.parse().map_err(|e| bad("arch", format!("{e}")))?;
-        let config = ClassifierConfig::from_json(arch, &meta.model)
-            .map_err(|e| bad("model", format!("not a {arch} config ({e})")))?;
+        let config = ClassifierConfig::from_json(arch, &meta.model).map_err(|e| {
+            let a = article(&meta.arch);
+            bad("model", format!("not {a} {arch} config ({e})"))
+        })?;
         config.validate().map_err(|e| bad("model", e))?;
         let head = match config.num_classes() {
             Some(k) => format!("a head of {k} classes"),
@@ -51,12 +76,15 @@ impl TaskSpec for ClassifierSpec {
         meta.check_model_agrees(
             path,
             config.arch() == arch,
-            &format!("a {}", config.arch()),
+            &format!("{} {}", article(&config.arch().to_string()), config.arch()),
             config.num_classes(),
             &head,
         )?;
-        let transform = meta.transform_as(path, "an input transform", Some(default_transform()))?;
+        let transform =
+            meta.transform_as(path, "an input transform", Some(arch_transform(arch)))?;
         validate_transform(&transform).map_err(|e| bad("transform", e))?;
+        arch.check_input_size(transform.crop as i64)
+            .map_err(|e| bad("transform", format!("crop {}: {e}", transform.crop)))?;
         check_finite_weights(&ckpt.tensors, path, "a classifier's")?;
         let head_weight = arch.head_weight();
         let head = ckpt.tensors.get(head_weight).map(|w| w.size());
@@ -74,7 +102,10 @@ impl TaskSpec for ClassifierSpec {
             None => {
                 return Err(CheckpointError::content(
                     path,
-                    format!("has no {head_weight}: not a {arch} classifier"),
+                    format!(
+                        "has no {head_weight}: not {} {arch} classifier",
+                        article(&meta.arch)
+                    ),
                 ))
             }
         }

@@ -1,12 +1,14 @@
-//! Moving classifier weights (ResNets, MobileNet v1) between this project and PyTorch (timm,
-//! torchvision).
+//! Moving classifier weights (ResNets, MobileNet v1, Inception-V3) between this project and
+//! PyTorch (timm, torchvision).
 //!
-//! Our parameter names are timm's (for a plain ResNet they are also torchvision's), so a
-//! state dict maps by name. What differs: PyTorch's BatchNorm2d carries a
+//! Our parameter names are timm's (for a plain ResNet and Inception-V3 they are also
+//! torchvision's), so a state dict maps by name. An Inception-V3 state dict may hold the
+//! auxiliary classifier (`AuxLogits.*`: torchvision's model, timm's with `aux_logits=True`) or
+//! not (timm's default); the imported model has it exactly when the file does. What differs: PyTorch's BatchNorm2d carries a
 //! `num_batches_tracked` counter that we do not keep, and a state dict file has no metadata.
 
 use crate::arch::{ClassifierArch, Variant};
-use crate::classifier::default_transform;
+use crate::classifier::arch_transform;
 use crate::network::{ClassifierConfig, ClassifierNet};
 use engine::checkpoint::{
     load_into, read_safetensors, write_safetensors, Checkpoint, CheckpointError, Metadata,
@@ -44,6 +46,7 @@ fn check_framework_has(
     }
     let missing = match arch {
         ClassifierArch::ResNet(a) if a.variant == Variant::B => return Ok(()),
+        ClassifierArch::InceptionV3 => return Ok(()),
         ClassifierArch::ResNet(_) => "its ResNets are variant B: resnet18 .. resnet152",
         ClassifierArch::MobileNetV1 => "its MobileNets are v2 and v3",
     };
@@ -79,7 +82,9 @@ pub fn check_import_paths(
 /// Reads a PyTorch state dict saved with safetensors and checks it against `arch`.
 /// The number of classes comes from the head (`fc.weight`, a MobileNet's
 /// `classifier.weight`); class names from `classes`, or ImageNet's
-/// when there are 1000, or "class_<i>".
+/// when there are 1000, or "class_<i>". The checkpoint's transform is torchvision's evaluation
+/// of its ImageNet weights of `arch` ([`arch_transform`]: 299 px and inputs in [-1, 1] for
+/// Inception-V3).
 pub fn import(
     input: &Path,
     framework: Framework,
@@ -96,6 +101,7 @@ pub fn import(
         model: match arch {
             ClassifierArch::ResNet(_) => "a ResNet classifier state dict",
             ClassifierArch::MobileNetV1 => "a MobileNet v1 classifier state dict",
+            ClassifierArch::InceptionV3 => "an Inception-V3 classifier state dict",
         },
     };
     let num_classes = head.classes(&tensors, input, 0, "classes", &engine::limits::CLASSES)?;
@@ -104,7 +110,13 @@ pub fn import(
         None if num_classes == 1000 => imagenet_classes(),
         None => numbered_classes(num_classes),
     };
-    let config = ClassifierConfig::classifier(arch, num_classes);
+    let mut config = ClassifierConfig::classifier(arch, num_classes);
+    if arch.has_aux_classifier() {
+        let aux = tensors.keys().any(|name| name.starts_with("AuxLogits."));
+        config
+            .set_aux_logits(aux)
+            .expect("an architecture with an auxiliary classifier");
+    }
     let vs = nn::VarStore::new(Device::Cpu);
     let _model = ClassifierNet::new(&vs.root(), &config);
     load_into(&vs, &tensors, input, &arch.to_string())?;
@@ -114,7 +126,7 @@ pub fn import(
         num_classes,
         classes,
         model: config.to_json(),
-        transform: Some(serde_json::to_value(default_transform()).expect("transform serialises")),
+        transform: Some(serde_json::to_value(arch_transform(arch)).expect("transform serialises")),
         config: None,
         epoch: None,
         iter: None,
@@ -127,7 +139,9 @@ pub fn import(
 }
 
 /// Writes a classification checkpoint as a state dict that timm's or torchvision's model of
-/// the same architecture loads with `load_state_dict(strict=True)`.
+/// the same architecture loads with `load_state_dict(strict=True)` (an Inception-V3 built
+/// with `aux_logits` as the checkpoint has its auxiliary classifier, and torchvision's with
+/// `init_weights=False`).
 pub fn export(
     ckpt: &Checkpoint,
     ckpt_path: &Path,
@@ -161,4 +175,23 @@ pub fn export(
     add_bn_counters(&mut tensors);
     let header = HashMap::from([("format".to_string(), "pt".to_string())]);
     write_safetensors(out, &tensors, Some(header))
+}
+
+/// What to build in Python to load an export of `config` strictly, where the default model of
+/// the library would not: an Inception-V3 with or without its auxiliary classifier.
+pub fn export_note(config: &ClassifierConfig, framework: Framework) -> Option<String> {
+    let ClassifierConfig::InceptionV3(c) = config else {
+        return None;
+    };
+    let classes = c.num_classes.unwrap_or(0);
+    let aux = if c.aux_logits { "True" } else { "False" };
+    Some(match framework {
+        Framework::Timm => format!(
+            "load it into timm.create_model(\"inception_v3\", num_classes={classes}, aux_logits={aux})"
+        ),
+        Framework::Torchvision => format!(
+            "load it into torchvision.models.inception_v3(weights=None, num_classes={classes}, \
+             aux_logits={aux}, init_weights=False)"
+        ),
+    })
 }

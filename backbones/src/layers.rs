@@ -25,13 +25,15 @@ const CONV_INIT: Init = Init::Kaiming {
     non_linearity: nn::init::NonLinearity::ReLU,
 };
 
-/// A 2-D convolution without bias (every conv of a ResNet or a MobileNet is followed by
-/// batch norm), dense or depthwise.
+/// A 2-D convolution without bias (every conv of a ResNet, a MobileNet or an Inception-V3 is
+/// followed by batch norm), dense or depthwise, square or (Inception's 1x7, 7x1, 1x3, 3x1)
+/// rectangular.
 #[derive(Debug)]
 pub struct Conv2d {
     pub weight: Tensor,
     pub stride: i64,
-    pub padding: i64,
+    /// Zeros added above and below, left and right.
+    pub padding: [i64; 2],
     pub dilation: i64,
     /// 1 for a dense conv; the channel count for a depthwise one (one filter per channel).
     pub groups: i64,
@@ -104,13 +106,37 @@ impl Conv2d {
         Conv2d {
             weight,
             stride,
-            padding: dilation * (kernel / 2),
+            padding: [dilation * (kernel / 2); 2],
             dilation,
             groups,
             prepared: Mutex::new(None),
         }
     }
 
+    /// A dense `kernel[0]` x `kernel[1]` conv with the given padding (height, width) and
+    /// initialisation: Inception's unpadded 3x3s and factorised 1xn / nx1 convs, which timm and
+    /// torchvision draw from a normal of a fixed standard deviation.
+    pub fn rectangular(
+        p: nn::Path,
+        c_in: i64,
+        c_out: i64,
+        kernel: [i64; 2],
+        stride: i64,
+        padding: [i64; 2],
+        init: Init,
+    ) -> Self {
+        let weight = p.var("weight", &[c_out, c_in, kernel[0], kernel[1]], init);
+        Conv2d {
+            weight,
+            stride,
+            padding,
+            dilation: 1,
+            groups: 1,
+            prepared: Mutex::new(None),
+        }
+    }
+
+    /// The kernel's height (its side, for the square convs of a ResNet or a MobileNet).
     pub fn kernel(&self) -> i64 {
         self.weight.size()[2]
     }
@@ -127,8 +153,9 @@ impl Conv2d {
         // Without gradients (evaluation, prediction) the weights prepared for inference are
         // used when there are some, and Winograd's 3x3 path is open.
         if !train && !grad_mode_enabled() {
-            let by_winograd =
-                winograd::applies(x, &self.weight, self.stride, self.padding, self.dilation);
+            let [pad_h, pad_w] = self.padding;
+            let by_winograd = pad_h == pad_w
+                && winograd::applies(x, &self.weight, self.stride, pad_h, self.dilation);
             if let Some((weight, bias, transformed)) = self.inference_fold(bn, by_winograd) {
                 return match transformed {
                     Some(u) => winograd::conv3x3(x, &u, Some(&bias), self.dilation),
@@ -197,7 +224,7 @@ impl Conv2d {
             weight,
             bias,
             [self.stride; 2],
-            [self.padding; 2],
+            self.padding,
             [self.dilation; 2],
             self.groups,
         )
@@ -208,14 +235,16 @@ impl Conv2d {
         // The weight's second dimension is the channels each output sees (c_in / groups), so
         // the count holds for dense and depthwise convs alike.
         let size = self.weight.size();
-        let (c_out, c_in, k) = (size[0], size[1], size[2]);
-        let out = |n: i64| (n + 2 * self.padding - self.dilation * (k - 1) - 1) / self.stride + 1;
+        let (c_out, c_in, kh, kw) = (size[0], size[1], size[2], size[3]);
+        let out = |n: i64, k: i64, pad: i64| {
+            (n + 2 * pad - self.dilation * (k - 1) - 1) / self.stride + 1
+        };
         let shape = FeatureShape {
             channels: c_out,
-            height: out(input.height),
-            width: out(input.width),
+            height: out(input.height, kh, self.padding[0]),
+            width: out(input.width, kw, self.padding[1]),
         };
-        let macs = (shape.height * shape.width * c_out * c_in * k * k) as u64;
+        let macs = (shape.height * shape.width * c_out * c_in * kh * kw) as u64;
         (macs, shape)
     }
 }

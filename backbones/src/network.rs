@@ -3,6 +3,7 @@
 //! [`ClassifierArch`].
 
 use crate::arch::ClassifierArch;
+use crate::inception::{InceptionConfig, InceptionV3};
 use crate::layers::{BatchNorm2d, Conv2d, ConvNormPairs, NormMode};
 use crate::mobilenet::{MobileNetConfig, MobileNetV1};
 use crate::resnet::{ResNet, ResNetConfig};
@@ -16,6 +17,7 @@ use tch::{nn, Tensor};
 pub enum ClassifierConfig {
     ResNet(ResNetConfig),
     MobileNetV1(MobileNetConfig),
+    InceptionV3(InceptionConfig),
 }
 
 impl ClassifierConfig {
@@ -28,12 +30,17 @@ impl ClassifierConfig {
             ClassifierArch::MobileNetV1 => {
                 ClassifierConfig::MobileNetV1(MobileNetConfig::classifier(num_classes))
             }
+            ClassifierArch::InceptionV3 => {
+                ClassifierConfig::InceptionV3(InceptionConfig::classifier(num_classes))
+            }
         }
     }
 
     /// A classifier to train: `norm` for every BN, and with `zero_gamma` the last BN of
     /// every residual block starting at 0. Only a ResNet has residual blocks: asking a
-    /// MobileNet for zero-gamma is an error rather than a switch that does nothing.
+    /// MobileNet or an Inception-V3 for zero-gamma is an error rather than a switch that does
+    /// nothing. An Inception-V3 trains as torchvision builds it, with the auxiliary classifier
+    /// and dropout 0.5 ([`ClassifierConfig::set_aux_logits`] takes the classifier off).
     pub fn for_training(
         arch: ClassifierArch,
         num_classes: i64,
@@ -52,7 +59,28 @@ impl ClassifierConfig {
             ClassifierConfig::MobileNetV1(c) => {
                 ClassifierConfig::MobileNetV1(MobileNetConfig { norm, ..c })
             }
+            ClassifierConfig::InceptionV3(_) => {
+                ClassifierConfig::InceptionV3(InceptionConfig::for_training(num_classes, norm))
+            }
         })
+    }
+
+    /// Whether the model has an auxiliary classifier.
+    pub fn aux_logits(&self) -> bool {
+        matches!(self, ClassifierConfig::InceptionV3(c) if c.aux_logits)
+    }
+
+    /// Puts the auxiliary classifier on or takes it off; only an Inception-V3 has one to put
+    /// on.
+    pub fn set_aux_logits(&mut self, on: bool) -> Result<(), String> {
+        match self {
+            ClassifierConfig::InceptionV3(c) => {
+                c.aux_logits = on;
+                Ok(())
+            }
+            _ if !on => Ok(()),
+            other => Err(no_aux_classifier(other.arch())),
+        }
     }
 
     /// Reads a checkpoint's `model` field as the config of `arch`.
@@ -67,6 +95,9 @@ impl ClassifierConfig {
             ClassifierArch::MobileNetV1 => {
                 ClassifierConfig::MobileNetV1(serde_json::from_value(value.clone())?)
             }
+            ClassifierArch::InceptionV3 => {
+                ClassifierConfig::InceptionV3(serde_json::from_value(value.clone())?)
+            }
         })
     }
 
@@ -78,6 +109,7 @@ impl ClassifierConfig {
         match self {
             ClassifierConfig::ResNet(c) => ClassifierArch::ResNet(c.arch),
             ClassifierConfig::MobileNetV1(_) => ClassifierArch::MobileNetV1,
+            ClassifierConfig::InceptionV3(_) => ClassifierArch::InceptionV3,
         }
     }
 
@@ -85,6 +117,7 @@ impl ClassifierConfig {
         match self {
             ClassifierConfig::ResNet(c) => c.num_classes,
             ClassifierConfig::MobileNetV1(c) => c.num_classes,
+            ClassifierConfig::InceptionV3(c) => c.num_classes,
         }
     }
 
@@ -92,7 +125,7 @@ impl ClassifierConfig {
     pub fn output_stride(&self) -> i64 {
         match self {
             ClassifierConfig::ResNet(c) => c.output_stride,
-            ClassifierConfig::MobileNetV1(_) => 32,
+            ClassifierConfig::MobileNetV1(_) | ClassifierConfig::InceptionV3(_) => 32,
         }
     }
 
@@ -100,16 +133,27 @@ impl ClassifierConfig {
         match self {
             ClassifierConfig::ResNet(c) => c.validate(),
             ClassifierConfig::MobileNetV1(c) => c.validate(),
+            ClassifierConfig::InceptionV3(c) => c.validate(),
         }
     }
 }
 
-/// Why zero-gamma has no place in `arch` (a plain chain of conv-BN-activation).
+/// Why zero-gamma has no place in `arch` (conv-BN-activation with nothing around it: a plain
+/// chain, or Inception's branches, concatenated rather than added).
 pub fn no_zero_gamma(arch: ClassifierArch) -> String {
     format!(
         "zero-gamma starts the last BN of each residual block at 0 so that the block begins as \
-         its shortcut; {arch} has no residual blocks (every BN feeds an activation in a plain \
-         chain, where gamma = 0 would cut the signal), so set model.zero_gamma = false"
+         its shortcut; {arch} has no residual blocks (every BN feeds an activation and no \
+         shortcut goes around it, so gamma = 0 would cut the signal), so set \
+         model.zero_gamma = false"
+    )
+}
+
+/// Why `arch` cannot have an auxiliary classifier.
+pub fn no_aux_classifier(arch: ClassifierArch) -> String {
+    format!(
+        "only inception_v3 has an auxiliary classifier (AuxLogits on Mixed_6e); {arch} has \
+         none, so leave model.aux_logits unset"
     )
 }
 
@@ -121,6 +165,7 @@ pub fn no_zero_gamma(arch: ClassifierArch) -> String {
 pub enum ClassifierNet {
     ResNet(ResNet),
     MobileNetV1(MobileNetV1),
+    InceptionV3(InceptionV3),
 }
 
 impl ClassifierNet {
@@ -128,6 +173,24 @@ impl ClassifierNet {
         match config {
             ClassifierConfig::ResNet(c) => ClassifierNet::ResNet(ResNet::new(p, c)),
             ClassifierConfig::MobileNetV1(c) => ClassifierNet::MobileNetV1(MobileNetV1::new(p, c)),
+            ClassifierConfig::InceptionV3(c) => ClassifierNet::InceptionV3(InceptionV3::new(p, c)),
+        }
+    }
+
+    /// The logits and, in training, those of the auxiliary classifier when the model has one
+    /// (Inception-V3's), which the classification task adds to the loss.
+    pub fn forward_aux(&self, x: &Tensor, train: bool) -> (Tensor, Option<Tensor>) {
+        match self {
+            ClassifierNet::InceptionV3(m) => m.forward_aux(x, train),
+            other => (nn::ModuleT::forward_t(other, x, train), None),
+        }
+    }
+
+    /// The dropout rate before the classifier in training (Inception-V3's; 0 for the others).
+    pub fn dropout(&self) -> f64 {
+        match self {
+            ClassifierNet::InceptionV3(m) => m.config.dropout,
+            _ => 0.0,
         }
     }
 
@@ -136,6 +199,7 @@ impl ClassifierNet {
         match self {
             ClassifierNet::ResNet(m) => m.macs(height, width),
             ClassifierNet::MobileNetV1(m) => m.macs(height, width),
+            ClassifierNet::InceptionV3(m) => m.macs(height, width),
         }
     }
 }
@@ -145,6 +209,7 @@ impl nn::ModuleT for ClassifierNet {
         match self {
             ClassifierNet::ResNet(m) => m.forward_t(x, train),
             ClassifierNet::MobileNetV1(m) => m.forward_t(x, train),
+            ClassifierNet::InceptionV3(m) => m.forward_t(x, train),
         }
     }
 }
@@ -154,6 +219,7 @@ impl ConvNormPairs for ClassifierNet {
         match self {
             ClassifierNet::ResNet(m) => m.conv_norm_pairs(),
             ClassifierNet::MobileNetV1(m) => m.conv_norm_pairs(),
+            ClassifierNet::InceptionV3(m) => m.conv_norm_pairs(),
         }
     }
 }

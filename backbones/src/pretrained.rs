@@ -48,7 +48,8 @@ impl PretrainedBody {
             return Err(CheckpointError::content(
                 path,
                 format!(
-                    "is a {} classifier; detection and segmentation start from a ResNet one",
+                    "is {} {} classifier; detection and segmentation start from a ResNet one",
+                    crate::arch::article(&ckpt.metadata.arch),
                     ckpt.metadata.arch
                 ),
             ));

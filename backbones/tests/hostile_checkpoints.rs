@@ -180,6 +180,56 @@ fn each_lying_metadata_field_is_named_with_the_file() {
 }
 
 #[test]
+fn a_resnet_checkpoint_passed_off_as_an_inception_v3_is_refused_field_by_field() {
+    let f = files();
+    let image = f.image();
+    // Its ResNet config under Inception-V3's name.
+    let ckpt = f.lying("config.safetensors", "arch", "inception_v3");
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&ckpt, &image), 2);
+    assert!(
+        err.contains("'model': not an inception_v3 config (unknown field `arch`"),
+        "{err}"
+    );
+    // An Inception-V3 config too, but the ResNet's 32 px transform: the network would have
+    // nothing left of the image before its head.
+    let inception = |name: &str, transform: &str| {
+        let mut file = SafetensorsFile::read(&f.good);
+        file.set_metadata("arch", "inception_v3");
+        file.set_metadata(
+            "model",
+            r#"{"num_classes":3,"aux_logits":false,"dropout":0.0,"norm":"batch","bn_eps":0.001}"#,
+        );
+        file.set_metadata("transform", transform);
+        let path = f.dir.path().join(name);
+        file.write(&path);
+        path
+    };
+    let ckpt = inception("small.safetensors", &transform(serde_json::json!({})));
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&ckpt, &image), 2);
+    assert!(
+        err.contains(
+            "small.safetensors: checkpoint metadata 'transform': crop 32: inception_v3 needs \
+             inputs of at least 75x75"
+        ),
+        "{err}"
+    );
+    // Every field in order, but the tensors are a ResNet-18's: one error listing what does not
+    // fit, in Inception-V3's names.
+    let ckpt = inception(
+        "tensors.safetensors",
+        &transform(serde_json::json!({"resize": 86, "crop": 75})),
+    );
+    let err = run_err(e2e::bin!("backbone"), &predict_args(&ckpt, &image), 2);
+    assert!(
+        err.contains("tensors.safetensors")
+            && err.contains("do not fit inception_v3")
+            && err.contains("Conv2d_1a_3x3.conv.weight")
+            && err.contains("layer1.0.conv1.weight"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_bomb_sized_transform_is_refused_before_any_allocation() {
     let f = files();
     let image = f.image();

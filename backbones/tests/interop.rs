@@ -1,5 +1,6 @@
-//! Weights move between PyTorch and this project: a timm resnet50d and mobilenetv1_100 and a
-//! torchvision resnet50 state dict, imported with `backbone import`, give PyTorch's class
+//! Weights move between PyTorch and this project: a timm resnet50d, mobilenetv1_100 and
+//! inception_v3 and a torchvision resnet50 and inception_v3 (auxiliary classifier included)
+//! state dict, imported with `backbone import`, give PyTorch's class
 //! probabilities through `backbone predict`; exported back, they hold exactly the names, shapes and types that
 //! `load_state_dict(strict=True)` checks, with the same values. Golden values:
 //! tests/fixtures/pytorch/make_golden.py.
@@ -171,6 +172,46 @@ fn timm_mobilenet_v1_round_trip_matches_pytorch() {
     assert!(
         err.contains("torchvision has no mobilenet_v1 (its MobileNets are v2 and v3); use timm"),
         "{err}"
+    );
+}
+
+#[test]
+fn timm_inception_v3_round_trip_matches_pytorch() {
+    // timm's default model, without the auxiliary classifier; imported at torchvision's 342 /
+    // 299 evaluation with inputs in [-1, 1], as make_golden.py runs it.
+    import_predict_export("timm_inception_v3", "timm", "inception_v3", Some(1e-5));
+}
+
+#[test]
+fn torchvision_inception_v3_round_trip_matches_pytorch_aux_included() {
+    // torchvision's model holds the auxiliary classifier (AuxLogits.*): imported with it,
+    // exported with it, every value exact.
+    import_predict_export(
+        "torchvision_inception_v3",
+        "torchvision",
+        "inception_v3",
+        Some(1e-5),
+    );
+}
+
+#[test]
+fn inception_eval_transform_matches_torchvision_pixel_for_pixel() {
+    // Resize(342) + CenterCrop(299) on the PIL image, saved by make_golden.py.
+    let scene = datasets::image_io::load_rgb(&fixture("pytorch/scene.png")).unwrap();
+    let transform = backbones::classifier::arch_transform(backbones::ClassifierArch::InceptionV3);
+    assert_eq!((transform.resize, transform.crop), (342, 299));
+    let ours = transform.apply(&scene);
+    let theirs = datasets::image_io::load_rgb(&fixture("pytorch/scene_eval_299.png")).unwrap();
+    let differing = ours
+        .iter()
+        .zip(theirs.as_raw())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        differing,
+        0,
+        "{differing} of {} bytes differ from PIL's",
+        ours.len()
     );
 }
 

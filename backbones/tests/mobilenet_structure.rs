@@ -39,7 +39,7 @@ fn the_blocks_are_table_1() {
         // One 3x3 filter per channel, then a 1x1 mixing them.
         assert_eq!(b.conv_dw.groups, channels);
         assert_eq!(b.conv_dw.weight.size(), [channels, 1, 3, 3]);
-        assert_eq!(b.conv_dw.padding, 1);
+        assert_eq!(b.conv_dw.padding, [1, 1]);
         assert_eq!(b.conv_pw.groups, 1);
         assert_eq!(b.conv_pw.weight.size()[1..], [channels, 1, 1]);
         channels = b.conv_pw.weight.size()[0];

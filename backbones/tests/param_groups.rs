@@ -1,8 +1,10 @@
-//! The engine's parameter groups on a ResNet-18 and a MobileNet v1: the paper's no-bias-decay
-//! rule decays exactly the convolution and fc weights, and freezing by prefix leaves the rest
-//! trainable.
+//! The engine's parameter groups on a ResNet-18, a MobileNet v1 and an Inception-V3: the
+//! paper's no-bias-decay rule decays exactly the convolution and fc weights, and freezing by
+//! prefix leaves the rest trainable.
 
-use backbones::{Arch, MobileNetConfig, MobileNetV1, ResNet, ResNetConfig};
+use backbones::{
+    Arch, InceptionConfig, InceptionV3, MobileNetConfig, MobileNetV1, ResNet, ResNetConfig,
+};
 use engine::param_groups::{decay_flags, freeze, unmatched_prefixes};
 use tch::{nn, Device};
 
@@ -128,4 +130,30 @@ fn no_bias_decay_on_mobilenet_v1_keeps_the_conv_and_classifier_weights() {
         .collect();
     assert_eq!(kept.len(), 55);
     assert!(kept.contains(&&"classifier.bias".to_string()));
+}
+
+#[test]
+fn no_bias_decay_on_inception_v3_keeps_the_conv_and_fc_weights_auxiliary_head_included() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _model = InceptionV3::new(
+        &vs.root(),
+        &InceptionConfig::for_training(10, Default::default()),
+    );
+    let flags = decay_flags(&vs, true);
+    let (decayed, kept): (Vec<_>, Vec<_>) = flags.iter().partition(|(_, _, d)| *d);
+    let decayed: Vec<&String> = decayed.iter().map(|(n, _, _)| n).collect();
+    let kept: Vec<&String> = kept.iter().map(|(n, _, _)| n).collect();
+    // 94 convs on the inference path, the auxiliary classifier's 2, fc and AuxLogits.fc.
+    assert_eq!(decayed.len(), 98);
+    assert!(decayed
+        .iter()
+        .all(|n| n.ends_with(".conv.weight") || n.ends_with("fc.weight")));
+    assert!(decayed.contains(&&"AuxLogits.fc.weight".to_string()));
+    // 96 BNs' gamma and beta (eps 0.001, no bias in any conv), and the two fc biases.
+    assert_eq!(kept.len(), 194);
+    assert!(kept
+        .iter()
+        .all(|n| n.ends_with(".bn.weight") || n.ends_with(".bn.bias") || n.ends_with("fc.bias")));
+    assert!(kept.contains(&&"fc.bias".to_string()));
+    assert!(kept.contains(&&"AuxLogits.fc.bias".to_string()));
 }

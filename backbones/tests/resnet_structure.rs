@@ -107,7 +107,10 @@ fn stems_are_seven_by_seven_or_three_deep_convs() {
     let Stem::Plain { conv1, .. } = &m.stem else {
         panic!("B has the 7x7 stem")
     };
-    assert_eq!((conv1.kernel(), conv1.stride, conv1.padding), (7, 2, 3));
+    assert_eq!(
+        (conv1.kernel(), conv1.stride, conv1.padding),
+        (7, 2, [3, 3])
+    );
     for (arch, widths) in [
         ("resnet50c", [32, 32, 64]),
         ("resnet50d", [32, 32, 64]),
@@ -121,7 +124,7 @@ fn stems_are_seven_by_seven_or_three_deep_convs() {
         assert_eq!(out, widths, "{arch}");
         let geometry: Vec<(i64, i64, i64)> = convs
             .iter()
-            .map(|c| (c.kernel(), c.stride, c.padding))
+            .map(|c| (c.kernel(), c.stride, c.padding[0]))
             .collect();
         assert_eq!(geometry, vec![(3, 2, 1), (3, 1, 1), (3, 1, 1)], "{arch}");
     }
@@ -132,7 +135,7 @@ fn dilation_replaces_stride_for_output_stride_8_and_16() {
     let (_vs, m) = build("resnet50d", |c| c.output_stride = 8);
     let conv2 = |stage: usize, block: usize| {
         let c = &m.stages[stage][block].convs[1];
-        (c.stride, c.dilation, c.padding)
+        (c.stride, c.dilation, c.padding[0])
     };
     assert_eq!(conv2(1, 0), (2, 1, 1), "layer2 still strides");
     assert_eq!(
@@ -255,7 +258,9 @@ fn frozen_batch_norm_is_a_fixed_affine_map_with_eps() {
 #[test]
 fn parameter_and_mac_counts_match_pytorch() {
     // tests/fixtures/pytorch/arch_counts.json: timm models, torch.utils.flop_counter at 224
-    // (MobileNet v1 too: its 4.2M parameters and 569M MACs are the MobileNet paper's).
+    // (MobileNet v1 too: its 4.2M parameters and 569M MACs are the MobileNet paper's), or at
+    // the entry's input_size (Inception-V3 at 299: timm's 23.8M parameters, torchvision's
+    // 27.2M with the auxiliary classifier, 5.71G MACs).
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/fixtures/pytorch/arch_counts.json"
@@ -272,12 +277,26 @@ fn parameter_and_mac_counts_match_pytorch() {
             .map(|t| t.numel() as i64)
             .sum();
         assert_eq!(params, c["params"].as_i64().unwrap(), "{name} parameters");
+        let side = c.get("input_size").map_or(224, |s| s.as_i64().unwrap());
         assert_eq!(
-            model.macs(224, 224),
+            model.macs(side, side),
             c["macs"].as_u64().unwrap(),
-            "{name} MACs"
+            "{name} MACs at {side}"
         );
+        if let Some(with_aux) = c.get("params_with_aux") {
+            let mut config = ClassifierConfig::classifier(arch, 1000);
+            config.set_aux_logits(true).unwrap();
+            let vs = nn::VarStore::new(Device::Cpu);
+            let _model = ClassifierNet::new(&vs.root(), &config);
+            let params: i64 = vs
+                .trainable_variables()
+                .iter()
+                .map(|t| t.numel() as i64)
+                .sum();
+            assert_eq!(params, with_aux.as_i64().unwrap(), "{name} with aux");
+        }
     }
+    assert!(counts.get("inception_v3").is_some());
 }
 
 #[test]

@@ -325,6 +325,98 @@ fn mobilenet_v1_trains_resumes_exactly_and_exports_to_timm() {
     );
 }
 
+#[test]
+fn inception_v3_at_75_px_trains_resumes_exactly_and_exports_to_torchvision() {
+    let f = fixture("");
+    // Its smallest input; no auxiliary classifier (it needs 299 px); dropout 0.5 before fc,
+    // whose masks a resumed run must draw again. One epoch: a step costs 7 times a
+    // MobileNet's at 32 px.
+    let inception = [
+        "--set",
+        "model.arch=\"inception_v3\"",
+        "--set",
+        "model.zero_gamma=false",
+        "--set",
+        "model.aux_logits=false",
+        "--set",
+        "data.augment.input_size=75",
+        "--set",
+        "schedule.epochs=1",
+    ];
+    let full = f.dir.join("full");
+    let summary = json(&run_ok(
+        e2e::bin!("backbone"),
+        &train_args(
+            &f,
+            full.to_str().unwrap(),
+            &[&inception[..], &["--json"]].concat(),
+        ),
+    ));
+    assert_eq!(summary["iters"], 3, "24 images in batches of 8, one epoch");
+    let last = full.join("last.safetensors");
+    let names: Vec<String> = tensors(&last).into_iter().map(|(n, _)| n).collect();
+    for name in [
+        "Conv2d_1a_3x3.conv.weight",
+        "Mixed_6b.branch7x7_2.conv.weight",
+        "Mixed_7c.branch3x3dbl_3b.bn.running_var",
+        "fc.weight",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("AuxLogits")));
+    // The run evaluated itself (`backbone eval` of a checkpoint is the MobileNet test's).
+    let val: Vec<serde_json::Value> = std::fs::read_to_string(full.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(json)
+        .filter(|r| r["split"] == "val")
+        .collect();
+    assert_eq!(val.len(), 1);
+    assert!(val[0]["loss"].as_f64().unwrap().is_finite(), "{}", val[0]);
+
+    // Stopped after two iterations and resumed: the uninterrupted run's weights, BN
+    // statistics included (the dropout masks drawn again).
+    let parts = f.dir.join("parts");
+    let p = parts.to_str().unwrap();
+    run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, p, &[&inception[..], &["--max-iters", "2"]].concat()),
+    );
+    run_ok(
+        e2e::bin!("backbone"),
+        &train_args(&f, p, &[&inception[..], &["--resume"]].concat()),
+    );
+    assert_eq!(tensors(&parts.join("last.safetensors")), tensors(&last));
+
+    let exported = f.dir.join("torchvision.safetensors");
+    run_ok(
+        e2e::bin!("backbone"),
+        &[
+            "export",
+            "--to",
+            "torchvision",
+            last.to_str().unwrap(),
+            exported.to_str().unwrap(),
+        ],
+    );
+    assert!(tensors(&exported)
+        .iter()
+        .any(|(n, _)| n == "Mixed_5b.branch1x1.bn.num_batches_tracked"));
+
+    // The auxiliary classifier, on by default, cannot run at 75 px: refused with the way out
+    // (the other refusals are classification::config's unit tests).
+    let refused = f.dir.join("refused");
+    let mut args = train_args(&f, refused.to_str().unwrap(), &[]);
+    args.extend(&inception[..4]); // arch and zero_gamma, aux_logits left to default
+    args.extend(["--set", "data.augment.input_size=75"]);
+    let err = run_err(e2e::bin!("backbone"), &args, 2);
+    assert!(
+        err.contains("model.aux_logits: the auxiliary classifier needs inputs of at least 299x299")
+            && err.contains("data.augment.input_size is 75"),
+        "{err}"
+    );
+}
+
 /// A paper recipe asks for fp16 (`train.amp = true`); on the CPU it trains in bf16, says so
 /// once, records what ran, and resumes.
 #[test]

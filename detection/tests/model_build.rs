@@ -227,6 +227,26 @@ fn a_detection_checkpoint_or_an_unknown_arch_is_refused_as_a_backbone() {
             ),
         "{err}"
     );
+
+    // Nor an Inception-V3 body (its auxiliary classifier included).
+    let mut config = ClassifierConfig::classifier(ClassifierArch::InceptionV3, 7);
+    config.set_aux_logits(true).unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _net = ClassifierNet::new(&vs.root(), &config);
+    let mut inception = write_classifier(&path, "resnet18");
+    inception.metadata.arch = "inception_v3".into();
+    inception.metadata.model = config.to_json();
+    inception.tensors = var_store_tensors(&vs);
+    let path = dir.path().join("inception.safetensors");
+    inception.write(&path).unwrap();
+    let err = read_backbone_checkpoint(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("inception.safetensors")
+            && err.contains(
+                "is an inception_v3 classifier; detection and segmentation start from a ResNet one"
+            ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -32,14 +32,19 @@ pub fn values(name: &str, shape: &[usize]) -> Vec<f32> {
             1.0
         };
         Box::new(move |u| (u - 0.5) * 2.0 * (6.0 / fan_in).sqrt() * spread)
-    } else if name == "fc.weight" || name == "classifier.weight" {
-        // A classifier's linear head (MobileNet's is `classifier`).
+    } else if name == "fc.weight" || name == "classifier.weight" || name == "AuxLogits.fc.weight" {
+        // A classifier's linear head (MobileNet's is `classifier`; Inception-V3's auxiliary
+        // classifier has its own).
         let fan_in = shape[1] as f64;
         Box::new(move |u| (u - 0.5) * 2.0 * (3.0 / fan_in).sqrt() * 4.0)
     } else if name.ends_with("running_var") {
         Box::new(|u| 0.5 + u)
     } else if name.ends_with("running_mean") || name.ends_with("bias") {
         Box::new(|u| (u - 0.5) * 0.2)
+    } else if name.ends_with(".bn.weight") {
+        // Inception's BasicConv2d BN: a gain that carries the image through ~47 layers without
+        // shortcuts (at 0.25-0.75 its logits would not depend on the input).
+        Box::new(|u| 1.1 + 0.5 * u)
     } else if name.ends_with("weight") {
         Box::new(|u| 0.25 + 0.5 * u)
     } else {

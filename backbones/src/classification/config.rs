@@ -31,16 +31,81 @@ pub struct TrainConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// e.g. "resnet50d" or "mobilenet_v1".
+    /// e.g. "resnet50d", "mobilenet_v1" or "inception_v3".
     pub arch: String,
     /// Start the last BN of every residual block at zero (section 3.1); ResNets only.
     #[serde(default)]
     pub zero_gamma: bool,
+    /// Inception-V3's auxiliary classifier on Mixed_6e, whose loss (times `aux_weight`) is
+    /// added in training. Default: on for inception_v3, as torchvision builds it (it needs
+    /// inputs of at least 299 px); the other architectures have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux_logits: Option<bool>,
+    /// The auxiliary loss's weight; default [`AUX_WEIGHT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux_weight: Option<f64>,
     /// "batch" (ordinary batch norm) or "frozen" (a fixed affine map from the running
     /// statistics, torchvision's FrozenBatchNorm2d: fine-tuning with few images per batch, and
     /// runs whose result must not depend on how a batch is split).
     #[serde(default)]
     pub norm: NormMode,
+}
+
+/// The auxiliary classifier's loss weight: TF-slim's `train_image_classifier.py`, which
+/// trained the Inception-V3 weights torchvision ports, adds the aux loss with weight 0.4 (and
+/// the same label smoothing), as torchvision's fine-tuning tutorial does.
+pub const AUX_WEIGHT: f64 = 0.4;
+
+impl ModelSection {
+    /// Whether the model trains with an auxiliary classifier.
+    pub fn aux_logits(&self, arch: ClassifierArch) -> bool {
+        self.aux_logits.unwrap_or(arch.has_aux_classifier())
+    }
+
+    pub fn aux_weight(&self) -> f64 {
+        self.aux_weight.unwrap_or(AUX_WEIGHT)
+    }
+
+    fn validate(&self, arch: ClassifierArch, input_size: i64) -> Result<(), String> {
+        if self.zero_gamma && !arch.has_residual_blocks() {
+            return Err(format!(
+                "model.zero_gamma: {}",
+                crate::network::no_zero_gamma(arch)
+            ));
+        }
+        if self.aux_logits == Some(true) && !arch.has_aux_classifier() {
+            return Err(format!(
+                "model.aux_logits: {}",
+                crate::network::no_aux_classifier(arch)
+            ));
+        }
+        arch.check_input_size(input_size)
+            .map_err(|e| format!("data.augment.input_size: {e}"))?;
+        let aux = self.aux_logits(arch);
+        let min = crate::inception::MIN_AUX_INPUT_SIZE;
+        if aux && input_size < min {
+            return Err(format!(
+                "model.aux_logits: the auxiliary classifier needs inputs of at least {min}x{min} \
+                 (its 5x5/3 pool and unpadded 5x5 conv need Mixed_6e at 17x17), and \
+                 data.augment.input_size is {input_size}; train at {min} or set \
+                 model.aux_logits = false"
+            ));
+        }
+        if let Some(w) = self.aux_weight {
+            if !aux {
+                return Err(format!(
+                    "model.aux_weight: weighs the auxiliary classifier's loss, and this {arch} \
+                     has no auxiliary classifier"
+                ));
+            }
+            if !(w.is_finite() && (0.0..=10.0).contains(&w)) {
+                return Err(format!(
+                    "model.aux_weight must be between 0 and 10, not {w}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -215,12 +280,8 @@ impl TrainConfig {
             .arch
             .parse()
             .map_err(|e| format!("model.arch: {e}"))?;
-        if self.model.zero_gamma && !arch.has_residual_blocks() {
-            return Err(format!(
-                "model.zero_gamma: {}",
-                crate::network::no_zero_gamma(arch)
-            ));
-        }
+        self.model
+            .validate(arch, self.data.augment.input_size as i64)?;
         self.data
             .augment
             .validate()
@@ -245,5 +306,81 @@ impl TrainConfig {
                 .map_err(|e| format!("distill: {e}"))?;
         }
         Ok(arch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recipe of `arch` at `input_size` with `model` keys added.
+    fn recipe(arch: &str, input_size: usize, model: &str) -> Result<ClassifierArch, String> {
+        let text = format!(
+            "[model]\narch = \"{arch}\"\n{model}\n[data.augment]\ninput_size = {input_size}\n\
+             [optim]\nlr = 0.1\n[schedule]\nepochs = 1\ndecay = {{ kind = \"cosine\" }}\n"
+        );
+        let config: TrainConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        config.validate()
+    }
+
+    #[test]
+    fn inception_v3_trains_with_its_auxiliary_classifier_at_299_and_without_it_from_75() {
+        let inception = ClassifierArch::InceptionV3;
+        assert_eq!(recipe("inception_v3", 299, ""), Ok(inception));
+        assert_eq!(
+            recipe("inception_v3", 299, "aux_weight = 0.3"),
+            Ok(inception)
+        );
+        assert_eq!(
+            recipe("inception_v3", 75, "aux_logits = false"),
+            Ok(inception)
+        );
+        let below = |input_size, model| recipe("inception_v3", input_size, model).unwrap_err();
+        let err = below(224, "");
+        assert!(
+            err.starts_with(
+                "model.aux_logits: the auxiliary classifier needs inputs of at least 299x299"
+            ) && err.contains("input_size is 224")
+                && err.contains("set model.aux_logits = false"),
+            "{err}"
+        );
+        let err = below(74, "aux_logits = false");
+        assert!(
+            err.starts_with("data.augment.input_size: inception_v3 needs inputs of at least 75x75"),
+            "{err}"
+        );
+        let err = below(299, "zero_gamma = true");
+        assert!(
+            err.starts_with("model.zero_gamma:")
+                && err.contains("inception_v3 has no residual blocks"),
+            "{err}"
+        );
+        let err = below(299, "aux_logits = false\naux_weight = 0.4");
+        assert!(
+            err.starts_with("model.aux_weight:") && err.contains("no auxiliary classifier"),
+            "{err}"
+        );
+        let err = below(299, "aux_weight = -1.0");
+        assert!(
+            err.starts_with("model.aux_weight must be between 0 and 10"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_inception_v3_has_an_auxiliary_classifier() {
+        for arch in ["resnet50d", "mobilenet_v1"] {
+            assert!(recipe(arch, 224, "aux_logits = false").is_ok());
+            let err = recipe(arch, 224, "aux_logits = true").unwrap_err();
+            assert!(
+                err.starts_with("model.aux_logits: only inception_v3 has an auxiliary classifier"),
+                "{err}"
+            );
+            let err = recipe(arch, 224, "aux_weight = 0.4").unwrap_err();
+            assert!(err.starts_with("model.aux_weight:"), "{err}");
+        }
+        // ResNets and MobileNets keep running on small inputs.
+        assert!(recipe("resnet18", 32, "").is_ok());
+        assert!(recipe("mobilenet_v1", 32, "").is_ok());
     }
 }

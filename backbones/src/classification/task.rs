@@ -1,6 +1,7 @@
-//! Image classification as a task of the training engine: a ResNet or a MobileNet,
-//! cross-entropy against (smoothed, mixed) one-hot targets or a teacher's soft targets,
-//! top-1/top-5 on the validation split.
+//! Image classification as a task of the training engine: a ResNet, a MobileNet or an
+//! Inception-V3, cross-entropy against (smoothed, mixed) one-hot targets or a teacher's soft
+//! targets (plus, for Inception-V3, its auxiliary classifier's weighted loss), top-1/top-5 on
+//! the validation split.
 
 use super::config::TrainConfig;
 use super::evaluate::{evaluate, DeviceBatch};
@@ -18,6 +19,7 @@ use engine::data_parallel;
 use engine::loss::{distillation_loss, one_hot_targets, soft_cross_entropy};
 use engine::mix::{apply_mix, Mix};
 use engine::task::{Learner, Losses, Metrics, Step, Task};
+use rand::RngExt;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -25,6 +27,10 @@ pub type ClassificationLoader = Loader<Subset<ClassificationDataset>, Classifica
 
 /// Mixup's lambda for micro-batch `m` is drawn from `stream_rng(seed, MIX_STREAM ^ m)`.
 const MIX_STREAM: u64 = 0x4D49_5800;
+
+/// Dropout's masks for micro-batch `m` come from libtorch's generator seeded from
+/// `stream_rng(seed, DROPOUT_STREAM ^ m)`, so a resumed run draws the same masks.
+const DROPOUT_STREAM: u64 = 0x4452_4F50;
 
 pub struct Classification {
     config: TrainConfig,
@@ -47,13 +53,15 @@ impl Classification {
         val: ClassificationLoader,
         device: Device,
     ) -> anyhow::Result<Self> {
-        // The recipe was validated, so a MobileNet never comes here with zero-gamma.
+        // The recipe was validated, so a MobileNet never comes here with zero-gamma, nor a
+        // ResNet with an auxiliary classifier.
         let model_config = ClassifierConfig::for_training(
             arch,
             classes.len() as i64,
             config.model.zero_gamma,
             config.model.norm,
         )
+        .and_then(|mut c| c.set_aux_logits(config.model.aux_logits(arch)).map(|_| c))
         .map_err(|e| engine::fit::TrainInputError(format!("model: {e}")))?;
         let vs = nn::VarStore::new(device);
         let model = ClassifierNet::new(&vs.root(), &model_config);
@@ -113,7 +121,12 @@ impl Learner for Classification {
         let mix = if mixing { &loss_config.mix } else { &Mix::None };
         let mut mix_rng = stream_rng(self.config.train.seed, MIX_STREAM ^ step.micro_batch);
         let (x, targets) = apply_mix(mix, &x, &targets, &mut mix_rng);
-        let logits = self.forward(&self.model, &x, true);
+        if self.model.dropout() > 0.0 {
+            let mut rng = stream_rng(self.config.train.seed, DROPOUT_STREAM ^ step.micro_batch);
+            tch::manual_seed((rng.random::<u64>() >> 1) as i64);
+        }
+        let (logits, aux) = self.model.forward_aux(&x, true);
+        let logits = logits.to_kind(Kind::Float);
         let loss = match (&self.teacher, &self.config.distill) {
             (Some(teacher), Some(d)) => {
                 let teacher_logits = tch::no_grad(|| self.forward(&teacher.model, &x, false));
@@ -127,7 +140,17 @@ impl Learner for Classification {
             }
             _ => soft_cross_entropy(&logits, &targets),
         };
-        Losses::from([("loss".to_string(), loss)])
+        let mut losses = Losses::from([("loss".to_string(), loss)]);
+        if let Some(aux) = aux {
+            // Against the (smoothed, mixed) labels, as TF-slim trains Inception-V3's, also
+            // when the main loss is distilled.
+            let aux_loss = soft_cross_entropy(&aux.to_kind(Kind::Float), &targets);
+            losses.insert(
+                "loss_aux".to_string(),
+                aux_loss * self.config.model.aux_weight(),
+            );
+        }
+        losses
     }
 }
 

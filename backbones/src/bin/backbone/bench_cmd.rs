@@ -51,6 +51,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(spec) = &args.data {
         return bench_loader(spec, &args);
     }
+    args.network
+        .arch
+        .check_input_size(args.input_size)
+        .map_err(BadInput)?;
     let run = args.bench.set_up()?;
     let result = bench_train_step(&StepBenchSettings {
         arch: args.network.arch,

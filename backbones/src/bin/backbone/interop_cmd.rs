@@ -12,7 +12,8 @@ pub struct ImportArgs {
     /// The library that wrote the state dict.
     #[arg(long = "from", value_enum)]
     from: Framework,
-    /// Its architecture, e.g. resnet50d or mobilenet_v1 (timm), resnet50 (torchvision).
+    /// Its architecture, e.g. resnet50d or mobilenet_v1 (timm), resnet50 (torchvision),
+    /// inception_v3 (both; with its auxiliary classifier when the file holds AuxLogits.*).
     #[arg(long)]
     arch: ClassifierArch,
     /// Class names, one per line (default: ImageNet's for 1000 classes).
@@ -58,7 +59,7 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<()> {
         true,
     )
     .map_err(BadInput)?;
-    let (ckpt, _) = Checkpoint::read_as::<ClassifierSpec>(&args.ckpt)?;
+    let (ckpt, spec) = Checkpoint::read_as::<ClassifierSpec>(&args.ckpt)?;
     interop::export(&ckpt, &args.ckpt, args.to, &args.output)
         .with_context(|| format!("exporting to {}", args.output.display()))?;
     eprintln!(
@@ -67,5 +68,8 @@ pub fn run_export(args: ExportArgs) -> anyhow::Result<()> {
         ckpt.metadata.arch,
         args.output.display()
     );
+    if let Some(note) = interop::export_note(&spec.config, args.to) {
+        eprintln!("{note}");
+    }
     Ok(())
 }
