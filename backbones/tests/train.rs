@@ -433,7 +433,11 @@ fn fp16_asked_on_the_cpu_trains_in_bf16_says_so_once_and_resumes() {
     ];
     let first = e2e::run(
         e2e::bin!("backbone"),
-        &train_args(&f, o, &[&small[..], &["--max-iters", "2", "--json"]].concat()),
+        &train_args(
+            &f,
+            o,
+            &[&small[..], &["--max-iters", "2", "--json"]].concat(),
+        ),
     );
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert!(first.status.success(), "{stderr}");

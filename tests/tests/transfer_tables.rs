@@ -215,14 +215,7 @@ fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
     let out = dir.path().join("dry");
     let bins = script_bins();
     let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
-        .args([
-            "--profile",
-            "ci",
-            "--rows",
-            "distill",
-            "--dry-run",
-            "--out",
-        ])
+        .args(["--profile", "ci", "--rows", "distill", "--dry-run", "--out"])
         .arg(&out)
         .env("TABLES_BIN", &bins)
         .current_dir(repo_root())
