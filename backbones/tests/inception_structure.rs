@@ -308,7 +308,7 @@ fn training_starts_from_gluoncvs_msra_prelu() {
     assert_eq!(bn("Mixed_5b.branch1x1.bn.bias"), 0.0);
     // Written into the checkpoint's model config; a config without the key (every
     // checkpoint written before it) reads as torchvision's, which built them.
-    let json = serde_json::to_value(&classifier_with(InceptionInit::GluonCV)).unwrap();
+    let json = serde_json::to_value(classifier_with(InceptionInit::GluonCV)).unwrap();
     assert_eq!(json["init"], "gluoncv");
     let mut old = json.clone();
     old.as_object_mut().unwrap().remove("init");

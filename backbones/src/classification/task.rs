@@ -63,10 +63,13 @@ impl Classification {
         )
         .and_then(|mut c| c.set_aux_logits(config.model.aux_logits(arch)).map(|_| c))
         .map_err(|e| engine::fit::TrainInputError(format!("model: {e}")))?;
-        if let (Some(init), ClassifierConfig::InceptionV3(c)) =
-            (config.model.init, &mut model_config)
-        {
-            c.init = init;
+        if let ClassifierConfig::InceptionV3(c) = &mut model_config {
+            if let Some(init) = config.model.init {
+                c.init = init;
+            }
+            if let Some(p) = config.model.dropout {
+                c.dropout = p;
+            }
         }
         let vs = nn::VarStore::new(device);
         let model = ClassifierNet::new(&vs.root(), &model_config);
