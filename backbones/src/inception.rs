@@ -52,11 +52,71 @@ pub struct InceptionConfig {
     pub dropout: f64,
     pub norm: NormMode,
     pub bn_eps: f64,
+    /// How the weights start ([`InceptionInit`]); it matters only to a model trained from
+    /// scratch (imported weights and checkpoints overwrite every tensor). A config written
+    /// without it is torchvision's, which every Inception-V3 was built with before the key.
+    #[serde(default)]
+    pub init: InceptionInit,
+}
+
+/// The initialisation of an Inception-V3 built to train from scratch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InceptionInit {
+    /// What the paper's code starts every network from: GluonCV's
+    /// `scripts/classification/imagenet/train_imagenet.py` calls
+    /// `net.initialize(mx.init.MSRAPrelu(), ctx=ctx)`. MXNet's `MSRAPrelu` is `Xavier("gaussian",
+    /// "avg", magnitude = 2 / (1 + 0.25^2))`: every conv and fc weight normal (not truncated)
+    /// with std sqrt(magnitude / ((fan_in + fan_out) / 2)), fan_in = c_in * kh * kw and
+    /// fan_out = c_out * kh * kw (mxnet/initializer.py). What has an initialiser of its own in
+    /// Gluon keeps it: biases 0 (`Dense`'s `bias_initializer='zeros'`), BN gamma 1 and beta 0.
+    #[serde(rename = "gluoncv")]
+    GluonCV,
+    /// torchvision's and timm's `inception_v3`: every conv and fc weight normal with std 0.1
+    /// (0.01 and 0.001 for the auxiliary 5x5 conv and fc), whatever its fan-in; fc biases
+    /// PyTorch's U(±1/sqrt(inputs)).
+    #[default]
+    #[serde(rename = "torchvision")]
+    Torchvision,
+}
+
+impl InceptionInit {
+    /// MXNet's `MSRAPrelu` magnitude, 2 / (1 + slope^2) with its default PReLU slope 0.25.
+    pub const MSRA_PRELU_MAGNITUDE: f64 = 2.0 / (1.0 + 0.25 * 0.25);
+
+    /// The standard deviation of `MSRAPrelu` for a weight of `c_out` x `c_in` x `receptive`
+    /// (kernel height x width; 1 for a dense layer).
+    pub fn msra_prelu_stdev(c_in: i64, c_out: i64, receptive: i64) -> f64 {
+        let fan_avg = ((c_in + c_out) * receptive) as f64 / 2.0;
+        (Self::MSRA_PRELU_MAGNITUDE / fan_avg).sqrt()
+    }
+}
+
+impl std::fmt::Display for InceptionInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InceptionInit::GluonCV => "gluoncv",
+            InceptionInit::Torchvision => "torchvision",
+        })
+    }
+}
+
+impl std::str::FromStr for InceptionInit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gluoncv" => Ok(InceptionInit::GluonCV),
+            "torchvision" => Ok(InceptionInit::Torchvision),
+            other => Err(format!(
+                "unknown initialisation '{other}': gluoncv or torchvision"
+            )),
+        }
+    }
 }
 
 impl InceptionConfig {
     /// An ImageNet classifier as timm builds it by default: no auxiliary classifier, no
-    /// dropout.
+    /// dropout, timm's initialisation.
     pub fn classifier(num_classes: i64) -> Self {
         InceptionConfig {
             num_classes: Some(num_classes),
@@ -64,16 +124,19 @@ impl InceptionConfig {
             dropout: 0.0,
             norm: NormMode::Batch,
             bn_eps: 1e-3,
+            init: InceptionInit::Torchvision,
         }
     }
 
-    /// A classifier to train, as torchvision's `inception_v3()` builds one: the auxiliary
-    /// classifier and dropout 0.5.
+    /// A classifier to train from scratch: torchvision's `inception_v3()` (the auxiliary
+    /// classifier and dropout 0.5) started as the paper's code starts it, GluonCV's
+    /// `MSRAPrelu` ([`InceptionInit::GluonCV`]).
     pub fn for_training(num_classes: i64, norm: NormMode) -> Self {
         InceptionConfig {
             aux_logits: true,
             dropout: 0.5,
             norm,
+            init: InceptionInit::GluonCV,
             ..Self::classifier(num_classes)
         }
     }
@@ -100,9 +163,9 @@ impl InceptionConfig {
     }
 }
 
-/// Conv weights as timm and torchvision draw them: a normal of standard deviation 0.1 (0.01
-/// for the auxiliary classifier's 5x5 conv), truncated at ±2, which is 20 deviations out and
-/// never cuts.
+/// A normal weight. timm and torchvision truncate theirs at ±2, which at their standard
+/// deviations (at most 0.1) is 20 deviations out and never cuts; MXNet's `MSRAPrelu` does not
+/// truncate.
 fn normal(stdev: f64) -> Init {
     Init::Randn { mean: 0.0, stdev }
 }
@@ -127,10 +190,11 @@ impl BasicConv2d {
     }
 }
 
-/// Builds the BasicConv2ds of one network (its norm mode and eps).
+/// Builds the BasicConv2ds of one network (its norm mode, eps and initialisation).
 struct Convs {
     norm: NormMode,
     eps: f64,
+    init: InceptionInit,
 }
 
 impl Convs {
@@ -157,6 +221,7 @@ impl Convs {
         self.make(p, c_in, c_out, kernel, stride, [0, 0], 0.1)
     }
 
+    /// `stdev` is torchvision's for this conv; GluonCV's follows from the shape.
     #[allow(clippy::too_many_arguments)]
     fn make(
         &self,
@@ -168,6 +233,12 @@ impl Convs {
         padding: [i64; 2],
         stdev: f64,
     ) -> BasicConv2d {
+        let stdev = match self.init {
+            InceptionInit::Torchvision => stdev,
+            InceptionInit::GluonCV => {
+                InceptionInit::msra_prelu_stdev(c_in, c_out, kernel[0] * kernel[1])
+            }
+        };
         BasicConv2d {
             conv: Conv2d::rectangular(
                 &p / "conv",
@@ -494,7 +565,7 @@ impl InceptionAux {
             conv0: m.conv(p / "conv0", AUX_CHANNELS, 128, K1, NONE),
             // timm and torchvision start these two smaller: std 0.01 and 0.001.
             conv1: m.make(p / "conv1", 128, AUX_CHANNELS, K5, 1, NONE, 0.01),
-            fc: linear(p / "fc", AUX_CHANNELS, num_classes, 0.001),
+            fc: linear(p / "fc", AUX_CHANNELS, num_classes, 0.001, m.init),
         }
     }
 
@@ -506,16 +577,24 @@ impl InceptionAux {
     }
 }
 
-/// A linear layer as timm and torchvision start Inception's: weight normal of `stdev`, bias
-/// PyTorch's default U(±1/sqrt(inputs)) (libtorch's and tch's too).
-fn linear(p: nn::Path, c_in: i64, c_out: i64, stdev: f64) -> nn::Linear {
+/// A linear layer. torchvision's and timm's: weight normal of `stdev`, bias PyTorch's default
+/// U(±1/sqrt(inputs)) (libtorch's and tch's too, `bs_init: None`); GluonCV's: weight
+/// `MSRAPrelu`, bias 0.
+fn linear(p: nn::Path, c_in: i64, c_out: i64, stdev: f64, init: InceptionInit) -> nn::Linear {
+    let (ws_init, bs_init) = match init {
+        InceptionInit::Torchvision => (normal(stdev), None),
+        InceptionInit::GluonCV => (
+            normal(InceptionInit::msra_prelu_stdev(c_in, c_out, 1)),
+            Some(Init::Const(0.0)),
+        ),
+    };
     nn::linear(
         p,
         c_in,
         c_out,
         nn::LinearConfig {
-            ws_init: normal(stdev),
-            bs_init: None,
+            ws_init,
+            bs_init,
             bias: true,
         },
     )
@@ -550,6 +629,7 @@ impl InceptionV3 {
         let m = Convs {
             norm: config.norm,
             eps: config.bn_eps,
+            init: config.init,
         };
         let [m5b, m5c, m5d, m6a, m6b, m6c, m6d, m6e] = MIXED_17.map(|name| p / name);
         let [m7a, m7b, m7c] = MIXED_8.map(|name| p / name);
@@ -581,7 +661,7 @@ impl InceptionV3 {
             },
             fc: config
                 .num_classes
-                .map(|k| linear(p / "fc", FEATURES, k, 0.1)),
+                .map(|k| linear(p / "fc", FEATURES, k, 0.1, config.init)),
         }
     }
 

@@ -3,7 +3,7 @@
 //! and their padding, the map sizes at 299 and the smallest input (75), the auxiliary head in
 //! training only, their initialisation, and zero-gamma refused (no residual blocks).
 
-use backbones::inception::{InceptionConfig, InceptionV3, MixedKind, FEATURES};
+use backbones::inception::{InceptionConfig, InceptionInit, InceptionV3, MixedKind, FEATURES};
 use backbones::layers::{BatchNorm2d, NormMode};
 use backbones::network::ClassifierConfig;
 use backbones::ClassifierArch;
@@ -250,6 +250,80 @@ fn initialisation_is_torchvisions_and_timms() {
 }
 
 #[test]
+fn training_starts_from_gluoncvs_msra_prelu() {
+    // MXNet's MSRAPrelu (factor "avg", slope 0.25): std sqrt(2 / 1.0625 / ((fan_in + fan_out)
+    // / 2)), fans counted over the kernel, as GluonCV's train_imagenet.py starts its networks.
+    let arch: ClassifierArch = "inception_v3".parse().unwrap();
+    let ClassifierConfig::InceptionV3(config) =
+        ClassifierConfig::for_training(arch, 1000, false, NormMode::Batch).unwrap()
+    else {
+        panic!("an Inception-V3 config")
+    };
+    assert_eq!(config.init, InceptionInit::GluonCV);
+    tch::manual_seed(3);
+    let (vs, _m) = build(config);
+    let vars = vs.variables();
+    let std = |name: &str| vars[name].std(true).double_value(&[]);
+    let msra = |fan_in: f64, fan_out: f64| (2.0 / 1.0625 / ((fan_in + fan_out) / 2.0)).sqrt();
+    for (name, expected, tolerance) in [
+        // 448 -> 384, 3x3
+        (
+            "Mixed_7c.branch3x3dbl_2.conv.weight",
+            msra(448.0 * 9.0, 384.0 * 9.0),
+            0.01,
+        ),
+        // 32 -> 32, 3x3: 9,216 weights
+        (
+            "Conv2d_2a_3x3.conv.weight",
+            msra(32.0 * 9.0, 32.0 * 9.0),
+            0.03,
+        ),
+        // 160 -> 160, 1x7
+        (
+            "Mixed_6c.branch7x7_2.conv.weight",
+            msra(160.0 * 7.0, 160.0 * 7.0),
+            0.01,
+        ),
+        ("fc.weight", msra(2048.0, 1000.0), 0.01),
+        (
+            "AuxLogits.conv1.conv.weight",
+            msra(128.0 * 25.0, 768.0 * 25.0),
+            0.01,
+        ),
+        ("AuxLogits.fc.weight", msra(768.0, 1000.0), 0.01),
+    ] {
+        let s = std(name);
+        assert!(
+            (s / expected - 1.0).abs() < tolerance,
+            "{name}: std {s} vs {expected}"
+        );
+        let mean = vars[name].mean(Kind::Float).double_value(&[]);
+        assert!(mean.abs() < 0.05 * expected, "{name}: mean {mean}");
+    }
+    for bias in ["fc.bias", "AuxLogits.fc.bias"] {
+        assert_eq!(vars[bias].abs().max().double_value(&[]), 0.0, "{bias}");
+    }
+    let bn = |name: &str| vars[name].mean(Kind::Float).double_value(&[]);
+    assert_eq!(bn("Mixed_5b.branch1x1.bn.weight"), 1.0);
+    assert_eq!(bn("Mixed_5b.branch1x1.bn.bias"), 0.0);
+    // Written into the checkpoint's model config; a config without the key (every
+    // checkpoint written before it) reads as torchvision's, which built them.
+    let json = serde_json::to_value(classifier_with(InceptionInit::GluonCV)).unwrap();
+    assert_eq!(json["init"], "gluoncv");
+    let mut old = json.clone();
+    old.as_object_mut().unwrap().remove("init");
+    let read: InceptionConfig = serde_json::from_value(old).unwrap();
+    assert_eq!(read.init, InceptionInit::Torchvision);
+}
+
+fn classifier_with(init: InceptionInit) -> InceptionConfig {
+    InceptionConfig {
+        init,
+        ..InceptionConfig::classifier(10)
+    }
+}
+
+#[test]
 fn training_builds_torchvisions_model_and_refuses_zero_gamma() {
     let arch: ClassifierArch = "inception_v3".parse().unwrap();
     assert!(!arch.has_residual_blocks());
@@ -262,11 +336,16 @@ fn training_builds_torchvisions_model_and_refuses_zero_gamma() {
     };
     assert!(c.aux_logits);
     assert_eq!(c.dropout, 0.5);
+    assert_eq!(c.init, InceptionInit::GluonCV);
     config.set_aux_logits(false).unwrap();
     assert!(!config.aux_logits());
     // Imported weights are timm's default model: no auxiliary classifier, no dropout.
     let imported = ClassifierConfig::classifier(arch, 1000);
     assert!(!imported.aux_logits());
+    let ClassifierConfig::InceptionV3(c) = &imported else {
+        panic!("an Inception-V3 config")
+    };
+    assert_eq!(c.init, InceptionInit::Torchvision);
     // Only Inception-V3 has an auxiliary classifier to put on.
     let mut resnet = ClassifierConfig::classifier("resnet50d".parse().unwrap(), 10);
     let err = resnet.set_aux_logits(true).unwrap_err();

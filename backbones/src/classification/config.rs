@@ -3,6 +3,7 @@
 //! gives them).
 
 use crate::arch::ClassifierArch;
+use crate::inception::InceptionInit;
 use crate::layers::NormMode;
 use datasets::classify::{EvalTransform, Normalization, TrainTransform};
 use engine::command::{Recipe, RecipeSections};
@@ -44,6 +45,16 @@ pub struct ModelSection {
     /// The auxiliary loss's weight; default [`AUX_WEIGHT`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aux_weight: Option<f64>,
+    /// Inception-V3's initialisation: "gluoncv" (the default: MXNet's `MSRAPrelu`, as GluonCV's
+    /// `train_imagenet.py` starts every network the paper trains) or "torchvision" (timm's
+    /// and torchvision's std 0.1 normal). The ResNets and MobileNet have one initialisation,
+    /// timm's, and refuse the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InceptionInit>,
+    /// Inception-V3's dropout before `fc` in training; default 0.5 (torchvision's and GluonCV's
+    /// `inceptionv3`). The ResNets and MobileNet have none and refuse the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
     /// "batch" (ordinary batch norm) or "frozen" (a fixed affine map from the running
     /// statistics, torchvision's FrozenBatchNorm2d: fine-tuning with few images per batch, and
     /// runs whose result must not depend on how a batch is split).
@@ -78,6 +89,25 @@ impl ModelSection {
                 "model.aux_logits: {}",
                 crate::network::no_aux_classifier(arch)
             ));
+        }
+        if let (Some(init), false) = (self.init, arch == ClassifierArch::InceptionV3) {
+            return Err(format!(
+                "model.init: chooses between Inception-V3's two initialisations (gluoncv, \
+                 torchvision); {arch} has one, timm's, so leave model.init = \"{init}\" out"
+            ));
+        }
+        if let Some(p) = self.dropout {
+            if arch != ClassifierArch::InceptionV3 {
+                return Err(format!(
+                    "model.dropout: only inception_v3 has dropout (before its fc); {arch} has \
+                     none, so leave model.dropout out"
+                ));
+            }
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!(
+                    "model.dropout must be at least 0 and below 1, not {p}"
+                ));
+            }
         }
         arch.check_input_size(input_size)
             .map_err(|e| format!("data.augment.input_size: {e}"))?;
@@ -382,5 +412,35 @@ mod tests {
         // ResNets and MobileNets keep running on small inputs.
         assert!(recipe("resnet18", 32, "").is_ok());
         assert!(recipe("mobilenet_v1", 32, "").is_ok());
+    }
+
+    #[test]
+    fn only_inception_v3_chooses_its_initialisation_and_dropout() {
+        let inception = Ok(ClassifierArch::InceptionV3);
+        for init in ["gluoncv", "torchvision"] {
+            let key = format!("aux_logits = false\ninit = \"{init}\"");
+            assert_eq!(recipe("inception_v3", 75, &key), inception);
+        }
+        let err = recipe("inception_v3", 75, "aux_logits = false\ninit = \"msra\"").unwrap_err();
+        assert!(err.contains("unknown variant `msra`"), "{err}");
+        for dropout in ["0.0", "0.2"] {
+            let key = format!("aux_logits = false\ndropout = {dropout}");
+            assert_eq!(recipe("inception_v3", 75, &key), inception);
+        }
+        for bad in ["1.0", "-0.1", "nan"] {
+            let key = format!("aux_logits = false\ndropout = {bad}");
+            let err = recipe("inception_v3", 75, &key).unwrap_err();
+            assert!(err.starts_with("model.dropout must be at least 0"), "{err}");
+        }
+        for arch in ["resnet50d", "mobilenet_v1"] {
+            let err = recipe(arch, 224, "init = \"gluoncv\"").unwrap_err();
+            assert!(
+                err.starts_with("model.init: chooses between Inception-V3's two")
+                    && err.contains(&format!("{arch} has one, timm's")),
+                "{err}"
+            );
+            let err = recipe(arch, 224, "dropout = 0.5").unwrap_err();
+            assert!(err.starts_with("model.dropout: only inception_v3"), "{err}");
+        }
     }
 }

@@ -55,7 +55,7 @@ impl Classification {
     ) -> anyhow::Result<Self> {
         // The recipe was validated, so a MobileNet never comes here with zero-gamma, nor a
         // ResNet with an auxiliary classifier.
-        let model_config = ClassifierConfig::for_training(
+        let mut model_config = ClassifierConfig::for_training(
             arch,
             classes.len() as i64,
             config.model.zero_gamma,
@@ -63,6 +63,14 @@ impl Classification {
         )
         .and_then(|mut c| c.set_aux_logits(config.model.aux_logits(arch)).map(|_| c))
         .map_err(|e| engine::fit::TrainInputError(format!("model: {e}")))?;
+        if let ClassifierConfig::InceptionV3(c) = &mut model_config {
+            if let Some(init) = config.model.init {
+                c.init = init;
+            }
+            if let Some(p) = config.model.dropout {
+                c.dropout = p;
+            }
+        }
         let vs = nn::VarStore::new(device);
         let model = ClassifierNet::new(&vs.root(), &model_config);
         let teacher = config

@@ -1,5 +1,6 @@
 use crate::cli_error::BadInput;
 use backbones::classifier::default_transform;
+use backbones::inception::InceptionInit;
 use backbones::interop::imagenet_classes;
 use backbones::layers::NormMode;
 use backbones::{ClassifierArch, ClassifierConfig, ClassifierNet};
@@ -117,6 +118,11 @@ pub struct InitArgs {
     /// built here otherwise, has it).
     #[arg(long)]
     no_aux_logits: bool,
+    /// Inception-V3's initialisation: gluoncv (default: MXNet's MSRAPrelu, as GluonCV's
+    /// train_imagenet.py starts the paper's networks) or torchvision (std 0.1, timm's and
+    /// torchvision's).
+    #[arg(long)]
+    init: Option<InceptionInit>,
     #[arg(
         long,
         value_parser = limits::flag_range_usize(limits::INPUT_SIDE),
@@ -145,6 +151,16 @@ pub fn run_init(args: InitArgs) -> anyhow::Result<()> {
     .map_err(BadInput)?;
     if args.no_aux_logits {
         config.set_aux_logits(false).map_err(BadInput)?;
+    }
+    if let Some(init) = args.init {
+        let ClassifierConfig::InceptionV3(c) = &mut config else {
+            return Err(BadInput(format!(
+                "--init chooses between Inception-V3's two initialisations; {arch} has one, \
+                 timm's"
+            ))
+            .into());
+        };
+        c.init = init;
     }
     let vs = nn::VarStore::new(Device::Cpu);
     let _model = ClassifierNet::new(&vs.root(), &config);
