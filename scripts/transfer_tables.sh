@@ -397,19 +397,23 @@ transfer() {
 # Detections drawn on the first few test scenes and segmentation overlays of the first few
 # validation scenes, from the row's fine-tuned models (the Fashion-scene profiles).
 pictures() {
-  local row=$1 dir=$out/$1/pictures n=4 id img
+  local row=$1 dir=$out/$1/pictures n=4 tmp f
   mkdir -p "$dir"
-  head -n "$n" "$scenes/VOCdevkit/VOC2007/ImageSets/Main/test.txt" | while read -r id; do
-    "$bin/detect" predict --ckpt "$out/$row/detection/best.safetensors" \
-      --image "$scenes/VOCdevkit/VOC2007/JPEGImages/$id.jpg" --out "$dir/detections-$id.png" \
-      --min-score 0.5 --enlarge 3 --device "$device" || exit 1
-  done || return 1
-  find "$scenes/ADEChallengeData2016/images/validation" -maxdepth 1 -name '*.jpg' | sort | head -n "$n" |
-    while read -r img; do
-      id=$(basename "$img" .jpg)
-      "$bin/segment" predict --ckpt "$out/$row/segmentation/last.safetensors" --image "$img" \
-        --out "$dir/mask-$id.png" --overlay "$dir/overlay-$id.png" --enlarge 3 --device "$device" || exit 1
-    done
+  tmp=$(mktemp -d "$dir/.predict.XXXXXX")
+  # One process per model (loading it is most of a small picture's time), each image named
+  # after its task afterwards.
+  local tests=() vals=() id
+  while read -r id; do tests+=("$scenes/VOCdevkit/VOC2007/JPEGImages/$id.jpg"); done \
+    < <(head -n "$n" "$scenes/VOCdevkit/VOC2007/ImageSets/Main/test.txt")
+  mapfile -t vals < <(find "$scenes/ADEChallengeData2016/images/validation" -maxdepth 1 -name '*.jpg' | sort | head -n "$n")
+  "$bin/detect" predict --ckpt "$out/$row/detection/best.safetensors" --images "${tests[@]}" \
+    --out "$tmp/det" --min-score 0.5 --enlarge 3 --device "$device" || return 1
+  "$bin/segment" predict --ckpt "$out/$row/segmentation/last.safetensors" --images "${vals[@]}" \
+    --out "$tmp/mask" --overlay "$tmp/overlay" --enlarge 3 --device "$device" || return 1
+  for f in "$tmp"/det/*.png; do mv "$f" "$dir/detections-$(basename "$f")"; done
+  for f in "$tmp"/mask/*.png; do mv "$f" "$dir/mask-$(basename "$f")"; done
+  for f in "$tmp"/overlay/*.png; do mv "$f" "$dir/overlay-$(basename "$f")"; done
+  rm -rf "$tmp"
 }
 
 teachers=""
