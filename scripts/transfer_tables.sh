@@ -57,7 +57,8 @@ columns (Table 6's networks, in --columns; default resnet50d)
   ResNet-152-D teachers (paper profile: the same teacher rows as ResNet-50-D's, as the paper
   distils all three from it) or from ResNet-34-D teachers trained at the column's input size
   (the other profiles: rows COLUMN/teacher and COLUMN/teacher-mixup). results.md prints them
-  beside ResNet-50-D's in Table 6; tables.png shows ResNet-50-D only.
+  beside ResNet-50-D's in Table 6; tables.png shows ResNet-50-D only. They add their own time
+  to a profile's (on a CPU Inception-V3's 75 px rows are the slowest; docs/results.md).
 
 options
   --device cpu|cuda   where every stage runs. Precision: a backbone recipe's own (paper: fp16

@@ -167,12 +167,17 @@ fn introduction(md: &mut String, context: &ReportContext) {
 /// What a cell of ours says for a row this profile did not run.
 const NOT_RUN: &str = "not run";
 
+/// A group's row of the paper's row id, when this run has it.
+type FindRow<'a> = Box<dyn Fn(&str) -> Option<&'a RowResults> + 'a>;
+/// A group's cells of a row (ours, then the paper's).
+type Cells<'a> = Box<dyn Fn(&RowResults, &PaperRow) -> Vec<String> + 'a>;
+
 /// The cells of one network in a table: its rows of this run, how many of a row's cells are
 /// ours (the paper's follow), and the cells of a row (an empty one for a row not run).
 struct Group<'a> {
-    row: Box<dyn Fn(&str) -> Option<&'a RowResults> + 'a>,
+    row: FindRow<'a>,
     ours: usize,
-    cells: Box<dyn Fn(&RowResults, &PaperRow) -> Vec<String> + 'a>,
+    cells: Cells<'a>,
 }
 
 impl<'a> Group<'a> {
