@@ -11,12 +11,16 @@
 # --dry-run runs every stage of every row (teachers included) with its real recipe for a few
 # optimiser steps, and every evaluation on a handful of images, so that problems with data,
 # recipes, paths or the first steps' memory show up in minutes, not after a week.
+#
+# --columns adds Table 6's other two networks (Inception-V3, MobileNet): the same rows, backbone
+# stages only (the paper transfers only ResNet-50-D), each in OUT/COLUMN/ROW.
 set -uo pipefail
 
 usage() {
   cat <<'EOF'
 usage: scripts/transfer_tables.sh [--profile demo|smoke|mini|paper] [--device cpu|cuda]
                                   [--nproc N] [--out DIR] [--rows ROW,ROW,...] [--dry-run]
+                                  [--columns COLUMN,COLUMN,...]
                                   [--imagenet ROOT] [--voc ROOT] [--ade20k ROOT]
 
 profiles
@@ -39,6 +43,23 @@ rows (in the paper's order)
   b-standard d-efficient cosine smooth distill mixup distill-mixup
   (distill and distill-mixup train their teacher first: rows teacher and teacher-mixup)
 
+columns (Table 6's networks, in --columns; default resnet50d)
+  resnet50d      ResNet-50-D: the rows above, each fine-tuned for detection and segmentation
+                 (Tables 8 and 9); folders OUT/ROW
+  inception_v3   Inception-V3, backbone stages only (classification: the paper transfers only
+                 ResNet-50-D); folders OUT/inception_v3/ROW. Paper profile:
+                 configs/backbone/imagenet-inception_v3-*.toml (299 px); the others:
+                 configs/tables/inception_v3/ROW.toml (Fashion-MNIST upscaled to 75 px)
+  mobilenet_v1   MobileNet v1, the same way; folders OUT/mobilenet_v1/ROW. Paper profile:
+                 configs/backbone/imagenet-mobilenet_v1-*.toml (224 px); the others:
+                 configs/tables/mobilenet_v1/ROW.toml (32 px)
+  Their B-standard is Table 3's baseline setting. Their distilled rows learn from the
+  ResNet-152-D teachers (paper profile: the same teacher rows as ResNet-50-D's, as the paper
+  distils all three from it) or from ResNet-34-D teachers trained at the column's input size
+  (the other profiles: rows COLUMN/teacher and COLUMN/teacher-mixup). results.md prints them
+  beside ResNet-50-D's in Table 6; tables.png shows ResNet-50-D only. They add their own time
+  to a profile's (on a CPU Inception-V3's 75 px rows are the slowest; docs/results.md).
+
 options
   --device cpu|cuda   where every stage runs. Precision: a backbone recipe's own (paper: fp16
                       for the efficient rows; Fashion profiles: fp16 on cuda for every row but
@@ -49,6 +70,7 @@ options
   --nproc N           data-parallel ranks per training stage (one machine)
   --out DIR           where everything goes (default runs/tables-PROFILE, or
                       runs/tables-PROFILE-dry-run with --dry-run)
+  --columns C,C,...   the networks of Table 6 to train (see columns; default resnet50d)
   --dry-run           every stage of every row with its real recipe (models, sizes, heads,
                       losses, data readers) but only DRY_STEPS optimiser steps (default 2),
                       in-training validation and evaluations on a handful of images, and for
@@ -64,6 +86,7 @@ EOF
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 profile=mini device=cpu nproc=1 out="" rows="" imagenet="" voc="" ade20k="" dry_run=0 max_backbone_batch=""
+columns=resnet50d
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=1; shift ;;
@@ -72,6 +95,7 @@ while [ $# -gt 0 ]; do
     --nproc) nproc=${2:-}; shift 2 ;;
     --out) out=${2:-}; shift 2 ;;
     --rows) rows=${2:-}; shift 2 ;;
+    --columns) columns=${2:-}; shift 2 ;;
     --imagenet) imagenet=${2:-}; shift 2 ;;
     --voc) voc=${2:-}; shift 2 ;;
     --ade20k) ade20k=${2:-}; shift 2 ;;
@@ -83,6 +107,20 @@ die() { echo "transfer_tables: $*" >&2; exit 2; }
 case "$profile" in demo|smoke|mini|paper|ci) ;; *) die "unknown profile '$profile': demo, smoke, mini or paper" ;; esac
 case "$device" in cpu|cuda|cuda:[0-9]*) ;; *) die "unknown device '$device': cpu or cuda" ;; esac
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive integer, not '$nproc'"
+# Table 6's networks: resnet50d (every stage) and the others (backbones only, OUT/COLUMN/ROW).
+all_columns="resnet50d inception_v3 mobilenet_v1"
+run_resnet=0 extra_columns=""
+columns=${columns// /}
+[ -n "${columns//,/}" ] || die "--columns needs at least one of: ${all_columns// /, }"
+for c in ${columns//,/ }; do
+  [[ " $all_columns " == *" $c "* ]] || die "unknown column '$c': ${all_columns// /, }"
+done
+# In the paper's order, each once.
+for c in $all_columns; do
+  [[ ",$columns," == *",$c,"* ]] || continue
+  if [ "$c" = resnet50d ]; then run_resnet=1; else extra_columns+="${extra_columns:+ }$c"; fi
+done
+columns=$extra_columns; [ "$run_resnet" = 0 ] || columns="resnet50d${columns:+ }$columns"
 if [ "$dry_run" = 1 ]; then out=${out:-$root/runs/tables-$profile-dry-run}; else out=${out:-$root/runs/tables-$profile}; fi
 dry_steps=${DRY_STEPS:-2}
 [[ "$dry_steps" =~ ^[1-9][0-9]*$ ]] || die "DRY_STEPS must be a positive integer, not '$dry_steps'"
@@ -177,9 +215,24 @@ case "$profile" in
     ;;
 esac
 
-# The recipe of a backbone row: the paper's ImageNet config, or its Fashion-MNIST counterpart.
-backbone_config() {
-  if [ "$profile" = paper ]; then
+# The recipe of a backbone row: the paper's ImageNet config, or its Fashion-MNIST counterpart;
+# with a COLUMN other than resnet50d, that network's (its teachers are ResNet-50-D's in the
+# paper profile, its own, at its input size, in the others).
+backbone_config() {  # ROW [COLUMN]
+  local column=${2:-resnet50d}
+  if [ "$column" != resnet50d ]; then
+    case "$profile:$1" in
+      paper:teacher*) backbone_config "$1" ;;
+      paper:b-standard) echo "configs/backbone/imagenet-$column-baseline.toml" ;;
+      paper:d-efficient) echo "configs/backbone/imagenet-$column-efficient.toml" ;;
+      paper:cosine) echo "configs/backbone/imagenet-$column-cosine.toml" ;;
+      paper:smooth) echo "configs/backbone/imagenet-$column-cosine-smooth.toml" ;;
+      paper:distill) echo "configs/backbone/imagenet-$column-cosine-smooth-distill.toml" ;;
+      paper:mixup) echo "configs/backbone/imagenet-$column-cosine-smooth-mixup.toml" ;;
+      paper:distill-mixup) echo "configs/backbone/imagenet-$column-cosine-smooth-distill-mixup.toml" ;;
+      *) echo "configs/tables/$column/$1.toml" ;;
+    esac
+  elif [ "$profile" = paper ]; then
     case "$1" in
       b-standard) echo configs/backbone/imagenet-resnet50b-baseline.toml ;;
       d-efficient) echo configs/backbone/imagenet-resnet50d-efficient.toml ;;
@@ -196,6 +249,15 @@ backbone_config() {
   fi
 }
 teacher_of() { case "$1" in distill) echo teacher ;; distill-mixup) echo teacher-mixup ;; esac; }
+# The folder of a row of a column (ROW, or COLUMN/ROW), and of its teacher row: ResNet-50-D's
+# teachers in the paper profile (the paper distils all three networks from one ResNet-152-D),
+# the column's own in the others (a teacher sees the student's inputs, and Inception-V3's
+# 75 px are not the 28 px the ResNet teachers learned).
+row_dir() { if [ "${2:-resnet50d}" = resnet50d ]; then echo "$1"; else echo "$2/$1"; fi; }
+teacher_dir() {  # ROW [COLUMN]
+  local t; t=$(teacher_of "$1")
+  [ -z "$t" ] || if [ "$profile" = paper ]; then echo "$t"; else row_dir "$t" "${2:-}"; fi
+}
 
 run_flags=(--device "$device")
 [ "$nproc" -gt 1 ] && run_flags+=(--nproc "$nproc")
@@ -281,8 +343,12 @@ live=0; [ -t 1 ] && live=1
 declare -A took=() reference=()
 plan=()  # "ROW STAGE" of every stage this run may start, in order (filled below)
 mmss() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
-seconds_of() {  # STAGE: what it is expected to take, or nothing when no run has timed it
-  if [ -n "${took[$1]:-}" ]; then echo "${took[$1]}"; elif [ -n "${reference[$1]:-}" ]; then echo "${reference[$1]}"; fi
+# A stage's timing key: its name, and for the other columns' rows COLUMN/NAME (an Inception-V3
+# backbone takes longer than a ResNet one; the reference times are ResNet-50-D's).
+timing_key() { case "$1" in */*) echo "${1%%/*}/$2" ;; *) echo "$2" ;; esac; }
+seconds_of() {  # ROW STAGE: what it is expected to take, or nothing when no run has timed it
+  local key; key=$(timing_key "$1" "$2")
+  if [ -n "${took[$key]:-}" ]; then echo "${took[$key]}"; elif [ -n "${reference[$key]:-}" ]; then echo "${reference[$key]}"; fi
 }
 live_line() {  # ROW STAGE LOG START_NS
   local row=$1 name=$2 log=$3 elapsed last i=0 t=0 shown="" rest="" later=0 untimed=0 entry s after=0
@@ -293,12 +359,12 @@ live_line() {  # ROW STAGE LOG START_NS
     shown=", iter $i/$t"
     [ "$i" -gt 0 ] && [ "$t" -ge "$i" ] && rest=$(( elapsed * (t - i) / i ))
   fi
-  if [ -z "$rest" ]; then s=$(seconds_of "$name"); [ -n "$s" ] && rest=$(( s > elapsed ? s - elapsed : 0 )); fi
+  if [ -z "$rest" ]; then s=$(seconds_of "$row" "$name"); [ -n "$s" ] && rest=$(( s > elapsed ? s - elapsed : 0 )); fi
   [ -n "$rest" ] || untimed=1
   for entry in "${plan[@]}"; do
     if [ "$after" = 1 ]; then
       [ -f "$out/${entry% *}/${entry#* }.done" ] && continue
-      s=$(seconds_of "${entry#* }")
+      s=$(seconds_of "${entry% *}" "${entry#* }")
       if [ -n "$s" ]; then later=$(( later + s )); else untimed=1; fi
     fi
     [ "$entry" = "$row $name" ] && after=1
@@ -335,21 +401,23 @@ stage() {
   if [ "$rc" -ne 0 ]; then
     echo "$log" > "$dir/$name.failed"
     echo "[$row] $name FAILED (exit $rc): see $log" >&2
-    tail -n 3 "$log" | sed "s/^/[$row]   /" >&2
+    tail -n 3 "$log" | sed "s#^#[$row]   #" >&2
     return 1
   fi
   [ -z "$json" ] || mv "$dir/$json.tmp" "$dir/$json"
   local ms=$(( ($(date +%s%N) - start) / 1000000 ))
-  took[$name]=$((ms / 1000))
+  took[$(timing_key "$row" "$name")]=$((ms / 1000))
   printf 'seconds %d.%03d\ncommand %s\n' $((ms / 1000)) $((ms % 1000)) "$(quote "$@")" > "$done.tmp"
   mv "$done.tmp" "$done"
 }
 # A training stage continues an interrupted run of the same stage.
 resume_flag() { [ -f "$1/state.safetensors" ] && echo --resume; }
 
-train_backbone() {
-  local row=$1 run=$out/$1/backbone config sets=("${backbone_sets[@]}")
-  config=$(backbone_config "$row")
+train_backbone() {  # ROW [COLUMN]
+  local row=$1 column=${2:-resnet50d} config sets=("${backbone_sets[@]}") dir run
+  dir=$(row_dir "$row" "$column")
+  run=$out/$dir/backbone
+  config=$(backbone_config "$row" "$column")
   case "$row" in
     teacher*) sets=("${teacher_sets[@]}") ;;
     b-standard|d-efficient) sets+=("${step_sets[@]}") ;;
@@ -363,17 +431,17 @@ train_backbone() {
   local evaluate=("${eval_flags[@]}")
   # shellcheck disable=SC2207
   [ "$dry_run" = 0 ] || evaluate=($(dry_eval_flags backbone))
-  local teacher; teacher=$(teacher_of "$row")
+  local teacher; teacher=$(teacher_dir "$row" "$column")
   if [ -n "$teacher" ]; then
-    [ -f "$out/$teacher/backbone.done" ] || { echo "[$row] skipped: its teacher ($teacher) did not finish" >&2; return 1; }
+    [ -f "$out/$teacher/backbone.done" ] || { echo "[$dir] skipped: its teacher ($teacher) did not finish" >&2; return 1; }
     sets+=(--set "distill.teacher=\"$out/$teacher/backbone/best.safetensors\"")
   fi
   # shellcheck disable=SC2046
-  stage "$row" backbone "" "$bin/backbone" train --config "$config" \
+  stage "$dir" backbone "" "$bin/backbone" train --config "$config" \
     --data "$cls_data" --out "$run" "${run_flags[@]}" "${sets[@]}" \
     $(backbone_precision_sets "$row" "$config" "${sets[@]}") $(dry_sets backbone "$config" "${sets[@]}") \
     $(resume_flag "$run") \
-  && stage "$row" backbone-eval backbone.json "$bin/backbone" eval --ckpt "$run/best.safetensors" \
+  && stage "$dir" backbone-eval backbone.json "$bin/backbone" eval --ckpt "$run/best.safetensors" \
     --data "$cls_data" --device "$device" "${evaluate[@]}" --json
 }
 
@@ -418,12 +486,23 @@ pictures() {
 
 teachers=""
 for r in $rows; do t=$(teacher_of "$r"); [ -z "$t" ] || [[ " $teachers " == *" $t "* ]] || teachers+=" $t"; done
-[ "$profile" = paper ] || plan+=("data scenes")
-for r in $teachers $rows; do
+# ResNet-50-D's rows and their teachers (which the other columns share in the paper profile),
+# then each other column's teachers (the other profiles) and rows, backbones only.
+resnet_teachers=$teachers resnet_rows=$rows
+if [ "$run_resnet" = 0 ]; then
+  resnet_rows=""
+  [ "$profile" = paper ] && [ -n "$extra_columns" ] || resnet_teachers=""
+fi
+column_teachers=$teachers; [ "$profile" != paper ] || column_teachers=""
+[ "$profile" = paper ] || [ "$run_resnet" = 0 ] || plan+=("data scenes")
+for r in $resnet_teachers $resnet_rows; do
   plan+=("$r backbone" "$r backbone-eval")
   case " $teachers " in *" $r "*) continue ;; esac
   plan+=("$r detection" "$r detection-eval" "$r segmentation" "$r segmentation-eval")
   [ "$profile" = paper ] || plan+=("$r pictures")
+done
+for c in $extra_columns; do
+  for r in $column_teachers $rows; do plan+=("$c/$r backbone" "$c/$r backbone-eval"); done
 done
 # The reference runs' stage times in seconds, from quiet runs on a 2-core AMD EPYC (avx2 only)
 # of 2026-12-06: the demo profile's (each stage's own time), and the mini profile's rows
@@ -435,7 +514,7 @@ case "$profile" in
                    [segmentation]=80 [segmentation-eval]=10 [pictures]=10) ;;
 esac
 started=$(date +%s)
-if [ "$profile" != paper ]; then
+if [ "$profile" != paper ] && [ "$run_resnet" = 1 ]; then
   stage data scenes "" "$bin/datasets" synth --out "$scenes" "${scene_args[@]}" --seed 0 --preview 8 \
     || die "could not write the Fashion scenes: see $out/data/scenes.log"
 fi
@@ -443,8 +522,12 @@ notes=()
 case "$device" in
   cuda*) ;;
   *) fp32=""
-     for r in $teachers $rows; do
-       c=$(backbone_config "$r")
+     recipes=()
+     for r in $resnet_teachers $resnet_rows; do recipes+=("$(backbone_config "$r")"); done
+     for col in $extra_columns; do
+       for r in $column_teachers $rows; do recipes+=("$(backbone_config "$r" "$col")"); done
+     done
+     for c in "${recipes[@]}"; do
        ! asks_fp16 "$(recipe_value "$c" train amp false)" || [[ " $fp32 " == *" $c "* ]] || fp32+=" $c"
      done
      if [ -n "$fp32" ]; then
@@ -454,28 +537,37 @@ case "$device" in
      fi ;;
 esac
 [ "$dry_run" = 0 ] || echo "transfer_tables: dry run: $dry_steps optimiser steps per training stage, evaluations on a few images; out: $out"
-for t in $teachers; do train_backbone "$t" || true; done
-for r in $rows; do
+for t in $resnet_teachers; do train_backbone "$t" || true; done
+for r in $resnet_rows; do
   if train_backbone "$r"; then transfer "$r" || true; fi
   if [ "$profile" != paper ] && [ -f "$out/$r/detection.done" ] && [ -f "$out/$r/segmentation.done" ]; then
     stage "$r" pictures "" pictures "$r" || true
   fi
+done
+for c in $extra_columns; do
+  for r in $column_teachers $rows; do train_backbone "$r" "$c" || true; done
 done
 
 echo
 echo "all stages done in $(( $(date +%s) - started )) s (stages reused from earlier runs count 0)"
 dry_flag=()
 [ "$dry_run" = 0 ] || dry_flag=(--dry-run)
-"$bin/tables" --dir "$out" --profile "$profile" --rows "${rows// /,}" "${dry_flag[@]}" "${notes[@]}" || exit 1
+"$bin/tables" --dir "$out" --profile "$profile" --rows "${rows// /,}" --columns "${columns// /,}" \
+  "${dry_flag[@]}" "${notes[@]}" || exit 1
 
 echo
 echo "pictures"
 echo "  the chart of the three tables:  $out/tables.png"
-for r in $rows; do
+for r in $resnet_rows; do
   for f in backbone/curves.png detection/curves.png segmentation/curves.png; do
     [ -f "$out/$r/$f" ] && echo "  $r training curves:  $out/$r/$f"
   done
   [ -d "$out/$r/pictures" ] && echo "  $r detections and segmentation overlays:  $out/$r/pictures/"
+done
+for c in $extra_columns; do
+  for r in $rows; do
+    [ -f "$out/$c/$r/backbone/curves.png" ] && echo "  $c/$r training curves:  $out/$c/$r/backbone/curves.png"
+  done
 done
 [ -f "${scenes:-/nonexistent}/preview.png" ] && echo "  the scenes with their boxes and masks:  $scenes/preview.png"
 exit 0

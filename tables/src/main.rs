@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use std::path::PathBuf;
-use tables::{write_report, ReportContext, TablesError};
+use tables::{write_report_with_columns, ReportContext, TablesError};
 
 /// The paper's transfer tables (6, 8 and 9) from a folder filled by scripts/transfer_tables.sh:
 /// writes DIR/results.md (ours beside the paper's numbers, stage times, failures, the exact
@@ -23,6 +23,11 @@ struct TablesArgs {
         default_value = "b-standard,d-efficient,cosine,smooth,distill,mixup,distill-mixup"
     )]
     rows: Vec<String>,
+    /// The networks of Table 6, comma-separated: resnet50d (the rows in DIR/ROW, with
+    /// detection and segmentation), inception_v3 and mobilenet_v1 (backbones only, in
+    /// DIR/COLUMN/ROW, beside ResNet-50-D's in Table 6).
+    #[arg(long, value_delimiter = ',', default_value = "resnet50d")]
+    columns: Vec<String>,
     /// The runs were `scripts/transfer_tables.sh --dry-run`: the report says so at the top.
     #[arg(long)]
     dry_run: bool,
@@ -36,7 +41,11 @@ fn main() {
         std::process::exit(engine::cli::report("tables", &err, |e| {
             matches!(
                 e.downcast_ref::<TablesError>(),
-                Some(TablesError::File { .. } | TablesError::UnknownRow(_))
+                Some(
+                    TablesError::File { .. }
+                        | TablesError::UnknownRow(_)
+                        | TablesError::UnknownColumn(_)
+                )
             )
         }));
     }
@@ -52,9 +61,10 @@ fn run(args: TablesArgs) -> anyhow::Result<()> {
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     let machine = machine_description();
-    let md = write_report(
+    let md = write_report_with_columns(
         &args.dir,
         &args.rows,
+        &args.columns,
         &ReportContext {
             profile: &args.profile,
             date: &date,

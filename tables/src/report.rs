@@ -1,7 +1,7 @@
 //! `results.md`: the three tables beside the paper's numbers, stage times, failures and the
 //! exact commands.
 
-use crate::paper::{paper_row, PaperRow, PAPER_ROWS};
+use crate::paper::{paper_row, PaperColumn, PaperRow, PAPER_ROWS};
 use crate::rows::{RowResults, STAGES};
 use std::fmt::Write as _;
 
@@ -69,20 +69,58 @@ fn minutes(seconds: Option<f64>) -> String {
     seconds.map_or_else(|| "—".to_string(), |s| format!("{:.1}", s / 60.0))
 }
 
-/// The paper's label of a row (`+ cosine`), or its folder name.
-fn label(id: &str) -> &str {
-    paper_row(id).map_or(id, |p| p.label)
+/// The paper's label of a row (`+ cosine`), or its folder name; a row of another column
+/// (`inception_v3/cosine`) as `Inception-V3, + cosine`.
+fn label(id: &str) -> String {
+    if let Some((column, row)) = id.split_once('/') {
+        if let Some(c) = crate::paper::paper_column(column) {
+            return format!("{}, {}", c.label, label(row));
+        }
+    }
+    paper_row(id).map_or(id, |p| p.label).to_string()
 }
 
-/// The three tables, the time each stage took, failures and the exact commands, as Markdown.
+/// The rows of one of Table 6's other networks (the script's `--columns`), read from
+/// `OUT/COLUMN/ROW`: each row's id is that folder, `COLUMN/ROW`.
+pub struct ColumnResults {
+    pub column: &'static PaperColumn,
+    pub rows: Vec<RowResults>,
+}
+
+impl ColumnResults {
+    /// This column's row of the paper's row `id`, when the run has it.
+    fn row(&self, id: &str) -> Option<&RowResults> {
+        self.rows.iter().find(|r| {
+            r.id.split_once('/')
+                .is_some_and(|(c, row)| c == self.column.id && row == id)
+        })
+    }
+}
+
+/// The three tables, the time each stage took, failures and the exact commands, as Markdown
+/// (the ResNet-50-D column only).
 pub fn markdown(rows: &[RowResults], context: &ReportContext) -> String {
+    markdown_with_columns(rows, &[], context)
+}
+
+/// [`markdown`] with Table 6's other networks beside ResNet-50-D: their top-1 and top-5 and
+/// the paper's, "not run" where a column has not the row; they are in no other table (the
+/// paper transfers only ResNet-50-D). `rows` are ResNet-50-D's (empty when that column did not
+/// run: every cell of it says "not run").
+pub fn markdown_with_columns(
+    rows: &[RowResults],
+    columns: &[ColumnResults],
+    context: &ReportContext,
+) -> String {
     let mut md = String::new();
     let protocol = protocol(context.profile);
     introduction(&mut md, context);
-    backbone_table(&mut md, rows, &protocol);
+    backbone_table(&mut md, rows, columns, context.profile, &protocol);
     detection_table(&mut md, rows, &protocol);
     segmentation_table(&mut md, rows, &protocol);
-    stages(&mut md, rows);
+    let mut all: Vec<&RowResults> = rows.iter().collect();
+    all.extend(columns.iter().flat_map(|c| c.rows.iter()));
+    stages(&mut md, &all);
     md
 }
 
@@ -129,60 +167,156 @@ fn introduction(md: &mut String, context: &ReportContext) {
 /// What a cell of ours says for a row this profile did not run.
 const NOT_RUN: &str = "not run";
 
+/// A group's row of the paper's row id, when this run has it.
+type FindRow<'a> = Box<dyn Fn(&str) -> Option<&'a RowResults> + 'a>;
+/// A group's cells of a row (ours, then the paper's).
+type Cells<'a> = Box<dyn Fn(&RowResults, &PaperRow) -> Vec<String> + 'a>;
+
+/// The cells of one network in a table: its rows of this run, how many of a row's cells are
+/// ours (the paper's follow), and the cells of a row (an empty one for a row not run).
+struct Group<'a> {
+    row: FindRow<'a>,
+    ours: usize,
+    cells: Cells<'a>,
+}
+
+impl<'a> Group<'a> {
+    /// ResNet-50-D's rows (each table's only group unless Table 6 has other columns).
+    fn resnet(
+        rows: &'a [RowResults],
+        ours: usize,
+        cells: impl Fn(&RowResults, &PaperRow) -> Vec<String> + 'a,
+    ) -> Self {
+        Group {
+            row: Box::new(move |id| rows.iter().find(|r| r.id == id)),
+            ours,
+            cells: Box::new(cells),
+        }
+    }
+}
+
 /// One of the paper's tables: a title, how it was measured, and a line per row of the paper,
-/// in its order, whose cells (after the row's label) come from `cells`. Every paper number is
-/// printed: a row this run did not train keeps the paper's cells and says "not run" in ours.
-fn table(
-    md: &mut String,
-    title: &str,
-    protocol: &str,
-    columns: &[&str],
-    rows: &[RowResults],
-    cells: impl Fn(&RowResults, Option<&PaperRow>) -> Vec<String>,
-) {
+/// in its order, whose cells (after the row's label) come from each group in turn. Every paper
+/// number is printed: a row this run did not train keeps the paper's cells and says "not run"
+/// in ours.
+fn table(md: &mut String, title: &str, protocol: &str, columns: &[String], groups: &[Group]) {
     let _ = writeln!(md, "\n## {title}\n");
     let _ = writeln!(md, "{protocol}\n");
     let _ = writeln!(md, "| Refinements | {} |", columns.join(" | "));
     let _ = writeln!(md, "|---|{}", "---:|".repeat(columns.len()));
     for paper in &PAPER_ROWS {
-        let line = match rows.iter().find(|r| r.id == paper.id) {
-            Some(r) => cells(r, Some(paper)),
-            None => {
-                // The paper's cells are those computed for an empty row of ours; the cells
-                // before them are ours.
-                let empty = RowResults {
-                    id: paper.id.to_string(),
-                    ..RowResults::default()
-                };
-                let mut line = cells(&empty, Some(paper));
-                let ours = columns.iter().filter(|c| !c.starts_with("Paper")).count();
-                line.iter_mut()
-                    .take(ours)
-                    .for_each(|c| *c = NOT_RUN.to_string());
-                line
+        let mut line = Vec::new();
+        for group in groups {
+            match (group.row)(paper.id) {
+                Some(r) => line.extend((group.cells)(r, paper)),
+                None => {
+                    // The paper's cells are those computed for an empty row of ours; the cells
+                    // before them are ours.
+                    let empty = RowResults {
+                        id: paper.id.to_string(),
+                        ..RowResults::default()
+                    };
+                    let mut cells = (group.cells)(&empty, paper);
+                    cells
+                        .iter_mut()
+                        .take(group.ours)
+                        .for_each(|c| *c = NOT_RUN.to_string());
+                    line.extend(cells);
+                }
             }
-        };
+        }
         let _ = writeln!(md, "| {} | {} |", paper.label, line.join(" | "));
     }
 }
 
-/// Table 6: each backbone's top-1 and top-5.
-fn backbone_table(md: &mut String, rows: &[RowResults], protocol: &Protocol) {
-    table(
-        md,
-        "Table 6: the backbones",
+fn headers(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+/// What Table 6's other columns are and how they were trained, after the table's protocol.
+fn columns_protocol(profile: &str, columns: &[ColumnResults]) -> String {
+    let names: Vec<&str> = columns.iter().map(|c| c.column.label).collect();
+    let names = names.join(" and ");
+    let how = if profile == "paper" {
+        "trained with `configs/backbone/imagenet-COLUMN-ROW.toml` (Inception-V3 at 299 px, \
+         evaluated at shorter side 342, centre crop 299; MobileNet at 224), their distilled rows \
+         from the same ResNet-152-D teachers as ResNet-50-D's"
+    } else {
+        "trained with `configs/tables/COLUMN/ROW.toml` (Fashion-MNIST upscaled: Inception-V3 to \
+         75 px without its auxiliary classifier, on 10,000 of the training images unless the \
+         profile sets fewer; MobileNet to 32 px), their distilled rows from ResNet-34-D teachers \
+         trained at the column's input size (`COLUMN/teacher*`)"
+    };
+    format!(
+        "{names} (`scripts/transfer_tables.sh --columns`, folders `COLUMN/ROW`): {how}. Backbones \
+         only, as in the paper, which transfers only ResNet-50-D. The paper's numbers are Table \
+         6's; its Table 6 starts at the efficient row, so their B-standard is Table 3's baseline \
+         setting and numbers (no zero-gamma in any row of theirs: it needs residual blocks). \
+         `tables.png` shows the ResNet-50-D column only."
+    )
+}
+
+/// Table 6: each backbone's top-1 and top-5, and the other networks' beside them.
+fn backbone_table(
+    md: &mut String,
+    rows: &[RowResults],
+    columns: &[ColumnResults],
+    profile: &str,
+    protocol: &Protocol,
+) {
+    let resnet = |r: &RowResults, p: &PaperRow| {
+        vec![
+            percent(r.top1),
+            percent(r.top5),
+            paper(p.top1),
+            paper(p.top5),
+        ]
+    };
+    if columns.is_empty() {
+        table(
+            md,
+            "Table 6: the backbones",
+            protocol.backbone,
+            &headers(&["Top-1", "Top-5", "Paper top-1", "Paper top-5"]),
+            &[Group::resnet(rows, 2, resnet)],
+        );
+        return;
+    }
+    let mut names = headers(&[
+        "ResNet-50-D top-1",
+        "ResNet-50-D top-5",
+        "Paper ResNet-50-D top-1",
+        "Paper ResNet-50-D top-5",
+    ]);
+    let mut groups = vec![Group::resnet(rows, 2, resnet)];
+    for c in columns {
+        let label = c.column.label;
+        names.extend([
+            format!("{label} top-1"),
+            format!("{label} top-5"),
+            format!("Paper {label} top-1"),
+            format!("Paper {label} top-5"),
+        ]);
+        groups.push(Group {
+            row: Box::new(move |id| c.row(id)),
+            ours: 2,
+            cells: Box::new(move |r, p| {
+                let numbers = c.column.paper(p.id);
+                vec![
+                    percent(r.top1),
+                    percent(r.top5),
+                    paper(numbers.map(|n| n.0)),
+                    paper(numbers.map(|n| n.1)),
+                ]
+            }),
+        });
+    }
+    let protocol = format!(
+        "{}\n\n{}",
         protocol.backbone,
-        &["Top-1", "Top-5", "Paper top-1", "Paper top-5"],
-        rows,
-        |r, p| {
-            vec![
-                percent(r.top1),
-                percent(r.top5),
-                paper(p.and_then(|p| p.top1)),
-                paper(p.and_then(|p| p.top5)),
-            ]
-        },
+        columns_protocol(profile, columns)
     );
+    table(md, "Table 6: the backbones", &protocol, &names, &groups);
 }
 
 /// Table 8: Faster R-CNN mAP from each backbone.
@@ -191,16 +325,15 @@ fn detection_table(md: &mut String, rows: &[RowResults], protocol: &Protocol) {
         md,
         "Table 8: Faster R-CNN fine-tuned from each backbone",
         protocol.detection,
-        &["Top-1", "mAP", "Paper top-1", "Paper mAP"],
-        rows,
-        |r, p| {
+        &headers(&["Top-1", "mAP", "Paper top-1", "Paper mAP"]),
+        &[Group::resnet(rows, 2, |r, p| {
             vec![
                 percent(r.top1),
                 percent(r.map),
-                paper(p.and_then(|p| p.top1)),
-                paper(p.map(|p| p.map)),
+                paper(p.top1),
+                paper(Some(p.map)),
             ]
-        },
+        })],
     );
 }
 
@@ -210,30 +343,29 @@ fn segmentation_table(md: &mut String, rows: &[RowResults], protocol: &Protocol)
         md,
         "Table 9: FCN fine-tuned from each backbone",
         protocol.segmentation,
-        &[
+        &headers(&[
             "Top-1",
             "PixAcc",
             "mIoU",
             "Paper top-1",
             "Paper PixAcc",
             "Paper mIoU",
-        ],
-        rows,
-        |r, p| {
+        ]),
+        &[Group::resnet(rows, 3, |r, p| {
             vec![
                 percent(r.top1),
                 percent(r.pix_acc),
                 percent(r.miou),
-                paper(p.and_then(|p| p.top1)),
-                paper(p.map(|p| p.pix_acc)),
-                paper(p.map(|p| p.miou)),
+                paper(p.top1),
+                paper(Some(p.pix_acc)),
+                paper(Some(p.miou)),
             ]
-        },
+        })],
     );
 }
 
 /// Minutes per stage, failed stages with their logs, and every command that ran.
-fn stages(md: &mut String, rows: &[RowResults]) {
+fn stages(md: &mut String, rows: &[&RowResults]) {
     let _ = writeln!(
         md,
         "\n## Time per stage (minutes; training plus its evaluation)\n"

@@ -1,7 +1,10 @@
 //! The report from row folders like the ones the script leaves.
 
 use std::path::Path;
-use tables::{markdown, read_row, write_report, ReportContext, RowResults, PAPER_ROWS};
+use tables::{
+    markdown, markdown_with_columns, read_row, write_report, write_report_with_columns,
+    ColumnResults, ReportContext, RowResults, PAPER_COLUMNS, PAPER_ROWS,
+};
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -181,4 +184,168 @@ fn a_broken_evaluation_file_is_named() {
         err.contains("detection.json") && err.contains("\"map\" is not a number"),
         "{err}"
     );
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn context(profile: &str) -> ReportContext<'static> {
+    ReportContext {
+        profile: if profile == "paper" { "paper" } else { "mini" },
+        date: "d",
+        machine: "m",
+        dry_run: false,
+        notes: &[],
+    }
+}
+
+/// `--columns resnet50d,inception_v3,mobilenet_v1`: Table 6 holds the other two networks'
+/// rows (from `COLUMN/ROW/`) beside ResNet-50-D's, ours and the paper's, "not run" where a
+/// column has not the row; Tables 8 and 9 stay ResNet-50-D's; times, failures and commands
+/// name the columns' rows.
+#[test]
+fn the_other_columns_sit_beside_resnet_in_table_6_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        &d.join("cosine/backbone.json"),
+        r#"{"top1": 0.91, "top5": 0.99, "loss": 0.3}"#,
+    );
+    write(
+        &d.join("inception_v3/cosine/backbone.json"),
+        r#"{"top1": 0.855, "top5": 0.98, "loss": 0.4}"#,
+    );
+    write(
+        &d.join("inception_v3/cosine/backbone.done"),
+        "seconds 114\ncommand backbone train --config configs/tables/inception_v3/cosine.toml\n",
+    );
+    write(
+        &d.join("inception_v3/cosine/backbone-eval.done"),
+        "seconds 6\ncommand backbone eval --ckpt x\n",
+    );
+    write(
+        &d.join("mobilenet_v1/smooth/backbone.failed"),
+        "/runs/t/mobilenet_v1/smooth/backbone.log\n",
+    );
+    let md = write_report_with_columns(
+        d,
+        &strings(&["cosine", "smooth"]),
+        &strings(&["resnet50d", "inception_v3", "mobilenet_v1"]),
+        &context("mini"),
+    )
+    .unwrap();
+    for line in [
+        "| Refinements | ResNet-50-D top-1 | ResNet-50-D top-5 | Paper ResNet-50-D top-1 | \
+         Paper ResNet-50-D top-5 | Inception-V3 top-1 | Inception-V3 top-5 | Paper Inception-V3 \
+         top-1 | Paper Inception-V3 top-5 | MobileNet top-1 | MobileNet top-5 | Paper MobileNet \
+         top-1 | Paper MobileNet top-5 |",
+        "| + cosine | 91.00 | 99.00 | 77.91 | 93.81 | 85.50 | 98.00 | 78.19 | 94.06 | — | — | 72.83 | 91.00 |",
+        "| + smooth | — | — | 78.31 | 94.09 | — | — | 78.40 | 94.13 | — | — | 72.93 | 91.14 |",
+        "| B-standard | not run | not run | 76.14 | — | not run | not run | 77.32 | 93.43 | not run | not run | 69.03 | 88.71 |",
+        "| + distill w/ mixup | not run | not run | 79.29 | 94.63 | not run | not run | 78.34 | 94.16 | not run | not run | 72.51 | 91.02 |",
+        // Tables 8 and 9: ResNet-50-D only.
+        "| Refinements | Top-1 | mAP | Paper top-1 | Paper mAP |",
+        "| + cosine | 91.00 | — | 77.91 | 79.23 |",
+        "| + cosine | 91.00 | — | — | 77.91 | 79.25 | 39.33 |",
+        "| Inception-V3, + cosine | 2.0 | — | — |",
+        "| MobileNet, + smooth | — | — | — |",
+        "- mobilenet_v1/smooth backbone: see `/runs/t/mobilenet_v1/smooth/backbone.log`",
+        "- inception_v3/cosine backbone: `backbone train --config configs/tables/inception_v3/cosine.toml`",
+        "- inception_v3/cosine backbone-eval: `backbone eval --ckpt x`",
+    ] {
+        assert!(md.contains(line), "missing {line:?} in\n{md}");
+    }
+    assert!(md.contains("Backbones only, as in the paper"), "{md}");
+    assert!(md.contains("`configs/tables/COLUMN/ROW.toml`"), "{md}");
+    assert!(
+        md.contains("`tables.png` shows the ResNet-50-D column only"),
+        "{md}"
+    );
+    // The columns are in Table 6 alone: one header each.
+    assert_eq!(md.matches("Inception-V3 top-1").count(), 2, "{md}");
+    assert!(d.join("results.md").is_file() && d.join("tables.png").is_file());
+
+    // The default (resnet50d alone) is the report without columns, word for word.
+    let only = write_report(d, &strings(&["cosine", "smooth"]), &context("mini")).unwrap();
+    let same = write_report_with_columns(
+        d,
+        &strings(&["cosine", "smooth"]),
+        &strings(&["resnet50d"]),
+        &context("mini"),
+    )
+    .unwrap();
+    assert_eq!(only, same);
+    assert!(
+        !only.contains("Inception") && !only.contains("MobileNet"),
+        "{only}"
+    );
+    assert!(only.contains("| Refinements | Top-1 | Top-5 | Paper top-1 | Paper top-5 |"));
+
+    // Without resnet50d, ResNet-50-D's cells say "not run" in every table.
+    let md = write_report_with_columns(
+        d,
+        &strings(&["cosine"]),
+        &strings(&["mobilenet_v1", "inception_v3", "mobilenet_v1"]),
+        &context("mini"),
+    )
+    .unwrap();
+    for line in [
+        "| + cosine | not run | not run | 77.91 | 93.81 | 85.50 | 98.00 | 78.19 | 94.06 | — | — | 72.83 | 91.00 |",
+        "| + cosine | not run | not run | 77.91 | 79.23 |",
+    ] {
+        assert!(md.contains(line), "missing {line:?} in\n{md}");
+    }
+    // The columns in the paper's order, whatever the order asked, each once.
+    assert!(
+        md.contains("Paper ResNet-50-D top-5 | Inception-V3 top-1"),
+        "{md}"
+    );
+    assert_eq!(md.matches("| MobileNet top-1 |").count(), 1, "{md}");
+
+    let err = write_report_with_columns(
+        d,
+        &strings(&["cosine"]),
+        &strings(&["resnet50d", "inception_v4"]),
+        &context("mini"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown column 'inception_v4'"), "{err}");
+}
+
+/// The paper's numbers of the other two columns: Table 6's, B-standard's from Table 3's
+/// baseline, and the paper profile names their ImageNet recipes.
+#[test]
+fn the_other_columns_hold_the_papers_numbers() {
+    let columns: Vec<ColumnResults> = PAPER_COLUMNS
+        .iter()
+        .map(|column| ColumnResults {
+            column,
+            rows: PAPER_ROWS
+                .iter()
+                .map(|p| RowResults {
+                    id: format!("{}/{}", column.id, p.id),
+                    ..RowResults::default()
+                })
+                .collect(),
+        })
+        .collect();
+    let md = markdown_with_columns(&[], &columns, &context("paper"));
+    for line in [
+        "| B-standard | not run | not run | 76.14 | — | — | — | 77.32 | 93.43 | — | — | 69.03 | 88.71 |",
+        "| D-efficient | not run | not run | 77.16 | 93.52 | — | — | 77.50 | 93.60 | — | — | 71.90 | 90.53 |",
+        "| + cosine | not run | not run | 77.91 | 93.81 | — | — | 78.19 | 94.06 | — | — | 72.83 | 91.00 |",
+        "| + smooth | not run | not run | 78.31 | 94.09 | — | — | 78.40 | 94.13 | — | — | 72.93 | 91.14 |",
+        "| + distill w/o mixup | not run | not run | 78.67 | 94.36 | — | — | 78.26 | 94.01 | — | — | 71.97 | 90.89 |",
+        "| + mixup w/o distill | not run | not run | 79.15 | 94.58 | — | — | 78.77 | 94.39 | — | — | 73.28 | 91.30 |",
+        "| + distill w/ mixup | not run | not run | 79.29 | 94.63 | — | — | 78.34 | 94.16 | — | — | 72.51 | 91.02 |",
+    ] {
+        assert!(md.contains(line), "missing {line:?} in\n{md}");
+    }
+    assert!(
+        md.contains("`configs/backbone/imagenet-COLUMN-ROW.toml`"),
+        "{md}"
+    );
+    assert!(md.contains("centre crop 299"), "{md}");
 }

@@ -207,15 +207,29 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
 
 /// `--dry-run` on the ci profile: every stage of a row, its teacher included, runs its recipe
 /// for the dry run's few steps and evaluates a handful of images; results.md says it is a dry
-/// run. (The distilled row has every stage a row can have: the other test runs b-standard.) (The paper profile's dry run on `datasets standins` is the same code at the
-/// paper's sizes: a manual check, too slow for a debug-build test; docs/results.md.)
+/// run. The distilled row has every stage a row can have; the other test runs b-standard.
+/// (The paper profile's dry run on `datasets standins` is the same code at the paper's sizes:
+/// a manual check, too slow for a debug-build test; docs/results.md.)
+/// With `--columns resnet50d,mobilenet_v1`, MobileNet's distilled row and its own teacher
+/// train and evaluate their backbones only, in `mobilenet_v1/ROW` (at 32 px, a few seconds;
+/// Inception-V3's rows go the same way at 75 px, a minute here, so only their recipes are
+/// checked in the tests: backbones' `every_fashion_table_row_parses...`).
 #[test]
 fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dry");
     let bins = script_bins();
     let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
-        .args(["--profile", "ci", "--rows", "distill", "--dry-run", "--out"])
+        .args([
+            "--profile",
+            "ci",
+            "--rows",
+            "distill",
+            "--dry-run",
+            "--columns",
+            "resnet50d,mobilenet_v1",
+            "--out",
+        ])
         .arg(&out)
         .env("TABLES_BIN", &bins)
         .current_dir(repo_root())
@@ -270,6 +284,70 @@ fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
     }
     // The distilled row learned from its (dry-run) teacher.
     assert!(done("distill", "backbone").contains("teacher/backbone/best.safetensors"));
+    // MobileNet's column: its distilled row learned from its own teacher, and neither was
+    // fine-tuned for detection or segmentation; Table 6 has its numbers beside the paper's.
+    let teacher = out.join("mobilenet_v1/teacher/backbone/best.safetensors");
+    for row in ["mobilenet_v1/teacher", "mobilenet_v1/distill"] {
+        let record = done(row, "backbone");
+        assert!(
+            record.contains(&format!("configs/tables/{row}.toml")),
+            "{record}"
+        );
+        assert!(done(row, "backbone-eval").contains("--max-samples"));
+        assert!(text.contains(&format!("[{row}] backbone: ")), "{text}");
+        assert!(!out.join(row).join("detection").exists(), "{row}");
+    }
+    assert!(done("mobilenet_v1/distill", "backbone").contains(teacher.to_str().unwrap()));
+    let line = results
+        .lines()
+        .find(|l| l.starts_with("| + distill w/o mixup |"))
+        .unwrap();
+    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+    // ResNet-50-D's two and the paper's two, then MobileNet's two and the paper's.
+    assert!(cells[2].parse::<f64>().is_ok(), "{line}");
+    assert!(cells[6].parse::<f64>().is_ok(), "{line}");
+    assert_eq!(&cells[8..10], ["71.97", "90.89"], "{line}");
+    assert!(
+        results.contains("MobileNet, + distill w/o mixup"),
+        "{results}"
+    );
+}
+
+/// `--columns` names Table 6's networks; anything else is refused before anything runs.
+#[test]
+fn an_unknown_column_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tables");
+    let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
+        .args([
+            "--profile",
+            "ci",
+            "--columns",
+            "resnet50d,inception_v4",
+            "--out",
+        ])
+        .arg(&out)
+        .env("TABLES_BIN", script_bins())
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown column 'inception_v4': resnet50d, inception_v3, mobilenet_v1"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "something ran");
+    let help = Command::new(repo_root().join("scripts/transfer_tables.sh"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[--columns COLUMN,COLUMN,...]"), "{help}");
+    assert!(
+        help.contains("inception_v3   Inception-V3, backbone stages only"),
+        "{help}"
+    );
 }
 
 /// The paper profile opens every split before anything trains and names every problem in

@@ -443,4 +443,160 @@ mod tests {
             assert!(err.starts_with("model.dropout: only inception_v3"), "{err}");
         }
     }
+
+    /// Every recipe under `configs/DIR` (and its sub-folders), read as `backbone train` reads it
+    /// and checked, by its path from `configs/DIR`.
+    fn recipes_in(dir: &str) -> Vec<(String, TrainConfig)> {
+        fn walk(
+            root: &std::path::Path,
+            dir: &std::path::Path,
+            found: &mut Vec<(String, TrainConfig)>,
+        ) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(root, &path, found);
+                } else if path.extension().is_some_and(|e| e == "toml") {
+                    let config: TrainConfig = engine::config_file::load(&path, &[])
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    config
+                        .check()
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    let name = path
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned();
+                    found.push((name, config));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../configs")
+            .join(dir);
+        let mut found = Vec::new();
+        walk(&root, &root, &mut found);
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    fn mixes(config: &TrainConfig) -> bool {
+        !matches!(config.loss.mix, Mix::None)
+    }
+
+    /// The paper-scale recipes: every cell of Tables 3, 5 and 6 for the three networks parses
+    /// and passes the checks `backbone train` makes first, and every distilled row names the
+    /// run folder of an existing ResNet-152-D teacher recipe, trained with mixup exactly when
+    /// the student is (section 5.4).
+    #[test]
+    fn every_paper_recipe_parses_and_names_an_existing_teacher() {
+        let recipes = recipes_in("backbone");
+        let names: Vec<&str> = recipes.iter().map(|(n, _)| n.as_str()).collect();
+        let rows = [
+            "baseline",
+            "efficient",
+            "cosine",
+            "cosine-smooth",
+            "cosine-smooth-distill",
+            "cosine-smooth-mixup",
+            "cosine-smooth-distill-mixup",
+        ];
+        for arch in ["resnet50d", "inception_v3", "mobilenet_v1"] {
+            for row in rows {
+                let name = format!("imagenet-{arch}-{row}.toml");
+                let (_, config) = recipes
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .unwrap_or_else(|| panic!("no configs/backbone/{name} in {names:?}"));
+                assert_eq!(config.model.arch, arch, "{name}");
+                // Inception-V3 trains and evaluates at 299 (GluonCV: resize 342, crop 299).
+                if arch == "inception_v3" {
+                    assert_eq!(config.data.augment.input_size, 299, "{name}");
+                    assert_eq!(config.data.eval_transform().resize, 342, "{name}");
+                }
+            }
+        }
+        let mut distilled = 0;
+        for (name, config) in &recipes {
+            let Some(distill) = &config.distill else {
+                continue;
+            };
+            distilled += 1;
+            let teacher = distill.teacher.to_string_lossy();
+            let run = teacher
+                .strip_prefix("runs/")
+                .and_then(|t| t.strip_suffix("/best.safetensors"))
+                .unwrap_or_else(|| {
+                    panic!("{name}: teacher {teacher} is no runs/NAME/best.safetensors")
+                });
+            let file = format!("{run}.toml");
+            let (_, teacher_config) = recipes
+                .iter()
+                .find(|(n, _)| *n == file)
+                .unwrap_or_else(|| panic!("{name}: no configs/backbone/{file} trains {teacher}"));
+            assert_eq!(teacher_config.model.arch, "resnet152d", "{name}");
+            assert!(teacher_config.distill.is_none(), "{file}");
+            assert_eq!(mixes(teacher_config), mixes(config), "{name}: {file}");
+        }
+        assert_eq!(distilled, 6, "two distilled rows per network");
+    }
+
+    /// The transfer tables' Fashion-MNIST rows: ResNet-50-D's (`configs/tables/ROW.toml`) and
+    /// the other columns' (`configs/tables/COLUMN/ROW.toml`), every row of each, their
+    /// distilled rows naming a teacher row of their column, at the student's input size.
+    #[test]
+    fn every_fashion_table_row_parses_and_names_its_columns_teacher() {
+        let recipes = recipes_in("tables");
+        let rows = [
+            "b-standard",
+            "d-efficient",
+            "cosine",
+            "smooth",
+            "distill",
+            "mixup",
+            "distill-mixup",
+            "teacher",
+            "teacher-mixup",
+        ];
+        for (column, arch) in [
+            ("", "resnet"),
+            ("inception_v3/", "inception_v3"),
+            ("mobilenet_v1/", "mobilenet_v1"),
+        ] {
+            for row in rows {
+                let name = format!("{column}{row}.toml");
+                let (_, config) = recipes
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .unwrap_or_else(|| panic!("no configs/tables/{name}"));
+                if !row.starts_with("teacher") {
+                    assert!(config.model.arch.starts_with(arch), "{name}");
+                }
+            }
+        }
+        for (name, config) in &recipes {
+            let Some(distill) = &config.distill else {
+                continue;
+            };
+            let teacher = distill.teacher.to_string_lossy();
+            let row = teacher
+                .strip_suffix("/backbone/best.safetensors")
+                .unwrap_or_else(|| panic!("{name}: {teacher} is no ROW/backbone/best.safetensors"));
+            let column = name.rsplit_once('/').map_or("", |(c, _)| c);
+            assert_eq!(
+                row.rsplit_once('/').map_or("", |(c, _)| c),
+                column,
+                "{name}: a teacher of another column"
+            );
+            let (_, teacher_config) = recipes
+                .iter()
+                .find(|(n, _)| *n == format!("{row}.toml"))
+                .unwrap_or_else(|| panic!("{name}: no configs/tables/{row}.toml"));
+            assert_eq!(
+                teacher_config.data.augment.input_size, config.data.augment.input_size,
+                "{name}: the teacher sees the student's inputs"
+            );
+            assert_eq!(mixes(teacher_config), mixes(config), "{name}");
+        }
+    }
 }
