@@ -452,11 +452,13 @@ fn succeeds_within(cap_mib: u64, args: &[&str]) -> bool {
 /// The smallest address-space cap (to 4 MiB) under which `detect ARGS` succeeds: libtorch's
 /// libraries alone map gigabytes, which differ from machine to machine.
 fn least_address_space_mib(args: &[&str]) -> u64 {
-    let (mut fails, mut works) = (0u64, 64 << 10);
-    assert!(
-        succeeds_within(works, args),
-        "detect {args:?} fails even at 64 GiB"
-    );
+    // Doubling from 1 GiB first: libtorch's mappings put the answer near there, and each try
+    // is a process start.
+    let (mut fails, mut works) = (0u64, 1u64 << 10);
+    while !succeeds_within(works, args) {
+        assert!(works < 64 << 10, "detect {args:?} fails even at 64 GiB");
+        (fails, works) = (works, works * 2);
+    }
     while works - fails > 4 {
         let mid = (fails + works) / 2;
         match succeeds_within(mid, args) {

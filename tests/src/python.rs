@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 
 /// `$TRICKS_PYTHON`, else the set-up's venv under `$XDG_CACHE_HOME` (or `~/.cache`).
 pub fn interpreter() -> PathBuf {
@@ -19,7 +20,20 @@ pub fn interpreter() -> PathBuf {
 }
 
 /// The interpreter when it imports every one of `modules`, else why the check cannot run.
+/// A test that checks twice asks once: each probe imports torch, seconds of start-up.
 pub fn with_modules(modules: &[&str]) -> Result<PathBuf, String> {
+    static PROBED: Mutex<Vec<(String, Result<PathBuf, String>)>> = Mutex::new(Vec::new());
+    let key = modules.join(",");
+    let mut probed = PROBED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, found)) = probed.iter().find(|(k, _)| *k == key) {
+        return found.clone();
+    }
+    let found = probe(modules);
+    probed.push((key, found.clone()));
+    found
+}
+
+fn probe(modules: &[&str]) -> Result<PathBuf, String> {
     let python = interpreter();
     if !python.is_file() {
         return Err(format!(
