@@ -127,10 +127,16 @@ fn export_is_torchvisions_state_dict_round_trips_and_segments_the_same() {
     assert_eq!(reimported.metadata.classes, CLASSES);
 
     compare_with_torchvision(dir.path(), &ckpt_path, &exported, &python);
+}
 
-    // A GluonCV-style FCN upsamples with corners aligned, and a checkpoint that resizes its
-    // input gives the mask at the image's own size: torchvision's forward does neither, so
-    // the printed Python calls the heads and upsamples as the checkpoint does.
+/// A GluonCV-style FCN upsamples with corners aligned, and a checkpoint that resizes its input
+/// gives the mask at the image's own size: torchvision's forward does neither, so the printed
+/// Python calls the heads and upsamples as the checkpoint does. (A test of its own, so that
+/// its Python runs beside the other test's.)
+#[test]
+fn an_aligned_resizing_fcn_exports_python_that_segments_as_it_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt_path, _) = formula_fcn(dir.path());
     let mut aligned = Checkpoint::read(&ckpt_path).unwrap();
     aligned.metadata.model["align_corners"] = true.into();
     let shorter_120 = Preprocess {
