@@ -20,21 +20,26 @@ fn script_bins() -> std::path::PathBuf {
     workspace_bin("backbone").parent().unwrap().to_path_buf()
 }
 
+/// scripts/transfer_tables.sh with `args`, run from the repository on the built binaries.
+fn script(args: &[&str]) -> Command {
+    let mut cmd = Command::new(repo_root().join("scripts/transfer_tables.sh"));
+    cmd.args(args)
+        .env("TABLES_BIN", script_bins())
+        .current_dir(repo_root());
+    cmd
+}
+
 fn run_script(out: &Path) -> (bool, String) {
-    let bins = script_bins();
-    let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
-        .args([
-            "--profile",
-            "ci",
-            "--rows",
-            "b-standard,d-efficient",
-            "--out",
-        ])
-        .arg(out)
-        .env("TABLES_BIN", &bins)
-        .current_dir(repo_root())
-        .output()
-        .expect("run scripts/transfer_tables.sh");
+    let output = script(&[
+        "--profile",
+        "ci",
+        "--rows",
+        "b-standard,d-efficient",
+        "--out",
+    ])
+    .arg(out)
+    .output()
+    .expect("run scripts/transfer_tables.sh");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -218,23 +223,19 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
 fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dry");
-    let bins = script_bins();
-    let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
-        .args([
-            "--profile",
-            "ci",
-            "--rows",
-            "distill",
-            "--dry-run",
-            "--columns",
-            "resnet50d,mobilenet_v1",
-            "--out",
-        ])
-        .arg(&out)
-        .env("TABLES_BIN", &bins)
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    let output = script(&[
+        "--profile",
+        "ci",
+        "--rows",
+        "distill",
+        "--dry-run",
+        "--columns",
+        "resnet50d,mobilenet_v1",
+        "--out",
+    ])
+    .arg(&out)
+    .output()
+    .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -254,34 +255,33 @@ fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
     };
     done("teacher", "backbone");
     done("teacher", "backbone-eval");
-    for row in ["distill"] {
-        for stage in [
-            "backbone",
-            "backbone-eval",
-            "detection",
-            "detection-eval",
-            "segmentation",
-            "segmentation-eval",
-            "pictures",
-        ] {
-            let record = done(row, stage);
-            if stage.ends_with("-eval") {
-                assert!(record.contains("--max-samples"), "{record}");
-            }
+    let row = "distill";
+    for stage in [
+        "backbone",
+        "backbone-eval",
+        "detection",
+        "detection-eval",
+        "segmentation",
+        "segmentation-eval",
+        "pictures",
+    ] {
+        let record = done(row, stage);
+        if stage.ends_with("-eval") {
+            assert!(record.contains("--max-samples"), "{record}");
         }
-        // Each training stage stopped after the dry run's 2 steps, at the end of its one
-        // short epoch, and validated there (so its checkpoints exist).
-        for run in ["backbone", "detection", "segmentation"] {
-            let metrics =
-                std::fs::read_to_string(out.join(row).join(run).join("metrics.jsonl")).unwrap();
-            let last: serde_json::Value =
-                serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
-            assert_eq!(last["split"], "val", "{row} {run}: {metrics}");
-            assert_eq!(last["iter"], 2, "{row} {run}: {metrics}");
-        }
-        // Table 9 reports the final epoch's FCN.
-        assert!(done(row, "segmentation-eval").contains("segmentation/last.safetensors"));
     }
+    // Each training stage stopped after the dry run's 2 steps, at the end of its one
+    // short epoch, and validated there (so its checkpoints exist).
+    for run in ["backbone", "detection", "segmentation"] {
+        let metrics =
+            std::fs::read_to_string(out.join(row).join(run).join("metrics.jsonl")).unwrap();
+        let last: serde_json::Value =
+            serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+        assert_eq!(last["split"], "val", "{row} {run}: {metrics}");
+        assert_eq!(last["iter"], 2, "{row} {run}: {metrics}");
+    }
+    // Table 9 reports the final epoch's FCN.
+    assert!(done(row, "segmentation-eval").contains("segmentation/last.safetensors"));
     // The distilled row learned from its (dry-run) teacher.
     assert!(done("distill", "backbone").contains("teacher/backbone/best.safetensors"));
     // MobileNet's column: its distilled row learned from its own teacher, and neither was
@@ -318,19 +318,16 @@ fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
 fn an_unknown_column_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tables");
-    let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
-        .args([
-            "--profile",
-            "ci",
-            "--columns",
-            "resnet50d,inception_v4",
-            "--out",
-        ])
-        .arg(&out)
-        .env("TABLES_BIN", script_bins())
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    let output = script(&[
+        "--profile",
+        "ci",
+        "--columns",
+        "resnet50d,inception_v4",
+        "--out",
+    ])
+    .arg(&out)
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -338,10 +335,7 @@ fn an_unknown_column_is_refused_before_anything_runs() {
         "{stderr}"
     );
     assert!(!out.exists(), "something ran");
-    let help = Command::new(repo_root().join("scripts/transfer_tables.sh"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let help = script(&["--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("[--columns COLUMN,COLUMN,...]"), "{help}");
     assert!(
@@ -364,9 +358,7 @@ fn the_paper_profile_checks_all_its_data_before_training() {
         std::fs::create_dir_all(d).unwrap();
     }
     let out = dir.path().join("tables");
-    let bins = script_bins();
-    let output = Command::new(repo_root().join("scripts/transfer_tables.sh"))
-        .args(["--profile", "paper", "--dry-run", "--out"])
+    let output = script(&["--profile", "paper", "--dry-run", "--out"])
         .arg(&out)
         .arg("--imagenet")
         .arg(&imagenet)
@@ -374,8 +366,6 @@ fn the_paper_profile_checks_all_its_data_before_training() {
         .arg(&voc)
         .arg("--ade20k")
         .arg(&ade)
-        .env("TABLES_BIN", &bins)
-        .current_dir(repo_root())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
