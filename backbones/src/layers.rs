@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::winograd;
 
@@ -49,6 +49,10 @@ struct Folded {
     bias: Tensor,
     /// `weight` in Winograd's domain, made the first time the conv goes that way.
     winograd: Option<Tensor>,
+    /// `weight` and `bias` cast to an autocast region's type, made the first time the conv
+    /// runs inside one: autocast would cast them again at every forward pass (its cache
+    /// keeps only the casts of trained leaves, and only until the region closes).
+    lowered: Option<(Tensor, Tensor)>,
 }
 
 /// Whether autograd records operations on this thread (libtorch's GradMode).
@@ -156,7 +160,8 @@ impl Conv2d {
             let [pad_h, pad_w] = self.padding;
             let by_winograd = pad_h == pad_w
                 && winograd::applies(x, &self.weight, self.stride, pad_h, self.dilation);
-            if let Some((weight, bias, transformed)) = self.inference_fold(bn, by_winograd) {
+            let lower = engine::amp::autocast_kind(x.device());
+            if let Some((weight, bias, transformed)) = self.inference_fold(bn, by_winograd, lower) {
                 return match transformed {
                     Some(u) => winograd::conv3x3(x, &u, Some(&bias), self.dilation),
                     None => self.conv_with(x, &weight, Some(&bias)),
@@ -181,6 +186,7 @@ impl Conv2d {
                 weight: &self.weight * scale.view([-1, 1, 1, 1]),
                 bias: shift,
                 winograd: None,
+                lowered: None,
             })
         });
         *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) = fold;
@@ -193,11 +199,14 @@ impl Conv2d {
 
     /// The inference-mode folded weight and bias, and with `by_winograd` the weight in
     /// Winograd's domain: the prepared ones (the transform made at first use), else made for
-    /// this call; `None` when `bn` in evaluation is not an affine map.
+    /// this call; `None` when `bn` in evaluation is not an affine map. Inside an autocast
+    /// region (`lower`) the prepared weight and bias come in its type, as autocast's casts
+    /// would make them, so that the convolution computes the same thing.
     fn inference_fold(
         &self,
         bn: &BatchNorm2d,
         by_winograd: bool,
+        lower: Option<Kind>,
     ) -> Option<(Tensor, Tensor, Option<Tensor>)> {
         let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
         let Some(fold) = prepared.as_mut() else {
@@ -206,6 +215,14 @@ impl Conv2d {
             let transformed = by_winograd.then(|| winograd::transform_weight(&weight));
             return Some((weight, shift, transformed));
         };
+        if let Some(kind) = lower {
+            let stale = |(w, _): &(Tensor, Tensor)| w.kind() != kind;
+            if fold.lowered.as_ref().is_none_or(stale) {
+                fold.lowered = Some((fold.weight.to_kind(kind), fold.bias.to_kind(kind)));
+            }
+            let (weight, bias) = fold.lowered.as_ref().expect("made above");
+            return Some((weight.shallow_clone(), bias.shallow_clone(), None));
+        }
         if by_winograd && fold.winograd.is_none() {
             fold.winograd = Some(winograd::transform_weight(&fold.weight));
         }
@@ -549,6 +566,39 @@ mod tests {
         let y = conv.forward_bn(&x, &bn, false);
         let g = Tensor::run_backward(&[y.sum(Kind::Float)], &[&conv.weight], false, false);
         assert!(g[0].abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+
+    /// Under autocast the prepared weights serve in its type, made once, and compute what
+    /// autocast's own casts of the folded weights compute; outside it, fp32 as before.
+    #[test]
+    fn prepared_weights_under_autocast_give_what_autocasts_casts_give() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (conv, bn) = conv_and_norm(&vs, NormMode::Batch);
+        let x = Tensor::randn([2, 3, 10, 10], (Kind::Float, Device::Cpu));
+        let bf16 = engine::amp::Autocast::new(engine::amp::Precision::Bf16, Device::Cpu);
+        let folded = |autocast: engine::amp::Autocast| {
+            tch::no_grad(|| autocast.run(|| conv.forward_bn(&x, &bn, false)))
+        };
+        let cast_each_time = folded(bf16);
+        assert_eq!(cast_each_time.kind(), Kind::BFloat16);
+        conv.prepare_inference(&bn);
+        let fp32 = folded(engine::amp::Autocast::OFF);
+        let lowered = || {
+            let prepared = conv.prepared.lock().unwrap();
+            let fold = prepared.as_ref().expect("prepared");
+            fold.lowered.as_ref().map(|(w, b)| (w.kind(), b.kind()))
+        };
+        assert_eq!(lowered(), None, "made at first use only");
+        for _ in 0..2 {
+            let prepared = folded(bf16);
+            assert_eq!(prepared.kind(), Kind::BFloat16);
+            assert_eq!(prepared, cast_each_time);
+            assert_eq!(lowered(), Some((Kind::BFloat16, Kind::BFloat16)));
+        }
+        assert_eq!(folded(engine::amp::Autocast::OFF).kind(), Kind::Float);
+        assert_eq!(folded(engine::amp::Autocast::OFF), fp32);
+        conv.release_inference();
     }
 
     #[test]

@@ -64,6 +64,17 @@ char* tricks_autocast_is_enabled(int8_t device_type, bool* out) {
   });
 }
 
+// The type an autocast region open for `device_type` on this thread casts to (c10::ScalarType),
+// or -1 where none is open.
+char* tricks_autocast_dtype(int8_t device_type, int8_t* out) {
+  return guarded([&] {
+    auto device = static_cast<c10::DeviceType>(device_type);
+    *out = at::autocast::is_autocast_enabled(device)
+               ? static_cast<int8_t>(at::autocast::get_autocast_dtype(device))
+               : int8_t{-1};
+  });
+}
+
 // Whether oneDNN has bf16 kernels for this CPU (AVX-512 or AMX): what
 // `torch.ops.mkldnn._is_mkldnn_bf16_supported()` answers. Without them bf16 convolutions and
 // matrix products fall back to ATen's generic kernels, many times slower than fp32.

@@ -7,7 +7,7 @@
 use super::Precision;
 use crate::c_abi::take_message;
 use std::ffi::c_char;
-use tch::Device;
+use tch::{Device, Kind};
 
 /// What `tricks_autocast_enter` replaced.
 #[repr(C)]
@@ -23,6 +23,7 @@ extern "C" {
     fn tricks_autocast_exit(device_type: i8, prior: *const Prior) -> *mut c_char;
     fn tricks_cpu_bf16_is_fast(out: *mut bool) -> *mut c_char;
     fn tricks_autocast_is_enabled(device_type: i8, out: *mut bool) -> *mut c_char;
+    fn tricks_autocast_dtype(device_type: i8, out: *mut i8) -> *mut c_char;
 }
 
 /// Whether this thread is inside a CPU autocast region: the fp32-only fast paths of CPU
@@ -34,6 +35,25 @@ pub fn cpu_autocast_enabled() -> bool {
     take_message(unsafe { tricks_autocast_is_enabled(DEVICE_CPU, &mut enabled) })
         .map(|()| enabled)
         .unwrap_or(false)
+}
+
+/// The type an autocast region open on this thread for `device`'s type casts ATen's listed ops
+/// to (`Kind::BFloat16` or `Kind::Half`), `None` outside one. Inference keeps weights it
+/// prepared once in that type, where autocast would cast them again at every forward pass.
+pub fn autocast_kind(device: Device) -> Option<Kind> {
+    let device_type = match device {
+        Device::Cpu => DEVICE_CPU,
+        Device::Cuda(_) => DEVICE_CUDA,
+        _ => return None,
+    };
+    let mut dtype = -1;
+    // SAFETY: `dtype` is a live, writable i8; exceptions come back as messages.
+    take_message(unsafe { tricks_autocast_dtype(device_type, &mut dtype) }).ok()?;
+    match dtype {
+        SCALAR_HALF => Some(Kind::Half),
+        SCALAR_BFLOAT16 => Some(Kind::BFloat16),
+        _ => None,
+    }
 }
 
 /// Whether oneDNN has bf16 kernels for this CPU (AVX-512 or AMX), as
@@ -201,6 +221,24 @@ mod tests {
                 assert!(!fast);
             }
         }
+    }
+
+    #[test]
+    fn says_what_type_the_open_region_casts_to() {
+        assert_eq!(autocast_kind(Device::Cpu), None);
+        let bf16 = Autocast::new(Precision::Bf16, Device::Cpu);
+        let fp16 = Autocast::new(Precision::Fp16, Device::Cpu);
+        assert_eq!(
+            bf16.run(|| autocast_kind(Device::Cpu)),
+            Some(Kind::BFloat16)
+        );
+        assert_eq!(fp16.run(|| autocast_kind(Device::Cpu)), Some(Kind::Half));
+        assert_eq!(
+            bf16.run(|| autocast_kind(Device::Cuda(0))),
+            None,
+            "CPU's region only"
+        );
+        assert_eq!(autocast_kind(Device::Cpu), None);
     }
 
     #[test]

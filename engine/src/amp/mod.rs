@@ -20,7 +20,7 @@
 mod autocast;
 mod scaler;
 
-pub use autocast::{cpu_autocast_enabled, cpu_bf16_is_fast, Autocast};
+pub use autocast::{autocast_kind, cpu_autocast_enabled, cpu_bf16_is_fast, Autocast};
 pub use scaler::LossScaler;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
