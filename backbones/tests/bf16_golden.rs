@@ -106,15 +106,16 @@ fn pass(autocast: Autocast) -> Pass {
     }
 }
 
+const FIXTURE_ELSEWHERE: &str =
+    "this CPU has bf16 kernels and the committed figures come from one without";
+
 /// PyTorch's figures for this CPU's kernels (see the module's note), or why there are none.
 fn golden_for_this_cpu() -> Result<Value, String> {
     let fixture_serves = engine::amp::cpu_bf16_is_fast() == Some(false);
     let python = match e2e::python::with_modules(&["torch", "torchvision"]) {
         Ok(python) => python,
         Err(_) if fixture_serves => return Ok(read("pytorch/resnet18_bf16_golden.json")),
-        Err(reason) => return Err(format!(
-            "this CPU has bf16 kernels and the committed figures come from one without: {reason}"
-        )),
+        Err(reason) => return Err(format!("{FIXTURE_ELSEWHERE}: {reason}")),
     };
     let out = tempfile::tempdir().unwrap();
     let made = std::process::Command::new(python)
