@@ -29,23 +29,39 @@ fn script(args: &[&str]) -> Command {
     cmd
 }
 
-fn run_script(out: &Path) -> (bool, String) {
-    let output = script(&[
-        "--profile",
-        "ci",
-        "--rows",
-        "b-standard,d-efficient",
-        "--out",
-    ])
-    .arg(out)
-    .output()
-    .expect("run scripts/transfer_tables.sh");
+/// Every stage a row runs, in order, as the script names them.
+const ROW_STAGES: [&str; 7] = [
+    "backbone",
+    "backbone-eval",
+    "detection",
+    "detection-eval",
+    "segmentation",
+    "segmentation-eval",
+    "pictures",
+];
+
+/// Whether the script succeeded, and what it printed (stdout, then stderr).
+fn outcome(script: &mut Command) -> (bool, String) {
+    let output = script.output().expect("run scripts/transfer_tables.sh");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), text)
+}
+
+fn run_script(out: &Path) -> (bool, String) {
+    outcome(
+        script(&[
+            "--profile",
+            "ci",
+            "--rows",
+            "b-standard,d-efficient",
+            "--out",
+        ])
+        .arg(out),
+    )
 }
 
 fn modified(path: &Path) -> std::time::SystemTime {
@@ -192,15 +208,7 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
     let before = modified(&checkpoint);
     let (ok, text) = run_script(&out);
     assert!(ok, "{text}");
-    for stage in [
-        "backbone",
-        "backbone-eval",
-        "detection",
-        "detection-eval",
-        "segmentation",
-        "segmentation-eval",
-        "pictures",
-    ] {
+    for stage in ROW_STAGES {
         assert!(
             text.contains(&format!("[b-standard] {stage}: finished earlier, reused")),
             "{stage} was not reused:\n{text}"
@@ -223,25 +231,20 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
 fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dry");
-    let output = script(&[
-        "--profile",
-        "ci",
-        "--rows",
-        "distill",
-        "--dry-run",
-        "--columns",
-        "resnet50d,mobilenet_v1",
-        "--out",
-    ])
-    .arg(&out)
-    .output()
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let (ok, text) = outcome(
+        script(&[
+            "--profile",
+            "ci",
+            "--rows",
+            "distill",
+            "--dry-run",
+            "--columns",
+            "resnet50d,mobilenet_v1",
+            "--out",
+        ])
+        .arg(&out),
     );
-    assert!(output.status.success(), "{text}");
+    assert!(ok, "{text}");
     assert!(!text.contains("FAILED"), "{text}");
     let results = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(
@@ -256,15 +259,7 @@ fn a_dry_run_runs_every_stage_of_every_row_for_a_few_steps() {
     done("teacher", "backbone");
     done("teacher", "backbone-eval");
     let row = "distill";
-    for stage in [
-        "backbone",
-        "backbone-eval",
-        "detection",
-        "detection-eval",
-        "segmentation",
-        "segmentation-eval",
-        "pictures",
-    ] {
+    for stage in ROW_STAGES {
         let record = done(row, stage);
         if stage.ends_with("-eval") {
             assert!(record.contains("--max-samples"), "{record}");
