@@ -118,15 +118,10 @@ fn golden_for_this_cpu() -> Result<Value, String> {
         Err(reason) => return Err(format!("{FIXTURE_ELSEWHERE}: {reason}")),
     };
     let out = tempfile::tempdir().unwrap();
-    let made = std::process::Command::new(python)
-        .arg(fixture("pytorch/make_bf16_golden.py"))
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "make_bf16_golden.py: {}",
-        String::from_utf8_lossy(&made.stderr)
+    let script = fixture("pytorch/make_bf16_golden.py");
+    e2e::run_ok(
+        &python,
+        &[script.to_str().unwrap(), out.path().to_str().unwrap()],
     );
     let text = std::fs::read_to_string(out.path().join("resnet18_bf16_golden.json")).unwrap();
     Ok(serde_json::from_str(&text).unwrap())
