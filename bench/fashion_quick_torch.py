@@ -5,7 +5,7 @@ each epoch, then evaluate the best weights once more (what `backbone eval` does 
 the whole dataset held in memory as one uint8 tensor, flips done on the batch, no DataLoader.
 
 Same recipe as ours: batch 128 (the last partial batch dropped), SGD with Nesterov momentum
-0.9, lr 0.2 x 128 / 256 = 0.1, weight decay 5e-5 on conv/fc weights only (no bias decay),
+0.9, lr 0.4 x 128 / 256 = 0.2, weight decay 5e-4 on conv/fc weights only (no bias decay),
 linear warmup from 0 over a quarter epoch then cosine to 0, updated every iteration; label
 smoothing 0.1 (PyTorch's uniform style); zero-gamma (timm's zero_init_last); ImageNet mean/std;
 channels-last; 2 threads.
@@ -81,9 +81,9 @@ def main():
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
-    lr = 0.2 * a.batch / 256
+    lr = 0.4 * a.batch / 256
     opt = torch.optim.SGD(
-        [{"params": decay, "weight_decay": 5e-5}, {"params": no_decay, "weight_decay": 0.0}],
+        [{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
         lr=lr, momentum=0.9, nesterov=True,
     )
     steps_per_epoch = len(train_x) // a.batch
