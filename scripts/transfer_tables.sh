@@ -333,6 +333,24 @@ dry_eval_flags() {  # KIND
 # A finished stage leaves ROW/STAGE.done (its wall time and command); a failed one leaves
 # ROW/STAGE.failed (its log). Evaluation stages write their JSON to ROW/STAGE.json.
 mkdir -p "$out"
+# Finished stages are reused only by a run of the same schedule: OUT/schedule.txt records it,
+# and a folder holding another (another profile, a dry run, an older version of a profile)
+# is refused rather than mixed into new tables. A folder from before the record is reused
+# with a warning.
+schedule="profile $profile, dry run $dry_run ($dry_steps steps)
+scenes: ${scene_args[*]:-}
+backbones: ${backbone_sets[*]:-} | step rows: ${step_sets[*]:-} | teachers: ${teacher_sets[*]:-} | batch at most ${max_backbone_batch:-any}
+detection: ${det_sets[*]:-}
+segmentation: ${seg_sets[*]:-}"
+if [ -f "$out/schedule.txt" ]; then
+  [ "$(cat "$out/schedule.txt")" = "$schedule" ] \
+    || die "$out holds stages of another schedule ($out/schedule.txt); remove the folder or choose another --out. This run's schedule:
+$schedule"
+else
+  ! compgen -G "$out/*/*.done" > /dev/null \
+    || echo "transfer_tables: $out records no schedule (an older run of this script): its finished stages are reused as they are" >&2
+  printf '%s\n' "$schedule" > "$out/schedule.txt"
+fi
 quote() { printf '%q ' "$@"; }
 
 # On a terminal, a running stage keeps one line up to date: the stage, its elapsed time, its

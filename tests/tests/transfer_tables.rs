@@ -216,6 +216,23 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
     }
     assert!(text.contains("[d-efficient] detection FAILED"), "{text}");
     assert_eq!(modified(&checkpoint), before, "a reused stage was rerun");
+
+    // A folder made by another schedule is refused, not mixed into new tables.
+    let record = out.join("schedule.txt");
+    let schedule = std::fs::read_to_string(&record).unwrap();
+    assert!(schedule.contains("profile ci"), "{schedule}");
+    std::fs::write(&record, schedule.replace("profile ci", "profile demo")).unwrap();
+    let (ok, text) = run_script(&out);
+    assert!(
+        !ok && text.contains("holds stages of another schedule")
+            && text.contains(record.to_str().unwrap()),
+        "{text}"
+    );
+    assert_eq!(
+        modified(&checkpoint),
+        before,
+        "a refused run touched a stage"
+    );
 }
 
 /// `--dry-run` on the ci profile: every stage of a row, its teacher included, runs its recipe
