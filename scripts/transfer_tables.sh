@@ -5,7 +5,8 @@
 # OUT/tables.png.
 #
 # Finished stages are reused: stop the script and run it again, it continues where it stopped
-# (an interrupted training run resumes from its state). A failed stage names its log, the
+# (an interrupted training run resumes from its state), as long as the profile's schedule is
+# the same (OUT/schedule.txt). A failed stage names its log, the
 # stages of that row that need it are skipped, and the other rows go on.
 #
 # --dry-run runs every stage of every row (teachers included) with its real recipe for a few
