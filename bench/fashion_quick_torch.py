@@ -52,23 +52,44 @@ def to_input(grey_u8):
     return ((x - MEAN) / STD).contiguous(memory_format=torch.channels_last)
 
 
+def arguments(batch):
+    """The flags both Fashion-MNIST peers take."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def warmup_cosine(lr, warmup, total):
+    """The rate at each step: linear from 0 over `warmup` steps, then cosine to 0 at `total`."""
+    def lr_at(it):
+        if it < warmup:
+            return lr * it / warmup
+        return lr * (1 + math.cos(math.pi * (it - warmup) / (total - warmup))) / 2
+    return lr_at
+
+
+def flipped(images_u8):
+    """Each image mirrored left-right with probability 0.5, done on the batch."""
+    flip = torch.rand(len(images_u8)) < 0.5
+    return torch.where(flip.view(-1, 1, 1), images_u8.flip(-1), images_u8)
+
+
 @torch.no_grad()
-def evaluate(model, images, labels, batch):
+def evaluate(model, images, labels, batch, prepare=to_input):
     model.eval()
     correct = 0
     for i in range(0, len(images), batch):
-        logits = model(to_input(images[i : i + batch]))
+        logits = model(prepare(images[i : i + batch]))
         correct += (logits.argmax(1) == labels[i : i + batch]).sum().item()
     return correct / len(images)
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
-    p.add_argument("--threads", type=int, default=2)
+    p = arguments(batch=128)
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     start = time.perf_counter()
     torch.set_num_threads(a.threads)
@@ -90,10 +111,7 @@ def main():
     total = a.epochs * steps_per_epoch
     warmup = round(0.25 * steps_per_epoch)
 
-    def lr_at(it):
-        if it < warmup:
-            return lr * it / warmup
-        return lr * (1 + math.cos(math.pi * (it - warmup) / (total - warmup))) / 2
+    lr_at = warmup_cosine(lr, warmup, total)
 
     setup_s = time.perf_counter() - start
     best, best_state, it = -1.0, None, 0
@@ -104,9 +122,7 @@ def main():
         order = torch.randperm(len(train_x))
         for b in range(steps_per_epoch):
             idx = order[b * a.batch : (b + 1) * a.batch]
-            x = train_x[idx]
-            flip = torch.rand(len(idx)) < 0.5
-            x = torch.where(flip.view(-1, 1, 1), x.flip(-1), x)
+            x = flipped(train_x[idx])
             for g in opt.param_groups:
                 g["lr"] = lr_at(it)
             loss = F.cross_entropy(model(to_input(x)), train_y[idx], label_smoothing=0.1)
