@@ -24,7 +24,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from fashion_quick_torch import MEAN, STD, arguments, evaluate, flipped, load, warmup_cosine
+from fashion_quick_torch import MEAN, STD, arguments, evaluate, flipped, set_up, warmup_cosine
 
 SIZE = 75
 
@@ -40,9 +40,10 @@ def msra_prelu_(model):
     magnitude = 2.0 / (1.0 + 0.25**2)
     for m in model.modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-            fan_out, fan_in = m.weight.shape[0], m.weight[0].numel()
-            receptive = m.weight[0, 0].numel()
-            std = math.sqrt(magnitude / ((fan_in + fan_out * receptive) / 2))
+            # MXNet's fans: c_in * kh * kw and c_out * kh * kw (kh * kw = 1 for the fc).
+            fan_in = m.weight[0].numel()
+            fan_out = m.weight.shape[0] * m.weight[0, 0].numel()
+            std = math.sqrt(magnitude / ((fan_in + fan_out) / 2))
             torch.nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 torch.nn.init.zeros_(m.bias)
@@ -53,10 +54,7 @@ def main():
     p.add_argument("--max-train", type=int, default=60000)
     a = p.parse_args()
     start = time.perf_counter()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    train_x, train_y = load(a.data, "train")
-    test_x, test_y = load(a.data, "t10k")
+    train_x, train_y, test_x, test_y = set_up(a)
     keep = torch.randperm(len(train_x))[: a.max_train]
     train_x, train_y = train_x[keep], train_y[keep]
 

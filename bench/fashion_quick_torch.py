@@ -62,6 +62,13 @@ def arguments(batch):
     return p
 
 
+def set_up(a):
+    """Threads and seed from the flags, then the train and test splits as uint8 tensors."""
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    return load(a.data, "train") + load(a.data, "t10k")
+
+
 def warmup_cosine(lr, warmup, total):
     """The rate at each step: linear from 0 over `warmup` steps, then cosine to 0 at `total`."""
     def lr_at(it):
@@ -92,11 +99,7 @@ def main():
     p.add_argument("--epochs", type=int, default=2)
     a = p.parse_args()
     start = time.perf_counter()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-
-    train_x, train_y = load(a.data, "train")
-    test_x, test_y = load(a.data, "t10k")
+    train_x, train_y, test_x, test_y = set_up(a)
     model = timm.create_model("resnet18d", num_classes=10, zero_init_last=True)
     model = model.to(memory_format=torch.channels_last)
     decay, no_decay = [], []
