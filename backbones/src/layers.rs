@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
 
-use crate::winograd;
+use crate::{single_pixel, winograd};
 
 /// Channels and spatial size of a feature map, for counting MACs without running the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,6 +237,13 @@ impl Conv2d {
     }
 
     fn conv_with(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        if self.groups == 1 {
+            if let Some(y) =
+                single_pixel::conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
+            {
+                return y;
+            }
+        }
         x.conv2d(
             weight,
             bias,

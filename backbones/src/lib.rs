@@ -15,6 +15,7 @@ pub mod network;
 pub mod onednn;
 pub mod pretrained;
 pub mod resnet;
+pub mod single_pixel;
 pub mod sync_batch_norm;
 pub mod winograd;
 
