@@ -172,18 +172,19 @@ mod tests {
     #[test]
     fn equals_the_convolution_and_its_gradients() {
         tch::manual_seed(5);
-        let cases: [(i64, [i64; 2], [i64; 2], i64, [i64; 2], i64); 8] = [
-            // (input side, kernel, input hw, stride, padding, dilation)
-            (1, [3, 3], [1, 1], 1, [1, 1], 1),
-            (2, [3, 3], [2, 2], 2, [1, 1], 1),
-            (1, [3, 3], [1, 1], 1, [2, 2], 2),
-            (1, [1, 1], [1, 1], 1, [0, 0], 1),
-            (2, [1, 1], [2, 2], 2, [0, 0], 1),
-            (1, [1, 3], [1, 1], 1, [0, 1], 1),
-            (1, [3, 1], [1, 1], 1, [1, 0], 1),
-            (3, [3, 3], [3, 3], 1, [0, 0], 1),
+        /// Kernel, input height and width, stride, padding, dilation.
+        type Case = ([i64; 2], [i64; 2], i64, [i64; 2], i64);
+        let cases: [Case; 8] = [
+            ([3, 3], [1, 1], 1, [1, 1], 1),
+            ([3, 3], [2, 2], 2, [1, 1], 1),
+            ([3, 3], [1, 1], 1, [2, 2], 2),
+            ([1, 1], [1, 1], 1, [0, 0], 1),
+            ([1, 1], [2, 2], 2, [0, 0], 1),
+            ([1, 3], [1, 1], 1, [0, 1], 1),
+            ([3, 1], [1, 1], 1, [1, 0], 1),
+            ([3, 3], [3, 3], 1, [0, 0], 1),
         ];
-        for (case, (_, kernel, hw, stride, padding, dilation)) in cases.into_iter().enumerate() {
+        for (case, (kernel, hw, stride, padding, dilation)) in cases.into_iter().enumerate() {
             for (channels_last, with_bias) in [(false, false), (true, true), (true, false)] {
                 let opts = (Kind::Float, Device::Cpu);
                 let x = in_format(Tensor::randn([5, 12, hw[0], hw[1]], opts), channels_last)
