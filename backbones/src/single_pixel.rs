@@ -27,8 +27,12 @@ struct Taps {
 /// `dilation` and `stride`, when that makes an output of one pixel and at least one tap reads
 /// the input; `None` otherwise.
 fn taps(size: i64, kernel: i64, padding: i64, dilation: i64, stride: i64) -> Option<Taps> {
+    // Geometry libtorch refuses is left for it to name.
+    if stride < 1 || padding < 0 || dilation < 1 {
+        return None;
+    }
     let span = size + 2 * padding - dilation * (kernel - 1) - 1;
-    if span < 0 || span / stride != 0 || padding < 0 || dilation < 1 {
+    if span < 0 || span / stride != 0 {
         return None;
     }
     let first_tap = (padding + dilation - 1) / dilation;
@@ -157,6 +161,10 @@ mod tests {
         assert_eq!(taps(2, 3, 1, 1, 1), None);
         assert_eq!(taps(3, 1, 0, 1, 1), None);
         assert_eq!(taps(4, 3, 1, 1, 2), None);
+        // Geometry libtorch refuses.
+        assert_eq!(taps(1, 3, 1, 1, 0), None);
+        assert_eq!(taps(1, 3, -1, 1, 1), None);
+        assert_eq!(taps(1, 3, 1, 0, 1), None);
         // A 1x1 kernel on one pixel.
         let one = Taps {
             first_tap: 0,
