@@ -17,7 +17,7 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.ops import FrozenBatchNorm2d
 
-from precision import add_amp_argument, autocast, check, grad_scaler, report
+from precision import add_amp_argument, autocast, check, flush_denormals, grad_scaler, report
 
 
 def arguments(description, size, batch):
@@ -39,6 +39,7 @@ def arguments(description, size, batch):
 def bench(a, design, build):
     """Times `build(num_classes, short, long)`'s training step and inference as `detect bench`
     does and prints one JSON object."""
+    flush_denormals()
     if a.threads:
         torch.set_num_threads(a.threads)
     short, long = (int(v) for v in a.size.split("/"))

@@ -27,6 +27,8 @@ import timm
 import torch
 import torch.nn.functional as F
 
+from precision import flush_denormals
+
 
 def read_idx(path):
     with gzip.open(path, "rb") as f:
@@ -63,7 +65,9 @@ def arguments(batch):
 
 
 def set_up(a):
-    """Threads and seed from the flags, then the train and test splits as uint8 tensors."""
+    """Denormals flushed as our commands flush them, threads and seed from the flags, then the
+    train and test splits as uint8 tensors."""
+    flush_denormals()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     return load(a.data, "train") + load(a.data, "t10k")

@@ -12,7 +12,7 @@ import time
 import torch
 from torchvision.models.segmentation import fcn_resnet50, fcn_resnet101
 
-from precision import add_amp_argument, autocast, check, grad_scaler, report
+from precision import add_amp_argument, autocast, check, flush_denormals, grad_scaler, report
 
 
 def timed(warmup, iters, f):
@@ -39,6 +39,7 @@ def main():
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
+    flush_denormals()
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)

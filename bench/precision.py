@@ -1,6 +1,7 @@
 """The `--amp` flag of the PyTorch peers, as the Rust benches take it: absent (fp32), `--amp` or
 `--amp fp16` (float16 autocast with a GradScaler, CUDA) or `--amp bf16` (bfloat16 autocast on
-the CPU or CUDA, no loss scaling), so each side of a pair computes in the same types.
+the CPU or CUDA, no loss scaling), so each side of a pair computes in the same types; and
+`flush_denormals`, which every Rust command does first.
 """
 import torch
 
@@ -31,3 +32,10 @@ def grad_scaler(amp):
 def report(amp):
     """What the JSON says, as the Rust benches write it: false, "fp16" or "bf16"."""
     return amp or False
+
+
+def flush_denormals():
+    """Denormal floats flushed to zero, as every Rust command sets it before its threads start:
+    on an Intel Xeon torchvision's Faster R-CNN trains 6 times faster with it (docs/results.md,
+    "Denormal floats"), so a peer without it would not time the same arithmetic."""
+    torch.set_flush_denormal(True)

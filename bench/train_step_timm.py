@@ -13,7 +13,7 @@ import time
 import timm
 import torch
 
-from precision import add_amp_argument, autocast, check, grad_scaler, report
+from precision import add_amp_argument, autocast, check, flush_denormals, grad_scaler, report
 
 # Our architecture names where timm spells them otherwise (the ResNets are spelled alike).
 # inception_v3 is timm's name too: timm builds it without the auxiliary classifier and with no
@@ -34,6 +34,7 @@ def main():
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
+    flush_denormals()
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)

@@ -1,6 +1,6 @@
 //! Links libtorch and builds the C++ shims against its headers: csrc/fused_sgd.cpp (ATen's
-//! fused SGD step) and csrc/autocast.cpp (autocast for any device and type), which tch does
-//! not bind.
+//! fused SGD step), csrc/autocast.cpp (autocast for any device and type) and
+//! csrc/denormals.cpp (flush-to-zero, as `torch.set_flush_denormal`), which tch does not bind.
 
 include!("../build-support/link_libtorch.rs");
 
@@ -11,6 +11,7 @@ fn main() {
     println!("cargo:rerun-if-changed=../build-support/c_abi.h");
     println!("cargo:rerun-if-changed=csrc/fused_sgd.cpp");
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    println!("cargo:rerun-if-changed=csrc/denormals.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let Some(libtorch) = std::env::var_os("LIBTORCH").map(PathBuf::from) else {
         eprintln!(
@@ -23,6 +24,7 @@ fn main() {
         .cpp(true)
         .file("csrc/fused_sgd.cpp")
         .file("csrc/autocast.cpp")
+        .file("csrc/denormals.cpp")
         .include(libtorch.join("include"))
         .include("../build-support")
         .flag("-std=c++17")

@@ -111,7 +111,7 @@ const FIXTURE_ELSEWHERE: &str =
 
 /// PyTorch's figures for this CPU's kernels (see the module's note), or why there are none.
 fn golden_for_this_cpu() -> Result<Value, String> {
-    let fixture_serves = engine::amp::cpu_bf16_is_fast() == Some(false);
+    let fixture_serves = engine::amp::cpu_bf16() == Some(engine::amp::CpuBf16::Emulated);
     let python = match e2e::python::with_modules(&["torch", "torchvision"]) {
         Ok(python) => python,
         Err(_) if fixture_serves => return Ok(read("pytorch/resnet18_bf16_golden.json")),

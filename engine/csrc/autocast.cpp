@@ -7,11 +7,38 @@
 // Errors follow build-support/c_abi.h.
 
 #include <ATen/autocast_mode.h>
+#include <ATen/cpu/Utils.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include "c_abi.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <cstring>
+#endif
+
 using tricks_abi::guarded;
+
+namespace {
+
+// CPUID leaf 0's vendor string is "GenuineIntel" (in EBX, EDX, ECX).
+bool cpu_vendor_is_intel() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) {
+    return false;
+  }
+  char vendor[13] = {};
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  return std::strcmp(vendor, "GenuineIntel") == 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -75,15 +102,25 @@ char* tricks_autocast_dtype(int8_t device_type, int8_t* out) {
   });
 }
 
-// Whether oneDNN has bf16 kernels for this CPU (AVX-512 or AMX): what
-// `torch.ops.mkldnn._is_mkldnn_bf16_supported()` answers. Without them bf16 convolutions and
-// matrix products fall back to ATen's generic kernels, many times slower than fp32.
-char* tricks_cpu_bf16_is_fast(bool* out) {
+// What bf16 costs on this CPU, as `tricks_cpu_bf16` in engine/src/amp/autocast.rs reads it:
+// 0 where oneDNN has no bf16 kernels for it (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`
+// is false: bf16 convolutions and matrix products fall back to ATen's generic kernels, many
+// times slower than fp32); 1 for its AVX-512 bf16 kernels on an Intel core without AMX tiles,
+// measured slower than fp32 (docs/results.md); 2 otherwise (AMX, or another vendor's cores).
+char* tricks_cpu_bf16(int8_t* out) {
   return guarded([&] {
-    *out = c10::Dispatcher::singleton()
-               .findSchemaOrThrow("mkldnn::_is_mkldnn_bf16_supported", "")
-               .typed<bool()>()
-               .call();
+    bool kernels = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("mkldnn::_is_mkldnn_bf16_supported", "")
+                       .typed<bool()>()
+                       .call();
+    if (!kernels) {
+      *out = 0;
+      return;
+    }
+    auto capabilities = at::cpu::get_cpu_capabilities();
+    auto amx = capabilities.find("amx_bf16");
+    bool has_amx = amx != capabilities.end() && amx->second.isBool() && amx->second.toBool();
+    *out = (!has_amx && cpu_vendor_is_intel()) ? 1 : 2;
   });
 }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod config_file;
 pub mod curves;
 pub mod data_parallel;
+pub mod denormals;
 pub mod device;
 pub mod ema;
 pub mod fit;

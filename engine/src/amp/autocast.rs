@@ -21,7 +21,7 @@ struct Prior {
 extern "C" {
     fn tricks_autocast_enter(device_type: i8, dtype: i8, prior: *mut Prior) -> *mut c_char;
     fn tricks_autocast_exit(device_type: i8, prior: *const Prior) -> *mut c_char;
-    fn tricks_cpu_bf16_is_fast(out: *mut bool) -> *mut c_char;
+    fn tricks_cpu_bf16(out: *mut i8) -> *mut c_char;
     fn tricks_autocast_is_enabled(device_type: i8, out: *mut bool) -> *mut c_char;
     fn tricks_autocast_dtype(device_type: i8, out: *mut i8) -> *mut c_char;
 }
@@ -56,14 +56,32 @@ pub fn autocast_kind(device: Device) -> Option<Kind> {
     }
 }
 
-/// Whether oneDNN has bf16 kernels for this CPU (AVX-512 or AMX), as
-/// `torch.ops.mkldnn._is_mkldnn_bf16_supported()` says; `None` if libtorch cannot tell (built
-/// without oneDNN).
-pub fn cpu_bf16_is_fast() -> Option<bool> {
-    let mut fast = false;
-    // SAFETY: `fast` is a live, writable bool; exceptions come back as messages.
-    take_message(unsafe { tricks_cpu_bf16_is_fast(&mut fast) }).ok()?;
-    Some(fast)
+/// What computing in bf16 costs on this CPU, against fp32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuBf16 {
+    /// oneDNN has no bf16 kernels for it (they need AVX-512 or AMX;
+    /// `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is false): ATen's generic kernels,
+    /// 10 to 40 times slower than fp32.
+    Emulated,
+    /// oneDNN's AVX-512 bf16 kernels on an Intel core without AMX tiles: measured slower than
+    /// fp32 on a 2-core Xeon, in PyTorch's autocast as in ours (docs/results.md).
+    NoFasterThanFp32,
+    /// AMX tiles, or AVX-512 bf16 on another vendor's cores (AMD's: training steps 1.3 to 2
+    /// times fp32's).
+    Faster,
+}
+
+/// What bf16 costs on this CPU; `None` if libtorch cannot tell (built without oneDNN).
+pub fn cpu_bf16() -> Option<CpuBf16> {
+    let mut code = -1;
+    // SAFETY: `code` is a live, writable i8; exceptions come back as messages.
+    take_message(unsafe { tricks_cpu_bf16(&mut code) }).ok()?;
+    match code {
+        0 => Some(CpuBf16::Emulated),
+        1 => Some(CpuBf16::NoFasterThanFp32),
+        2 => Some(CpuBf16::Faster),
+        _ => None,
+    }
 }
 
 // c10::DeviceType and c10::ScalarType, as ATen numbers them.
@@ -212,13 +230,26 @@ mod tests {
         assert_eq!(conv_output_kind(Autocast::OFF), Kind::Float);
     }
 
-    /// libtorch answers, and says no where the CPU has neither AVX-512 nor AMX.
+    /// libtorch answers, and says "emulated" where the CPU has neither AVX-512 nor AMX, and
+    /// "faster" where it has AMX.
     #[test]
-    fn knows_whether_the_cpu_has_bf16_kernels() {
-        let fast = cpu_bf16_is_fast().expect("the wheel's libtorch is built with oneDNN");
+    fn knows_what_bf16_costs_on_this_cpu() {
+        let bf16 = cpu_bf16().expect("the wheel's libtorch is built with oneDNN");
         if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
             if cfg!(target_arch = "x86_64") && !info.contains("avx512") && !info.contains("amx") {
-                assert!(!fast);
+                assert_eq!(bf16, CpuBf16::Emulated);
+            }
+            if info.contains("amx_bf16") {
+                assert_eq!(bf16, CpuBf16::Faster);
+            }
+            let intel = info.contains("GenuineIntel");
+            if info.contains("avx512_bf16") && !info.contains("amx_bf16") {
+                let expected = if intel {
+                    CpuBf16::NoFasterThanFp32
+                } else {
+                    CpuBf16::Faster
+                };
+                assert_eq!(bf16, expected);
             }
         }
     }

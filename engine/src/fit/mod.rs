@@ -62,6 +62,7 @@ pub struct TrainInputError(pub String);
 /// 0) where the recipe gives way: that, and the threads of ranks that share the cores.
 pub fn set_up(run: &mut RunSection, device: Device) {
     keep_freed_tensor_memory();
+    crate::denormals::flush_denormals();
     let (threads, note) = data_parallel::rank_threads_from_env(run.threads);
     if threads > 0 {
         tch::set_num_threads(threads as i32);

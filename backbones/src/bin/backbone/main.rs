@@ -43,6 +43,7 @@ enum Command {
 }
 
 fn main() {
+    engine::denormals::flush_denormals();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => info::run_info(args),

@@ -52,6 +52,7 @@ enum Command {
 }
 
 fn main() {
+    engine::denormals::flush_denormals();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Finetune(args) => finetune::run(args),

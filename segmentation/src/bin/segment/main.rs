@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() {
+    engine::denormals::flush_denormals();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Finetune(args) => finetune_cmd::run(args),
