@@ -48,8 +48,8 @@ pre_nms_top_n_train = 200
 post_nms_top_n_train = 50
 # C4 runs layer4 on every RoI, which is nearly all of a step's time here: 4 sampled RoIs
 # per image in training and 8 kept proposals in evaluation, not C4's 128 and 300, keep the
-# tests quick (a 64 px scene holds 2 to 4 shapes; the loss still falls by a third in 6
-# epochs).
+# tests quick (a 64 px scene holds 2 to 4 shapes; the loss still falls, by 0.6x in 10
+# epochs, though not steadily).
 pre_nms_top_n_test = 200
 post_nms_top_n_test = 8
 
@@ -110,13 +110,13 @@ fn records(run: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn finetuning_logs_four_losses_that_fall_evaluates_map_and_its_checkpoint_evaluates_alike() {
-    let f = fixture(6);
+    let f = fixture(10);
     let out = f.root.join("run");
     let summary = json(&run_ok(
         e2e::bin!("detect"),
         &finetune_args(&f, out.to_str().unwrap(), &["--json"]),
     ));
-    assert_eq!(summary["epochs"], 6);
+    assert_eq!(summary["epochs"], 10);
     for file in [
         "config.toml",
         "last.safetensors",
@@ -139,11 +139,13 @@ fn finetuning_logs_four_losses_that_fall_evaluates_map_and_its_checkpoint_evalua
             train[0]
         );
     }
-    // 4 steps per epoch: the first epoch's mean loss against the last one's.
+    // 4 steps per epoch: the first epoch's mean loss against the last two's. With 4 RoIs per
+    // image the loss is noisy: on an Intel Xeon one epoch in the middle went back up to the
+    // first's (3.69 against 3.61) and the sixth ended at 0.82x, the tenth at 0.57x.
     let mean = |rs: &[&serde_json::Value]| {
         rs.iter().map(|r| r["loss"].as_f64().unwrap()).sum::<f64>() / rs.len() as f64
     };
-    let (first, last) = (mean(&train[..4]), mean(&train[train.len() - 4..]));
+    let (first, last) = (mean(&train[..4]), mean(&train[train.len() - 8..]));
     assert!(last < 0.8 * first, "loss did not fall: {first} -> {last}");
     let val: Vec<_> = records.iter().filter(|r| r["split"] == "val").collect();
     assert!(!val.is_empty());
