@@ -58,8 +58,9 @@ impl ResNetConfig {
     }
 
     /// Stride and dilation of each stage's first block and of its other blocks, following
-    /// torchvision's `replace_stride_with_dilation` (the dilated stage's first block keeps the
-    /// previous dilation).
+    /// torchvision's `replace_stride_with_dilation` and GluonCV's dilated `ResNetV1b`: in a
+    /// dilated stage's first block the 3x3 conv that would have strided keeps the previous
+    /// dilation (`first_dilation`); a basic block's second conv already takes the stage's.
     pub fn stage_geometry(&self) -> [StageGeometry; 4] {
         let dilated_from = match self.output_stride {
             32 => 4,
@@ -217,7 +218,7 @@ impl ResNet {
             let sp = p / format!("layer{}", i + 1);
             let mut blocks = Vec::with_capacity(n_blocks);
             for b in 0..n_blocks {
-                let (stride, dilation) = if b == 0 {
+                let (stride, entry_dilation) = if b == 0 {
                     (geometry.stride, geometry.first_dilation)
                 } else {
                     (1, geometry.dilation)
@@ -228,7 +229,7 @@ impl ResNet {
                     in_channels,
                     widths[i],
                     stride,
-                    dilation,
+                    (entry_dilation, geometry.dilation),
                     &norm,
                     last_gamma,
                 );
@@ -385,14 +386,18 @@ impl Block {
         in_channels: i64,
         width: i64,
         stride: i64,
-        dilation: i64,
+        (entry_dilation, dilation): (i64, i64),
         norm: &dyn Fn(nn::Path, i64, f64) -> BatchNorm2d,
         last_gamma: f64,
     ) -> Self {
         let (convs, bns, out_channels) = match arch.block() {
+            // In a dilated stage's first block the 3x3 conv that would have strided keeps the
+            // previous dilation and the one after it takes the stage's, as GluonCV's
+            // BasicBlockV1b and timm's BasicBlock do: the block then sees what it saw before
+            // the stride was removed.
             BlockKind::Basic => (
                 vec![
-                    Conv2d::new(&p / "conv1", in_channels, width, 3, stride, dilation),
+                    Conv2d::new(&p / "conv1", in_channels, width, 3, stride, entry_dilation),
                     Conv2d::new(&p / "conv2", width, width, 3, 1, dilation),
                 ],
                 vec![
@@ -411,7 +416,9 @@ impl Block {
                 (
                     vec![
                         Conv2d::new(&p / "conv1", in_channels, width, 1, s1, 1),
-                        Conv2d::new(&p / "conv2", width, width, 3, s3, dilation),
+                        // torchvision's Bottleneck: the first block's only 3x3 keeps the
+                        // previous dilation.
+                        Conv2d::new(&p / "conv2", width, width, 3, s3, entry_dilation),
                         Conv2d::new(&p / "conv3", width, out, 1, 1, 1),
                     ],
                     vec![

@@ -185,6 +185,34 @@ fn dilation_replaces_stride_for_output_stride_8_and_16() {
 }
 
 #[test]
+fn a_dilated_basic_block_dilates_its_second_conv_from_the_first_block_on() {
+    // GluonCV's `_make_layer` builds a dilated stage's first `BasicBlockV1b` with conv1 at the
+    // previous dilation and conv2 at the stage's (timm's `BasicBlock` does the same): the
+    // block keeps the receptive field it had before its stride was removed.
+    let dilations = |m: &ResNet, stage: usize, block: usize| -> Vec<(i64, i64)> {
+        let convs = &m.stages[stage][block].convs;
+        convs.iter().map(|c| (c.dilation, c.padding[0])).collect()
+    };
+    for arch in ["resnet18", "resnet18d", "resnet34"] {
+        let (_vs, m) = build(arch, |c| c.output_stride = 16);
+        assert_eq!(dilations(&m, 2, 0), vec![(1, 1), (1, 1)], "{arch} layer3.0");
+        assert_eq!(dilations(&m, 3, 0), vec![(1, 1), (2, 2)], "{arch} layer4.0");
+        assert_eq!(dilations(&m, 3, 1), vec![(2, 2), (2, 2)], "{arch} layer4.1");
+        assert_eq!(strides(&m.stages[3][0]), vec![1, 1], "{arch} layer4.0");
+
+        let (_vs, m) = build(arch, |c| c.output_stride = 8);
+        assert_eq!(dilations(&m, 2, 0), vec![(1, 1), (2, 2)], "{arch} layer3.0");
+        assert_eq!(dilations(&m, 2, 1), vec![(2, 2), (2, 2)], "{arch} layer3.1");
+        assert_eq!(dilations(&m, 3, 0), vec![(2, 2), (4, 4)], "{arch} layer4.0");
+        assert_eq!(dilations(&m, 3, 1), vec![(4, 4), (4, 4)], "{arch} layer4.1");
+        let f = m.features(
+            &Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu)),
+            false,
+        );
+        assert_eq!(f.c5.size(), vec![1, 512, 8, 8], "{arch}");
+    }
+}
+#[test]
 fn basic_blocks_for_resnet18_and_34() {
     let (vs, m) = build("resnet18d", |_| {});
     let b = &m.stages[1][0];
