@@ -124,15 +124,19 @@ class FCN(nn.Module):
         return up(self.classifier(c5)), up(self.aux_classifier(c4))
 
 
-def load_backbone(model, path):
+def read_backbone(path):
+    """The checkpoint's arch (its `model` metadata) and its weights without the fc."""
     with safe_open(path, "pt") as f:
         arch = json.loads(f.metadata()["model"])["arch"]
         weights = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("fc.")}
+    return arch, weights
+
+
+def load_backbone(model, weights, path):
     missing, unexpected = model.backbone.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise SystemExit(f"{path}: missing {missing}, unexpected {unexpected}")
-    return arch
 
 
 def read_split(root, split):
@@ -205,12 +209,11 @@ def main():
         classes = len([line for line in f if line.strip()])
     train_images, train_labels = read_split(a.data, "training")
     val_images, val_labels = read_split(a.data, "validation")
-    with safe_open(a.backbone, "pt") as f:
-        arch = json.loads(f.metadata()["model"])["arch"]
+    arch, weights = read_backbone(a.backbone)
     if arch not in ("resnet18", "resnet18d"):
         raise SystemExit(f"{a.backbone}: a {arch}; this peer builds ResNet-18 and 18-D")
     model = FCN(arch == "resnet18d", classes)
-    load_backbone(model, a.backbone)
+    load_backbone(model, weights, a.backbone)
     model.train()
 
     lr = a.lr_per_256 * a.batch / 256

@@ -212,6 +212,7 @@ fn a_dilated_basic_block_dilates_its_second_conv_from_the_first_block_on() {
         assert_eq!(f.c5.size(), vec![1, 512, 8, 8], "{arch}");
     }
 }
+
 #[test]
 fn basic_blocks_for_resnet18_and_34() {
     let (vs, m) = build("resnet18d", |_| {});
