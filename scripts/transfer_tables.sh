@@ -108,6 +108,12 @@ die() { echo "transfer_tables: $*" >&2; exit 2; }
 case "$profile" in demo|smoke|mini|paper|ci) ;; *) die "unknown profile '$profile': demo, smoke, mini or paper" ;; esac
 case "$device" in cpu|cuda|cuda:[0-9]*) ;; *) die "unknown device '$device': cpu or cuda" ;; esac
 [[ "$nproc" =~ ^[1-9][0-9]*$ ]] || die "--nproc must be a positive integer, not '$nproc'"
+# The stages name their recipes from the repository (configs/...), so the script runs there,
+# with the user's own paths made absolute first.
+absolute() { [ -z "$1" ] || realpath -m -- "$1"; }
+out=$(absolute "$out") imagenet=$(absolute "$imagenet") voc=$(absolute "$voc") ade20k=$(absolute "$ade20k")
+[ -z "${TABLES_BIN:-}" ] || TABLES_BIN=$(absolute "$TABLES_BIN")
+cd "$root" || die "cannot enter $root"
 # Table 6's networks: resnet50d (every stage) and the others (backbones only, OUT/COLUMN/ROW).
 all_columns="resnet50d inception_v3 mobilenet_v1"
 run_resnet=0 extra_columns=""
@@ -342,7 +348,8 @@ schedule="profile $profile, dry run $dry_run ($dry_steps steps)
 scenes: ${scene_args[*]:-}
 backbones: ${backbone_sets[*]:-} | step rows: ${step_sets[*]:-} | teachers: ${teacher_sets[*]:-} | batch at most ${max_backbone_batch:-any}
 detection: ${det_sets[*]:-}
-segmentation: ${seg_sets[*]:-}"
+segmentation: ${seg_sets[*]:-}
+recipes: recorded by each stage (ROW/STAGE.done)"
 if [ -f "$out/schedule.txt" ]; then
   [ "$(cat "$out/schedule.txt")" = "$schedule" ] \
     || die "$out holds stages of another schedule ($out/schedule.txt); remove the folder or choose another --out. This run's schedule:
@@ -408,11 +415,36 @@ live_line() {  # ROW STAGE LOG START_NS
 running=""
 trap '[ -z "$running" ] || kill -TERM "$running" 2>/dev/null; exit 130' INT TERM
 
+# The recipes (TOML files) a stage's command names, each with its content's sha256: a finished
+# stage is reused only under the recipes it ran with, so that a recipe changed since (a
+# `git pull`) is not mixed into new tables.
+recipe_record() {
+  local a
+  for a in "$@"; do
+    [[ "$a" == *.toml && -f "$a" ]] || continue
+    printf 'recipe %s %s\n' "$a" "$(sha256sum < "$a" | cut -c1-16)"
+  done
+}
+# The recipes of RECORD (recipe_record's lines) that DONE ran with another version of; none when
+# DONE records no recipes (a stage finished before they were recorded).
+changed_recipes() {  # DONE RECORD
+  grep -q '^recipe ' "$1" || return 0
+  local line
+  while read -r line; do
+    [ -z "$line" ] || grep -qxF -- "$line" "$1" || { line=${line#recipe }; printf '%s ' "${line% *}"; }
+  done <<< "$2"
+}
+
 stage() {
   local row=$1 name=$2 json=$3; shift 3
   local dir=$out/$row; mkdir -p "$dir"
-  local done=$dir/$name.done log=$dir/$name.log
-  if [ -f "$done" ]; then echo "[$row] $name: finished earlier, reused"; return 0; fi
+  local done=$dir/$name.done log=$dir/$name.log recipes changed
+  recipes=$(recipe_record "$@")
+  if [ -f "$done" ]; then
+    changed=$(changed_recipes "$done" "$recipes")
+    [ -z "$changed" ] || die "$row $name finished with another version of ${changed% } than this one ($done); remove $dir (or choose another --out) to train the row again with today's recipe"
+    echo "[$row] $name: finished earlier, reused"; return 0
+  fi
   rm -f "$dir/$name.failed"
   echo "[$row] $name: $(quote "$@")"
   local start rc=0; start=$(date +%s%N)
@@ -439,7 +471,8 @@ stage() {
     ran_seconds=$(( ran_seconds + ms / 1000 )) ran_reference=$(( ran_reference + reference[$key] ))
   fi
   took[$key]=$((ms / 1000))
-  printf 'seconds %d.%03d\ncommand %s\n' $((ms / 1000)) $((ms % 1000)) "$(quote "$@")" > "$done.tmp"
+  { printf 'seconds %d.%03d\ncommand %s\n' $((ms / 1000)) $((ms % 1000)) "$(quote "$@")"
+    [ -z "$recipes" ] || printf '%s\n' "$recipes"; } > "$done.tmp"
   mv "$done.tmp" "$done"
 }
 # A training stage continues an interrupted run of the same stage.

@@ -109,7 +109,8 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// `seconds S` and `command C` lines, as the script writes them.
+/// `seconds S` and `command C` lines, as the script writes them (its `recipe FILE SHA256`
+/// lines are for the script's reuse check).
 fn parse_done(text: &str, path: &Path) -> Result<StageRecord> {
     let mut seconds = None;
     let mut command = None;

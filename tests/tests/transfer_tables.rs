@@ -1,7 +1,8 @@
 //! scripts/transfer_tables.sh on its smallest profile: one row goes through backbone,
 //! detection and segmentation for real; another row's backbone is broken, so its downstream
 //! stages fail, are named with their logs, and the script still writes the tables. Run again,
-//! finished stages are reused untouched and the failed ones are tried again.
+//! finished stages are reused untouched and the failed ones are tried again; a stage whose
+//! recipe has changed since it ran is refused rather than reused.
 //!
 //! The one test that drives the binaries of several packages, so it stays in this crate and
 //! finds them in target/<profile>/: build them first with `cargo build --workspace --bins`
@@ -153,7 +154,7 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
     // The paper's evaluation settings on the good row's checkpoints: one paper-style line
     // each, the JSON beside the checkpoint; a root without VOC2007 test is named.
     let scenes = out.join("data/scenes");
-    let script = |name: &str, args: &[&Path], extra: &[&str]| {
+    let eval_script = |name: &str, args: &[&Path], extra: &[&str]| {
         let output = Command::new(repo_root().join("scripts").join(name))
             .args(args)
             .args(extra)
@@ -170,7 +171,7 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
         )
     };
     let det_ckpt = out.join("b-standard/detection/best.safetensors");
-    let (code, text) = script("eval_voc.sh", &[&det_ckpt, &scenes.join("VOCdevkit")], &[]);
+    let (code, text) = eval_script("eval_voc.sh", &[&det_ckpt, &scenes.join("VOCdevkit")], &[]);
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("VOC2007 test (4 images), 11-point mAP: "),
@@ -180,16 +181,16 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
         std::fs::read_to_string(out.join("b-standard/detection/best.voc07-test.json")).unwrap();
     assert!(json.contains("\"map\""), "{json}");
     // The folder holding VOCdevkit/ is a VOC root too (issue 29); the run folder is none.
-    let (code, text) = script("eval_voc.sh", &[&det_ckpt, &scenes], &[]);
+    let (code, text) = eval_script("eval_voc.sh", &[&det_ckpt, &scenes], &[]);
     assert_eq!(code, Some(0), "{text}");
-    let (code, text) = script("eval_voc.sh", &[&det_ckpt, &out], &[]);
+    let (code, text) = eval_script("eval_voc.sh", &[&det_ckpt, &out], &[]);
     assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("no VOC2007/ImageSets/Main/test.txt"),
         "{text}"
     );
     let seg_ckpt = out.join("b-standard/segmentation/best.safetensors");
-    let (code, text) = script(
+    let (code, text) = eval_script(
         "eval_ade20k.sh",
         &[&seg_ckpt, &scenes.join("ADEChallengeData2016")],
         &["--single-scale-only"],
@@ -203,10 +204,21 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
         .join("b-standard/segmentation/best.ade20k-val.json")
         .is_file());
 
-    // Again: nothing of b-standard runs, d-efficient's failed stages are tried again.
+    // Again, started from another folder with a relative --out (the recipes are the
+    // repository's): nothing of b-standard runs, d-efficient's failed stages are tried again.
     let checkpoint = out.join("b-standard/detection/best.safetensors");
     let before = modified(&checkpoint);
-    let (ok, text) = run_script(&out);
+    let (ok, text) = outcome(
+        script(&[
+            "--profile",
+            "ci",
+            "--rows",
+            "b-standard,d-efficient",
+            "--out",
+            "tables",
+        ])
+        .current_dir(dir.path()),
+    );
     assert!(ok, "{text}");
     for stage in ROW_STAGES {
         assert!(
@@ -216,6 +228,33 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
     }
     assert!(text.contains("[d-efficient] detection FAILED"), "{text}");
     assert_eq!(modified(&checkpoint), before, "a reused stage was rerun");
+
+    // A stage that finished under another version of its recipe (a `git pull` since) is
+    // refused, naming the recipe and the row to remove, not reused into new tables.
+    let done = out.join("b-standard/backbone.done");
+    let record = std::fs::read_to_string(&done).unwrap();
+    let recipe = "recipe configs/tables/b-standard.toml ";
+    let digest = record
+        .lines()
+        .find_map(|l| l.strip_prefix(recipe))
+        .unwrap_or_else(|| panic!("no {recipe:?} line in {record}"));
+    assert!(
+        digest.len() == 16 && digest.chars().all(|c| c.is_ascii_hexdigit()),
+        "{record}"
+    );
+    std::fs::write(&done, record.replace(digest, "0123456789abcdef")).unwrap();
+    let (ok, text) = run_script(&out);
+    assert!(
+        !ok && text.contains("another version of configs/tables/b-standard.toml")
+            && text.contains(&format!("remove {}", out.join("b-standard").display())),
+        "{text}"
+    );
+    assert_eq!(
+        modified(&checkpoint),
+        before,
+        "a refused run touched a stage"
+    );
+    std::fs::write(&done, record).unwrap();
 
     // A folder made by another schedule is refused, not mixed into new tables.
     let record = out.join("schedule.txt");
