@@ -52,7 +52,8 @@ fn outcome(script: &mut Command) -> (bool, String) {
     (output.status.success(), text)
 }
 
-fn run_script(out: &Path) -> (bool, String) {
+/// The ci profile's two rows into `out`, the script started from `cwd`.
+fn run_script_from(cwd: &Path, out: &Path) -> (bool, String) {
     outcome(
         script(&[
             "--profile",
@@ -61,8 +62,13 @@ fn run_script(out: &Path) -> (bool, String) {
             "b-standard,d-efficient",
             "--out",
         ])
-        .arg(out),
+        .arg(out)
+        .current_dir(cwd),
     )
+}
+
+fn run_script(out: &Path) -> (bool, String) {
+    run_script_from(&repo_root(), out)
 }
 
 fn modified(path: &Path) -> std::time::SystemTime {
@@ -208,17 +214,7 @@ fn finished_stages_are_reused_and_a_failed_stage_names_its_log() {
     // repository's): nothing of b-standard runs, d-efficient's failed stages are tried again.
     let checkpoint = out.join("b-standard/detection/best.safetensors");
     let before = modified(&checkpoint);
-    let (ok, text) = outcome(
-        script(&[
-            "--profile",
-            "ci",
-            "--rows",
-            "b-standard,d-efficient",
-            "--out",
-            "tables",
-        ])
-        .current_dir(dir.path()),
-    );
+    let (ok, text) = run_script_from(dir.path(), Path::new("tables"));
     assert!(ok, "{text}");
     for stage in ROW_STAGES {
         assert!(
