@@ -635,7 +635,8 @@ mod tests {
     /// B-standard rows once trained without Nesterov) fails here before anyone compares tables.
     #[test]
     fn every_row_adds_the_papers_refinements_in_order_with_nesterov_throughout() {
-        // (paper-scale name, Fashion name, the refinements, ResNets only for zero-gamma)
+        // (paper-scale row, Fashion row, [efficient setting, cosine, smoothing, distillation,
+        // mixup]); the efficient setting's zero-gamma applies to ResNets only.
         let ladder = [
             (
                 "baseline",
