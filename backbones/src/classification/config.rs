@@ -668,14 +668,6 @@ mod tests {
         ];
         let paper = recipes_in("backbone");
         let fashion = recipes_in("tables");
-        let find = |recipes: &[(String, TrainConfig)], name: &str| -> TrainConfig {
-            recipes
-                .iter()
-                .find(|(n, _)| n == name)
-                .unwrap_or_else(|| panic!("no recipe {name}"))
-                .1
-                .clone()
-        };
         let mut checked = 0;
         for (arch, column) in [
             ("resnet50d", ""),
@@ -692,16 +684,21 @@ mod tests {
                     distill,
                     mixup,
                 };
-                for name in [
-                    format!("imagenet-{arch}-{paper_row}.toml"),
-                    format!("tables/{column}{fashion_row}.toml"),
+                for (dir, recipes, file) in [
+                    (
+                        "backbone",
+                        &paper,
+                        format!("imagenet-{arch}-{paper_row}.toml"),
+                    ),
+                    ("tables", &fashion, format!("{column}{fashion_row}.toml")),
                 ] {
-                    let config = match name.strip_prefix("tables/") {
-                        Some(fashion_name) => find(&fashion, fashion_name),
-                        None => find(&paper, &name),
-                    };
+                    let name = format!("configs/{dir}/{file}");
+                    let (_, config) = recipes
+                        .iter()
+                        .find(|(n, _)| *n == file)
+                        .unwrap_or_else(|| panic!("no {name}"));
                     assert!(config.optim.nesterov, "{name}: the paper trains with NAG");
-                    assert_eq!(refinements(&config), expected, "{name}");
+                    assert_eq!(refinements(config), expected, "{name}");
                     checked += 1;
                 }
             }
