@@ -105,8 +105,10 @@ char* tricks_autocast_dtype(int8_t device_type, int8_t* out) {
 // What bf16 costs on this CPU, as `tricks_cpu_bf16` in engine/src/amp/autocast.rs reads it:
 // 0 where oneDNN has no bf16 kernels for it (`torch.ops.mkldnn._is_mkldnn_bf16_supported()`
 // is false: bf16 convolutions and matrix products fall back to ATen's generic kernels, many
-// times slower than fp32); 1 for its AVX-512 bf16 kernels on an Intel core without AMX tiles,
-// measured slower than fp32 (docs/results.md); 2 otherwise (AMX, or another vendor's cores).
+// times slower than fp32); on an Intel core without AMX tiles, where its AVX-512 kernels were
+// measured slower than fp32 (docs/results.md), 1 with the avx512_bf16 instructions and 3
+// without them (its kernels then convert bf16 to fp32 inside); 2 otherwise (AMX, or another
+// vendor's cores).
 char* tricks_cpu_bf16(int8_t* out) {
   return guarded([&] {
     bool kernels = c10::Dispatcher::singleton()
@@ -118,9 +120,15 @@ char* tricks_cpu_bf16(int8_t* out) {
       return;
     }
     auto capabilities = at::cpu::get_cpu_capabilities();
-    auto amx = capabilities.find("amx_bf16");
-    bool has_amx = amx != capabilities.end() && amx->second.isBool() && amx->second.toBool();
-    *out = (!has_amx && cpu_vendor_is_intel()) ? 1 : 2;
+    auto has = [&](const char* name) {
+      auto found = capabilities.find(name);
+      return found != capabilities.end() && found->second.isBool() && found->second.toBool();
+    };
+    if (has("amx_bf16") || !cpu_vendor_is_intel()) {
+      *out = 2;
+    } else {
+      *out = has("avx512_bf16") ? 1 : 3;
+    }
   });
 }
 

@@ -63,9 +63,10 @@ pub enum CpuBf16 {
     /// `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is false): ATen's generic kernels,
     /// 10 to 40 times slower than fp32.
     Emulated,
-    /// oneDNN's AVX-512 bf16 kernels on an Intel core without AMX tiles: measured slower than
-    /// fp32 on a 2-core Xeon, in PyTorch's autocast as in ours (docs/results.md).
-    NoFasterThanFp32,
+    /// oneDNN's AVX-512 kernels on an Intel core without AMX tiles: measured slower than fp32
+    /// on 2-core Xeons with the `avx512_bf16` instructions and without them (then the kernels
+    /// convert bf16 to fp32 inside), in PyTorch's autocast as in ours (docs/results.md).
+    NoFasterThanFp32 { bf16_instructions: bool },
     /// AMX tiles, or AVX-512 bf16 on another vendor's cores (AMD's: training steps 1.3 to 2
     /// times fp32's).
     Faster,
@@ -78,7 +79,12 @@ pub fn cpu_bf16() -> Option<CpuBf16> {
     take_message(unsafe { tricks_cpu_bf16(&mut code) }).ok()?;
     match code {
         0 => Some(CpuBf16::Emulated),
-        1 => Some(CpuBf16::NoFasterThanFp32),
+        1 => Some(CpuBf16::NoFasterThanFp32 {
+            bf16_instructions: true,
+        }),
+        3 => Some(CpuBf16::NoFasterThanFp32 {
+            bf16_instructions: false,
+        }),
         2 => Some(CpuBf16::Faster),
         _ => None,
     }
@@ -230,8 +236,9 @@ mod tests {
         assert_eq!(conv_output_kind(Autocast::OFF), Kind::Float);
     }
 
-    /// libtorch answers, and says "emulated" where the CPU has neither AVX-512 nor AMX, and
-    /// "faster" where it has AMX.
+    /// libtorch answers, and says "emulated" where the CPU has neither AVX-512 nor AMX,
+    /// "faster" where it has AMX, and "no faster" on an Intel core with AVX-512 and no AMX,
+    /// whether it has the `avx512_bf16` instructions or not.
     #[test]
     fn knows_what_bf16_costs_on_this_cpu() {
         let bf16 = cpu_bf16().expect("the wheel's libtorch is built with oneDNN");
@@ -243,9 +250,15 @@ mod tests {
                 assert_eq!(bf16, CpuBf16::Faster);
             }
             let intel = info.contains("GenuineIntel");
+            if intel && info.contains("avx512bw") && !info.contains("amx_bf16") {
+                let bf16_instructions = info.contains("avx512_bf16");
+                assert_eq!(bf16, CpuBf16::NoFasterThanFp32 { bf16_instructions });
+            }
             if info.contains("avx512_bf16") && !info.contains("amx_bf16") {
                 let expected = if intel {
-                    CpuBf16::NoFasterThanFp32
+                    CpuBf16::NoFasterThanFp32 {
+                        bf16_instructions: true,
+                    }
                 } else {
                     CpuBf16::Faster
                 };

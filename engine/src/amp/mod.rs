@@ -84,7 +84,12 @@ impl Precision {
         let why = match cpu_bf16()? {
             CpuBf16::Faster => return None,
             CpuBf16::Emulated => "oneDNN has no bf16 kernels for it (they need AVX-512 or AMX), so convolutions and matrix products fall back to generic ones, 10 to 40 times slower than fp32 (ResNet and Faster R-CNN training steps on a 2-core AVX2 EPYC)",
-            CpuBf16::NoFasterThanFp32 => "an Intel CPU without AMX, whose AVX-512 bf16 kernels gain less than the casts to and from bf16 cost: 0.53 to 0.85 times fp32's speed on a 2-core Xeon (training and inference of ResNet, Faster R-CNN and FCN; PyTorch's bf16 autocast 0.72 to 0.90 there)",
+            CpuBf16::NoFasterThanFp32 {
+                bf16_instructions: true,
+            } => "an Intel CPU without AMX, whose AVX-512 bf16 kernels gain less than the casts to and from bf16 cost: 0.53 to 0.85 times fp32's speed on a 2-core Xeon (training and inference of ResNet, Faster R-CNN and FCN; PyTorch's bf16 autocast 0.72 to 0.90 there)",
+            CpuBf16::NoFasterThanFp32 {
+                bf16_instructions: false,
+            } => "an Intel CPU with AVX-512 but neither its bf16 instructions nor AMX, where oneDNN's kernels convert bf16 to fp32 inside: 0.25 to 0.56 times fp32's speed on a 2-core Xeon of that kind (training and inference of ResNet, Faster R-CNN and FCN, and the whole fashion-quick job; PyTorch's bf16 autocast 0.65 on ResNet's training step there)",
         };
         Some(format!(
             "bf16 on this CPU: {why}; --set train.amp=false (a bench: no --amp) runs in fp32"
